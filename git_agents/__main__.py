@@ -1,0 +1,10 @@
+"""`python -m git_agents <verb> [args]`: the same as `git agent-<verb> [args]`."""
+
+import sys
+
+from .cli import COMMANDS, main
+
+if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+    sys.stderr.write("usage: python -m git_agents <%s> [<args>]\n" % "|".join(COMMANDS))
+    sys.exit(129)
+sys.exit(main(sys.argv[1], sys.argv[2:]))

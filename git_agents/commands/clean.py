@@ -1,0 +1,109 @@
+"""git agent-clean: remove task worktrees, branches and live metadata, never losing work."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+from .. import agent
+from ..errors import ExitCode, UsageError
+from ..repo import Repo
+from ..selection import select_tasks
+from ..store import Task, delete_task
+from ..worktrees import prune_worktrees, remove_worktree, unsaved_work
+
+USAGE = "git agent-clean [--force] (--merged | --all | <id>...)"
+
+DESCRIPTION = """\
+Remove each task's worktree, delete its branch, and forget its live metadata (the notes on
+merge commits stay). Without --force, a task is kept, with what would be lost named, when its
+worktree holds uncommitted or untracked work, when its branch has commits not merged into
+its target branch, or when its agent is still running. --force stops a running agent (its
+whole process group) and discards all of that. Worktrees whose directories were deleted by
+hand are pruned.
+"""
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Declare clean's options."""
+    p.add_argument("ids", nargs="*", metavar="<id>", help="tasks to remove")
+    p.add_argument("--merged", action="store_true", help="every task whose branch is merged into its target")
+    p.add_argument("--all", action="store_true", help="every task")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="remove even with unsaved work, unmerged commits or a running agent")
+
+
+def is_merged(repo: Repo, task: Task) -> bool:
+    """Whether the task's work is in its target branch (or it had none and was merged)."""
+    if task.state == "merged":
+        return True
+    branch, target = f"refs/heads/{task.branch}", f"refs/heads/{task.base}"
+    if not repo.git.ok("show-ref", "--verify", "--quiet", branch):
+        return False
+    has_commits = not repo.git.ok("merge-base", "--is-ancestor", branch, task.base_commit or target)
+    return has_commits and repo.git.ok("merge-base", "--is-ancestor", branch, target)
+
+
+def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
+    """Reasons a task cannot be removed without --force (empty: safe)."""
+    reasons = []
+    if task.agent and agent.read_exit(repo.task_dir(task.id)) is None and agent.is_alive(task.pid, task.pid_start):
+        reasons.append(f"its agent is still running (pid {task.pid})")
+    if task.worktree and os.path.isdir(task.worktree):
+        entries = unsaved_work(repo, task.worktree)
+        if entries:
+            shown = ", ".join(e[3:] for e in entries[:3]) + (", ..." if len(entries) > 3 else "")
+            reasons.append(f"its worktree has uncommitted or untracked work ({shown})")
+    branch = f"refs/heads/{task.branch}"
+    if task.branch and repo.git.ok("show-ref", "--verify", "--quiet", branch):
+        target = f"refs/heads/{task.base}"
+        if not repo.git.ok("show-ref", "--verify", "--quiet", target) or \
+                not repo.git.ok("merge-base", "--is-ancestor", branch, target):
+            count = repo.git("rev-list", "--count", branch, "--not", target, "--") \
+                if repo.git.ok("show-ref", "--verify", "--quiet", target) else "some"
+            reasons.append(f"its branch {task.branch} has {count} commit(s) not merged into {task.base}")
+    return reasons
+
+
+def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
+    """Stop the agent, remove worktree and branch, forget the task."""
+    if force and task.agent:
+        agent.stop(task.pid, task.pid_start)
+    if task.worktree and (os.path.isdir(task.worktree) or os.path.lexists(task.worktree)):
+        remove_worktree(repo, task.worktree, force=force)
+    if task.branch and repo.git.ok("show-ref", "--verify", "--quiet", f"refs/heads/{task.branch}"):
+        repo.git.run("branch", "-D", "--quiet", task.branch)
+    delete_task(repo, task.id)
+    shutil.rmtree(repo.task_dir(task.id), ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Remove the tasks that can be removed; report the rest."""
+    if sum(bool(x) for x in (args.ids, args.merged, args.all)) != 1:
+        raise UsageError("name the tasks to remove, or pass one of --merged and --all")
+    repo = Repo.discover()
+    prune_worktrees(repo)
+    tasks = select_tasks(repo, args.ids, all_tasks=args.merged or args.all)
+    if args.merged:
+        tasks = [t for t in tasks if is_merged(repo, t)]
+    kept = 0
+    here = os.path.realpath(os.getcwd())
+    for task in tasks:
+        if task.worktree and (here + "/").startswith(os.path.realpath(task.worktree) + "/"):
+            sys.stderr.write(f"error: not removing task {task.id}: you are inside its worktree\n"
+                             f"hint: cd out of {task.worktree} first\n")
+            kept += 1
+            continue
+        reasons = [] if args.force else what_would_be_lost(repo, task)
+        if reasons:
+            sys.stderr.write(f"error: not removing task {task.id}: {'; '.join(reasons)}\n"
+                             f"hint: merge or save that work first, or pass --force to discard it\n")
+            kept += 1
+            continue
+        remove_task(repo, task, force=args.force)
+        print(f"Removed task {task.id}")
+    if not tasks:
+        print("Nothing to clean.")
+    return ExitCode.FAILED if kept else ExitCode.OK

@@ -1,0 +1,59 @@
+"""git agent-status: one row per task."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..output import table, use_colour
+from ..overview import collect
+from ..repo import Repo
+from ..selection import select_tasks
+
+USAGE = "git agent-status [--json] [<id>...]"
+
+DESCRIPTION = """\
+Show one row per task (or only the tasks named): its id, state, commits ahead of its target
+branch, files changed, whether its worktree holds uncommitted or untracked work, its branch,
+worktree and title. The state is one of: not started (no agent was run), running, exited <n>,
+died (the agent ended without recording an exit status), failed (spawn could not start it),
+worktree missing, conflict (the last merge attempt conflicted), merged.
+"""
+
+JSON_VERSION = 1
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Declare status's options."""
+    p.add_argument("ids", nargs="*", metavar="<id>", help="only these tasks")
+    p.add_argument("--json", action="store_true", help="print a JSON object (see git-agents(7))")
+    p.add_argument("--color", nargs="?", const="always", choices=("always", "never", "auto"), metavar="<when>",
+                   help="colour the output: always, never or auto (default)")
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the status of the tasks."""
+    repo = Repo.discover()
+    tasks = select_tasks(repo, args.ids)
+    rows = collect(repo, tasks)
+    if args.json:
+        print(json.dumps({"version": JSON_VERSION, "tasks": [r.to_json() for r in rows]}, indent=2))
+        return 0
+    if not rows:
+        print("No tasks. Start one with: git agent-spawn <id> --prompt <text> --agent <command>")
+        return 0
+    cells = []
+    for r in rows:
+        state = r.state + (f": {', '.join(r.conflicts)}" if r.state == "conflict" and r.conflicts else "")
+        where = os.path.relpath(r.worktree) if r.worktree else "-"
+        cells.append([r.id, state, "-" if r.ahead is None else str(r.ahead),
+                      "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted),
+                      r.branch, where, r.title])
+    print(table(["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "TITLE"], cells,
+                colour=use_colour(args.color), state_column=1))
+    return 0

@@ -1,0 +1,59 @@
+"""git agent-wait: block until agents exit."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..errors import ExitCode, UsageError
+from ..overview import agent_state
+from ..repo import Repo
+from ..selection import select_tasks
+
+USAGE = "git agent-wait [--timeout <seconds>] (--all | <id>...)"
+
+DESCRIPTION = """\
+Wait until the agents of the named tasks (or of every task, with --all) have exited, printing
+each as it finishes. Tasks without a running agent are reported at once. Exits 1 if any agent
+exited non-zero, died, could not start, or if the timeout passed first.
+"""
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Declare wait's options."""
+    p.add_argument("ids", nargs="*", metavar="<id>", help="the tasks to wait for")
+    p.add_argument("--all", action="store_true", help="wait for every task")
+    p.add_argument("--timeout", type=float, metavar="<seconds>", help="give up after this many seconds")
+    p.add_argument("--interval", type=float, default=0.2, metavar="<seconds>", help="how often to look (default 0.2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Wait, then report."""
+    if not args.ids and not args.all:
+        raise UsageError("name the tasks to wait for, or pass --all")
+    repo = Repo.discover()
+    tasks = select_tasks(repo, args.ids, all_tasks=args.all)
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    pending = {t.id: t for t in tasks}
+    failed = False
+    while True:
+        for task in list(pending.values()):
+            state, code, _ = agent_state(repo, task)
+            if state == "running":
+                continue
+            del pending[task.id]
+            if state == "exited":
+                print(f"task {task.id}: exited {code}")
+                failed |= code != 0
+            elif state == "not started":
+                print(f"task {task.id}: no agent")
+            else:
+                print(f"task {task.id}: {state}")
+                failed = True
+        if not pending:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            print(f"timed out; still running: {', '.join(pending)}")
+            return ExitCode.FAILED
+        time.sleep(args.interval)
+    return ExitCode.FAILED if failed else ExitCode.OK

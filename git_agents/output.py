@@ -1,0 +1,62 @@
+"""Terminal output: colour (through colorama, only when wanted) and aligned tables."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+_STATE_COLOURS = {
+    "running": "YELLOW", "exited 0": "GREEN", "merged": "GREEN", "not started": "",
+    "conflict": "RED", "failed": "RED", "died": "RED", "check-failed": "RED", "worktree missing": "RED",
+}
+
+
+def use_colour(choice: str | None = None, stream=None) -> bool:
+    """Colour when writing to a terminal, unless NO_COLOR is set; --color=always/never overrides."""
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def paint(text: str, colour: str, enabled: bool) -> str:
+    """`text` in `colour` (a colorama Fore name) when enabled."""
+    if not enabled or not colour:
+        return text
+    from colorama import Fore, Style
+
+    return f"{getattr(Fore, colour)}{text}{Style.RESET_ALL}"
+
+
+def state_colour(state: str) -> str:
+    """The colour of a task state word."""
+    if state.startswith("exited ") and state != "exited 0":
+        return "RED"
+    for key, colour in _STATE_COLOURS.items():
+        if state.startswith(key):
+            return colour
+    return ""
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool = False,
+          state_column: int | None = None) -> str:
+    """Rows aligned in columns under bold headers (the last column is not padded)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    head = "  ".join(h.ljust(widths[i]) if i < len(headers) - 1 else h for i, h in enumerate(headers))
+    lines.append(paint(head.rstrip(), "WHITE", colour))
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            padded = cell.ljust(widths[i]) if i < len(row) - 1 else cell
+            if i == state_column:
+                padded = paint(padded, state_colour(cell), colour)
+            cells.append(padded)
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""The whole life cycle as a user runs it: spawn, status, wait, merge, clean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import Project, write_script
+
+NOTES = "refs/notes/agents"
+
+
+def test_walkthrough_three_agents(project: Project, committing_agent: Path, tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "50.md").write_text("Write the MixerViewRenderer\n")
+    (tmp_path / "tasks" / "51.md").write_text("Write the MixerViewDispatcher\n")
+
+    out = project.ok("spawn", "48", "--title", "free mixer channel on delete",
+                     "--prompt", "Free the mixer channel when it is deleted", "--agent", str(committing_agent))
+    assert out.stdout.startswith("Spawned task 48 on branch task-48 in ../project-worktrees/task-48 (agent pid ")
+    project.ok("spawn", "50", "51", "--prompt-file", str(tmp_path / "tasks" / "{id}.md"),
+               "--agent", str(committing_agent))
+
+    wait = project.ok("wait", "--all", "--timeout", "60")
+    assert sorted(wait.stdout.splitlines()) == ["task 48: exited 0", "task 50: exited 0", "task 51: exited 0"]
+
+    status = json.loads(project.ok("status", "--json").stdout)
+    assert status["version"] == 1
+    rows = {t["id"]: t for t in status["tasks"]}
+    assert list(rows) == ["48", "50", "51"]
+    assert rows["48"]["title"] == "free mixer channel on delete"
+    assert rows["50"]["title"] == "Write the MixerViewRenderer"
+    for task_id, row in rows.items():
+        assert (row["state"], row["exit_code"], row["ahead"], row["files_changed"], row["uncommitted"]) == \
+            ("exited 0", 0, 1, 1, False)
+        assert row["branch"] == f"task-{task_id}"
+        assert row["worktree"] == str(project.worktrees / f"task-{task_id}")
+
+    merge = project.ok("merge", "--all")
+    assert merge.stdout.splitlines()[-1] == "3 merged, 0 not merged"
+    subjects = project.git("log", "--first-parent", "--format=%s", "main").splitlines()
+    assert subjects == ["feat: Task 51 - Write the MixerViewDispatcher", "feat: Task 50 - Write the MixerViewRenderer",
+                        "feat: Task 48 - free mixer channel on delete", "initial"]
+    for rev in ("main", "main~1", "main~2"):
+        assert project.git("rev-list", "--count", "--no-walk", f"{rev}^@") == "2"  # a real merge, --no-ff
+    note = project.git("notes", f"--ref={NOTES}", "show", "main~2")
+    assert note.splitlines()[:4] == ["git-agents-note: 1", "task: 48", "title: free mixer channel on delete",
+                                     "branch: task-48"]
+    assert f"agent: {committing_agent}" in note and "exit: 0" in note
+    assert sorted(p.name for p in project.path.iterdir()) == [
+        ".git", "README", "file-48.txt", "file-50.txt", "file-51.txt", "shared.txt"]
+
+    clean = project.ok("clean", "--merged")
+    assert clean.stdout.splitlines() == ["Removed task 48", "Removed task 50", "Removed task 51"]
+    assert project.git("worktree", "list", "--porcelain").count("worktree ") == 1
+    assert project.git("branch", "--format=%(refname:short)") == "main"
+    assert project.git("config", "--get-regexp", "^agent-task\\.", check=False) == ""
+    # the durable record survives cleanup
+    assert "task: 51" in project.git("log", "-1", "--notes=agents", "main")
+
+
+def test_conflicting_task_is_reported_and_kept(project: Project, tmp_path: Path) -> None:
+    agent = write_script(tmp_path / "edit.sh", """
+        case "$GIT_AGENT_TASK" in
+          1) sed -i 's/line 2/line two (task 1)/' shared.txt ;;
+          2) sed -i 's/line 2/line II (task 2)/' shared.txt ;;
+          3) echo other > other.txt ;;
+        esac
+        git add -A && git commit -q -m "task $GIT_AGENT_TASK"
+    """)
+    base = project.git("rev-parse", "main")
+    project.ok("spawn", "1", "2", "3", "--prompt", "edit", "--agent", str(agent))
+    project.ok("wait", "--all", "--timeout", "60")
+    tip2 = project.git("rev-parse", "task-2")
+
+    merge = project.agent("merge", "--all")
+    assert merge.returncode == 1
+    assert "Conflict in task 2: shared.txt (not merged; branch and worktree kept)" in merge.stdout
+    assert merge.stdout.splitlines()[-1] == "2 merged, 1 not merged"
+
+    # main == base + task 1 + task 3
+    expected = project.git("merge-tree", "--write-tree", "task-1", "task-3")
+    assert project.git("rev-parse", "main^{tree}") == expected
+    assert project.git("rev-list", "--count", f"{base}..main", "--first-parent") == "2"
+    assert project.git("status", "--porcelain") == ""
+    assert (project.path / "shared.txt").read_text().splitlines()[1] == "line two (task 1)"
+    # task 2 intact
+    assert project.git("rev-parse", "task-2") == tip2
+    wt2 = project.worktrees / "task-2"
+    assert (wt2 / "shared.txt").read_text().splitlines()[1] == "line II (task 2)"
+    assert project.git("status", "--porcelain", cwd=wt2) == ""
+    row = [t for t in json.loads(project.ok("status", "--json", "2").stdout)["tasks"]][0]
+    assert (row["state"], row["conflicts"]) == ("conflict", ["shared.txt"])
