@@ -12,7 +12,7 @@ import sys
 from types import ModuleType
 from typing import NoReturn, Sequence
 
-from .errors import AgentError, ExitCode
+from .errors import AgentError, ExitCode, UsageError
 
 # verb -> one-line summary (kept here so the umbrella command lists them without importing each).
 COMMANDS: dict[str, str] = {
@@ -64,6 +64,8 @@ def main(verb: str, argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(module.run(args) or 0)
+    except UsageError as error:
+        parser.error(error.message)
     except AgentError as error:
         report(error)
         return error.code

@@ -25,7 +25,7 @@ def format_note(fields: dict[str, str]) -> str:
 
 def parse_note(text: str) -> dict[str, str] | None:
     """The fields of a note written by format_note, or None for any other note."""
-    lines = text.splitlines()
+    lines = text.split("\n")
     if not lines or not lines[0].startswith(_HEADER + ":"):
         return None
     fields: dict[str, str] = {}

@@ -1,0 +1,83 @@
+"""Several git agent-* processes at once: nothing may be lost or half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT, Project
+
+
+def _start_together(commands: list[list[str]], cwd: Path,
+                    env: dict[str, str] | None = None) -> list[subprocess.CompletedProcess[str]]:
+    """Start every command at the same moment (they wait on a barrier file), collect the results."""
+    go = cwd.parent / "go"
+    procs = [subprocess.Popen(["sh", "-c", f'while [ ! -e "{go}" ]; do sleep 0.01; done; exec "$@"', "racer", *cmd],
+                              cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for cmd in commands]
+    go.write_text("go")
+    results = []
+    for cmd, proc in zip(commands, procs):
+        out, err = proc.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(cmd, proc.returncode, out, err))
+    go.unlink()
+    return results
+
+
+def test_twenty_spawns_at_the_same_moment(project: Project, committing_agent: Path) -> None:
+    ids = [str(i) for i in range(1, 21)]
+    results = _start_together([["git", "agent-spawn", i, "--title", f"title {i}", "--prompt", f"do {i}",
+                                "--agent", str(committing_agent)] for i in ids], project.path)
+    failures = [(r.args, r.returncode, r.stderr) for r in results if r.returncode != 0]
+    assert failures == []
+    project.ok("wait", "--all", "--timeout", "120")
+    rows = json.loads(project.ok("status", "--json").stdout)["tasks"]
+    assert [r["id"] for r in rows] == ids
+    for r in rows:
+        assert r["title"] == f"title {r['id']}"
+        assert (r["branch"], r["state"], r["ahead"], r["files_changed"]) == (f"task-{r['id']}", "exited 0", 1, 1)
+        assert r["worktree_exists"] and r["pid"] is not None and r["started"]
+    worktrees = project.git("worktree", "list", "--porcelain").count("\nworktree ")
+    assert worktrees == 20
+    merge = project.ok("merge", "--all")
+    assert merge.stdout.splitlines()[-1] == "20 merged, 0 not merged"
+    assert len(project.git("notes", "--ref=refs/notes/agents", "list").splitlines()) == 20
+
+
+def _race_python(project: Project, script: str, args: list[list[str]]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    results = _start_together([[sys.executable, "-c", script, *a] for a in args], project.path, env)
+    assert [(r.returncode, r.stderr) for r in results if r.returncode] == []
+
+
+def test_config_metadata_writes_race_without_loss(project: Project) -> None:
+    """40 processes write task metadata at once (plain `git config` loses a quarter of these)."""
+    script = (
+        "import sys\n"
+        "from git_agents.repo import Repo\n"
+        "from git_agents.store import write_task\n"
+        "i = sys.argv[1]\n"
+        "write_task(Repo.discover(), 'r' + i, title='title ' + i, branch='b' + i, state='s' + i)\n"
+    )
+    _race_python(project, script, [[str(i)] for i in range(40)])
+    for i in range(40):
+        assert project.git("config", "--get-regexp", f"^agent-task\\.r{i}\\.").splitlines() == [
+            f"agent-task.r{i}.title title {i}", f"agent-task.r{i}.branch b{i}", f"agent-task.r{i}.state s{i}"]
+
+
+def test_notes_race_without_loss(project: Project) -> None:
+    """30 processes add notes to 30 commits at once (plain `git notes add` keeps only a few)."""
+    base = project.git("rev-parse", "HEAD")
+    commits = [project.git("commit-tree", "HEAD^{tree}", "-p", base, "-m", f"c{i}") for i in range(30)]
+    script = (
+        "import sys\n"
+        "from git_agents.repo import Repo\n"
+        "from git_agents.notes import add_note, read_note\n"
+        "add_note(Repo.discover(), sys.argv[2], {'task': sys.argv[1]})\n"
+    )
+    _race_python(project, script, [[str(i), c] for i, c in enumerate(commits)])
+    for i, commit in enumerate(commits):
+        assert project.git("notes", "--ref=refs/notes/agents", "show", commit) == f"git-agents-note: 1\ntask: {i}"
