@@ -91,3 +91,27 @@ def test_conflicting_task_is_reported_and_kept(project: Project, tmp_path: Path)
     assert project.git("status", "--porcelain", cwd=wt2) == ""
     row = [t for t in json.loads(project.ok("status", "--json", "2").stdout)["tasks"]][0]
     assert (row["state"], row["conflicts"]) == ("conflict", ["shared.txt"])
+
+
+def test_merge_into_a_branch_that_is_not_checked_out(project: Project, committing_agent: Path) -> None:
+    project.git("branch", "feature")
+    main_before = project.git("rev-parse", "main")
+    project.ok("spawn", "1", "--base", "feature", "--agent", str(committing_agent))
+    project.ok("wait", "1")
+    project.ok("merge", "1")
+    assert project.git("rev-parse", "main") == main_before
+    assert project.git("log", "-1", "--format=%s", "feature") == "feat: Task 1 - Task 1"
+    assert project.git("ls-tree", "--name-only", "feature").splitlines() == ["README", "file-1.txt", "shared.txt"]
+    assert project.git("reflog", "-1", "--format=%gs", "feature") == "agent-merge: 1 task(s) into feature"
+
+
+def test_merge_skips_a_task_with_uncommitted_work(project: Project, committing_agent: Path) -> None:
+    project.ok("spawn", "1", "2", "--agent", str(committing_agent))
+    project.ok("wait", "--all")
+    (project.worktrees / "task-2" / "later.txt").write_text("not committed yet\n")
+    proc = project.agent("merge", "--all")
+    assert proc.returncode == 1
+    assert proc.stderr == ("warning: skipped task 2: its worktree has uncommitted or untracked work "
+                           "(commit it, or it would be left out)\n")
+    assert proc.stdout.splitlines()[-1] == "1 merged, 1 not merged"
+    assert not (project.path / "file-2.txt").exists() and (project.path / "file-1.txt").exists()
