@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from types import ModuleType
 from typing import NoReturn, Sequence
@@ -76,36 +77,11 @@ def main(verb: str, argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
 
 
-def entry(verb: str) -> None:
-    """Console-script entry: run the command and exit with its code."""
+def entry() -> None:
+    """Console-script entry for every `git-agent-<verb>`: the verb comes from the program's name."""
+    name = os.path.basename(sys.argv[0])
+    verb = name.removeprefix("git-agent-")
+    if verb not in COMMANDS:
+        sys.stderr.write(f"fatal: {name} is not a git-agents command\n")
+        sys.exit(ExitCode.FATAL)
     sys.exit(main(verb))
-
-
-def spawn() -> None:
-    """Entry point of git-agent-spawn."""
-    entry("spawn")
-
-
-def status() -> None:
-    """Entry point of git-agent-status."""
-    entry("status")
-
-
-def wait() -> None:
-    """Entry point of git-agent-wait."""
-    entry("wait")
-
-
-def merge() -> None:
-    """Entry point of git-agent-merge."""
-    entry("merge")
-
-
-def clean() -> None:
-    """Entry point of git-agent-clean."""
-    entry("clean")
-
-
-def prompt() -> None:
-    """Entry point of git-agent-prompt."""
-    entry("prompt")
