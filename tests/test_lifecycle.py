@@ -115,3 +115,26 @@ def test_merge_skips_a_task_with_uncommitted_work(project: Project, committing_a
                            "(commit it, or it would be left out)\n")
     assert proc.stdout.splitlines()[-1] == "1 merged, 1 not merged"
     assert not (project.path / "file-2.txt").exists() and (project.path / "file-1.txt").exists()
+
+
+def test_relative_agent_and_prompt_from_stdin(project: Project) -> None:
+    """`--agent ./my-agent.sh` means the script beside the user, even when untracked."""
+    write_script(project.path / "my-agent.sh", """
+        cp "$GIT_AGENT_PROMPT_FILE" prompt-copy.txt
+        git add prompt-copy.txt && git commit -q -m "copy prompt"
+    """)
+    project.ok("spawn", "5", "--prompt-file", "-", "--agent", "./my-agent.sh", input="Fix the bug\nin detail\n")
+    assert project.ok("wait", "5").stdout == "task 5: exited 0\n"
+    copied = project.git("show", "task-5:prompt-copy.txt")
+    assert copied.endswith("Your task: Fix the bug\n\nFix the bug\nin detail")
+    row = json.loads(project.ok("status", "--json", "5").stdout)["tasks"][0]
+    assert row["title"] == "Fix the bug"
+
+
+def test_respawn_after_clean(project: Project, committing_agent: Path) -> None:
+    project.ok("spawn", "1", "--agent", str(committing_agent))
+    project.ok("wait", "1")
+    project.ok("clean", "1", "--force")
+    project.ok("spawn", "1", "--prompt", "again")
+    row = json.loads(project.ok("status", "--json").stdout)["tasks"][0]
+    assert (row["id"], row["state"], row["ahead"], row["title"]) == ("1", "not started", 0, "again")
