@@ -102,6 +102,8 @@ def agent_env(task: Task, prompt_file: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _REPO_LOCAL_ENV}
     env.update(GIT_AGENT_TASK=task.id, GIT_AGENT_BRANCH=task.branch, GIT_AGENT_WORKTREE=task.worktree,
                GIT_AGENT_PROMPT_FILE=prompt_file, GIT_AGENT_TITLE=task.title)
+    if task.port:
+        env.update(GIT_AGENT_PORT=task.port, GIT_AGENT_INDEX=task.index)
     return env
 
 

@@ -27,7 +27,7 @@ class TaskStatus:
     worktree: str
     base: str
     state: str  # the one word or phrase shown in the STATE column
-    agent: str  # not started | running | exited | died | failed to start
+    agent: str  # not started | running | exited | exited 0, work not committed | died | failed to start
     exit_code: int | None
     pid: int | None
     started: str
@@ -45,14 +45,31 @@ class TaskStatus:
         return asdict(self)
 
 
-def agent_state(repo: Repo, task: Task) -> tuple[str, int | None, str]:
-    """(agent state, exit code, finish time) of a task's agent."""
+NOT_COMMITTED = "exited 0, work not committed"
+
+
+def work_not_committed(repo: Repo, task: Task) -> bool:
+    """Whether the task's branch has no commits of its own while its worktree holds changes."""
+    if not task.worktree or not os.path.isdir(task.worktree) or not task.base_commit:
+        return False
+    tip = repo.git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{task.branch}", ok=(0, 1)).out.strip()
+    return tip == task.base_commit and bool(unsaved_work(repo, task.worktree))
+
+
+def agent_state(repo: Repo, task: Task, *, check_work: bool = True) -> tuple[str, int | None, str]:
+    """(agent state, exit code, finish time) of a task's agent.
+
+    An agent that exited 0 without a commit of its own but with changes in its worktree is
+    NOT_COMMITTED rather than "exited" (with `check_work`; it costs two git calls).
+    """
     if task.state == "failed" and not task.pid:
         return "failed to start", None, ""
     if not task.agent:
         return "not started", None, ""
     record = agent.read_exit(repo.task_dir(task.id))
     if record is not None:
+        if check_work and record.code == 0 and work_not_committed(repo, task):
+            return NOT_COMMITTED, 0, record.finished
         return "exited", record.code, record.finished
     if agent.is_alive(task.pid, task.pid_start):
         return "running", None, ""
@@ -165,17 +182,19 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
 
     result = []
     for t in tasks:
-        state_word, code, finished = agent_state(repo, t)
+        state_word, code, finished = agent_state(repo, t, check_work=False)
         tip = tips.get(t.branch)
         target = tips.get(t.base) or t.base_commit
         n_ahead = ahead.get(f"{target} {tip}", (None, ""))[0] if tip else None
         files = changed.get(pairs[t.id], 0) if t.id in pairs else None
-        if t.state in ("merged", "conflict", "check-failed"):
+        if t.state in ("merged", "conflict", "check-failed", "interrupted"):
             shown = t.state
         elif t.state == "failed":
             shown = "failed" + (f": {t.reason}" if t.reason else "")
         elif not exists[t.id]:
             shown = "worktree missing"
+        elif state_word == "exited" and code == 0 and n_ahead == 0 and dirty.get(t.id):
+            shown = state_word = NOT_COMMITTED
         elif state_word == "exited":
             shown = f"exited {code}"
         else:

@@ -29,6 +29,25 @@ SETTINGS: tuple[Setting, ...] = (
             "{branch}, {worktree}, {base} and {prompt}."),
     Setting("agent.mergeMessage", "feat: Task {id} - {title}",
             "Message of each task's merge commit; placeholders {id}, {title}, {branch}."),
+    Setting("agent.preset.<name>", "",
+            "Adds or overrides an agent preset: `--agent <name>` runs this command line (it should read "
+            "the prompt from \"$GIT_AGENT_PROMPT_FILE\"). Built in: claude, codex, aider, gemini."),
+    Setting("agent.autoCommit", "false",
+            "When an agent exits 0 leaving uncommitted work and no commits, commit that work on the task "
+            "branch with the task's title (git agent-run) instead of reporting \"work not committed\"."),
+    Setting("agent.copy", "",
+            "Glob (relative to the main worktree; may be given several times) of files to copy into each "
+            "new worktree, copy-on-write where the filesystem supports it. Ignored files listed in "
+            "`.worktreeinclude` (gitignore syntax) are copied too."),
+    Setting("agent.link", "",
+            "Path or glob (may be given several times), e.g. node_modules: symlinked into each new worktree "
+            "from the main worktree instead of copied."),
+    Setting("agent.setup", "",
+            "Command run with the shell in each new worktree before its agent starts (e.g. `npm ci`); if it "
+            "fails, the task fails with its output shown and the agent is not started."),
+    Setting("agent.portRange", "20000-29999",
+            "Ports from which each task leases a block (GIT_AGENT_PORT is its first port), as <low>-<high>."),
+    Setting("agent.portBlock", "10", "Number of consecutive ports in each task's block."),
 )
 
 DEFAULTS = {s.key.lower(): s.default for s in SETTINGS}

@@ -25,7 +25,7 @@ _KEYS = {
     "base_commit": "baseCommit", "agent": "agent", "pid": "pid", "pid_start": "pidStart",
     "created": "created", "started": "started", "state": "state", "reason": "reason",
     "conflicts": "conflicts", "merge_commit": "mergeCommit", "slot": "slot",
-    "prompt_hash": "promptHash", "merged_at": "mergedAt",
+    "prompt_hash": "promptHash", "merged_at": "mergedAt", "port": "port", "index": "index",
 }
 
 
@@ -44,13 +44,15 @@ class Task:
     pid_start: str = ""
     created: str = ""
     started: str = ""
-    state: str = ""  # "", "failed", "conflict", "merged", "check-failed"
+    state: str = ""  # "", "failed", "conflict", "merged", "check-failed", "interrupted"
     reason: str = ""
     conflicts: str = ""  # newline-separated paths
     merge_commit: str = ""
     slot: str = ""  # pool slot name when the worktree came from the pool
     prompt_hash: str = ""
     merged_at: str = ""
+    port: str = ""  # first port of the task's leased block (GIT_AGENT_PORT)
+    index: str = ""  # GIT_AGENT_INDEX: 1, 2, ... (the leased block's number)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

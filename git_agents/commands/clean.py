@@ -9,6 +9,7 @@ import sys
 
 from .. import agent
 from ..errors import ExitCode, UsageError
+from ..ports import release as release_ports
 from ..repo import Repo
 from ..selection import select_tasks
 from ..store import Task, delete_task
@@ -22,7 +23,7 @@ merge commits stay). Without --force, a task is kept, with what would be lost na
 worktree holds uncommitted or untracked work, when its branch has commits not merged into
 its target branch, or when its agent is still running. --force stops a running agent (its
 whole process group) and discards all of that. Worktrees whose directories were deleted by
-hand are pruned.
+hand are pruned. The task's port block (GIT_AGENT_PORT) is returned.
 """
 
 
@@ -75,6 +76,7 @@ def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
         remove_worktree(repo, task.worktree, force=force)
     if task.branch and repo.git.ok("show-ref", "--verify", "--quiet", f"refs/heads/{task.branch}"):
         repo.git.run("branch", "-D", "--quiet", task.branch)
+    release_ports(repo, task)
     delete_task(repo, task.id)
     shutil.rmtree(repo.task_dir(task.id), ignore_errors=True)
 

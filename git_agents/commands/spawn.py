@@ -6,14 +6,15 @@ import argparse
 import os
 import sys
 
-from .. import agent
+from .. import agent, starting
 from ..errors import AgentError, ExitCode
 from ..ids import check_id
-from ..prompt import DEFAULT_TEMPLATE, default_title, prompt_hash, render
+from ..prepare import SetupFailed, make_ready
+from ..presets import expand as expand_preset
+from ..prompt import DEFAULT_TEMPLATE, default_title
 from ..repo import Repo
 from ..selection import current_branch
-from ..store import Task, create_task, delete_task, load_tasks, now_iso, write_task
-from ..worktrees import add_worktree
+from ..store import Task, load_tasks, now_iso
 
 USAGE = "git agent-spawn [<options>] <id>..."
 
@@ -24,8 +25,17 @@ the base branch, write the agent's prompt to a file, and, when an agent command 
 returns at once; use git agent-status and git agent-wait to follow the agents.
 
 The agent runs with GIT_AGENT_TASK, GIT_AGENT_BRANCH, GIT_AGENT_WORKTREE, GIT_AGENT_TITLE and
-GIT_AGENT_PROMPT_FILE set; its output goes to agent.log in the task's directory inside the
-repository's git directory. Without an agent command spawn only prepares the worktree.
+GIT_AGENT_PROMPT_FILE set, and GIT_AGENT_PORT (the first of a block of ports leased to the
+task alone, returned by git agent-clean) and GIT_AGENT_INDEX (1, 2, ...); its output goes to
+agent.log in the task's directory inside the repository's git directory. Without an agent
+command spawn only prepares the worktree. --agent claude, codex, aider or gemini runs that
+tool non-interactively on the prompt file (git config agent.preset.<name> adds or overrides
+a preset).
+
+Each new worktree is made ready before its agent starts: the ignored files listed in
+.worktreeinclude and the agent.copy globs are copied from the main worktree, agent.link
+paths are symlinked, submodules are initialised, and agent.setup runs there. If setup
+fails, the task fails with its output shown and the agent is not started.
 
 The task text comes from --prompt, --prompt-file (a path may contain {id}; - reads standard
 input). The prompt file is the template (agent.promptTemplate, or a built-in one telling the
@@ -47,7 +57,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     src.add_argument("--prompt", metavar="<text>", help="the task text")
     src.add_argument("--prompt-file", metavar="<file>",
                      help="read the task text from <file> ({id} is replaced by the id; - reads stdin)")
-    p.add_argument("--agent", metavar="<command>", help="agent command line, run with the shell in the worktree")
+    p.add_argument("--agent", metavar="<command>",
+                   help="agent command line, run with the shell in the worktree, or a preset: claude, codex, "
+                        "aider, gemini (see agent.preset.<name>)")
     p.add_argument("--no-agent", action="store_true", help="do not start an agent, even if agent.command is set")
     p.add_argument("--base", metavar="<branch>",
                    help="branch to start from and merge back into (default: the main worktree's branch)")
@@ -68,7 +80,8 @@ def _task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) -
         raise AgentError(f"cannot read prompt file '{path}': {exc.strerror}") from exc
 
 
-def _template(repo: Repo) -> str:
+def prompt_template(repo: Repo) -> str:
+    """The prompt template: agent.promptTemplate, or the built-in one."""
     path = repo.setting("agent.promptTemplate")
     if not path:
         return DEFAULT_TEMPLATE
@@ -116,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
     repo = Repo.discover()
     base, base_commit = resolve_base(repo, args.base)
     command = "" if args.no_agent else (args.agent if args.agent is not None else repo.setting("agent.command"))
-    command = agent.absolutise_program(command, os.getcwd()) if command else ""
+    command = agent.absolutise_program(expand_preset(repo, command), os.getcwd()) if command else ""
     stdin_text = sys.stdin.read() if args.prompt_file == "-" else None
-    template = _template(repo)
+    template = prompt_template(repo)
     texts = {task_id: _task_text(args, task_id, stdin_text) for task_id in args.ids}
     planned = [plan_task(repo, task_id, base, base_commit) for task_id in args.ids]
 
@@ -128,33 +141,28 @@ def run(args: argparse.Namespace) -> int:
         task.title = args.title or default_title(task.id, text)
         task.agent = command
         task.created = now_iso()
-        create_task(repo, task)
-        try:
-            add_worktree(repo, task.worktree, task.branch, base_commit)
-        except BaseException:
-            delete_task(repo, task.id)
-            raise
-        prompt = render(template, {"id": task.id, "title": task.title, "branch": task.branch,
-                                   "worktree": task.worktree, "base": base, "prompt": text})
-        task_dir = repo.task_dir(task.id)
-        os.makedirs(task_dir, exist_ok=True)
-        prompt_file = os.path.join(task_dir, "prompt.md")
-        with open(prompt_file, "w", encoding="utf-8") as fh:
-            fh.write(prompt)
-        write_task(repo, task.id, prompt_hash=prompt_hash(prompt))
+        starting.create(repo, task, text, template)
         where = os.path.relpath(task.worktree)
+        try:
+            make_ready(repo, task, starting.prompt_path(repo, task.id))
+        except SetupFailed as exc:
+            starting.fail(repo, task, exc.message)
+            sys.stderr.write(starting.setup_failure_text(task, exc) +
+                             f"hint: the worktree is kept at {where}; fix the setup and run the agent there,"
+                             f" or remove the task with: git agent-clean {task.id}\n")
+            failed += 1
+            continue
         if not command:
             print(f"Prepared task {task.id} on branch {task.branch} in {where}")
             continue
         missing = agent.missing_program(command, task.worktree)
         if missing:
-            write_task(repo, task.id, state="failed", reason=f"agent command not found: {missing}")
+            starting.fail(repo, task, f"agent command not found: {missing}")
             sys.stderr.write(f"error: task {task.id}: agent command not found: {missing}\n"
                              f"hint: the worktree is kept at {where}; fix the command and run the agent there,"
                              f" or remove the task with: git agent-clean {task.id}\n")
             failed += 1
             continue
-        pid, pid_start = agent.launch(task, command, repo.setting("agent.shell"), task_dir, prompt_file)
-        write_task(repo, task.id, pid=str(pid), pid_start=pid_start, started=now_iso())
+        pid = starting.start(repo, task, command)
         print(f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {pid})")
     return ExitCode.FAILED if failed else ExitCode.OK

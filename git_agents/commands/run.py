@@ -1,0 +1,81 @@
+"""git agent-run: run every task of a task file, at most `jobs` at a time, then merge them."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..orchestrator import Run, describe, plan
+from ..repo import Repo
+from ..taskfile import load
+
+USAGE = "git agent-run [--resume] [--dry-run] <taskfile>"
+
+DESCRIPTION = """\
+Read <taskfile> (TOML), then do what a careful person would do by hand: create a worktree
+for each task (as git agent-spawn does, made ready with .worktreeinclude, agent.copy,
+agent.link, submodules, a port block and agent.setup), run the agents at most `jobs` at a
+time, starting the next as one finishes, and show one line per task with its state, elapsed
+time and the last line of its log (redrawn in place on a terminal, appended when the output
+is not one). When all have finished, the successful tasks (agent exited 0 with commits and
+nothing left uncommitted; `check` passed, if set) are merged into the base branch in task
+order as git agent-merge does, merged tasks are cleaned up, and the rest are kept with the
+reason. Exits 1 if any task did not succeed.
+
+An agent that exits 0 leaving changes but no commit is reported as "exited 0, work not
+committed" (with agent.autoCommit true, its work is committed with the task's title).
+
+Ctrl-C stops the agents the run started (their whole process groups) and keeps every worktree
+and branch; `git agent-run --resume <taskfile>` picks up where it stopped: tasks whose agents
+finished are not run again, interrupted ones are run again in their worktrees.
+
+The task file:
+
+    agent = "claude"        # a preset (claude, codex, aider, gemini) or a shell command;
+                            # default: agent.command
+    base = "main"           # default: the branch of the main worktree
+    jobs = 2                # agents at once (default 1)
+    merge = true            # merge the successful tasks at the end (default true)
+    check = "make test"     # run in each finished task's worktree; failing keeps it out
+    pool = false            # worktrees from git agent-pool (not available yet)
+
+    [[task]]
+    id = "48"
+    title = "free mixer channel on delete"          # default: the prompt's first line
+    prompt = "Free the mixer channel when ..."      # or prompt_file = "tasks/48.md"
+    agent = "codex"                                 # optional, for this task only
+
+A relative prompt_file, and an agent command starting with ./, are taken from the task
+file's directory.
+"""
+
+EXAMPLES = """\
+git agent-run --dry-run tasks.toml
+git agent-run tasks.toml
+git agent-run --resume tasks.toml
+"""
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Declare run's options."""
+    p.add_argument("taskfile", metavar="<taskfile>", help="the task file (TOML)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an earlier run of this task file: finished tasks are not run again")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and do nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the task file."""
+    from ..commands.spawn import resolve_base
+    from ..errors import AgentError
+
+    tf = load(args.taskfile)
+    if tf.pool:
+        raise AgentError(f"{tf.path}: pool = true needs git agent-pool, which this version does not have",
+                         hint="remove the pool setting to create fresh worktrees")
+    repo = Repo.discover()
+    base, base_commit = resolve_base(repo, tf.base or None)
+    jobs = plan(repo, tf, resume=args.resume)
+    if args.dry_run:
+        print(describe(tf, jobs, base))
+        return 0
+    return Run(repo, tf, jobs, base, base_commit).execute()

@@ -1,0 +1,411 @@
+"""The `git agent-run` loop: prepare every task, run at most `jobs` agents, merge, clean, report.
+
+Tasks are ordinary git-agents tasks (the same metadata, worktrees and logs as `git agent-spawn`
+makes), so `git agent-status`, `logs` and `stop` work on them while the run goes on, and a
+stopped run is picked up again (`--resume`) from what the repository records:
+- a task whose agent exited (whatever its code) is finished and not run again;
+- a task marked `interrupted` (its agent was stopped by Ctrl-C), never started, or whose
+  preparation failed, is started again in its existing worktree;
+- a task whose agent still runs is watched;
+- a task merged by an earlier run of the same task file is skipped (the run's journal in
+  `<common-dir>/agents/runs/` remembers it after its worktree and metadata are cleaned).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from . import agent, starting
+from .errors import AgentError, ExitCode
+from .lock import RepoLock
+from .overview import NOT_COMMITTED, agent_state
+from .prepare import SetupFailed, make_ready
+from .presets import expand
+from .repo import Repo
+from .settings import parse_bool
+from .store import Task, load_tasks, now_iso, write_task
+from .taskfile import TaskFile, TaskSpec
+from .worktrees import list_worktrees, unsaved_work
+
+POLL_SECONDS = 0.1
+
+# What a job is doing; the run loop moves each job forward through these.
+NEW, START, RERUN, WATCH, FINISHED, MERGED_BEFORE = "new", "start", "re-run", "watch", "finished", "merged"
+
+
+@dataclass
+class Job:
+    """One task of the task file as the run sees it."""
+
+    spec: TaskSpec
+    command: str  # the agent command line (preset expanded)
+    action: str  # one of NEW, START, RERUN, WATCH, FINISHED, MERGED_BEFORE
+    task: Task | None = None
+    state: str = "queued"  # what the progress display shows
+    started: float = 0.0  # time.monotonic() when its agent started (0: not yet)
+    ended: float = 0.0
+    outcome: str = ""  # final: "merged (<commit>)" or why it was not merged
+    merged: bool = False
+
+    @property
+    def id(self) -> str:
+        """The task id."""
+        return self.spec.id
+
+
+# -- the journal of merged tasks ----------------------------------------------------------------
+def journal_path(repo: Repo, taskfile: str) -> str:
+    """Where a run of `taskfile` records which of its tasks it merged."""
+    key = hashlib.sha1(os.path.realpath(taskfile).encode()).hexdigest()[:16]
+    return os.path.join(repo.state_dir, "runs", key)
+
+
+def merged_before(repo: Repo, taskfile: str) -> dict[str, str]:
+    """task id -> merge commit, for the tasks earlier runs of `taskfile` merged."""
+    try:
+        with open(journal_path(repo, taskfile), encoding="utf-8") as fh:
+            rows = [line.split() for line in fh]
+    except OSError:
+        return {}
+    return {row[1]: row[2] for row in rows if len(row) == 3 and row[0] == "merged"}
+
+
+def _journal(repo: Repo, taskfile: str, task_id: str, commit: str) -> None:
+    path = journal_path(repo, taskfile)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"merged {task_id} {commit}\n")
+
+
+# -- planning -----------------------------------------------------------------------------------
+def plan(repo: Repo, tf: TaskFile, *, resume: bool) -> list[Job]:
+    """What the run will do with each task; refuses ids in use unless resuming."""
+    default_agent = tf.agent or repo.setting("agent.command")
+    existing = load_tasks(repo)
+    done = merged_before(repo, tf.path) if resume else {}
+    jobs = []
+    for spec in tf.tasks:
+        written = spec.agent or default_agent
+        if not written.strip():
+            raise AgentError(f"task {spec.id} has no agent",
+                             hint="set agent in the task file (globally or per task), or git config agent.command")
+        command = agent.absolutise_program(expand(repo, written), os.path.dirname(os.path.abspath(tf.path)))
+        task = existing.get(spec.id)
+        if task is None:
+            jobs.append(Job(spec, command, MERGED_BEFORE if spec.id in done else NEW,
+                            outcome=f"merged ({done[spec.id][:12]}, earlier run)" if spec.id in done else ""))
+            continue
+        if not resume:
+            raise AgentError(f"task '{spec.id}' already exists",
+                             hint=f"continue the earlier run with: git agent-run --resume {tf.path}\n"
+                                  f"or remove the task first with: git agent-clean {spec.id}")
+        jobs.append(Job(spec, command, _resume_action(repo, task), task))
+    return jobs
+
+
+def _resume_action(repo: Repo, task: Task) -> str:
+    if task.state == "merged":
+        return MERGED_BEFORE
+    if task.state == "interrupted":
+        return RERUN
+    state, _, _ = agent_state(repo, task, check_work=False)
+    if state in ("not started", "failed to start"):
+        return START
+    if state == "died":
+        return RERUN
+    return WATCH if state == "running" else FINISHED
+
+
+def describe(tf: TaskFile, jobs: list[Job], base: str) -> str:
+    """The plan as `--dry-run` prints it."""
+    then = "then merge the successful ones in task order" if tf.merge else "no merge (merge = false)"
+    lines = [f"Run {len(jobs)} task(s) from {tf.path} on {base}, {tf.jobs} at a time; {then}."]
+    if tf.check:
+        lines.append(f"Check each finished task with: {tf.check}")
+    width = max(len(j.id) for j in jobs)
+    labels = {NEW: "create and run", START: "prepare and run", RERUN: "run again", WATCH: "still running: watch",
+              FINISHED: "finished: merge only", MERGED_BEFORE: "merged: skip"}
+    for j in jobs:
+        lines.append(f"  {j.id.ljust(width)}  {labels[j.action]:<21}  {j.spec.title}")
+        if j.action in (NEW, START, RERUN):
+            lines.append(f"  {''.ljust(width)}  agent: {j.command}")
+    return "\n".join(lines)
+
+
+# -- progress -----------------------------------------------------------------------------------
+def last_log_line(repo: Repo, task_id: str) -> str:
+    """The last non-empty line of a task's log (read from its end only)."""
+    try:
+        with open(agent.log_path(repo.task_dir(task_id)), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    for line in reversed(tail.splitlines()):
+        line = "".join(ch for ch in line if ch.isprintable()).strip()
+        if line:
+            return line
+    return ""
+
+
+def _elapsed(job: Job) -> str:
+    if not job.started:
+        return ""
+    seconds = int((job.ended or time.monotonic()) - job.started)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Progress:
+    """One line per task: redrawn in place on a terminal, appended on change otherwise."""
+
+    def __init__(self, repo: Repo, jobs: list[Job], stream: TextIO) -> None:
+        self.repo = repo
+        self.jobs = jobs
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.drawn = 0
+        self.shown: dict[str, str] = {}
+        self.width = max(len(j.id) for j in jobs)
+
+    def line(self, job: Job) -> str:
+        """The task's progress line."""
+        log = last_log_line(self.repo, job.id) if job.started or job.state.startswith("failed") else ""
+        return f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {log}".rstrip()
+
+    def update(self) -> None:
+        """Show the current state of every job."""
+        if self.tty:
+            import shutil
+
+            columns = shutil.get_terminal_size().columns
+            out = "\x1b[F" * self.drawn if self.drawn else ""
+            out += "".join(f"\x1b[2K{self.line(j)[:columns - 1]}\n" for j in self.jobs)
+            self.drawn = len(self.jobs)
+            self.stream.write(out)
+        else:
+            for j in self.jobs:
+                if self.shown.get(j.id) != j.state:
+                    self.shown[j.id] = j.state
+                    self.stream.write(f"task {self.line(j)}\n" if j.state != "queued" else "")
+        self.stream.flush()
+
+
+# -- running ------------------------------------------------------------------------------------
+class Run:
+    """One `git agent-run`."""
+
+    def __init__(self, repo: Repo, tf: TaskFile, jobs: list[Job], base: str, base_commit: str,
+                 stream: TextIO = sys.stdout) -> None:
+        self.repo = repo
+        self.tf = tf
+        self.jobs = jobs
+        self.base = base
+        self.base_commit = base_commit
+        self.progress = Progress(repo, jobs, stream)
+        self.stream = stream
+
+    def execute(self) -> int:
+        """Prepare, run, merge, clean, report; return the exit code."""
+        try:
+            self._prepare_all()
+            self._run_agents()
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+            return self._interrupted()
+        self._settle()
+        if self.tf.merge:
+            self._merge()
+        return self._report()
+
+    def _prepare_all(self) -> None:
+        from .commands.spawn import plan_task, prompt_template
+
+        template = prompt_template(self.repo)
+        for job in self.jobs:
+            if job.action == MERGED_BEFORE:
+                job.state = "merged"
+            elif job.action == FINISHED:
+                job.state = "finished"
+            elif job.action == WATCH:
+                job.state, job.started = "running", time.monotonic()
+            if job.action not in (NEW, START):
+                continue
+            job.state = "preparing"
+            self.progress.update()
+            if job.action == NEW:
+                task = plan_task(self.repo, job.id, self.base, self.base_commit)
+                task.title, task.created = job.spec.title, now_iso()
+                starting.create(self.repo, task, job.spec.text, template)
+                job.task = task
+            assert job.task is not None
+            try:
+                make_ready(self.repo, job.task, starting.prompt_path(self.repo, job.id))
+            except SetupFailed as exc:
+                starting.fail(self.repo, job.task, exc.message)
+                job.state = "failed: setup"
+                self.stream.write(starting.setup_failure_text(job.task, exc))
+                continue
+            missing = agent.missing_program(job.command, job.task.worktree)
+            if missing:
+                starting.fail(self.repo, job.task, f"agent command not found: {missing}")
+                job.state = "failed: agent not found"
+                continue
+            job.state = "queued"
+        self.progress.update()
+
+    def _run_agents(self) -> None:
+        queue = [j for j in self.jobs if j.state == "queued"]
+        running = [j for j in self.jobs if j.state == "running"]
+        while queue or running:
+            while queue and len(running) < self.tf.jobs:
+                job = queue.pop(0)
+                assert job.task is not None
+                starting.start(self.repo, job.task, job.command)
+                job.state, job.started = "running", time.monotonic()
+                running.append(job)
+            for job in list(running):
+                if self._agent_ended(job):
+                    running.remove(job)
+            self.progress.update()
+            if queue or running:
+                time.sleep(POLL_SECONDS)
+
+    def _agent_ended(self, job: Job) -> bool:
+        task = job.task
+        assert task is not None
+        task_dir = self.repo.task_dir(task.id)
+        record = agent.read_exit(task_dir)
+        if record is None and agent.is_alive(task.pid, task.pid_start):
+            return False
+        record = record or agent.read_exit(task_dir)  # it may have written it just now
+        job.ended = time.monotonic()
+        job.state = f"exited {record.code}" if record else "died"
+        return True
+
+    def _interrupted(self) -> int:
+        stopped = []
+        for job in self.jobs:
+            if job.state == "running" and job.task is not None:
+                agent.stop(job.task.pid, job.task.pid_start)
+                write_task(self.repo, job.id, state="interrupted", reason="git agent-run was interrupted")
+                job.state = "interrupted"
+                stopped.append(job.id)
+        self.progress.update()
+        what = f"stopped the agents of task(s) {', '.join(stopped)}; " if stopped else ""
+        self.stream.write(f"Interrupted: {what}every worktree and branch is kept.\n"
+                          f"Resume with: git agent-run --resume {self.tf.path}\n")
+        self.stream.flush()
+        return ExitCode.INTERRUPTED
+
+    # -- after the agents -------------------------------------------------------------------------
+    def _settle(self) -> None:
+        """Decide, for each task, whether it is ready to merge; auto-commit and check where asked."""
+        auto_commit = parse_bool(self.repo.setting("agent.autoCommit"))
+        for job in self.jobs:
+            if job.action == MERGED_BEFORE or job.task is None:
+                job.merged = job.action == MERGED_BEFORE
+                continue
+            task = job.task
+            if task.state == "failed":
+                job.outcome = f"failed: {task.reason}"
+                continue
+            state, code, _ = agent_state(self.repo, task)
+            if state == NOT_COMMITTED and auto_commit:
+                git = self.repo.git.at(task.worktree)
+                git.run("add", "--all")
+                git.run("commit", "--quiet", "--no-verify", "-m", task.title)
+                state = "exited"
+            if state == NOT_COMMITTED:
+                job.state = job.outcome = NOT_COMMITTED
+            elif state != "exited":
+                job.outcome = f"agent {state}"
+            elif code != 0:
+                job.outcome = f"agent exited {code}"
+            elif self.repo.git.ok("merge-base", "--is-ancestor", f"refs/heads/{task.branch}", task.base_commit):
+                job.outcome = "agent exited 0 without commits"
+            elif unsaved_work(self.repo, task.worktree):
+                job.outcome = "uncommitted or untracked work left in its worktree"
+            elif self.tf.check:
+                job.outcome = self._check(task)
+
+    def _check(self, task: Task) -> str:
+        """Run the task file's check in the task's worktree; '' when it passed, else why not."""
+        path = os.path.join(self.repo.task_dir(task.id), "check.log")
+        with open(path, "wb") as log:
+            code = subprocess.run([self.repo.setting("agent.shell"), "-c", self.tf.check], cwd=task.worktree,
+                                  env=agent.agent_env(task, starting.prompt_path(self.repo, task.id)),
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT).returncode
+        if code == 0:
+            return ""
+        reason = f"check failed (exit {code}): see {path}"
+        write_task(self.repo, task.id, state="check-failed", reason=reason)
+        return reason
+
+    def _merge(self) -> None:
+        from .commands.clean import remove_task, what_would_be_lost
+        from .commands.merge import _check_target_worktree, _merge_group
+
+        ready = [j for j in self.jobs if j.task is not None and not j.outcome and not j.merged]
+        checked_out = {w.branch: w.path for w in list_worktrees(self.repo) if w.branch}
+        targets: dict[str, list[Job]] = {}
+        for job in ready:
+            assert job.task is not None
+            targets.setdefault(job.task.base, []).append(job)
+        for target, group in targets.items():
+            try:
+                if target in checked_out:
+                    _check_target_worktree(self.repo, checked_out[target])
+                with RepoLock(self.repo.common_dir, "merge"):
+                    attempts = _merge_group(self.repo, target, [j.task for j in group if j.task],
+                                            checked_out.get(target))
+            except AgentError as exc:
+                for job in group:
+                    job.outcome = f"not merged: {exc.message}"
+                continue
+            by_id = {j.id: j for j in group}
+            for attempt in attempts:
+                job = by_id[attempt.task_id]
+                if attempt.status == "merged":
+                    job.merged, job.state = True, "merged"
+                    job.outcome = f"merged ({attempt.commit[:12]})"
+                    _journal(self.repo, self.tf.path, job.id, attempt.commit)
+                elif attempt.status == "conflict":
+                    job.state = "conflict"
+                    job.outcome = f"conflict in {', '.join(attempt.conflicts)}"
+                else:
+                    job.outcome = "nothing to merge"
+        self.repo.reload_config()
+        tasks = load_tasks(self.repo)
+        for job in self.jobs:
+            task = tasks.get(job.id)
+            if job.merged and task is not None and not what_would_be_lost(self.repo, task):
+                remove_task(self.repo, task, force=False)
+
+    def _report(self) -> int:
+        width = max(len(j.id) for j in self.jobs)
+        lines = ["", "Report:"]
+        failed = 0
+        for job in self.jobs:
+            if job.merged or (not self.tf.merge and not job.outcome):
+                text = job.outcome or "finished (merge = false)"
+            else:
+                failed += 1
+                text = job.outcome or "not merged"
+                if job.task is not None and job.task.worktree:
+                    text += f"; kept {job.task.branch} in {os.path.relpath(job.task.worktree)}"
+            lines.append(f"  {job.id.ljust(width)}  {text}")
+        merged = sum(j.merged for j in self.jobs)
+        summary = f"{merged} merged, {failed} not merged" if self.tf.merge else \
+            f"{len(self.jobs) - failed} succeeded, {failed} failed"
+        lines.append(summary)
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+        return ExitCode.FAILED if failed else ExitCode.OK
