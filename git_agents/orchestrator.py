@@ -175,10 +175,18 @@ class Progress:
         self.shown: dict[str, str] = {}
         self.width = max(len(j.id) for j in jobs)
 
+    def _log(self, job: Job) -> str:
+        return last_log_line(self.repo, job.id) if job.started or job.state.startswith("failed") else ""
+
     def line(self, job: Job) -> str:
-        """The task's progress line."""
-        log = last_log_line(self.repo, job.id) if job.started or job.state.startswith("failed") else ""
-        return f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {log}".rstrip()
+        """The task's progress line on a terminal."""
+        return f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {self._log(job)}".rstrip()
+
+    def plain(self, job: Job) -> str:
+        """The line appended when the task's state changes and the output is not a terminal."""
+        elapsed = f" after {_elapsed(job)}" if job.ended else ""
+        log = self._log(job) if job.ended or job.state.startswith("failed") else ""
+        return f"task {job.id}: {job.state}{elapsed}" + (f": {log}" if log else "")
 
     def update(self) -> None:
         """Show the current state of every job."""
@@ -194,7 +202,7 @@ class Progress:
             for j in self.jobs:
                 if self.shown.get(j.id) != j.state:
                     self.shown[j.id] = j.state
-                    self.stream.write(f"task {self.line(j)}\n" if j.state != "queued" else "")
+                    self.stream.write(f"{self.plain(j)}\n" if j.state != "queued" else "")
         self.stream.flush()
 
 
@@ -211,15 +219,29 @@ class Run:
         self.base_commit = base_commit
         self.progress = Progress(repo, jobs, stream)
         self.stream = stream
+        self.stop_requested = False
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        # Only note it: the loop stops at its next checkpoint, never half-way through starting an
+        # agent (whose pid would be lost). Later SIGINTs are ignored (git forwards a Ctrl-C to its
+        # dashed command too), so nothing cuts the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.stop_requested = True
+
+    def _checkpoint(self) -> None:
+        if self.stop_requested:
+            raise KeyboardInterrupt
 
     def execute(self) -> int:
         """Prepare, run, merge, clean, report; return the exit code."""
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             self._prepare_all()
             self._run_agents()
         except KeyboardInterrupt:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
             return self._interrupted()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         self._settle()
         if self.tf.merge:
             self._merge()
@@ -238,6 +260,7 @@ class Run:
                 job.state, job.started = "running", time.monotonic()
             if job.action not in (NEW, START):
                 continue
+            self._checkpoint()
             job.state = "preparing"
             self.progress.update()
             if job.action == NEW:
@@ -265,6 +288,7 @@ class Run:
         queue = [j for j in self.jobs if j.state == "queued"]
         running = [j for j in self.jobs if j.state == "running"]
         while queue or running:
+            self._checkpoint()
             while queue and len(running) < self.tf.jobs:
                 job = queue.pop(0)
                 assert job.task is not None
@@ -277,6 +301,7 @@ class Run:
             self.progress.update()
             if queue or running:
                 time.sleep(POLL_SECONDS)
+        self._checkpoint()
 
     def _agent_ended(self, job: Job) -> bool:
         task = job.task

@@ -77,6 +77,8 @@ def lease(repo: Repo, task: Task) -> Lease:
     low, high, size = port_range(repo)
     blob = repo.git("hash-object", "-w", "--stdin", input=f"task {task.id}\n")
     holders = _holders(repo)
+    # Read the tasks after the leases: a task always exists before its lease is taken.
+    repo.reload_config()
     live = set(load_tasks(repo))
     for number, first in enumerate(range(low, high - size + 2, size), start=1):
         ref = f"{REF_PREFIX}{first}"

@@ -1,0 +1,214 @@
+"""git agent-run: a task file run end to end with scripted agents, interruption and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .conftest import Project, write_script
+
+
+def _status(project: Project) -> dict[str, dict]:
+    return {t["id"]: t for t in json.loads(project.ok("status", "--json").stdout)["tasks"]}
+
+
+def _max_overlap(times: Path) -> int:
+    events = []
+    for line in times.read_text().splitlines():
+        kind, _task, stamp = line.split()
+        events.append((float(stamp), 1 if kind == "start" else -1))
+    alive = peak = 0
+    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):  # an end before a start at the same instant
+        alive += delta
+        peak = max(peak, alive)
+    return peak
+
+
+def test_six_tasks_two_at_a_time(project: Project, tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "start $GIT_AGENT_TASK $(date +%s.%N)" >> {times}
+        sleep 0.3
+        rc=0
+        case "$GIT_AGENT_TASK" in
+          1|6) echo "work $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" ;;
+          2) echo "cannot do it"; rc=3 ;;
+          3) sed -i 's/line 2/line two (task 3)/' shared.txt ;;
+          4) sed -i 's/line 2/line II (task 4)/' shared.txt ;;
+          5) echo "half done" > wip.txt ;;
+        esac
+        if [ "$GIT_AGENT_TASK" != 5 ] && [ $rc = 0 ]; then
+          git add -A && git commit -q -m "task $GIT_AGENT_TASK" && echo "committed task $GIT_AGENT_TASK"
+        fi
+        echo "end $GIT_AGENT_TASK $(date +%s.%N)" >> {times}
+        exit $rc
+    """)
+    tasks = "\n".join(f'[[task]]\nid = "{n}"\ntitle = "task number {n}"\nprompt = "do {n}"\n' for n in range(1, 7))
+    (tmp_path / "tasks.toml").write_text(f'agent = "{agent}"\njobs = 2\n\n{tasks}')
+    base = project.git("rev-parse", "main")
+
+    proc = project.agent("run", str(tmp_path / "tasks.toml"))
+
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == ""
+    shas = project.git("log", "--first-parent", "--format=%h", "--abbrev=12", f"{base}..main").split()
+    assert len(shas) == 3
+    report = proc.stdout[proc.stdout.index("\nReport:\n"):]
+    assert report == (
+        "\nReport:\n"
+        f"  1  merged ({shas[2]})\n"
+        "  2  agent exited 3; kept task-2 in ../project-worktrees/task-2\n"
+        f"  3  merged ({shas[1]})\n"
+        "  4  conflict in shared.txt; kept task-4 in ../project-worktrees/task-4\n"
+        "  5  exited 0, work not committed; kept task-5 in ../project-worktrees/task-5\n"
+        f"  6  merged ({shas[0]})\n"
+        "3 merged, 3 not merged\n")
+    # the progress lines (not a terminal): one per change of state
+    progress = proc.stdout[:proc.stdout.index("\nReport:\n")].splitlines()
+    assert [line for line in progress if line.startswith("task 2: exited")] == \
+        [line for line in progress if line.startswith("task 2: exited 3 after 0:0")]
+    assert "task 2: exited 3 after 0:00: cannot do it" in progress
+    assert "task 6: exited 0 after 0:00: committed task 6" in progress
+    assert [line for line in progress if line.startswith("task 1: running")] == ["task 1: running"]
+
+    assert project.git("log", "--first-parent", "--format=%s", f"{base}..main").splitlines() == [
+        "feat: Task 6 - task number 6", "feat: Task 3 - task number 3", "feat: Task 1 - task number 1"]
+    assert (project.path / "shared.txt").read_text() == "line 1\nline two (task 3)\nline 3\n"
+    assert sorted(p.name for p in project.worktrees.iterdir()) == ["task-2", "task-4", "task-5"]
+    assert project.git("branch", "--format=%(refname:short)").split() == ["main", "task-2", "task-4", "task-5"]
+    rows = _status(project)
+    assert {k: r["state"] for k, r in rows.items()} == {
+        "2": "exited 3", "4": "conflict", "5": "exited 0, work not committed"}
+    assert (project.worktrees / "task-5" / "wip.txt").read_text() == "half done\n"
+    assert _max_overlap(times) == 2
+
+
+def _runs_taskfile(tmp_path: Path) -> Path:
+    runs = tmp_path / "runs.log"
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK" >> {runs}
+        if [ "$GIT_AGENT_TASK" = b ] && [ ! -e {tmp_path / "go"} ]; then sleep 30; fi
+        echo "$GIT_AGENT_TASK" > "$GIT_AGENT_TASK.txt" && git add . && git commit -q -m "$GIT_AGENT_TASK"
+    """)
+    tasks = "".join(f'\n[[task]]\nid = "{n}"\nprompt = "do {n}"\n' for n in "abc")
+    path = tmp_path / "tasks.toml"
+    path.write_text(f'agent = "{agent}"\njobs = 1\n{tasks}')
+    return path
+
+
+def test_interrupted_run_resumes_without_rerunning_finished_tasks(project: Project, tmp_path: Path) -> None:
+    taskfile = _runs_taskfile(tmp_path)
+    runs = tmp_path / "runs.log"
+    proc = subprocess.Popen(["git-agent-run", str(taskfile)], cwd=project.path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (runs.exists() and runs.read_text() == "a\nb\n") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+
+    assert proc.returncode == 130, err
+    assert out.endswith("Interrupted: stopped the agents of task(s) b; every worktree and branch is kept.\n"
+                        f"Resume with: git agent-run --resume {taskfile}\n")
+    rows = _status(project)
+    assert {k: (r["state"], r["agent"]) for k, r in rows.items()} == {
+        "a": ("exited 0", "exited"), "b": ("interrupted", "exited"), "c": ("not started", "not started")}
+    assert project.git("rev-list", "--count", "main") == "1"
+
+    again = project.agent("run", str(taskfile))
+    assert again.returncode == 128
+    assert again.stderr == ("fatal: task 'a' already exists\n"
+                            f"hint: continue the earlier run with: git agent-run --resume {taskfile}\n"
+                            "hint: or remove the task first with: git agent-clean a\n")
+
+    dry = project.ok("run", "--resume", "--dry-run", str(taskfile))
+    assert dry.stdout.splitlines() == [
+        f"Run 3 task(s) from {taskfile} on main, 1 at a time; then merge the successful ones in task order.",
+        "  a  finished: merge only   do a",
+        "  b  run again              do b", f"     agent: {tmp_path / 'agent.sh'}",
+        "  c  prepare and run        do c", f"     agent: {tmp_path / 'agent.sh'}"]
+
+    (tmp_path / "go").touch()
+    resumed = project.ok("run", "--resume", str(taskfile))
+    assert resumed.stdout.splitlines()[-1] == "3 merged, 0 not merged"
+    assert runs.read_text() == "a\nb\nb\nc\n"
+    assert project.git("log", "--first-parent", "--format=%s", "main").splitlines() == [
+        "feat: Task c - do c", "feat: Task b - do b", "feat: Task a - do a", "initial"]
+    assert project.git("branch", "--format=%(refname:short)") == "main"
+
+    # everything merged: resuming once more runs nothing
+    final = project.ok("run", "--resume", str(taskfile))
+    assert runs.read_text() == "a\nb\nb\nc\n"
+    assert final.stdout.splitlines()[-5:] == ["Report:", f"  a  merged ({project.git('rev-parse', '--short=12', 'main~2')}, earlier run)",
+                                              f"  b  merged ({project.git('rev-parse', '--short=12', 'main~1')}, earlier run)",
+                                              f"  c  merged ({project.git('rev-parse', '--short=12', 'main')}, earlier run)",
+                                              "3 merged, 0 not merged"]
+
+
+def test_setup_failure_fails_the_task_and_the_agent_never_starts(project: Project, tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK" >> {ran}
+        echo x > "$GIT_AGENT_TASK.txt" && git add . && git commit -q -m "$GIT_AGENT_TASK"
+    """)
+    project.git("config", "agent.setup",
+                'echo "installing for $GIT_AGENT_TASK"; case "$GIT_AGENT_TASK" in 2*) echo "no deps" >&2; exit 2;; esac')
+    (tmp_path / "tasks.toml").write_text(
+        f'agent = "{agent}"\njobs = 2\n[[task]]\nid = "1"\nprompt = "one"\n[[task]]\nid = "2"\nprompt = "two"\n')
+
+    proc = project.agent("run", str(tmp_path / "tasks.toml"))
+
+    assert proc.returncode == 1
+    setup = "setup failed (exit 2): " + project.git("config", "agent.setup")
+    assert f"error: task 2: {setup}; the agent was not started\n  | installing for 2\n  | no deps\n" in proc.stdout
+    assert proc.stdout.endswith(f"  2  failed: {setup}; kept task-2 in ../project-worktrees/task-2\n"
+                                "1 merged, 1 not merged\n")
+    assert ran.read_text() == "1\n"
+    assert _status(project)["2"]["state"] == f"failed: {setup}"
+    log = project.ok("logs", "2").stdout
+    assert log == (f"git-agents: setup: {project.git('config', 'agent.setup')}\ninstalling for 2\nno deps\n"
+                   "git-agents: setup failed (exit 2); the agent was not started\n")
+
+    spawn = project.agent("spawn", "20", "--prompt", "twenty", "--agent", str(agent))
+    assert (spawn.returncode, spawn.stdout) == (1, "")
+    assert spawn.stderr == (f"error: task 20: {setup}; the agent was not started\n  | installing for 20\n  | no deps\n"
+                            "hint: the worktree is kept at ../project-worktrees/task-20; fix the setup and run the"
+                            " agent there, or remove the task with: git agent-clean 20\n")
+    assert ran.read_text() == "1\n"
+
+
+def test_taskfile_errors_are_reported_with_the_file(project: Project, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    for text, message in [
+        ('jobs = 0\n[[task]]\nid = "1"\nprompt = "x"\n', "'jobs' must be at least 1"),
+        ('agent = "true"\n', "no tasks: add at least one [[task]] table with an id and a prompt"),
+        ('[[task]]\nid = "1"\n', "task 1: give exactly one of 'prompt' and 'prompt_file'"),
+        ('[[task]]\nid = "a b"\nprompt = "x"\n', "task 1: invalid id 'a b': a task id starts with a letter or digit"
+                                                  " and holds only letters, digits, '.', '_' and '-'"),
+        ('colour = 1\n', "unknown setting 'colour' (known: agent, base, check, jobs, merge, pool)"),
+        ('[[task]]\nid = "1"\nprompt = "x"\n[[task]]\nid = "1"\nprompt = "y"\n', "task id '1' is used twice"),
+    ]:
+        bad.write_text(text)
+        proc = project.agent("run", str(bad))
+        assert (proc.returncode, proc.stderr) == (
+            128, f"fatal: {bad}: {message}\nhint: see git agent-run -h for the task file format\n"), text
+    bad.write_text('[[task]]\nid = "1"\nprompt = "x"\n')
+    proc = project.agent("run", str(bad))
+    assert proc.stderr == ("fatal: task 1 has no agent\n"
+                           "hint: set agent in the task file (globally or per task), or git config agent.command\n")
+    assert project.git("worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_auto_commit_commits_left_over_work_with_the_title(project: Project, tmp_path: Path) -> None:
+    agent = write_script(tmp_path / "agent.sh", 'echo "draft" > notes.txt\n')
+    (tmp_path / "tasks.toml").write_text(f'agent = "{agent}"\n[[task]]\nid = "7"\ntitle = "write notes"\n'
+                                         'prompt = "x"\n')
+    project.git("config", "agent.autoCommit", "true")
+    proc = project.ok("run", str(tmp_path / "tasks.toml"))
+    assert proc.stdout.splitlines()[-1] == "1 merged, 0 not merged"
+    assert project.git("log", "--format=%s", "-2", "main^2") == "write notes\ninitial"
+    assert (project.path / "notes.txt").read_text() == "draft\n"
