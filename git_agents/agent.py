@@ -7,6 +7,7 @@ even if it ends while no git-agents process is watching.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -15,6 +16,7 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Iterator
 
 from .store import Task
 
@@ -113,12 +115,24 @@ def launch(task: Task, command: str, shell: str, task_dir: str, prompt_file: str
     for stale in (exit_path(task_dir), exit_path(task_dir) + ".tmp"):
         if os.path.exists(stale):
             os.unlink(stale)
-    with open(log_path(task_dir), "ab") as log:
+    with open(log_path(task_dir), "ab") as log, _sigint_unblocked():
         proc = subprocess.Popen(
             ["/bin/sh", "-c", SUPERVISOR, "git-agent-supervisor", command, exit_path(task_dir), shell],
             cwd=task.worktree, env=agent_env(task, prompt_file), stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     return proc.pid, process_start(proc.pid) or ""
+
+
+@contextlib.contextmanager
+def _sigint_unblocked() -> Iterator[None]:
+    """Unblock SIGINT while forking an agent: a caller that blocks it (git agent-run) must not
+    hand an agent a blocked SIGINT, which it would keep for its whole life."""
+    old = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if signal.SIGINT in old:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 def process_start(pid: int) -> str | None:

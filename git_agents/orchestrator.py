@@ -222,30 +222,38 @@ class Run:
         self.stop_requested = False
 
     def _on_sigint(self, signum: int, frame: object) -> None:
-        # Only note it: the loop stops at its next checkpoint, never half-way through starting an
-        # agent (whose pid would be lost). Later SIGINTs are ignored (git forwards a Ctrl-C to its
-        # dashed command too), so nothing cuts the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.stop_requested = True
 
     def _checkpoint(self) -> None:
-        if self.stop_requested:
+        """Stop here if Ctrl-C was pressed (it is held pending while SIGINT is blocked)."""
+        if self.stop_requested or signal.SIGINT in signal.sigpending():
+            self.stop_requested = True
             raise KeyboardInterrupt
 
     def execute(self) -> int:
-        """Prepare, run, merge, clean, report; return the exit code."""
+        """Prepare, run, merge, clean, report; return the exit code.
+
+        Ctrl-C reaches the whole foreground process group, so a git command running at that
+        moment would die half-way (`git config` then leaves config.lock behind, and every
+        later write fails). SIGINT is therefore blocked for the whole run, which every child
+        inherits (agents are started with it unblocked), and the loop looks for a pending one
+        at its checkpoints: it stops between steps, never inside one.
+        """
         previous = signal.signal(signal.SIGINT, self._on_sigint)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            self._prepare_all()
-            self._run_agents()
-        except KeyboardInterrupt:
-            return self._interrupted()
+            try:
+                self._prepare_all()
+                self._run_agents()
+            except KeyboardInterrupt:
+                return self._interrupted()
+            self._settle()
+            if self.tf.merge:
+                self._merge()
+            return self._report()
         finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one only sets the flag
             signal.signal(signal.SIGINT, previous)
-        self._settle()
-        if self.tf.merge:
-            self._merge()
-        return self._report()
 
     def _prepare_all(self) -> None:
         from .commands.spawn import plan_task, prompt_template
@@ -301,7 +309,7 @@ class Run:
             self.progress.update()
             if queue or running:
                 time.sleep(POLL_SECONDS)
-        self._checkpoint()
+        self._checkpoint()  # after the last agent, before merging
 
     def _agent_ended(self, job: Job) -> bool:
         task = job.task

@@ -91,6 +91,7 @@ def _runs_taskfile(tmp_path: Path) -> Path:
     runs = tmp_path / "runs.log"
     agent = write_script(tmp_path / "agent.sh", f"""
         echo "$GIT_AGENT_TASK" >> {runs}
+        grep SigBlk /proc/self/status >> {tmp_path / "sigblk"}  # what the agent's own children get
         if [ "$GIT_AGENT_TASK" = b ] && [ ! -e {tmp_path / "go"} ]; then sleep 30; fi
         echo "$GIT_AGENT_TASK" > "$GIT_AGENT_TASK.txt" && git add . && git commit -q -m "$GIT_AGENT_TASK"
     """)
@@ -136,6 +137,9 @@ def test_interrupted_run_resumes_without_rerunning_finished_tasks(project: Proje
     resumed = project.ok("run", "--resume", str(taskfile))
     assert resumed.stdout.splitlines()[-1] == "3 merged, 0 not merged"
     assert runs.read_text() == "a\nb\nb\nc\n"
+    # the run blocks SIGINT while it works; its agents must not inherit that (dash as /bin/sh
+    # unblocks it anyway; where /bin/sh is bash, only agent._sigint_unblocked does)
+    assert (tmp_path / "sigblk").read_text().split() == ["SigBlk:", "0000000000000000"] * 4, (tmp_path / "sigblk").read_text()
     assert project.git("log", "--first-parent", "--format=%s", "main").splitlines() == [
         "feat: Task c - do c", "feat: Task b - do b", "feat: Task a - do a", "initial"]
     assert project.git("branch", "--format=%(refname:short)") == "main"
