@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from .taskfile import TaskFile, TaskSpec
 from .worktrees import list_worktrees, unsaved_work
 
 POLL_SECONDS = 0.1
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colours and cursor moves in an agent's output
 
 # What a job is doing; the run loop moves each job forward through these.
 NEW, START, RERUN, WATCH, FINISHED, MERGED_BEFORE = "new", "start", "re-run", "watch", "finished", "merged"
@@ -150,7 +152,7 @@ def last_log_line(repo: Repo, task_id: str) -> str:
     except OSError:
         return ""
     for line in reversed(tail.splitlines()):
-        line = "".join(ch for ch in line if ch.isprintable()).strip()
+        line = "".join(ch for ch in _ANSI.sub("", line) if ch.isprintable()).strip()
         if line:
             return line
     return ""
@@ -171,12 +173,18 @@ class Progress:
         self.jobs = jobs
         self.stream = stream
         self.tty = stream.isatty()
-        self.drawn = 0
+        self.drawn: list[str] = []  # the lines on the terminal now, below the cursor's row
         self.shown: dict[str, str] = {}
         self.width = max(len(j.id) for j in jobs)
 
     def _log(self, job: Job) -> str:
         return last_log_line(self.repo, job.id) if job.started or job.state.startswith("failed") else ""
+
+    def message(self, text: str) -> None:
+        """Print other output; on a terminal the progress block is drawn again below it."""
+        self.stream.write(text)
+        self.stream.flush()
+        self.drawn = []
 
     def line(self, job: Job) -> str:
         """The task's progress line on a terminal."""
@@ -194,10 +202,12 @@ class Progress:
             import shutil
 
             columns = shutil.get_terminal_size().columns
-            out = "\x1b[F" * self.drawn if self.drawn else ""
-            out += "".join(f"\x1b[2K{self.line(j)[:columns - 1]}\n" for j in self.jobs)
-            self.drawn = len(self.jobs)
-            self.stream.write(out)
+            lines = [self.line(j)[:columns - 1] for j in self.jobs]
+            if lines == self.drawn:
+                return
+            # up to the first line of the block, then rewrite each line (\x1b[2K: clear it first)
+            self.stream.write("\x1b[F" * len(self.drawn) + "".join(f"\x1b[2K{line}\n" for line in lines))
+            self.drawn = lines
         else:
             for j in self.jobs:
                 if self.shown.get(j.id) != j.state:
@@ -282,7 +292,7 @@ class Run:
             except SetupFailed as exc:
                 starting.fail(self.repo, job.task, exc.message)
                 job.state = "failed: setup"
-                self.stream.write(starting.setup_failure_text(job.task, exc))
+                self.progress.message(starting.setup_failure_text(job.task, exc))
                 continue
             missing = agent.missing_program(job.command, job.task.worktree)
             if missing:
@@ -353,9 +363,13 @@ class Run:
             state, code, _ = agent_state(self.repo, task)
             if state == NOT_COMMITTED and auto_commit:
                 git = self.repo.git.at(task.worktree)
-                git.run("add", "--all")
-                git.run("commit", "--quiet", "--no-verify", "-m", task.title)
-                state = "exited"
+                try:
+                    git.run("add", "--all")
+                    git.run("commit", "--quiet", "-m", task.title)  # hooks run, as for any commit
+                    state = "exited"
+                except AgentError as exc:
+                    job.outcome = f"{NOT_COMMITTED} (agent.autoCommit failed: {exc.message.splitlines()[0]})"
+                    continue
             if state == NOT_COMMITTED:
                 job.state = job.outcome = NOT_COMMITTED
             elif state != "exited":

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
+
+import pytest
+
+from git_agents.orchestrator import NEW, Job, Progress
+from git_agents.repo import Repo
+from git_agents.taskfile import TaskSpec
 
 from .conftest import Project, write_script
 
@@ -216,3 +223,33 @@ def test_auto_commit_commits_left_over_work_with_the_title(project: Project, tmp
     assert proc.stdout.splitlines()[-1] == "1 merged, 0 not merged"
     assert project.git("log", "--format=%s", "-2", "main^2") == "write notes\ninitial"
     assert (project.path / "notes.txt").read_text() == "draft\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_redrawn_in_place_on_a_terminal(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(project.path)
+    monkeypatch.setenv("COLUMNS", "60")
+    repo = Repo.discover()
+    jobs = [Job(TaskSpec("1", "one", "x", ""), "agent", NEW), Job(TaskSpec("22", "two", "y", ""), "agent", NEW)]
+    os.makedirs(repo.task_dir("1"))
+    with open(os.path.join(repo.task_dir("1"), "agent.log"), "w") as fh:
+        fh.write("compiling\n\x1b[1mtesting everything in the whole project\x1b[0m\n\n")
+    screen = _Terminal()
+    progress = Progress(repo, jobs, screen)
+    progress.update()
+    jobs[0].state, jobs[0].started = "running", time.monotonic()
+    progress.update()
+    progress.update()  # nothing changed: nothing written
+    progress.message("a message\n")
+    progress.update()
+    running = "1   " + "running".ljust(28) + "    0:00  " + "testing everythin"  # cut at 59 columns
+    block = f"\x1b[2K{running}\n\x1b[2K22  queued\n"
+    assert screen.getvalue() == (
+        "\x1b[2K1   queued\n\x1b[2K22  queued\n"
+        + "\x1b[F\x1b[F" + block
+        + "a message\n"
+        + block)
