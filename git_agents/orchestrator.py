@@ -87,8 +87,10 @@ def _journal(repo: Repo, taskfile: str, task_id: str, commit: str) -> None:
 
 
 # -- planning -----------------------------------------------------------------------------------
-def plan(repo: Repo, tf: TaskFile, *, resume: bool) -> list[Job]:
-    """What the run will do with each task; refuses ids in use unless resuming."""
+def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool) -> list[Job]:
+    """What the run will do with each task; refuses ids, branches or paths in use unless resuming."""
+    from .commands.spawn import plan_task
+
     default_agent = tf.agent or repo.setting("agent.command")
     existing = load_tasks(repo)
     done = merged_before(repo, tf.path) if resume else {}
@@ -100,6 +102,8 @@ def plan(repo: Repo, tf: TaskFile, *, resume: bool) -> list[Job]:
                              hint="set agent in the task file (globally or per task), or git config agent.command")
         command = agent.absolutise_program(expand(repo, written), os.path.dirname(os.path.abspath(tf.path)))
         task = existing.get(spec.id)
+        if task is None and spec.id not in done:
+            plan_task(repo, spec.id, base, base_commit)  # fails now, before anything is created
         if task is None:
             jobs.append(Job(spec, command, MERGED_BEFORE if spec.id in done else NEW,
                             outcome=f"merged ({done[spec.id][:12]}, earlier run)" if spec.id in done else ""))
@@ -108,7 +112,9 @@ def plan(repo: Repo, tf: TaskFile, *, resume: bool) -> list[Job]:
             raise AgentError(f"task '{spec.id}' already exists",
                              hint=f"continue the earlier run with: git agent-run --resume {tf.path}\n"
                                   f"or remove the task first with: git agent-clean {spec.id}")
-        jobs.append(Job(spec, command, _resume_action(repo, task), task))
+        action = _resume_action(repo, task)
+        outcome = f"merged ({task.merge_commit[:12]}, earlier run)" if action == MERGED_BEFORE else ""
+        jobs.append(Job(spec, command, action, task, outcome=outcome))
     return jobs
 
 

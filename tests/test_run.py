@@ -253,3 +253,15 @@ def test_progress_is_redrawn_in_place_on_a_terminal(project: Project, monkeypatc
         + "\x1b[F\x1b[F" + block
         + "a message\n"
         + block)
+
+
+def test_nothing_is_created_when_a_branch_is_in_the_way(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "tasks.toml").write_text('agent = "true"\n[[task]]\nid = "1"\nprompt = "x"\n'
+                                         '[[task]]\nid = "2"\nprompt = "y"\n')
+    project.git("branch", "task-2")
+    before = project.snapshot()
+    proc = project.agent("run", str(tmp_path / "tasks.toml"))
+    assert (proc.returncode, proc.stdout) == (128, "")
+    assert proc.stderr == ("fatal: a branch named 'task-2' already exists\n"
+                           "hint: delete or rename it (git branch -m task-2 <new>), or pick another id\n")
+    assert project.snapshot() == before

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                          hint="remove the pool setting to create fresh worktrees")
     repo = Repo.discover()
     base, base_commit = resolve_base(repo, tf.base or None)
-    jobs = plan(repo, tf, resume=args.resume)
+    jobs = plan(repo, tf, base, base_commit, resume=args.resume)
     if args.dry_run:
         print(describe(tf, jobs, base))
         return 0
