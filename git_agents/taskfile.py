@@ -53,7 +53,7 @@ class TaskFile:
 
 
 def _fail(path: str, message: str) -> AgentError:
-    return AgentError(f"{path}: {message}", hint="see git agent-run -h for the task file format")
+    return AgentError(f"{path}: {message}", hint="the format is in git help agent-run (DESCRIPTION) and the README")
 
 
 def _typed(path: str, table: dict[str, Any], key: str, kind: type, where: str) -> Any:

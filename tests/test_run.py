@@ -91,6 +91,8 @@ def test_six_tasks_two_at_a_time(project: Project, tmp_path: Path) -> None:
     assert {k: r["state"] for k, r in rows.items()} == {
         "2": "exited 3", "4": "conflict", "5": "exited 0, work not committed"}
     assert (project.worktrees / "task-5" / "wip.txt").read_text() == "half done\n"
+    wait = project.agent("wait", "5")
+    assert (wait.returncode, wait.stdout) == (1, "task 5: exited 0, work not committed\n")
     assert _max_overlap(times) == 2
 
 
@@ -206,7 +208,7 @@ def test_taskfile_errors_are_reported_with_the_file(project: Project, tmp_path: 
         bad.write_text(text)
         proc = project.agent("run", str(bad))
         assert (proc.returncode, proc.stderr) == (
-            128, f"fatal: {bad}: {message}\nhint: see git agent-run -h for the task file format\n"), text
+            128, f"fatal: {bad}: {message}\nhint: the format is in git help agent-run (DESCRIPTION) and the README\n"), text
     bad.write_text('[[task]]\nid = "1"\nprompt = "x"\n')
     proc = project.agent("run", str(bad))
     assert proc.stderr == ("fatal: task 1 has no agent\n"
