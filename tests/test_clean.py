@@ -105,8 +105,10 @@ def test_agent_environment_and_prompt(project: Project, tmp_path: Path) -> None:
     wt = project.worktrees / "task-6"
     common = project.path / ".git"
     prompt_file = common / "agents" / "tasks" / "6" / "prompt.md"
+    port = int(project.git("config", "agent-task.6.port"))  # the first free block of agent.portRange
     assert (project.worktrees / "env-6.txt").read_text().splitlines() == [
-        "GIT_AGENT_BRANCH=task-6", f"GIT_AGENT_PROMPT_FILE={prompt_file}", "GIT_AGENT_TASK=6",
+        "GIT_AGENT_BRANCH=task-6", f"GIT_AGENT_INDEX={(port - 20000) // 10 + 1}", f"GIT_AGENT_PORT={port}",
+        f"GIT_AGENT_PROMPT_FILE={prompt_file}", "GIT_AGENT_TASK=6",
         "GIT_AGENT_TITLE=the title", f"GIT_AGENT_WORKTREE={wt}", str(wt)]
     prompt = project.ok("prompt", "6").stdout
     assert prompt == prompt_file.read_text()
