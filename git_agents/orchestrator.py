@@ -164,6 +164,12 @@ def last_log_line(repo: Repo, task_id: str) -> str:
     return ""
 
 
+def _terminal_size() -> os.terminal_size:
+    import shutil
+
+    return shutil.get_terminal_size()
+
+
 def _elapsed(job: Job) -> str:
     if not job.started:
         return ""
@@ -178,7 +184,8 @@ class Progress:
         self.repo = repo
         self.jobs = jobs
         self.stream = stream
-        self.tty = stream.isatty()
+        # In place only when the block fits on the screen: the cursor cannot go above its top.
+        self.tty = stream.isatty() and len(jobs) < _terminal_size().lines - 1
         self.drawn: list[str] = []  # the lines on the terminal now, below the cursor's row
         self.shown: dict[str, str] = {}
         self.width = max(len(j.id) for j in jobs)
@@ -205,9 +212,7 @@ class Progress:
     def update(self) -> None:
         """Show the current state of every job."""
         if self.tty:
-            import shutil
-
-            columns = shutil.get_terminal_size().columns
+            columns = _terminal_size().columns
             lines = [self.line(j)[:columns - 1] for j in self.jobs]
             if lines == self.drawn:
                 return

@@ -129,5 +129,8 @@ def run_setup(repo: Repo, task: Task, prompt_file: str) -> None:
 def make_ready(repo: Repo, task: Task, prompt_file: str) -> None:
     """Everything a new task's worktree needs before its agent starts (raises SetupFailed)."""
     populate(repo, task.worktree)
-    ports.lease(repo, task)
+    try:
+        ports.lease(repo, task)
+    except AgentError as exc:
+        raise SetupFailed(exc.message, exc.hint or "") from exc
     run_setup(repo, task, prompt_file)

@@ -154,3 +154,19 @@ def test_logs_follow_and_stop(project: Project, tmp_path: Path) -> None:
     again = project.agent("stop", "2")
     assert (again.returncode, again.stdout) == (1, "Task 2: agent not running\n")
     assert project.agent("logs", "3").stderr == "fatal: no such task: '3'\nhint: `git agent-status` lists the tasks\n"
+
+
+def test_a_lease_whose_task_is_gone_is_taken_back_and_none_left_fails_the_task(project: Project) -> None:
+    low = 23000 + os.getpid() % 100 * 20
+    project.git("config", "agent.portRange", f"{low}-{low + 19}")
+    orphan = project.git("hash-object", "-w", "--stdin", input="task gone\n")
+    project.git("update-ref", f"refs/agents/ports/{low}", orphan, "")
+    project.ok("spawn", "1", "2", "--prompt", "x")
+    assert [project.git("config", f"agent-task.{n}.port") for n in (1, 2)] == [str(low), str(low + 10)]
+    full = project.agent("spawn", "3", "--prompt", "x")
+    assert (full.returncode, full.stdout) == (1, "")
+    assert full.stderr == (
+        f"error: task 3: no free block of 10 ports left in {low}-{low + 19}; the agent was not started\n"
+        "  | clean finished tasks (git agent-clean --merged) or widen agent.portRange\n"
+        "hint: the worktree is kept at ../project-worktrees/task-3; fix the setup and run the agent there,"
+        " or remove the task with: git agent-clean 3\n")

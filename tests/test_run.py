@@ -235,6 +235,7 @@ class _Terminal(io.StringIO):
 def test_progress_is_redrawn_in_place_on_a_terminal(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(project.path)
     monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setenv("LINES", "24")
     repo = Repo.discover()
     jobs = [Job(TaskSpec("1", "one", "x", ""), "agent", NEW), Job(TaskSpec("22", "two", "y", ""), "agent", NEW)]
     os.makedirs(repo.task_dir("1"))
