@@ -277,9 +277,9 @@ class Run:
             signal.signal(signal.SIGINT, previous)
 
     def _prepare_all(self) -> None:
-        from .commands.spawn import plan_task, prompt_template
+        from .commands.spawn import plan_task, load_template
 
-        template = prompt_template(self.repo)
+        template = load_template(self.repo)
         for job in self.jobs:
             if job.action == MERGED_BEFORE:
                 job.state = "merged"

@@ -80,7 +80,7 @@ def _task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) -
         raise AgentError(f"cannot read prompt file '{path}': {exc.strerror}") from exc
 
 
-def prompt_template(repo: Repo) -> str:
+def load_template(repo: Repo) -> str:
     """The prompt template: agent.promptTemplate, or the built-in one."""
     path = repo.setting("agent.promptTemplate")
     if not path:
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     command = "" if args.no_agent else (args.agent if args.agent is not None else repo.setting("agent.command"))
     command = agent.absolutise_program(expand_preset(repo, command), os.getcwd()) if command else ""
     stdin_text = sys.stdin.read() if args.prompt_file == "-" else None
-    template = prompt_template(repo)
+    template = load_template(repo)
     texts = {task_id: _task_text(args, task_id, stdin_text) for task_id in args.ids}
     planned = [plan_task(repo, task_id, base, base_commit) for task_id in args.ids]
 
