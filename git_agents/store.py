@@ -89,15 +89,19 @@ def load_tasks(repo: Repo) -> dict[str, Task]:
 def _config(repo: Repo, *args: str, ok: tuple[int, ...] = (0,)) -> int:
     """Run one `git config` write, retrying while another program holds git's config lock."""
     config_file = os.path.join(repo.common_dir, "config")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 10
     while True:
         res = repo.git.run("config", "--file", config_file, *args, ok=range(0, 256))
         if res.code in ok:
             return res.code
-        if "could not lock config file" in res.err and time.monotonic() < deadline:
-            time.sleep(0.01)
-            continue
-        raise GitError(["git", "config", *args], res.code, res.out, res.err)
+        if "could not lock config file" not in res.err:
+            raise GitError(["git", "config", *args], res.code, res.out, res.err)
+        if time.monotonic() > deadline:
+            # Every git-agents writer holds our own lock here, so a config.lock that stays this
+            # long was left by a git process that was killed, or is held by another program.
+            raise AgentError(f"could not lock {config_file}: {config_file}.lock has existed for over 10 seconds",
+                             hint=f"if no other git process is running, remove {config_file}.lock")
+        time.sleep(0.01)
 
 
 def write_task(repo: Repo, task_id: str, **values: str | None) -> None:

@@ -158,3 +158,14 @@ def test_usage_errors_exit_129(project: Project) -> None:
         proc = project.agent(verb, *args)
         assert proc.returncode == 129, (verb, proc.stderr)
         assert "usage: git agent-" in proc.stderr
+
+
+def test_stale_config_lock_is_reported_with_what_to_do(project: Project) -> None:
+    lock = project.path / ".git" / "config.lock"
+    lock.write_text("")
+    proc = project.agent("spawn", "1", timeout=60)
+    assert proc.returncode == 128
+    assert proc.stderr.splitlines() == [
+        f"fatal: could not lock {project.path / '.git' / 'config'}: {lock} has existed for over 10 seconds",
+        f"hint: if no other git process is running, remove {lock}"]
+    assert project.git("branch", "--list", "task-1") == ""
