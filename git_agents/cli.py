@@ -29,8 +29,64 @@ COMMANDS: dict[str, str] = {
 }
 
 
+USAGE_WIDTH = 24  # as git's parse-options: option names up to this column, help from column 26
+
+
+def option_label(action: argparse.Action) -> str:
+    """An option as git writes it in usage and man pages: `-f, --force`, `--base <branch>`,
+    `--color[=<when>]`."""
+    names = ", ".join(action.option_strings)
+    if action.nargs == 0:
+        return names
+    metavar = action.metavar or f"<{action.dest.replace('_', '-')}>"
+    if action.nargs == "?":
+        return f"{names}[={metavar}]"
+    return f"{names} {metavar}"
+
+
+def documented_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options a parser accepts, in declaration order, without -h (documented apart)."""
+    return [a for a in parser._actions
+            if a.option_strings and not isinstance(a, argparse._HelpAction) and a.help != argparse.SUPPRESS]
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """name -> parser of each subcommand (`git agent-pool list`), empty for a plain command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def usage_lines(usage: str) -> list[str]:
+    """Synopsis lines: one per line of a module's USAGE."""
+    return [line.strip() for line in usage.strip().splitlines() if line.strip()]
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with git's conventions: usage errors go to stderr with exit 129."""
+    """argparse with git's conventions: `-h` prints git-style short usage on stdout (exit 0);
+    usage errors print `error: ...` and the short usage on stderr (exit 129)."""
+
+    def format_usage(self) -> str:
+        lines = usage_lines(self.usage or self.prog)
+        return "usage: " + "\n   or: ".join(lines) + "\n"
+
+    def format_help(self) -> str:
+        out = [self.format_usage(), "\n"]
+        for action in documented_actions(self):
+            label = "    " + option_label(action)
+            help_text = (action.help or "") % {"default": action.default}
+            if len(label) <= USAGE_WIDTH:
+                out.append(f"{label.ljust(USAGE_WIDTH + 2)}{help_text}\n")
+            else:
+                out.append(f"{label}\n{' ' * (USAGE_WIDTH + 2)}{help_text}\n")
+        subs = subcommands(self)
+        if subs:
+            out.append("\n")
+            for name, sub in subs.items():
+                out.append(f"    {name.ljust(USAGE_WIDTH - 2)}{sub.description or ''}\n")
+        out.append("\n")
+        return "".join(out)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"error: {message}\n")
@@ -44,17 +100,27 @@ def load(verb: str) -> ModuleType:
 
 
 def build_parser(verb: str, module: ModuleType) -> Parser:
-    """The argument parser of one command, built from its module's `configure`."""
+    """The argument parser of one command: its module's `configure` plus the global options."""
     parser = Parser(prog=f"git agent-{verb}", usage=getattr(module, "USAGE", None),
-                    description=COMMANDS.get(verb), allow_abbrev=False,
-                    formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=30))
+                    description=COMMANDS.get(verb), allow_abbrev=False)
     module.configure(parser)
+    parser.add_argument("--color", nargs="?", const="always", default=None, choices=("always", "never", "auto"),
+                        metavar="<when>", help="colour the output: always, never or auto (default: auto)")
     return parser
 
 
+def add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """-q/--quiet and -v/--verbose, for commands that print more than a line."""
+    parser.add_argument("-q", "--quiet", action="store_const", dest="verbosity", const=-1, default=0,
+                        help="print only errors and the final summary")
+    parser.add_argument("-v", "--verbose", action="store_const", dest="verbosity", const=1,
+                        help="print more detail")
+
+
 def report(error: AgentError) -> None:
-    """Print an error as git does: `fatal: ...` and an optional `hint: ...`, on stderr."""
-    prefix = "error" if error.code == ExitCode.FAILED else "fatal"
+    """Print an error as git does, on stderr: `fatal: ...` when nothing was done, `error: ...` for
+    usage errors and partial failures, then optional `hint: ...` lines."""
+    prefix = "fatal" if error.code == ExitCode.FATAL else "error"
     sys.stderr.write(f"{prefix}: {error.message}\n")
     if error.hint:
         for line in error.hint.splitlines():
@@ -69,7 +135,9 @@ def main(verb: str, argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except UsageError as error:
-        parser.error(error.message)
+        report(error)
+        parser.print_usage(sys.stderr)
+        return error.code
     except AgentError as error:
         report(error)
         return error.code
@@ -88,3 +156,10 @@ def entry() -> None:
         sys.stderr.write(f"fatal: {name} is not a git-agents command\n")
         sys.exit(ExitCode.FATAL)
     sys.exit(main(verb))
+
+
+def agent() -> None:
+    """Entry point of the umbrella command git-agent (`git agent <verb> ...`)."""
+    from .umbrella import main as umbrella_main
+
+    sys.exit(umbrella_main(sys.argv[1:]))

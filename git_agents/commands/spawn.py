@@ -51,7 +51,7 @@ git agent-spawn 50 51 --prompt-file tasks/{id}.md --agent ./my-agent.sh
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare spawn's options."""
-    p.add_argument("ids", nargs="+", metavar="<id>", help="task ids: letters, digits, '.', '_' or '-'")
+    p.add_argument("ids", nargs="+", metavar="<new-id>", help="task ids: letters, digits, '.', '_' or '-'")
     p.add_argument("--title", metavar="<text>", help="short title (default: first line of the task text)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--prompt", metavar="<text>", help="the task text")

@@ -30,8 +30,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Declare status's options."""
     p.add_argument("ids", nargs="*", metavar="<id>", help="only these tasks")
     p.add_argument("--json", action="store_true", help="print a JSON object (see git-agents(7))")
-    p.add_argument("--color", nargs="?", const="always", choices=("always", "never", "auto"), metavar="<when>",
-                   help="colour the output: always, never or auto (default)")
 
 
 def _yes_no(value: bool | None) -> str:
