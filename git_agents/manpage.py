@@ -119,8 +119,9 @@ def command_page(verb: str, module: ModuleType | None = None) -> str:
         if sub.description:
             lines += paragraphs(sub.description)
         lines += option_entries(sub)[3:]  # -h is described once, above
-    if getattr(module, "JSON", None):
-        lines += [".SH JSON OUTPUT", *paragraphs(module.JSON)]
+    for attribute, title in (("JSON", "JSON OUTPUT"), ("PORCELAIN", "PORCELAIN OUTPUT")):
+        if getattr(module, attribute, None):
+            lines += [f".SH {title}", *paragraphs(getattr(module, attribute))]
     if getattr(module, "EXAMPLES", None):
         lines += [".SH EXAMPLES", *verbatim(module.EXAMPLES)]
     lines += see_also(f"git-agent-{verb}") + footer()

@@ -25,6 +25,15 @@ merge attempt conflicted), check-failed, merged.
 
 JSON_VERSION = 1
 
+JSON = """\
+With --json, status prints one object: {"version": 1, "tasks": [...]}, one entry per task with
+the fields id, title, branch, worktree, base (the target branch), state (as in the STATE
+column), agent (not started, running, exited, died or failed to start), exit_code, pid,
+started, finished, ahead (commits not in the target branch), files_changed, uncommitted
+(true, false or null when the worktree is missing), worktree_exists, conflicts (paths),
+reason and slot. "version" changes only when a field is removed or changes meaning.
+"""
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare status's options."""
@@ -55,5 +64,5 @@ def run(args: argparse.Namespace) -> int:
                       "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted),
                       r.branch, where, r.title])
     print(table(["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "TITLE"], cells,
-                colour=use_colour(args.color), state_column=1))
+                colour=use_colour(args.color, config=repo.config), state_column=1))
     return 0
