@@ -8,7 +8,6 @@ branch (commits ahead and fork points), one `diff-tree --stdin` (files changed),
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from . import agent
@@ -176,6 +175,8 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
     dirty: dict[str, bool] = {}
     if check_dirty:
         todo = [t for t in tasks if exists[t.id]]
+        from concurrent.futures import ThreadPoolExecutor  # only when there are worktrees to look at
+
         with ThreadPoolExecutor(max_workers=min(8, max(1, len(todo)))) as pool:
             for t, entries in zip(todo, pool.map(lambda t: unsaved_work(repo, t.worktree), todo)):
                 dirty[t.id] = bool(entries)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from ..output import table, use_colour
@@ -51,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     tasks = select_tasks(repo, args.ids)
     rows = collect(repo, tasks)
     if args.json:
+        import json
+
         print(json.dumps({"version": JSON_VERSION, "tasks": [r.to_json() for r in rows]}, indent=2))
         return 0
     if not rows:
