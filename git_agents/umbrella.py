@@ -34,7 +34,7 @@ def listing() -> str:
     lines = ["usage: git agent <command> [<args>]", "", "These are the git agent commands:", ""]
     lines += [f"   {verb.ljust(width)}   {summary}" for verb, summary in COMMANDS.items()]
     lines += ["", "'git agent <command> -h' prints a command's options; 'git help agent-<command>' its manual.",
-              "'git help agents' explains the concepts, configuration and exit codes."]
+              "'man git-agents' explains the concepts, configuration and exit codes."]
     return "\n".join(lines) + "\n"
 
 
