@@ -59,8 +59,19 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def usage_lines(usage: str) -> list[str]:
-    """Synopsis lines: one per line of a module's USAGE."""
-    return [line.strip() for line in usage.strip().splitlines() if line.strip()]
+    """The forms of a module's USAGE, one string each. A form starts with `git` (optionally after
+    `or:`, as git writes its usage); a line starting otherwise continues the previous form."""
+    forms: list[str] = []
+    for line in usage.strip().splitlines():
+        line = line.strip()
+        if line.startswith("or:"):
+            line = line[3:].strip()
+        elif forms and line and not line.startswith("git "):
+            forms[-1] += " " + line
+            continue
+        if line:
+            forms.append(line)
+    return forms
 
 
 class Parser(argparse.ArgumentParser):
@@ -68,8 +79,9 @@ class Parser(argparse.ArgumentParser):
     usage errors print `error: ...` and the short usage on stderr (exit 129)."""
 
     def format_usage(self) -> str:
-        lines = usage_lines(self.usage or self.prog)
-        return "usage: " + "\n   or: ".join(lines) + "\n"
+        if self.usage is None:  # a subcommand's parser: argparse's own summary of its options
+            return super().format_usage()
+        return "usage: " + "\n   or: ".join(usage_lines(self.usage)) + "\n"
 
     def format_help(self) -> str:
         out = [self.format_usage(), "\n"]
@@ -88,6 +100,14 @@ class Parser(argparse.ArgumentParser):
         out.append("\n")
         return "".join(out)
 
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        # git's --color[=<when>] takes its value only after '=': `--color 48` is --color=always
+        # and task 48, where argparse would take 48 as the value.
+        args = list(sys.argv[1:] if args is None else args)
+        end = args.index("--") if "--" in args else len(args)
+        args[:end] = ["--color=always" if a == "--color" else a for a in args[:end]]
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"error: {message}\n")
         self.print_usage(sys.stderr)
@@ -104,8 +124,13 @@ def build_parser(verb: str, module: ModuleType) -> Parser:
     parser = Parser(prog=f"git agent-{verb}", usage=getattr(module, "USAGE", None),
                     description=COMMANDS.get(verb), allow_abbrev=False)
     module.configure(parser)
-    parser.add_argument("--color", nargs="?", const="always", default=None, choices=("always", "never", "auto"),
-                        metavar="<when>", help="colour the output: always, never or auto (default: auto)")
+    colour = dict(nargs="?", const="always", choices=("always", "never", "auto"), metavar="<when>",
+                  help="colour the output: always, never or auto (default: auto)")
+    parser.add_argument("--color", default=None, **colour)  # type: ignore[arg-type]
+    for sub in subcommands(parser).values():
+        # also after a subcommand (git agent-pool list --color); SUPPRESS keeps the value given before it
+        if "--color" not in sub._option_string_actions:
+            sub.add_argument("--color", default=argparse.SUPPRESS, **colour)  # type: ignore[arg-type]
     return parser
 
 

@@ -98,8 +98,11 @@ __git_agent_complete ()
 
 
 def _kind_of_metavar(metavar: str | None) -> str:
-    name = (metavar or "").strip("<>.[]")
-    return _KINDS.get(name, "none")
+    """The kind of the first <name> in a metavar that has one: `(<slot>|<path>)...` -> slot."""
+    for name in re.findall(r"<([A-Za-z-]+)>", metavar or ""):
+        if name in _KINDS:
+            return _KINDS[name]
+    return "none"
 
 
 def _value_kind(action: argparse.Action) -> str:

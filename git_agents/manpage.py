@@ -75,10 +75,13 @@ def synopsis(usage: str) -> list[str]:
     return lines + [".fi"]
 
 
-def option_entries(parser: argparse.ArgumentParser) -> list[str]:
-    """One .TP entry per option, from the parser."""
-    out = [".TP", "\\fB\\-h\\fR", "Print a short usage summary on standard output and exit."]
+def option_entries(parser: argparse.ArgumentParser, *, subcommand: bool = False) -> list[str]:
+    """One .TP entry per option, from the parser (for a subcommand: without -h and --color,
+    which the command's own OPTIONS describe)."""
+    out = [] if subcommand else [".TP", "\\fB\\-h\\fR", "Print a short usage summary on standard output and exit."]
     for action in documented_actions(parser):
+        if subcommand and action.default is argparse.SUPPRESS:
+            continue
         label = option_label(action)
         names, _, value = label.partition(" ") if "[=" not in label else (label, "", "")
         out += [".TP", f"\\fB{esc(names)}\\fR" + (f" \\fI{esc(value)}\\fR" if value else "")]
@@ -118,7 +121,7 @@ def command_page(verb: str, module: ModuleType | None = None) -> str:
         lines += [f'.SS "{esc(name)}"']
         if sub.description:
             lines += paragraphs(sub.description)
-        lines += option_entries(sub)[3:]  # -h is described once, above
+        lines += option_entries(sub, subcommand=True)
     for attribute, title in (("JSON", "JSON OUTPUT"), ("PORCELAIN", "PORCELAIN OUTPUT")):
         if getattr(module, attribute, None):
             lines += [f".SH {title}", *paragraphs(getattr(module, attribute))]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from git_agents.cli import COMMANDS, build_parser, documented_actions, load, option_label
+from git_agents.cli import COMMANDS, build_parser, documented_actions, load, option_label, usage_lines
 from git_agents.completion import bash_script
 
 from .conftest import Project, run
@@ -16,8 +16,7 @@ from .conftest import Project, run
 def test_dash_h_prints_git_style_usage_on_stdout(verb: str, project: Project) -> None:
     proc = project.agent(verb, "-h")
     module = load(verb)
-    usage = [line.strip() for line in module.USAGE.strip().splitlines()]
-    head = "usage: " + "\n   or: ".join(usage) + "\n\n"
+    head = "usage: " + "\n   or: ".join(usage_lines(module.USAGE)) + "\n\n"
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout.startswith(head)
     lines = proc.stdout[len(head):].splitlines()
@@ -31,7 +30,7 @@ def test_dash_h_prints_git_style_usage_on_stdout(verb: str, project: Project) ->
 def test_unknown_option_is_a_usage_error_with_exit_129(verb: str, project: Project) -> None:
     before = project.snapshot()
     proc = project.agent(verb, "--no-such-option")
-    usage = "usage: " + "\n   or: ".join(line.strip() for line in load(verb).USAGE.strip().splitlines())
+    usage = "usage: " + "\n   or: ".join(usage_lines(load(verb).USAGE))
     assert proc.returncode == 129
     assert proc.stdout == ""
     assert proc.stderr.startswith("error: ")
@@ -45,7 +44,7 @@ def test_missing_selection_is_a_usage_error_from_run(verb: str, project: Project
     assert proc.returncode == 129
     first, rest = proc.stderr.split("\n", 1)
     assert first.startswith("error: name the tasks")
-    assert rest == f"usage: {load(verb).USAGE}\n"
+    assert rest == f"usage: {usage_lines(load(verb).USAGE)[0]}\n"
 
 
 @pytest.mark.parametrize("verb,args", [("status", []), ("merge", ["--all"]), ("clean", ["--all"]),
@@ -98,3 +97,40 @@ def test_umbrella_prints_the_completion_scripts(project: Project) -> None:
     assert "bashcompinit" in zsh.stdout
     bad = run(["git", "agent", "completion", "fish"], project.path)
     assert (bad.returncode, bad.stderr) == (129, "usage: git agent completion (bash | zsh)\n")
+
+
+def test_usage_forms_as_git_writes_them() -> None:
+    usage = """\
+git agent-pool create <n> [--base <branch>]
+   or: git agent-pool claim [--task <id>]
+                            [--wait [<seconds>]]
+   or: git agent-pool list [--json]"""
+    assert usage_lines(usage) == ["git agent-pool create <n> [--base <branch>]",
+                                  "git agent-pool claim [--task <id>] [--wait [<seconds>]]",
+                                  "git agent-pool list [--json]"]
+    assert usage_lines("git agent x\ngit agent y\n") == ["git agent x", "git agent y"]
+
+
+def test_color_takes_its_value_only_after_equals() -> None:
+    parser = build_parser("status", load("status"))
+    assert (parser.parse_args(["--color", "48"]).color, parser.parse_args(["--color", "48"]).ids) == ("always", ["48"])
+    assert parser.parse_args(["--color=never"]).color == "never"
+    assert parser.parse_args([]).color is None
+    assert parser.parse_args(["--", "--color"]).ids == ["--color"]
+
+
+def test_subcommands_get_the_global_options_too() -> None:
+    import argparse
+    import types
+
+    module = types.ModuleType("fake")
+    module.USAGE = "git agent-fake list"  # type: ignore[attr-defined]
+
+    def configure(p: argparse.ArgumentParser) -> None:
+        p.add_subparsers(dest="action", required=True).add_parser("list", prog="git agent-fake list")
+
+    module.configure = configure  # type: ignore[attr-defined]
+    parser = build_parser("fake", module)
+    assert parser.parse_args(["list", "--color"]).color == "always"
+    assert parser.parse_args(["--color=never", "list"]).color == "never"
+    assert parser.parse_args(["list"]).color is None
