@@ -132,3 +132,4 @@ def test_quiet_and_verbose(project: Project, committing_agent: Path) -> None:
     assert merged[1:] == ["  feat: Task 1 - p", "1 merged, 0 not merged"]
     assert project.ok("merge", "-q", "2").stdout == "1 merged, 0 not merged\n"
     assert project.ok("clean", "-q", "--merged").stdout == ""
+
