@@ -154,6 +154,15 @@ def report(error: AgentError) -> None:
 
 def main(verb: str, argv: Sequence[str] | None = None) -> int:
     """Run `git agent-<verb>` with `argv` (default: sys.argv[1:]); return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv in (["-h"], ["--help"]):
+        # The text generated from this command's parser (kept up to date by the tests): printing
+        # it costs no import of the command and its dependencies, ~40 ms.
+        from ._help import HELP
+
+        if verb in HELP:
+            sys.stdout.write(HELP[verb])
+            return ExitCode.OK
     module = load(verb)
     parser = build_parser(verb, module)
     args = parser.parse_args(argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from git_agents.cli import COMMANDS, build_parser, documented_actions, load, option_label, usage_lines
 from git_agents.completion import bash_script
 
-from .conftest import Project, run
+from .conftest import ROOT, Project, run
 
 
 @pytest.mark.parametrize("verb", list(COMMANDS))
@@ -18,12 +19,21 @@ def test_dash_h_prints_git_style_usage_on_stdout(verb: str, project: Project) ->
     module = load(verb)
     head = "usage: " + "\n   or: ".join(usage_lines(module.USAGE)) + "\n\n"
     assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == build_parser(verb, module).format_help()
     assert proc.stdout.startswith(head)
     lines = proc.stdout[len(head):].splitlines()
     for action in documented_actions(build_parser(verb, module)):
         label = "    " + option_label(action)
         assert any(line.startswith(label + " ") or line == label for line in lines), label
         assert all(len(line) - len(line.lstrip()) in (4, 26) for line in lines if line), lines
+
+
+def test_dash_h_imports_neither_the_command_nor_git_machinery() -> None:
+    code = ("import sys, io; sys.stdout = io.StringIO(); from git_agents.cli import main; "
+            "assert main('spawn', ['-h']) == 0; sys.stdout = sys.__stdout__; "
+            "print(sorted(m for m in sys.modules if m.startswith('git_agents') or m in ('subprocess', 'plumbum')))")
+    proc = run([sys.executable, "-c", code], ROOT, check=True)
+    assert proc.stdout == "['git_agents', 'git_agents._help', 'git_agents.cli', 'git_agents.errors']\n"
 
 
 @pytest.mark.parametrize("verb", list(COMMANDS))
