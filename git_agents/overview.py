@@ -187,6 +187,8 @@ def parallel_map(fn: Callable[[T], R], items: list[T], workers: int = 8) -> list
 
 def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[TaskStatus]:
     """The status of each task."""
+    if not tasks:
+        return []
     live_worktrees = {os.path.realpath(w.path) for w in list_worktrees(repo) if not w.prunable}
     tips = _branch_tips(repo, {t.branch for t in tasks if t.branch} | {t.base for t in tasks if t.base})
     ahead: dict[str, tuple[int, str]] = {}
