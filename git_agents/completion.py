@@ -105,7 +105,8 @@ def _kind_of_metavar(metavar: str | None) -> str:
     return "none"
 
 
-def _value_kind(action: argparse.Action) -> str:
+def value_kind(action: argparse.Action) -> str:
+    """What a value of this option or argument completes to: task, slot, ref, file, words:a,b or none."""
     if action.choices:
         return "words:" + ",".join(str(c) for c in action.choices)
     return _kind_of_metavar(action.metavar)
@@ -123,11 +124,11 @@ def _spec(parser: argparse.ArgumentParser) -> tuple[str, str, str]:
             if takes_value:
                 # an optional value (--color[=<when>]) is completed only after '='
                 optional = "optional:" if action.nargs == "?" else ""
-                kinds.append(f"{flag}={optional}{_value_kind(action)}")
+                kinds.append(f"{flag}={optional}{value_kind(action)}")
     positional = "none"
     for action in parser._actions:
         if not action.option_strings and not isinstance(action, argparse._SubParsersAction):
-            positional = _value_kind(action)
+            positional = value_kind(action)
             break
     return " ".join(opts), " ".join(kinds), positional
 
@@ -186,12 +187,6 @@ fi
 """)
 
 
-def zsh_script() -> str:
-    """For zsh with git's own zsh completion (git-completion.zsh), which calls these functions."""
-    return ("# zsh: needs git's git-completion.zsh (see the README's Zsh section).\n"
-            "autoload -U +X bashcompinit && bashcompinit\n" + bash_script())
-
-
 def loader(verb: str) -> str:
     """The lazily loaded file completion/git-agent-<verb>: it sources completion/git-agent."""
     return (f"# bash-completion loads this file for `git agent-{verb}`; the functions are in git-agent.\n"
@@ -200,6 +195,9 @@ def loader(verb: str) -> str:
 
 def files() -> dict[str, str]:
     """Generated completion files: name (under completion/) -> content."""
+    from .completion_zsh import zsh_script
+
     out = {"git-agent": bash_script()}
     out.update({f"git-agent-{verb}": loader(verb) for verb in COMMANDS})
+    out["_git-agent.zsh"] = zsh_script()  # not installed: `git agent completion zsh` prints it
     return out

@@ -18,7 +18,8 @@ DESCRIPTION = """\
 git agent runs one of the git agent-<command> commands: `git agent spawn 48` is the same as
 `git agent-spawn 48`. Without a command it lists the commands. `git agent completion bash`
 prints the bash completion script, for `eval "$(git agent completion bash)"` in ~/.bashrc;
-`git agent completion zsh` prints the same for zsh (through bashcompinit).
+`git agent completion zsh` prints the zsh one, for `eval "$(git agent completion zsh)"` in
+~/.zshrc after compinit.
 """
 
 EXAMPLES = """\
@@ -58,7 +59,8 @@ def _completion(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in ("bash", "zsh"):
         sys.stderr.write("usage: git agent completion (bash | zsh)\n")
         return ExitCode.USAGE
-    from .completion import bash_script, zsh_script
+    from .completion import bash_script
+    from .completion_zsh import zsh_script
 
     sys.stdout.write(bash_script() if argv[0] == "bash" else zsh_script())
     return ExitCode.OK

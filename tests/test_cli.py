@@ -9,6 +9,7 @@ import pytest
 
 from git_agents.cli import COMMANDS, build_parser, documented_actions, load, option_label, usage_lines
 from git_agents.completion import bash_script
+from git_agents.completion_zsh import zsh_script
 
 from .conftest import ROOT, Project, run
 
@@ -103,8 +104,8 @@ def test_umbrella_prints_the_completion_scripts(project: Project) -> None:
     bash = run(["git", "agent", "completion", "bash"], project.path)
     assert (bash.returncode, bash.stdout) == (0, bash_script())
     zsh = run(["git", "agent", "completion", "zsh"], project.path)
-    assert zsh.returncode == 0 and zsh.stdout.endswith(bash_script())
-    assert "bashcompinit" in zsh.stdout
+    assert (zsh.returncode, zsh.stdout) == (0, zsh_script())
+    assert "\n_git-agent-merge () {\n" in zsh.stdout
     bad = run(["git", "agent", "completion", "fish"], project.path)
     assert (bad.returncode, bad.stderr) == (129, "usage: git agent completion (bash | zsh)\n")
 

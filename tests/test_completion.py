@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,33 @@ def test_pool_slots_come_from_refs_and_worktrees(project: Project, tmp_path: Pat
     script = f". {GIT_COMPLETION}; . {ROOT / 'completion' / 'git-agent'}; __git_agent_slots | sort -u"
     proc = run(["bash", "--norc", "-c", script], project.path)
     assert proc.stdout.split() == ["pool-1", "pool-2"]
+
+
+ZSH = shutil.which("zsh")
+
+
+def zsh_complete(cwd: Path, *lines: str) -> list[list[str]]:
+    """What zsh (its own compinit and _git, plus our script) offers on TAB at the end of each line."""
+    assert ZSH
+    script = ROOT / "completion" / "_git-agent.zsh"
+    proc = run([ZSH, "-f", str(Path(__file__).parent / "zsh_capture.zsh"), str(script), *lines], cwd, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    return [line.split() for line in proc.stdout.splitlines()]
+
+
+@pytest.mark.skipif(ZSH is None, reason="zsh is not installed")
+def test_zsh_completes_through_its_own_git_completion(two_tasks: Project) -> None:
+    from git_agents.cli import COMMANDS
+
+    assert zsh_complete(two_tasks.path, "git agent-merge ", "git agent-merge --", "git agent-spawn --base=fe",
+                        "git agent-status --color=", "git agent ", "git agent merge ", "git-agent-clean ",
+                        "git agent completion ") == [
+        ["48", "fix-2"],
+        ["--all", "--color", "--quiet", "--verbose"],
+        ["feature"],
+        ["always", "auto", "never"],
+        sorted([*COMMANDS, "completion"]),
+        ["48", "fix-2"],
+        ["48", "fix-2"],
+        ["bash", "zsh"],
+    ]
