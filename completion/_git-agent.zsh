@@ -16,6 +16,12 @@ __git_agent_zsh_slots () {
 	_wanted slots expl 'pool slot' compadd -a slots
 }
 
+__git_agent_zsh_branches () {
+	local -a branches expl
+	branches=(${(f)"$(git for-each-ref --format='%(refname:short)' refs/heads 2>/dev/null)"})
+	_wanted branches expl 'branch' compadd -a branches
+}
+
 __git_agent_zsh_refs () {
 	local -a refs expl
 	refs=(${(f)"$(git for-each-ref --format='%(refname:short)' refs/heads refs/tags 2>/dev/null)"})
@@ -30,7 +36,7 @@ _git-agent-spawn () {
 		'--prompt-file=[read the task text from <file> ({id} is replaced by the id; - reads stdin)]:file:_files' \
 		'--agent=[agent command line, run with the shell in the worktree]:command: ' \
 		'--no-agent[do not start an agent, even if agent.command is set]' \
-		'--base=[branch to start from and merge back into (default\: the main worktree'\''s branch)]:branch:__git_agent_zsh_refs' \
+		'--base=[branch to start from and merge back into (default\: the main worktree'\''s branch)]:branch:__git_agent_zsh_branches' \
 		'--porcelain[print `key value` lines (id, branch, worktree, pid) per task, for scripts]' \
 		'-q[print only errors and the final summary]' \
 		'--quiet[print only errors and the final summary]' \

@@ -5,7 +5,7 @@ Completion runs on every key press, so the script is plain shell that reads git 
 (`python -m git_agents.manpage`) or printed (`git agent completion bash`).
 
 What an option's or argument's value completes to follows from its metavar: `<id>` task ids,
-`<slot>` pool slots, `<branch>`/`<commit>`/`<ref>` refs, `<file>`/`<path>`/`<dir>` file names;
+`<slot>` pool slots, `<branch>` local branches, `<commit>`/`<ref>` any ref, `<file>`/`<path>`/`<dir>` file names;
 an option with `choices` completes to them.
 """
 
@@ -16,8 +16,8 @@ import re
 
 from .cli import COMMANDS, build_parser, documented_actions, load, subcommands
 
-_KINDS = {"id": "task", "task": "task", "slot": "slot", "branch": "ref", "commit": "ref", "ref": "ref",
-          "base": "ref", "commit-ish": "ref", "target": "ref", "file": "file", "path": "file", "dir": "file",
+_KINDS = {"id": "task", "task": "task", "slot": "slot", "branch": "branch", "commit": "ref", "ref": "ref",
+          "base": "branch", "commit-ish": "ref", "target": "branch", "file": "file", "path": "file", "dir": "file",
           "directory": "file"}
 
 HEADER = """\
@@ -51,13 +51,14 @@ __git_agent_slots ()
 	done < <(__git worktree list --porcelain 2>/dev/null)
 }
 
-# Complete the value of kind $1 (task, slot, ref, file, words:a,b,c or none) for the word $2.
+# Complete the value of kind $1 (task, slot, branch, ref, file, words:a,b,c or none) for the word $2.
 __git_agent_values ()
 {
 	local kind="$1" cur_="$2"
 	case "$kind" in
 	task) __gitcomp_nl "$(__git_agent_tasks)" "" "$cur_" ;;
 	slot) __gitcomp_nl "$(__git_agent_slots | sort -u)" "" "$cur_" ;;
+	branch) __git_complete_refs --cur="$cur_" --mode=heads ;;
 	ref) __git_complete_refs --cur="$cur_" ;;
 	words:*) local list="${kind#words:}"; __gitcomp "${list//,/ }" "" "$cur_" ;;
 	file) compopt -o filenames +o nospace 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur_")) ;;
@@ -106,7 +107,8 @@ def _kind_of_metavar(metavar: str | None) -> str:
 
 
 def value_kind(action: argparse.Action) -> str:
-    """What a value of this option or argument completes to: task, slot, ref, file, words:a,b or none."""
+    """What a value of this option or argument completes to: task, slot, branch, ref, file,
+    words:a,b or none."""
     if action.choices:
         return "words:" + ",".join(str(c) for c in action.choices)
     return _kind_of_metavar(action.metavar)

@@ -26,6 +26,12 @@ __git_agent_zsh_slots () {
 	_wanted slots expl 'pool slot' compadd -a slots
 }
 
+__git_agent_zsh_branches () {
+	local -a branches expl
+	branches=(${(f)"$(git for-each-ref --format='%(refname:short)' refs/heads 2>/dev/null)"})
+	_wanted branches expl 'branch' compadd -a branches
+}
+
 __git_agent_zsh_refs () {
 	local -a refs expl
 	refs=(${(f)"$(git for-each-ref --format='%(refname:short)' refs/heads refs/tags 2>/dev/null)"})
@@ -48,6 +54,7 @@ def _action(kind: str) -> str:
     if kind.startswith("words:"):
         return "(" + " ".join(kind[len("words:"):].split(",")) + ")"
     return {"task": "__git_agent_zsh_tasks", "slot": "__git_agent_zsh_slots", "ref": "__git_agent_zsh_refs",
+            "branch": "__git_agent_zsh_branches",
             "file": "_files"}.get(kind, " ")
 
 
