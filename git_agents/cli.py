@@ -39,8 +39,10 @@ def option_label(action: argparse.Action) -> str:
     if action.nargs == 0:
         return names
     metavar = action.metavar or f"<{action.dest.replace('_', '-')}>"
-    if action.nargs == "?":
+    if action.nargs == "?" and "--color" in action.option_strings:  # its value only after '='
         return f"{names}[={metavar}]"
+    if action.nargs == "?":
+        return f"{names} [{metavar}]"
     return f"{names} {metavar}"
 
 
@@ -124,6 +126,8 @@ def build_parser(verb: str, module: ModuleType) -> Parser:
     parser = Parser(prog=f"git agent-{verb}", usage=getattr(module, "USAGE", None),
                     description=COMMANDS.get(verb), allow_abbrev=False)
     module.configure(parser)
+    if "--color" in parser._option_string_actions:  # the command declares its own
+        return parser
     colour = dict(nargs="?", const="always", choices=("always", "never", "auto"), metavar="<when>",
                   help="colour the output: always, never or auto (default: auto)")
     parser.add_argument("--color", default=None, **colour)  # type: ignore[arg-type]
@@ -158,8 +162,10 @@ def main(verb: str, argv: Sequence[str] | None = None) -> int:
     if argv in (["-h"], ["--help"]):
         # The text generated from this command's parser (kept up to date by the tests): printing
         # it costs no import of the command and its dependencies, ~40 ms.
-        from ._help import HELP
-
+        try:
+            from ._help import HELP
+        except ImportError:  # not generated yet: argparse below prints the same
+            HELP = {}
         if verb in HELP:
             sys.stdout.write(HELP[verb])
             return ExitCode.OK

@@ -124,7 +124,7 @@ def _spec(parser: argparse.ArgumentParser) -> tuple[str, str, str]:
             if flag.startswith("--"):
                 opts.append(flag + ("=" if takes_value else ""))
             if takes_value:
-                # an optional value (--color[=<when>]) is completed only after '='
+                # an optional value (--color[=<when>], --wait [<seconds>]) is completed only after '='
                 optional = "optional:" if action.nargs == "?" else ""
                 kinds.append(f"{flag}={optional}{value_kind(action)}")
     positional = "none"

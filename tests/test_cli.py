@@ -145,3 +145,21 @@ def test_subcommands_get_the_global_options_too() -> None:
     assert parser.parse_args(["list", "--color"]).color == "always"
     assert parser.parse_args(["--color=never", "list"]).color == "never"
     assert parser.parse_args(["list"]).color is None
+
+
+def test_optional_values_and_a_command_of_its_own_colour() -> None:
+    import argparse
+    import types
+
+    module = types.ModuleType("fake")
+    module.USAGE = "git agent-fake [--wait [<seconds>]]"  # type: ignore[attr-defined]
+
+    def configure(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--wait", nargs="?", const=-1, type=float, metavar="<seconds>", help="wait")
+        p.add_argument("--color", choices=("yes", "no"), metavar="<yes|no>", help="its own")
+
+    module.configure = configure  # type: ignore[attr-defined]
+    parser = build_parser("fake", module)
+    labels = [option_label(a) for a in documented_actions(parser)]
+    assert labels == ["--wait [<seconds>]", "--color <yes|no>"]
+    assert parser.parse_args(["--wait", "5"]).wait == 5
