@@ -106,8 +106,10 @@ class Parser(argparse.ArgumentParser):
         # git's --color[=<when>] takes its value only after '=': `--color 48` is --color=always
         # and task 48, where argparse would take 48 as the value.
         args = list(sys.argv[1:] if args is None else args)
-        end = args.index("--") if "--" in args else len(args)
-        args[:end] = ["--color=always" if a == "--color" else a for a in args[:end]]
+        colour = self._option_string_actions.get("--color")
+        if colour is not None and colour.nargs == "?":
+            end = args.index("--") if "--" in args else len(args)
+            args[:end] = ["--color=always" if a == "--color" else a for a in args[:end]]
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:

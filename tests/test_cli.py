@@ -156,10 +156,11 @@ def test_optional_values_and_a_command_of_its_own_colour() -> None:
 
     def configure(p: argparse.ArgumentParser) -> None:
         p.add_argument("--wait", nargs="?", const=-1, type=float, metavar="<seconds>", help="wait")
-        p.add_argument("--color", choices=("yes", "no"), metavar="<yes|no>", help="its own")
+        p.add_argument("--color", action="store_true", help="its own")
 
     module.configure = configure  # type: ignore[attr-defined]
     parser = build_parser("fake", module)
     labels = [option_label(a) for a in documented_actions(parser)]
-    assert labels == ["--wait [<seconds>]", "--color <yes|no>"]
+    assert labels == ["--wait [<seconds>]", "--color"]
     assert parser.parse_args(["--wait", "5"]).wait == 5
+    assert parser.parse_args(["--color"]).color is True
