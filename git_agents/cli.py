@@ -1,7 +1,9 @@
 """Command-line plumbing shared by every `git agent-<verb>`: parsing, errors, exit codes.
 
-Each command lives in `git_agents.commands.<verb>` and is imported only when it runs, so
-`git agent-spawn -h` loads argparse and one small module, nothing else.
+Each command lives in `git_agents.commands.<verb>` and is imported only when it runs;
+`git agent-spawn -h` prints the text generated from its parser into `_help.py` and imports
+no command at all. The option helpers here (`option_label`, `documented_actions`,
+`subcommands`, `usage_lines`) are what -h, the man pages and the completion scripts share.
 """
 
 from __future__ import annotations
