@@ -34,7 +34,7 @@ _git-agent-spawn () {
 		'--title=[short title (default\: first line of the task text)]:text: ' \
 		'--prompt=[the task text]:text: ' \
 		'--prompt-file=[read the task text from <file> ({id} is replaced by the id; - reads stdin)]:file:_files' \
-		'--agent=[agent command line, run with the shell in the worktree]:command: ' \
+		'--agent=[agent command line, run with the shell in the worktree, or a preset\: claude, codex, aider, gemini (see agent.preset.<name>)]:command: ' \
 		'--no-agent[do not start an agent, even if agent.command is set]' \
 		'--base=[branch to start from and merge back into (default\: the main worktree'\''s branch)]:branch:__git_agent_zsh_branches' \
 		'--porcelain[print `key value` lines (id, branch, worktree, pid) per task, for scripts]' \
@@ -103,13 +103,40 @@ _git-agent-prompt () {
 		'1:id:__git_agent_zsh_tasks'
 }
 
+_git-agent-run () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--resume[continue an earlier run of this task file\: finished tasks are not run again]' \
+		'--dry-run[print the plan and do nothing]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'1:taskfile: '
+}
+
+_git-agent-logs () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'-f[follow the log until the agent exits]' \
+		'--follow[follow the log until the agent exits]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'1:id:__git_agent_zsh_tasks'
+}
+
+_git-agent-stop () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--all[every running agent]' \
+		'--timeout=[how long to wait for each to end before sending SIGKILL (default 10)]:seconds: ' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'*:id:__git_agent_zsh_tasks'
+}
+
 _git-agent () {
 	local curcontext=$curcontext state line ret=1
 	_arguments -C ': :->command' '*:: :->args' && ret=0
 	case $state in
 	command)
 		local -a commands
-		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'completion:print the shell completion script')
+		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'completion:print the shell completion script')
 		_describe -t commands 'git agent command' commands && ret=0 ;;
 	args)
 		if [[ $words[1] == completion ]]; then
@@ -123,6 +150,6 @@ _git-agent () {
 
 if (( $+functions[compdef] )); then
 	compdef _git-agent git-agent
-	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt; do compdef _$__git_agent_cmd $__git_agent_cmd; done
+	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop; do compdef _$__git_agent_cmd $__git_agent_cmd; done
 	unset __git_agent_cmd
 fi

@@ -65,8 +65,9 @@ def test_concepts_page_lists_every_setting_command_and_exit_code() -> None:
 
 def test_readme_table_is_generated_from_settings() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert manpage.settings_table() in readme
-    assert sum(line.startswith("| `") for line in readme.splitlines()) == len(SETTINGS)
+    between = readme.split(manpage.README_BEGIN + "\n", 1)[1].split(manpage.README_END, 1)[0]
+    assert between == manpage.settings_table() + "\n"
+    assert len(between.splitlines()) == 2 + len(SETTINGS)
     assert manpage.readme_with_table(readme) == readme
 
 
