@@ -50,6 +50,10 @@ _git-agent-status () {
 	_arguments -S \
 		'-h[print a short usage summary]' \
 		'--json[print a JSON object (see git-agents(7))]' \
+		'-q[print only each task'\''s id and state]' \
+		'--quiet[print only each task'\''s id and state]' \
+		'-v[also print each agent'\''s pid and when it started and finished]' \
+		'--verbose[also print each agent'\''s pid and when it started and finished]' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 		'*:id:__git_agent_zsh_tasks'
 }

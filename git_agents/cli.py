@@ -142,12 +142,12 @@ def build_parser(verb: str, module: ModuleType) -> Parser:
     return parser
 
 
-def add_verbosity(parser: argparse.ArgumentParser) -> None:
-    """-q/--quiet and -v/--verbose, for commands that print more than a line."""
-    parser.add_argument("-q", "--quiet", action="store_const", dest="verbosity", const=-1, default=0,
-                        help="print only errors and the final summary")
-    parser.add_argument("-v", "--verbose", action="store_const", dest="verbosity", const=1,
-                        help="print more detail")
+def add_verbosity(parser: argparse.ArgumentParser, *, quiet: str = "print only errors and the final summary",
+                  verbose: str = "print more detail") -> None:
+    """-q/--quiet and -v/--verbose (args.verbosity: -1, 0 or 1), for commands that print more than
+    a line; `quiet` and `verbose` say what they do for this command."""
+    parser.add_argument("-q", "--quiet", action="store_const", dest="verbosity", const=-1, default=0, help=quiet)
+    parser.add_argument("-v", "--verbose", action="store_const", dest="verbosity", const=1, help=verbose)
 
 
 def report(error: AgentError) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..cli import add_verbosity
 from ..output import table, use_colour
 from ..overview import collect
 from ..repo import Repo
@@ -38,6 +39,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Declare status's options."""
     p.add_argument("ids", nargs="*", metavar="<id>", help="only these tasks")
     p.add_argument("--json", action="store_true", help="print a JSON object (see git-agents(7))")
+    add_verbosity(p, quiet="print only each task's id and state",
+                  verbose="also print each agent's pid and when it started and finished")
 
 
 def _yes_no(value: bool | None) -> str:
@@ -57,13 +60,19 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print("No tasks. Start one with: git agent-spawn <id> --prompt <text> --agent <command>")
         return 0
+    headers = ["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "TITLE"]
+    if args.verbosity > 0:
+        headers[-1:-1] = ["PID", "STARTED", "FINISHED"]
     cells = []
     for r in rows:
         state = r.state + (f": {', '.join(r.conflicts)}" if r.state == "conflict" and r.conflicts else "")
         where = os.path.relpath(r.worktree) if r.worktree else "-"
-        cells.append([r.id, state, "-" if r.ahead is None else str(r.ahead),
-                      "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted),
-                      r.branch, where, r.title])
-    print(table(["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "TITLE"], cells,
-                colour=use_colour(args.color, config=repo.config), state_column=1))
+        row = [r.id, state, "-" if r.ahead is None else str(r.ahead),
+               "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted), r.branch, where]
+        if args.verbosity > 0:
+            row += [str(r.pid or "-"), r.started or "-", r.finished or "-"]
+        cells.append(row + [r.title])
+    if args.verbosity < 0:
+        headers, cells = headers[:2], [row[:2] for row in cells]
+    print(table(headers, cells, colour=use_colour(args.color, config=repo.config), state_column=1))
     return 0
