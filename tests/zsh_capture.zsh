@@ -11,15 +11,18 @@ zpty -w z 'compadd () {
   builtin compadd -A __hits "$@"
   local i; for i in $__hits; do print -r -- "<""<$i>"">"; done
 }'
+# TAB completes, then prints a marker; the next keys are sent only once it is seen (sent at
+# once, they sometimes reached zle while it was still completing and the candidates were lost).
+zpty -w z '__capture_tab () { zle complete-word; print -r -- "@@EN""D@@"; }; zle -N __capture_tab; bindkey "^I" __capture_tab'
 zpty -w z 'print -r -- READY$((1+1))'
 zpty -r z out '*READY2*'
 shift
 local cmdline
 for cmdline; do
-  zpty -w -n z "$cmdline"$'\t'
-  zpty -w z $'\C-e\C-u''print -r -- DONE$((1+1))'
   out=""
-  zpty -r z out '*DONE2*'
+  zpty -w -n z "$cmdline"$'\t'
+  zpty -r z out '*@@END@@*'
+  zpty -w -n z $'\C-e\C-u'
   print -r -- ${(j: :)${(ou)${(M)${(f)"$(print -r -- $out | tr -d '\r' | grep -o '<<[^>]*>>')"}:#<<*>>}}//(<<|>>)/}
 done
 zpty -d z
