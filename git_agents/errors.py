@@ -15,6 +15,17 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+# What each exit code means, for git-agents(7).
+EXIT_CODES: dict[ExitCode, str] = {
+    ExitCode.OK: "Success.",
+    ExitCode.FAILED: "Some tasks failed: a merge conflict, an agent that exited non-zero or died, "
+                     "a timeout, or a task kept back to protect unsaved work.",
+    ExitCode.FATAL: "Fatal error (printed as fatal: ...); nothing was changed.",
+    ExitCode.USAGE: "Bad options or arguments; the short usage is printed on standard error.",
+    ExitCode.INTERRUPTED: "Interrupted (Ctrl-C).",
+}
+
+
 class AgentError(Exception):
     """A failure to report to the user as `fatal: <message>` plus an optional `hint:` line."""
 

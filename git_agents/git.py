@@ -3,29 +3,23 @@
 Every git call goes through `Git.run`, which turns failures into `GitError` and, with
 `GIT_AGENTS_TRACE` set, prints each call with its duration (to stderr for `1`/`true`/`2`,
 or appended to the file when the value is an absolute path, as `GIT_TRACE` does).
-plumbum is imported on the first call, not at start-up: `-h` never pays for it.
+
+It runs git with `subprocess`, not plumbum: importing plumbum cost 50-130 ms per command
+(benchmarks/startup.py), a third of `git agent-status`'s budget, and we used none of what it
+adds over subprocess here (we take the exit code ourselves). subprocess also reads
+`os.environ` at each call, where plumbum copied it once at import.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from .errors import GitError
-
-_GIT: Any = None
-
-
-def _git_command() -> Any:
-    global _GIT
-    if _GIT is None:
-        from plumbum import local  # ~80 ms: only commands that run git pay for it
-
-        _GIT = local["git"]
-    return _GIT
 
 
 def _trace(argv: list[str], cwd: str | None, seconds: float, code: int) -> None:
@@ -66,24 +60,17 @@ class Git:
             env: Mapping[str, str] | None = None) -> Result:
         """Run `git <args>`; raise GitError unless the exit status is in `ok`."""
         argv = [str(a) for a in args]
-        cmd = _git_command()[argv]
-        if self.cwd:
-            cmd = cmd.with_cwd(self.cwd)
         extra = {**(self.env or {}), **(env or {})}
-        if extra:
-            cmd = cmd.with_env(**extra)
-        kwargs: dict[str, Any] = {"retcode": None}
-        if input is not None:
-            kwargs["stdin"] = _stdin_pipe(input)
         start = time.perf_counter()
         try:
-            code, out, err = cmd.run(**kwargs)
+            proc = subprocess.run(["git", *argv], cwd=self.cwd, input=input, capture_output=True,
+                                  stdin=None if input is not None else subprocess.DEVNULL,
+                                  env={**os.environ, **extra} if extra else None,
+                                  encoding="utf-8", errors="surrogateescape")
         except OSError as exc:  # git itself missing, or cwd gone
             _trace(argv, self.cwd, time.perf_counter() - start, -1)
             raise GitError(["git", *argv], -1, "", str(exc)) from exc
-        finally:
-            if input is not None:
-                kwargs["stdin"].close()
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
         _trace(argv, self.cwd, time.perf_counter() - start, code)
         if code not in tuple(ok):
             raise GitError(["git", *argv], code, out, err)
@@ -97,13 +84,3 @@ class Git:
         """Run git and say whether it exited 0 (for questions such as `merge-base --is-ancestor`)."""
         return self.run(*args, ok=range(0, 256)).code == 0
 
-
-def _stdin_pipe(text: str) -> Any:
-    """A readable file holding `text`, for a git call's standard input."""
-    import tempfile
-
-    fh = tempfile.TemporaryFile("w+", encoding="utf-8")
-    fh.write(text)
-    fh.flush()
-    fh.seek(0)
-    return fh

@@ -12,12 +12,23 @@ _STATE_COLOURS = {
 }
 
 
-def use_colour(choice: str | None = None, stream=None) -> bool:
-    """Colour when writing to a terminal, unless NO_COLOR is set; --color=always/never overrides."""
+_OFF = ("false", "never", "no", "off", "0")
+
+
+def use_colour(choice: str | None = None, stream=None, config: dict[str, list[str]] | None = None) -> bool:
+    """Whether to colour output, as git decides: --color=always/never first, then NO_COLOR, then
+    git config color.agent (else color.ui): false/never off, always on; else only on a terminal."""
     if choice == "always":
         return True
     if choice == "never" or os.environ.get("NO_COLOR"):
         return False
+    if choice != "auto" and config:
+        values = config.get("color.agent") or config.get("color.ui")
+        setting = values[-1].strip().lower() if values else ""
+        if setting in _OFF:
+            return False
+        if setting == "always":
+            return True
     stream = stream or sys.stdout
     return bool(getattr(stream, "isatty", lambda: False)())
 
@@ -26,8 +37,9 @@ def paint(text: str, colour: str, enabled: bool) -> str:
     """`text` in `colour` (a colorama Fore name) when enabled."""
     if not enabled or not colour:
         return text
-    from colorama import Fore, Style
+    from colorama import Fore, Style, just_fix_windows_console  # ~9 ms: only when colouring
 
+    just_fix_windows_console()  # ANSI codes work on Windows consoles too (a no-op elsewhere)
     return f"{getattr(Fore, colour)}{text}{Style.RESET_ALL}"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 DEFAULT_TEMPLATE = """\
@@ -39,4 +38,6 @@ def default_title(task_id: str, text: str) -> str:
 
 def prompt_hash(text: str) -> str:
     """A short, stable fingerprint of a rendered prompt, for the audit trail."""
+    import hashlib  # ~5 ms (OpenSSL): not for `-h`
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -48,6 +48,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.portRange", "20000-29999",
             "Ports from which each task leases a block (GIT_AGENT_PORT is its first port), as <low>-<high>."),
     Setting("agent.portBlock", "10", "Number of consecutive ports in each task's block."),
+    Setting("color.agent", "",
+            "Colour in git agent output: always, never, or auto/true (on a terminal); falls back to color.ui."),
 )
 
 DEFAULTS = {s.key.lower(): s.default for s in SETTINGS}

@@ -82,7 +82,10 @@ def prune_worktrees(repo: Repo) -> None:
 
 def unsaved_work(repo: Repo, path: str) -> list[str]:
     """`git status --porcelain` lines for uncommitted and untracked work in a worktree."""
-    out = repo.git.at(path).run("status", "--porcelain", "-z", "--untracked-files=all").out
+    # --no-optional-locks: a read must not take index.lock, which would make the agent's own
+    # `git add`/`git commit` in that worktree fail; it is faster too (no index write-back).
+    out = repo.git.at(path).run("--no-optional-locks", "status", "--porcelain", "-z",
+                                "--untracked-files=all").out
     entries: list[str] = []
     fields = out.split("\0")
     i = 0

@@ -8,6 +8,7 @@ import shutil
 import sys
 
 from .. import agent
+from ..cli import add_verbosity
 from ..errors import ExitCode, UsageError
 from ..ports import release as release_ports
 from ..repo import Repo
@@ -34,6 +35,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="every task")
     p.add_argument("-f", "--force", action="store_true",
                    help="remove even with unsaved work, unmerged commits or a running agent")
+    add_verbosity(p)
 
 
 def is_merged(repo: Repo, task: Task) -> bool:
@@ -105,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
             kept += 1
             continue
         remove_task(repo, task, force=args.force)
-        print(f"Removed task {task.id}")
-    if not tasks:
+        if args.verbosity >= 0:
+            print(f"Removed task {task.id}" + (f" (worktree {task.worktree}, branch {task.branch})"
+                                               if args.verbosity > 0 else ""))
+    if not tasks and args.verbosity >= 0:
         print("Nothing to clean.")
     return ExitCode.FAILED if kept else ExitCode.OK

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from ..cli import add_verbosity
 from ..errors import AgentError, ExitCode, UsageError
 from ..ids import sort_key
 from ..lock import RepoLock
@@ -40,6 +41,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Declare merge's options."""
     p.add_argument("ids", nargs="*", metavar="<id>", help="tasks to merge, in this order")
     p.add_argument("--all", action="store_true", help="merge every finished task with commits, in id order")
+    add_verbosity(p)
 
 
 def _message(repo: Repo, task: Task) -> str:
@@ -113,9 +115,12 @@ def run(args: argparse.Namespace) -> int:
     merged = [a for a in attempts if a.status == "merged"]
     for a in attempts:
         if a.status == "merged":
-            print(f"Merged task {a.task_id} ({a.commit[:12]})")
+            if args.verbosity >= 0:
+                print(f"Merged task {a.task_id} ({a.commit[:12]})")
+            if args.verbosity > 0:
+                print(f"  {repo.git('log', '-1', '--format=%s', a.commit)}")
         elif a.status == "up-to-date":
-            if not args.all:
+            if not args.all and args.verbosity >= 0:
                 print(f"Task {a.task_id} has no commits to merge")
         else:
             print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} (not merged; branch and worktree kept)")

@@ -7,6 +7,7 @@ import os
 import sys
 
 from .. import agent, starting
+from ..cli import add_verbosity
 from ..errors import AgentError, ExitCode
 from ..ids import check_id
 from ..prepare import SetupFailed, make_ready
@@ -42,16 +43,24 @@ input). The prompt file is the template (agent.promptTemplate, or a built-in one
 agent where it works, to commit to its branch and not to merge) filled with the task text.
 """
 
+PORCELAIN = """\
+With --porcelain, spawn prints one block per task, blocks separated by a blank line, each line
+a key and a value separated by one space: `id <id>`, `branch <branch>`, `worktree <absolute
+path>`, then `pid <pid>` when its agent started, or `error <reason>` when it could not start.
+New keys may be added; existing ones keep their meaning.
+"""
+
 EXAMPLES = """\
 git agent-spawn 48 --title "free mixer channel on delete" --prompt "Free the mixer channel when ..." \\
         --agent 'claude -p "$(cat "$GIT_AGENT_PROMPT_FILE")"'
 git agent-spawn 50 51 --prompt-file tasks/{id}.md --agent ./my-agent.sh
+git agent-spawn --porcelain 52 --prompt "..." | sed -n 's/^worktree //p'   # where task 52 works
 """
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare spawn's options."""
-    p.add_argument("ids", nargs="+", metavar="<id>", help="task ids: letters, digits, '.', '_' or '-'")
+    p.add_argument("ids", nargs="+", metavar="<new-id>", help="task ids: letters, digits, '.', '_' or '-'")
     p.add_argument("--title", metavar="<text>", help="short title (default: first line of the task text)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--prompt", metavar="<text>", help="the task text")
@@ -63,6 +72,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-agent", action="store_true", help="do not start an agent, even if agent.command is set")
     p.add_argument("--base", metavar="<branch>",
                    help="branch to start from and merge back into (default: the main worktree's branch)")
+    p.add_argument("--porcelain", action="store_true",
+                   help="print `key value` lines (id, branch, worktree, pid) per task, for scripts")
+    add_verbosity(p)
 
 
 def _task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) -> str:
@@ -136,13 +148,15 @@ def run(args: argparse.Namespace) -> int:
     planned = [plan_task(repo, task_id, base, base_commit) for task_id in args.ids]
 
     failed = 0
-    for task in planned:
+    for n, task in enumerate(planned):
         text = texts[task.id]
         task.title = args.title or default_title(task.id, text)
         task.agent = command
         task.created = now_iso()
         starting.create(repo, task, text, template)
         where = os.path.relpath(task.worktree)
+        facts = {"id": task.id, "branch": task.branch, "worktree": task.worktree}
+        message = ""
         try:
             make_ready(repo, task, starting.prompt_path(repo, task.id))
         except SetupFailed as exc:
@@ -150,19 +164,34 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(starting.setup_failure_text(task, exc) +
                              f"hint: the worktree is kept at {where}; fix the setup and run the agent there,"
                              f" or remove the task with: git agent-clean {task.id}\n")
+            facts["error"] = exc.message
             failed += 1
-            continue
-        if not command:
-            print(f"Prepared task {task.id} on branch {task.branch} in {where}")
-            continue
-        missing = agent.missing_program(command, task.worktree)
-        if missing:
-            starting.fail(repo, task, f"agent command not found: {missing}")
-            sys.stderr.write(f"error: task {task.id}: agent command not found: {missing}\n"
-                             f"hint: the worktree is kept at {where}; fix the command and run the agent there,"
-                             f" or remove the task with: git agent-clean {task.id}\n")
-            failed += 1
-            continue
-        pid = starting.start(repo, task, command)
-        print(f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {pid})")
+        else:
+            missing = agent.missing_program(command, task.worktree) if command else None
+            if not command:
+                message = f"Prepared task {task.id} on branch {task.branch} in {where}"
+            elif missing:
+                starting.fail(repo, task, f"agent command not found: {missing}")
+                sys.stderr.write(f"error: task {task.id}: agent command not found: {missing}\n"
+                                 f"hint: the worktree is kept at {where}; fix the command and run the agent there,"
+                                 f" or remove the task with: git agent-clean {task.id}\n")
+                facts["error"] = f"agent command not found: {missing}"
+                failed += 1
+            else:
+                pid = starting.start(repo, task, command)
+                facts["pid"] = str(pid)
+                message = f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {pid})"
+        _say(args, repo, facts, message, first=n == 0)
     return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def _say(args: argparse.Namespace, repo: Repo, facts: dict[str, str], message: str, *, first: bool) -> None:
+    """One task's outcome: `key value` lines with --porcelain, else the message (-q: none; -v: paths)."""
+    if args.porcelain:
+        print(("" if first else "\n") + "".join(f"{key} {value}\n" for key, value in facts.items()), end="")
+    elif message and args.verbosity >= 0:
+        print(message)
+        if args.verbosity > 0:
+            print(f"  prompt: {starting.prompt_path(repo, facts['id'])}")
+            if "pid" in facts:
+                print(f"  log:    {os.path.join(repo.task_dir(facts['id']), 'agent.log')}")

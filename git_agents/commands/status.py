@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
+from ..cli import add_verbosity
 from ..output import table, use_colour
 from ..overview import collect
 from ..repo import Repo
@@ -25,13 +25,22 @@ merge attempt conflicted), check-failed, merged.
 
 JSON_VERSION = 1
 
+JSON = """\
+With --json, status prints one object: {"version": 1, "tasks": [...]}, one entry per task with
+the fields id, title, branch, worktree, base (the target branch), state (as in the STATE
+column), agent (not started, running, exited, died or failed to start), exit_code, pid,
+started, finished, ahead (commits not in the target branch), files_changed, uncommitted
+(true, false or null when the worktree is missing), worktree_exists, conflicts (paths),
+reason and slot. "version" changes only when a field is removed or changes meaning.
+"""
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare status's options."""
     p.add_argument("ids", nargs="*", metavar="<id>", help="only these tasks")
     p.add_argument("--json", action="store_true", help="print a JSON object (see git-agents(7))")
-    p.add_argument("--color", nargs="?", const="always", choices=("always", "never", "auto"), metavar="<when>",
-                   help="colour the output: always, never or auto (default)")
+    add_verbosity(p, quiet="print only each task's id and state",
+                  verbose="also print each agent's pid and when it started and finished")
 
 
 def _yes_no(value: bool | None) -> str:
@@ -44,18 +53,26 @@ def run(args: argparse.Namespace) -> int:
     tasks = select_tasks(repo, args.ids)
     rows = collect(repo, tasks)
     if args.json:
+        import json
+
         print(json.dumps({"version": JSON_VERSION, "tasks": [r.to_json() for r in rows]}, indent=2))
         return 0
     if not rows:
         print("No tasks. Start one with: git agent-spawn <id> --prompt <text> --agent <command>")
         return 0
+    headers = ["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "TITLE"]
+    if args.verbosity > 0:
+        headers[-1:-1] = ["PID", "STARTED", "FINISHED"]
     cells = []
     for r in rows:
         state = r.state + (f": {', '.join(r.conflicts)}" if r.state == "conflict" and r.conflicts else "")
         where = os.path.relpath(r.worktree) if r.worktree else "-"
-        cells.append([r.id, state, "-" if r.ahead is None else str(r.ahead),
-                      "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted),
-                      r.branch, where, r.title])
-    print(table(["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "TITLE"], cells,
-                colour=use_colour(args.color), state_column=1))
+        row = [r.id, state, "-" if r.ahead is None else str(r.ahead),
+               "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted), r.branch, where]
+        if args.verbosity > 0:
+            row += [str(r.pid or "-"), r.started or "-", r.finished or "-"]
+        cells.append(row + [r.title])
+    if args.verbosity < 0:
+        headers, cells = headers[:2], [row[:2] for row in cells]
+    print(table(headers, cells, colour=use_colour(args.color, config=repo.config), state_column=1))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..cli import add_verbosity
 from ..errors import ExitCode, UsageError
 from ..overview import agent_state
 from ..repo import Repo
@@ -25,6 +26,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="wait for every task")
     p.add_argument("--timeout", type=float, metavar="<seconds>", help="give up after this many seconds")
     p.add_argument("--interval", type=float, default=0.2, metavar="<seconds>", help="how often to look (default 0.2)")
+    add_verbosity(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,13 +45,14 @@ def run(args: argparse.Namespace) -> int:
                 continue
             del pending[task.id]
             if state == "exited":
-                print(f"task {task.id}: exited {code}")
-                failed |= code != 0
+                line, bad = f"task {task.id}: exited {code}", code != 0
             elif state == "not started":
-                print(f"task {task.id}: no agent")
+                line, bad = f"task {task.id}: no agent", False
             else:
-                print(f"task {task.id}: {state}")
-                failed = True
+                line, bad = f"task {task.id}: {state}", True
+            failed |= bad
+            if bad or args.verbosity >= 0:  # -q: only the tasks that failed
+                print(line)
         if not pending:
             break
         if deadline is not None and time.monotonic() >= deadline:
