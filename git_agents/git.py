@@ -4,10 +4,11 @@ Every git call goes through `Git.run`, which turns failures into `GitError` and,
 `GIT_AGENTS_TRACE` set, prints each call with its duration (to stderr for `1`/`true`/`2`,
 or appended to the file when the value is an absolute path, as `GIT_TRACE` does).
 
-It runs git with `subprocess`, not plumbum: importing plumbum cost 50-130 ms per command
-(benchmarks/startup.py), a third of `git agent-status`'s budget, and we used none of what it
-adds over subprocess here (we take the exit code ourselves). subprocess also reads
-`os.environ` at each call, where plumbum copied it once at import.
+git runs through plumbum, as the project specifies, imported on the first git call and not
+at start-up: `-h` and the commands that run no git never pay for it. The import costs
+50-130 ms on a loaded two-core machine (benchmarks/startup.py prints it); swapping the
+runner is a change to `_run_git` alone. plumbum copies `os.environ` once at import, so each
+call passes the current environment explicitly.
 """
 
 from __future__ import annotations
@@ -15,11 +16,37 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from .errors import GitError
+
+_GIT: Any = None
+
+
+def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
+             input: str | None) -> tuple[int, str, str]:
+    """Run git once through plumbum; return (exit status, stdout, stderr)."""
+    global _GIT
+    if _GIT is None:
+        from plumbum import local  # heavy: imported only by commands that run git
+
+        _GIT = local["git"]
+    stdin: Any = subprocess.DEVNULL
+    if input is not None:
+        stdin = tempfile.TemporaryFile("w+", encoding="utf-8")
+        stdin.write(input)
+        stdin.flush()
+        stdin.seek(0)
+    try:
+        code, out, err = _GIT[argv].run(retcode=None, cwd=cwd, stdin=stdin,
+                                        env={**os.environ, **env} if env else dict(os.environ))
+    finally:
+        if input is not None:
+            stdin.close()
+    return code, out, err
 
 
 def _trace(argv: list[str], cwd: str | None, seconds: float, code: int) -> None:
@@ -63,14 +90,10 @@ class Git:
         extra = {**(self.env or {}), **(env or {})}
         start = time.perf_counter()
         try:
-            proc = subprocess.run(["git", *argv], cwd=self.cwd, input=input, capture_output=True,
-                                  stdin=None if input is not None else subprocess.DEVNULL,
-                                  env={**os.environ, **extra} if extra else None,
-                                  encoding="utf-8", errors="surrogateescape")
+            code, out, err = _run_git(argv, self.cwd, extra, input)
         except OSError as exc:  # git itself missing, or cwd gone
             _trace(argv, self.cwd, time.perf_counter() - start, -1)
             raise GitError(["git", *argv], -1, "", str(exc)) from exc
-        code, out, err = proc.returncode, proc.stdout, proc.stderr
         _trace(argv, self.cwd, time.perf_counter() - start, code)
         if code not in tuple(ok):
             raise GitError(["git", *argv], code, out, err)
