@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "run": "Run every task of a task file, a few agents at a time, then merge them",
     "logs": "Show or follow a task's agent log",
     "stop": "Stop a running agent's whole process group",
+    "queue": "Publish tasks to a shared remote for workers, and show the queue",
+    "worker": "Claim and run tasks from the queue on a shared remote",
 }
 
 

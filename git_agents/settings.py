@@ -50,6 +50,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.portBlock", "10", "Number of consecutive ports in each task's block."),
     Setting("color.agent", "",
             "Colour in git agent output: always, never, or auto/true (on a terminal); falls back to color.ui."),
+    Setting("agent.remote", "origin",
+            "The shared remote that holds the task queue (git agent-queue, git agent-worker, merge --remote)."),
+    Setting("agent.lease", "600",
+            "Seconds without a heartbeat after which another worker may take over a claimed task."),
+    Setting("agent.pollInterval", "5", "Seconds between two looks at the remote queue by an idle worker."),
+    Setting("agent.workerJobs", "1", "How many tasks one git agent-worker runs at once."),
+    Setting("agent.workerName", "", "This worker's name in the queue (default: <hostname>:<pid>)."),
 )
 
 DEFAULTS = {s.key.lower(): s.default for s in SETTINGS}

@@ -34,6 +34,11 @@ the worktree that has it checked out must be clean and not in the middle of a me
 that conflicts is left out and marked "conflict" with its files listed; its branch and
 worktree are untouched, and the other tasks still merge. A task whose worktree holds
 uncommitted or untracked work is skipped with a warning. Exits 1 if any task did not merge.
+
+With --remote <remote>, merge the tasks that workers finished (git agent-worker) instead: fetch
+their results and branches from the remote's queue, merge them onto the remote's target branch
+the same way, and push the target, the notes and refs/agents/merged/<id> in one atomic push
+with a lease on each old value; if someone moved the target meanwhile, fetch, merge again, retry.
 """
 
 
@@ -42,6 +47,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("ids", nargs="*", metavar="<id>", help="tasks to merge, in this order")
     p.add_argument("--all", action="store_true", help="merge every finished task with commits, in id order")
     add_verbosity(p)
+    p.add_argument("--remote", metavar="<remote>", help="merge the finished tasks of the queue on <remote>")
 
 
 def _message(repo: Repo, task: Task) -> str:
@@ -81,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if args.ids and args.all:
         raise UsageError("--all cannot be combined with task ids")
     repo = Repo.discover()
+    if args.remote:
+        from ..remote_merge import merge_remote
+
+        return merge_remote(repo, args.remote, args.ids)
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:
         tasks.sort(key=lambda t: sort_key(t.id))

@@ -1,0 +1,147 @@
+"""git agent-queue: publish tasks to a shared remote for workers on other machines, and show the queue."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from ..errors import AgentError, ExitCode, UsageError
+from ..output import table, use_colour
+from ..remote_queue import RemoteQueue, RemoteTask, Update, ref
+from ..repo import Repo
+from ..selection import current_branch
+
+USAGE = "git agent-queue push [--remote <remote>] <taskfile>\n   or: git agent-queue list [--remote <remote>] [--json]"
+
+DESCRIPTION = """\
+`push` publishes each task of a TOML task file (the format of git agent-run) to the remote as
+refs/agents/queue/<id>: a commit whose tree holds spec.json (id, title, agent, base) and
+prompt.md. All tasks are published in one atomic push and only if none of their ids is on the
+remote yet; a task is published once and never changes. Workers (git agent-worker) on any
+machine with a clone claim and run them; git agent-merge --all --remote merges their results.
+
+`list` fetches the queue and shows every task with its state: queued, claimed (by which worker,
+since when, and how old its last heartbeat is; "stale" once older than agent.lease), done,
+failed (the agent exited non-zero) or merged.
+"""
+
+EXAMPLES = """\
+git agent-queue push tasks.toml
+git agent-queue list
+"""
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Declare queue's options."""
+    p.add_argument("action", choices=("push", "list"), metavar="(push|list)", help="what to do")
+    p.add_argument("taskfile", nargs="?", metavar="<taskfile>", help="TOML task file (push)")
+    p.add_argument("--remote", metavar="<remote>", help="the shared remote (default: agent.remote, origin)")
+    p.add_argument("--json", action="store_true", help="list: print a JSON array")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Push tasks or list the queue."""
+    if args.action == "push":
+        if not args.taskfile:
+            raise UsageError("name the task file to push")
+        return push(args)
+    if args.taskfile:
+        raise UsageError("list takes no task file")
+    return list_queue(args)
+
+
+def push(args: argparse.Namespace) -> int:
+    """Publish the task file's tasks, all or none."""
+    from ..taskspec import read_taskfile
+
+    specs = read_taskfile(args.taskfile)
+    repo = Repo.discover()
+    queue = RemoteQueue(repo, args.remote)
+    queue.fetch()
+    known = queue.tasks()
+    taken = [s.id for s in specs if s.id in known]
+    if taken:
+        raise AgentError(f"task id(s) already on {queue.remote}: {', '.join(taken)}; nothing was published",
+                         hint="a task is published once: give new tasks new ids (git agent-queue list shows them)")
+    updates = []
+    for spec in specs:
+        base = spec.base or current_branch(repo, repo.main_worktree)
+        if queue.head(base) is None:
+            raise AgentError(f"base branch '{base}' does not exist on {queue.remote}; nothing was published",
+                             hint=f"push it first: git push {queue.remote} {base}")
+        record = {"id": spec.id, "title": spec.title, "agent": spec.agent, "base": base,
+                  "published": time.time()}
+        tree = _spec_tree(queue, record, spec.prompt)
+        commit = queue.record_commit(f"agent-queue: task {spec.id} - {spec.title}", {"id": spec.id}, tree=tree)
+        updates.append(Update(ref("queue", spec.id), commit, ""))
+    result = queue.push(updates, atomic=True)
+    if not result.ok:
+        lost = [u.ref.rpartition("/")[2] for u in updates if result.lost(u.ref)]
+        if lost:
+            raise AgentError(f"task id(s) published meanwhile on {queue.remote}: {', '.join(lost)}; nothing was published",
+                             hint="give these tasks new ids")
+        why = next(s for done, s in result.refs.values() if not done)
+        raise AgentError(f"{queue.remote} refused the push: {why}; nothing was published")
+    print(f"Queued {len(specs)} task(s) on {queue.remote}: {', '.join(s.id for s in specs)}")
+    return ExitCode.OK
+
+
+def _spec_tree(queue: RemoteQueue, record: dict[str, object], prompt: str) -> str:
+    """A tree with spec.json and prompt.md."""
+    git = queue.git
+    spec = json.dumps({"version": 1, **record}, indent=1, sort_keys=True) + "\n"
+    spec_blob = git("hash-object", "-w", "--stdin", input=spec)
+    prompt_blob = git("hash-object", "-w", "--stdin", input=prompt)
+    return git("mktree", input=f"100644 blob {prompt_blob}\tprompt.md\n100644 blob {spec_blob}\tspec.json\n")
+
+
+def describe(task: RemoteTask, lease: float, now: float) -> dict[str, object]:
+    """One task as `list --json` prints it."""
+    info = task.claim_info
+    age = task.heartbeat_age(now)
+    result = task.result_info
+    return {"id": task.id, "title": task.title, "state": task.state(),
+            "worker": info.get("worker") if task.claim else result.get("worker"),
+            "claimed": info.get("claimed") if task.claim else None,
+            "heartbeat_age": None if age is None else round(age, 1),
+            "stale": age is not None and age > lease,
+            "exit": result.get("exit"), "started": result.get("started"), "finished": result.get("finished"),
+            "branch": result.get("branch"), "merge_commit": task.merged or None}
+
+
+def _when(epoch: object) -> str:
+    if not isinstance(epoch, (int, float)):
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def list_queue(args: argparse.Namespace) -> int:
+    """Show the queue."""
+    repo = Repo.discover()
+    queue = RemoteQueue(repo, args.remote)
+    queue.fetch()
+    lease = float(repo.setting("agent.lease"))
+    now = time.time()
+    rows = [describe(t, lease, now) for t in queue.tasks().values() if t.queue]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return ExitCode.OK
+    if not rows:
+        print(f"The queue on {queue.remote} is empty.")
+        return ExitCode.OK
+    lines = []
+    for row in rows:
+        state = str(row["state"])
+        detail = ""
+        if state == "claimed":
+            beat = f"heartbeat {row['heartbeat_age']:.0f}s ago" + (" (stale)" if row["stale"] else "")
+            detail = f"by {row['worker']} since {_when(row['claimed'])}, {beat}"
+        elif state in ("done", "failed"):
+            detail = f"exit {row['exit']} by {row['worker']} at {_when(row['finished'])}"
+        elif state == "merged":
+            detail = f"as {str(row['merge_commit'])[:12]}"
+        lines.append([str(row["id"]), state, detail, str(row["title"])])
+    sys.stdout.write(table(["ID", "STATE", "DETAIL", "TITLE"], lines, colour=use_colour(), state_column=1) + "\n")
+    return ExitCode.OK

@@ -1,0 +1,77 @@
+"""git agent-worker: run tasks from the queue on a shared remote, on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .. import agent
+
+from ..errors import UsageError
+from ..remote_queue import RemoteQueue
+from ..remote_worker import Worker, default_name
+from ..repo import Repo
+
+USAGE = "git agent-worker [--remote <remote>] [--jobs <n>] [--agent <command>] [--lease <seconds>] [--once]"
+
+DESCRIPTION = """\
+Run tasks published with git agent-queue push, on this machine, in this clone. The worker
+fetches the queue (refs/agents/* on the remote), claims a task by creating
+refs/agents/claims/<id> on the remote with a push that succeeds only if no claim exists (so
+exactly one worker wins each task), and runs it as git agent-spawn would: a worktree on branch
+task-<id> from the remote's base branch, the prompt, and the agent. While the agent works the
+worker renews its claim every lease/3 seconds (a heartbeat). A claim whose heartbeat is older
+than the lease (agent.lease, default 600 s) is taken over by another worker, again by
+compare-and-swap on the claim's value.
+
+When the agent exits, one atomic push publishes the task branch and refs/agents/results/<id>
+(exit code, times, the last lines of the log) and deletes the claim; it succeeds only while the
+claim is still this worker's, so a worker presumed dead can never publish over its successor.
+The local worktree and branch are then removed (unless they hold uncommitted work).
+
+The agent command is --agent, else the task's own agent from the task file, else agent.command.
+SIGTERM or Ctrl-C: take no new tasks, finish the ones in hand, exit; a second signal stops the
+agents in hand and hands their tasks back to the queue. --once exits when every task in the
+queue has a result instead of waiting for new ones (exit 1 if a task it ran failed).
+"""
+
+EXAMPLES = """\
+git agent-worker --jobs 4
+git agent-worker --remote origin --agent 'claude -p "$(cat "$GIT_AGENT_PROMPT_FILE")"' --once
+"""
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Declare worker's options."""
+    p.add_argument("--remote", metavar="<remote>", help="the shared remote (default: agent.remote, origin)")
+    p.add_argument("--jobs", "-j", type=int, metavar="<n>", help="tasks run at once (default: agent.workerJobs)")
+    p.add_argument("--agent", metavar="<command>", help="agent command for every task (overrides the task file)")
+    p.add_argument("--lease", type=float, metavar="<seconds>",
+                   help="a claim without a heartbeat for this long may be taken over (default: agent.lease)")
+    p.add_argument("--poll", type=float, metavar="<seconds>",
+                   help="how often to look for new tasks (default: agent.pollInterval)")
+    p.add_argument("--name", metavar="<name>", help="this worker's name in the queue (default: agent.workerName,"
+                   " else host:pid)")
+    p.add_argument("--once", action="store_true", help="exit when every queued task has a result")
+
+
+def _positive(value: float, what: str) -> float:
+    if not value > 0:
+        raise UsageError(f"{what} must be a positive number")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Work the queue."""
+    repo = Repo.discover()
+    queue = RemoteQueue(repo, args.remote)
+    try:
+        jobs = int(_positive(args.jobs if args.jobs is not None else int(repo.setting("agent.workerJobs")), "--jobs"))
+        lease = _positive(args.lease if args.lease is not None else float(repo.setting("agent.lease")), "--lease")
+        poll = _positive(args.poll if args.poll is not None else float(repo.setting("agent.pollInterval")), "--poll")
+    except ValueError as exc:
+        raise UsageError(f"bad number in configuration: {exc}") from exc
+    name = args.name or repo.setting("agent.workerName") or default_name()
+    worker = Worker(repo, queue, jobs=jobs, agent_command=agent.absolutise_program(args.agent, os.getcwd()) if args.agent else None, lease=lease, poll=poll, once=args.once,
+                    name=name)
+    return worker.run()

@@ -1,0 +1,182 @@
+"""`git agent-merge --remote R`: merge the finished tasks of a shared queue into the remote's branches.
+
+The merges are computed here, in memory, with the same code as a local merge (merging.py),
+on top of the remote's target tip; then one atomic push moves each target with a lease on its
+old value, the notes ref with a lease on its old value, and creates refs/agents/merged/<id>.
+If anyone moved any of them meanwhile, nothing changes on the remote: fetch, merge again, retry.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .commands.merge import _message
+from .errors import AgentError, ExitCode
+from .lock import RepoLock
+from .merging import Attempt, advance_branch, merge_in_memory
+from .notes import NOTES_REF, add_note
+from .remote_queue import RemoteQueue, RemoteTask, Update, ref
+from .repo import Repo
+from .store import Task, now_iso
+from .worktrees import list_worktrees
+
+MAX_ROUNDS = 10
+
+
+def merge_remote(repo: Repo, remote: str | None, ids: list[str]) -> int:
+    """Merge finished queue tasks (all, or `ids`) into their targets on the remote; the exit code."""
+    queue = RemoteQueue(repo, remote)
+    notes_track = f"refs/agents/remote-notes/{queue.name}"
+    for round_ in range(MAX_ROUNDS):
+        queue.fetch(f"+{NOTES_REF}:{notes_track}")
+        tasks = queue.tasks()
+        unknown = [i for i in ids if i not in tasks or not tasks[i].queue]
+        if unknown:
+            raise AgentError(f"no such task in the queue on {queue.remote}: {', '.join(unknown)}",
+                             hint="git agent-queue list shows the queue")
+        chosen = [tasks[i] for i in ids] if ids else list(tasks.values())
+        ready, problems = _ready(chosen, explicit=bool(ids))
+        if not ready:
+            return _report([], problems, queue.remote, {})
+        targets: dict[str, list[RemoteTask]] = {}
+        for task in ready:
+            targets.setdefault(str(queue.spec(task)[0].get("base")), []).append(task)
+        attempts: list[Attempt] = []
+        updates: list[Update] = []
+        moved: dict[str, tuple[str, str]] = {}
+        with RepoLock(repo.common_dir, "merge"):
+            remote_notes = _sync_notes(repo, notes_track)
+            for target, group in targets.items():
+                old = queue.head(target)
+                if old is None:
+                    for task in group:
+                        problems[task.id] = f"its target branch '{target}' is not on {queue.remote}"
+                    continue
+                new, done = _merge_group(repo, queue, target, old, group)
+                attempts += done
+                if new != old:
+                    moved[target] = (old, new)
+                    updates.append(Update(f"refs/heads/{target}", new, old))
+            merged = [a for a in attempts if a.status == "merged"]
+            if not merged:
+                return _report(attempts, problems, queue.remote, moved)
+            updates.append(Update(NOTES_REF, repo.git("rev-parse", NOTES_REF), remote_notes))
+            updates += [Update(ref("merged", a.task_id), a.commit, "") for a in merged]
+            result = queue.push(updates, atomic=True)
+        if result.ok:
+            _advance_local(repo, moved)
+            return _report(attempts, problems, queue.remote, moved)
+        if not any(result.lost(u.ref) for u in updates):
+            why = next(s for done, s in result.refs.values() if not done and "atomic" not in s)
+            raise AgentError(f"{queue.remote} refused the merge push: {why}; nothing changed there")
+        sys.stderr.write(f"note: {queue.remote} moved while merging (round {round_ + 1}); merging again\n")
+        time.sleep(0.05 * (round_ + 1))
+    raise AgentError(f"{queue.remote} kept moving while merging; gave up after {MAX_ROUNDS} rounds, nothing changed",
+                     hint="run git agent-merge --all --remote again")
+
+
+def _ready(tasks: list[RemoteTask], *, explicit: bool) -> tuple[list[RemoteTask], dict[str, str]]:
+    """The tasks to merge now, and why the others are not merged (only what the user should hear)."""
+    ready, problems = [], {}
+    for task in tasks:
+        if task.merged:
+            if explicit:
+                problems[task.id] = "already merged"
+        elif not task.result:
+            if explicit:
+                problems[task.id] = "it has no result yet (still queued or running)"
+        elif task.result_info.get("exit") != 0:
+            problems[task.id] = f"its agent exited {task.result_info.get('exit')}"
+        else:
+            ready.append(task)
+    return ready, problems
+
+
+def _merge_group(repo: Repo, queue: RemoteQueue, target: str, old: str,
+                 group: list[RemoteTask]) -> tuple[str, list[Attempt]]:
+    """Merge each task's published tip onto `old` in memory; note each merge commit; return the new tip."""
+    git = repo.git
+    current = old
+    attempts = []
+    for task in group:
+        info = task.result_info
+        tip = str(info.get("tip", ""))
+        # The result commit's parent is the tip the worker published: trust the object, not the text.
+        if git("rev-parse", f"{task.result}^1") != tip:
+            raise AgentError(f"the result of task {task.id} on {queue.remote} is malformed (tip mismatch)")
+        local = Task(task.id, title=task.title, branch=str(info.get("branch", "")))
+        attempt = merge_in_memory(git, current, tip, _message(repo, local), task.id)
+        attempts.append(attempt)
+        if attempt.status == "merged":
+            current = attempt.commit
+            add_note(repo, attempt.commit, _note_fields(queue, task, target, old))
+    return current, attempts
+
+
+def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, target_tip: str) -> dict[str, str]:
+    info = task.result_info
+
+    def when(key: str) -> str:
+        value = info.get(key)
+        return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(value)) if isinstance(value, (int, float)) else "-"
+
+    return {"task": task.id, "title": task.title, "branch": str(info.get("branch", "")),
+            "worker": str(info.get("worker", "-")), "remote": queue.remote, "target": target,
+            "base": target_tip, "started": when("started"), "finished": when("finished"),
+            "exit": str(info.get("exit")), "merged": now_iso()}
+
+
+def _sync_notes(repo: Repo, track: str) -> str:
+    """Make the local notes contain the remote's (so pushing them loses nothing); the remote's value."""
+    git = repo.git
+    remote = git.run("rev-parse", "--verify", "--quiet", track, ok=(0, 1)).out.strip()
+    if not remote:
+        return ""
+    local = git.run("rev-parse", "--verify", "--quiet", NOTES_REF, ok=(0, 1)).out.strip()
+    with RepoLock(repo.common_dir):  # the notes lock (see notes.add_note)
+        if not local or git.ok("merge-base", "--is-ancestor", local, remote):
+            git.run("update-ref", NOTES_REF, remote, *([local] if local else [""]))
+        elif not git.ok("merge-base", "--is-ancestor", remote, local):
+            git.run("notes", f"--ref={NOTES_REF}", "merge", "--quiet", "-s", "cat_sort_uniq", track)
+    return remote
+
+
+def _advance_local(repo: Repo, moved: dict[str, tuple[str, str]]) -> None:
+    """Fast-forward the local copies of the targets when that is safe; otherwise say how to catch up."""
+    checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
+    git = repo.git
+    for target, (_, new) in moved.items():
+        local = git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{target}", ok=(0, 1)).out.strip()
+        worktree = checked_out.get(target)
+        clean = worktree is None or not git.at(worktree).run("status", "--porcelain", "--untracked-files=no").out
+        if local and clean and git.ok("merge-base", "--is-ancestor", local, new) and (
+                worktree is None or not os.path.exists(os.path.join(worktree, git.at(worktree)(
+                    "rev-parse", "--git-path", "MERGE_HEAD")))):
+            advance_branch(git, target, local, new, worktree, f"agent-merge --remote: {target}")
+        elif local != new:
+            sys.stderr.write(f"hint: your local '{target}' was not updated; catch up with: git pull\n")
+
+
+def _report(attempts: list[Attempt], problems: dict[str, str], remote: str,
+            moved: dict[str, tuple[str, str]]) -> int:
+    """Print what happened, as a local merge does; exit 1 if anything was not merged."""
+    merged = 0
+    for a in attempts:
+        if a.status == "merged":
+            merged += 1
+            print(f"Merged task {a.task_id} ({a.commit[:12]})")
+        elif a.status == "conflict":
+            problems[a.task_id] = f"conflicts in {', '.join(a.conflicts)} (its branch stays on {remote})"
+        else:
+            problems[a.task_id] = "it has no commits to merge"
+    for target, (old, new) in moved.items():
+        print(f"Pushed {target} to {remote} ({old[:12]}..{new[:12]})")
+    for task_id, why in problems.items():
+        sys.stderr.write(f"warning: not merged: task {task_id}: {why}\n")
+    if not merged and not problems:
+        print("Nothing to merge.")
+    else:
+        print(f"{merged} merged, {len(problems)} not merged")
+    return ExitCode.FAILED if problems else ExitCode.OK

@@ -1,0 +1,248 @@
+"""Scale-out through a shared remote: queue, workers on several clones, merge --remote.
+
+The remote is a bare repository served by a real `git daemon` on 127.0.0.1 (git:// protocol,
+receive-pack enabled), and for the core case also a plain file:// URL. Each "machine" is a
+separate clone; workers are real `git-agent-worker` processes; agents are shell scripts that
+record every run in a shared file, so "exactly once" is counted, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import Project, run, write_script
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def bare(project: Project, tmp_path: Path) -> Path:
+    """A bare copy of `project` (branch main) under tmp_path/srv."""
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    run(["git", "clone", "-q", "--bare", str(project.path), str(srv / "remote.git")], tmp_path, check=True)
+    return srv / "remote.git"
+
+
+@pytest.fixture
+def daemon_url(bare: Path):
+    """git:// URL of `bare`, served by git daemon on loopback for the test's duration."""
+    port = _free_port()
+    proc = subprocess.Popen(["git", "daemon", "--reuseaddr", f"--base-path={bare.parent}", "--export-all",
+                             "--enable=receive-pack", "--listen=127.0.0.1", f"--port={port}", "--informative-errors",
+                             str(bare.parent)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"git://127.0.0.1:{port}/{bare.name}"
+    deadline = time.monotonic() + 10
+    while run(["git", "ls-remote", url], bare.parent).returncode != 0:
+        assert time.monotonic() < deadline, "git daemon did not start"
+        time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(params=["daemon", "file"])
+def remote_url(request: pytest.FixtureRequest, bare: Path) -> str:
+    """The core cases run over git:// and over file://."""
+    if request.param == "file":
+        return f"file://{bare}"
+    return request.getfixturevalue("daemon_url")
+
+
+def clone(tmp_path: Path, url: str, name: str) -> Project:
+    """A clone ("a machine") of the remote, with origin pointing at it."""
+    run(["git", "clone", "-q", url, str(tmp_path / name)], tmp_path, check=True)
+    return Project(tmp_path / name)
+
+
+def sleeping_agent(tmp_path: Path, record: Path, sleep: str) -> Path:
+    """An agent that records its run (task, worker clone), sleeps, and commits file-<task>.txt."""
+    return write_script(tmp_path / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK $(basename "$(git rev-parse --git-common-dir | xargs dirname)")" >> {record}
+        sleep {sleep}
+        echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt"
+        git add "file-$GIT_AGENT_TASK.txt"
+        git commit -q -m "task $GIT_AGENT_TASK: add file-$GIT_AGENT_TASK.txt"
+    """)
+
+
+def taskfile(path: Path, ids: list[str], agent: Path | str) -> Path:
+    """A TOML task file with one task per id, all run by `agent`."""
+    body = [f'agent = "{agent}"', 'base = "main"', ""]
+    for task_id in ids:
+        body += ["[[task]]", f'id = "{task_id}"', f'title = "Task number {task_id}"',
+                 f'prompt = "Write file-{task_id}.txt"', ""]
+    path.write_text("\n".join(body))
+    return path
+
+
+def start_worker(where: Project, *args: str) -> subprocess.Popen[str]:
+    """A `git-agent-worker` process (started directly, so its pid is the worker's own)."""
+    return subprocess.Popen(["git-agent-worker", *args], cwd=where.path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    """Wait for a worker, require exit 0, return its output."""
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def remote_refs(where: Project, prefix: str) -> dict[str, str]:
+    """The remote's refs under `prefix` (ls-remote: what the server holds now)."""
+    out = where.git("ls-remote", "origin", f"{prefix}*")
+    return {line.split("\t")[1]: line.split("\t")[0] for line in out.splitlines()}
+
+
+def test_three_workers_run_every_task_once_and_merge_all(tmp_path: Path, remote_url: str) -> None:
+    count = 30 if remote_url.startswith("git://") else 9
+    ids = [str(i) for i in range(1, count + 1)]
+    record = tmp_path / "record.txt"
+    agent = sleeping_agent(tmp_path, record, '"0.$(( $(date +%N | sed "s/^0*//;s/^$/0/") % 3 + 1 ))"')
+    publisher = clone(tmp_path, remote_url, "publisher")
+    pushed = publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ids, agent)))
+    assert pushed.stdout == f"Queued {count} task(s) on origin: {', '.join(ids)}\n"
+
+    machines = [clone(tmp_path, remote_url, f"machine{n}") for n in (1, 2, 3)]
+    workers = [start_worker(m, "--once", "--poll", "0.2", "--lease", "30", "--name", m.path.name) for m in machines]
+    outputs = [finish(w) for w in workers]
+
+    runs = record.read_text().splitlines()
+    assert sorted(line.split()[0] for line in runs) == sorted(ids), runs  # every task exactly once
+    assert {line.split()[1] for line in runs} == {"machine1", "machine2", "machine3"}, outputs
+    assert remote_refs(publisher, "refs/agents/claims/") == {}
+    assert set(remote_refs(publisher, "refs/agents/results/")) == {f"refs/agents/results/{i}" for i in ids}
+
+    merged = publisher.agent("merge", "--all", "--remote", "origin")
+    assert merged.returncode == 0, merged.stderr
+    assert merged.stdout.splitlines()[-1] == f"{count} merged, 0 not merged"
+    main = publisher.git("ls-remote", "origin", "refs/heads/main").split()[0]
+    assert publisher.git("rev-parse", "main") == main  # the local main was fast-forwarded too
+    files = publisher.git("ls-tree", "--name-only", main).splitlines()
+    assert sorted(f for f in files if f.startswith("file-")) == sorted(f"file-{i}.txt" for i in ids)
+    subjects = publisher.git("log", "--first-parent", "--format=%s", f"-{count}", main).splitlines()
+    assert sorted(subjects) == sorted(f"feat: Task {i} - Task number {i}" for i in ids)
+    assert set(remote_refs(publisher, "refs/agents/merged/")) == {f"refs/agents/merged/{i}" for i in ids}
+
+    # The notes travelled: a fresh clone that fetches refs/notes/agents sees who ran each task.
+    viewer = clone(tmp_path, remote_url, "viewer")
+    viewer.git("fetch", "-q", "origin", "refs/notes/agents:refs/notes/agents")
+    note = viewer.git("notes", "--ref=agents", "show", main)
+    assert "task: " in note and "worker: machine" in note and "exit: 0" in note
+
+    listed = json.loads(viewer.ok("queue", "list", "--json").stdout)
+    assert [(t["id"], t["state"]) for t in listed] == [(i, "merged") for i in ids]
+    again = publisher.ok("merge", "--all", "--remote", "origin")
+    assert again.stdout == "Nothing to merge.\n"
+
+
+def test_a_killed_worker_is_taken_over_and_its_partial_work_not_merged(tmp_path: Path, daemon_url: str) -> None:
+    record = tmp_path / "record.txt"
+    first_run = tmp_path / "first-run"
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK $PWD" >> {record}
+        if [ ! -e {first_run} ]; then
+            touch {first_run}
+            echo partial > "file-$GIT_AGENT_TASK.txt"; git add .; git commit -q -m "partial work"
+            sleep 60
+        fi
+        echo "complete" > "file-$GIT_AGENT_TASK.txt"; git add .; git commit -q -m "complete work"
+    """)
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["7"], agent)))
+    doomed, rescuer = clone(tmp_path, daemon_url, "doomed"), clone(tmp_path, daemon_url, "rescuer")
+
+    worker = start_worker(doomed, "--lease", "1.5", "--poll", "0.2", "--name", "doomed")
+    deadline = time.monotonic() + 30
+    while not (first_run.exists() and doomed.git("log", "-1", "--format=%s", "task-7", check=False) == "partial work"):
+        assert time.monotonic() < deadline and worker.poll() is None, "the first worker never started its agent"
+        time.sleep(0.05)
+    worker.kill()
+    worker.wait()
+    os.killpg(int(doomed.git("config", "agent-task.7.pid")), signal.SIGKILL)  # its orphaned agent, too
+    claim = json.loads(publisher.ok("queue", "list", "--json").stdout)[0]
+    assert (claim["state"], claim["worker"]) == ("claimed", "doomed")
+
+    out = finish(start_worker(rescuer, "--once", "--lease", "1.5", "--poll", "0.2", "--name", "rescuer"))
+    assert "took over task 7 from doomed" in out
+    assert len(record.read_text().splitlines()) == 2
+    listed = json.loads(publisher.ok("queue", "list", "--json").stdout)[0]
+    assert (listed["state"], listed["worker"], listed["exit"]) == ("done", "rescuer", 0)
+
+    publisher.ok("merge", "--all", "--remote", "origin")
+    main = publisher.git("ls-remote", "origin", "refs/heads/main").split()[0]
+    assert publisher.git("show", f"{main}:file-7.txt") == "complete"
+    assert publisher.git("log", "--format=%s", main, "--grep=partial") == ""
+    assert remote_refs(publisher, "refs/agents/claims/") == {}
+    # The dead worker's partial branch stays in its own clone, unpublished.
+    assert doomed.git("log", "-1", "--format=%s", "task-7") == "partial work"
+
+
+def test_ten_workers_race_for_one_task_exactly_one_runs_it(tmp_path: Path, daemon_url: str) -> None:
+    record = tmp_path / "record.txt"
+    # The agent outlives the lease: only heartbeats keep the other nine from taking it over.
+    agent = sleeping_agent(tmp_path, record, "2")
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["solo"], agent)))
+    machines = [clone(tmp_path, daemon_url, f"m{n}") for n in range(10)]
+    workers = [start_worker(m, "--once", "--lease", "1", "--poll", "0.1", "--name", m.path.name) for m in machines]
+    outputs = [finish(w) for w in workers]
+    assert len(record.read_text().splitlines()) == 1, record.read_text()
+    assert sum("claimed task solo" in out for out in outputs) == 1, outputs
+    assert not any("took over" in out for out in outputs), outputs
+    assert remote_refs(publisher, "refs/agents/claims/") == {}
+
+
+def test_queue_push_refuses_ids_already_queued(tmp_path: Path, daemon_url: str, committing_agent: Path) -> None:
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "a.toml", ["1", "2"], committing_agent)))
+    before = remote_refs(publisher, "refs/agents/")
+    again = publisher.agent("queue", "push", str(taskfile(tmp_path / "b.toml", ["2", "3"], committing_agent)))
+    assert again.returncode == 128
+    assert again.stderr == ("fatal: task id(s) already on origin: 2; nothing was published\n"
+                            "hint: a task is published once: give new tasks new ids"
+                            " (git agent-queue list shows them)\n")
+    assert remote_refs(publisher, "refs/agents/") == before
+    spec = json.loads(publisher.git("cat-file", "blob", f"{before['refs/agents/queue/1']}:spec.json"))
+    assert spec == {"version": 1, "id": "1", "title": "Task number 1", "agent": str(committing_agent),
+                    "base": "main", "published": spec["published"]}
+    assert publisher.git("cat-file", "blob", f"{before['refs/agents/queue/1']}:prompt.md") == "Write file-1.txt"
+
+
+def test_queue_list_shows_queued_and_claimed(tmp_path: Path, daemon_url: str, committing_agent: Path) -> None:
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    assert publisher.ok("queue", "list").stdout == "The queue on origin is empty.\n"
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "a.toml", ["1", "2"], committing_agent)))
+    lines = publisher.ok("queue", "list").stdout.splitlines()
+    assert lines == ["ID  STATE   DETAIL  TITLE", "1   queued          Task number 1", "2   queued          Task number 2"]
+
+
+def test_concurrent_remote_merges_merge_each_task_once(tmp_path: Path, daemon_url: str,
+                                                       committing_agent: Path) -> None:
+    ids = [str(i) for i in range(1, 7)]
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "a.toml", ids, committing_agent)))
+    machine = clone(tmp_path, daemon_url, "machine")
+    finish(start_worker(machine, "--once", "--jobs", "3", "--poll", "0.1", "--lease", "30"))
+    mergers = [clone(tmp_path, daemon_url, f"merger{n}") for n in range(3)]
+    procs = [subprocess.Popen(["git", "agent-merge", "--all", "--remote", "origin"], cwd=m.path, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for m in mergers]
+    results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    assert all(code == 0 for _, _, code in results), results
+    main = publisher.git("ls-remote", "origin", "refs/heads/main").split()[0]
+    subjects = publisher.git("log", "--first-parent", "--format=%s", main).splitlines()
+    assert sorted(subjects[:-1]) == sorted(f"feat: Task {i} - Task number {i}" for i in ids)
+    assert subjects[-1] == "initial"
