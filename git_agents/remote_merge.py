@@ -28,9 +28,10 @@ MAX_ROUNDS = 10
 def merge_remote(repo: Repo, remote: str | None, ids: list[str]) -> int:
     """Merge finished queue tasks (all, or `ids`) into their targets on the remote; the exit code."""
     queue = RemoteQueue(repo, remote)
-    notes_track = f"refs/agents/remote-notes/{queue.name}"
+    # A pattern, not refs/notes/agents itself: that fails the fetch while the remote has no notes yet.
+    notes_track = f"refs/agents/remote-notes/{queue.name}/{NOTES_REF.removeprefix('refs/notes/')}"
     for round_ in range(MAX_ROUNDS):
-        queue.fetch(f"+{NOTES_REF}:{notes_track}")
+        queue.fetch(f"+refs/notes/*:refs/agents/remote-notes/{queue.name}/*")
         tasks = queue.tasks()
         unknown = [i for i in ids if i not in tasks or not tasks[i].queue]
         if unknown:
@@ -68,9 +69,9 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str]) -> int:
         if result.ok:
             _advance_local(repo, moved)
             return _report(attempts, problems, queue.remote, moved)
-        if not any(result.lost(u.ref) for u in updates):
-            why = next(s for done, s in result.refs.values() if not done and "atomic" not in s)
-            raise AgentError(f"{queue.remote} refused the merge push: {why}; nothing changed there")
+        if not any(result.lost(u.ref) for u in updates) and "atomic transaction failed" not in result.reason():
+            # (a server-side transaction failure with no culprit named is a ref lock held: retry too)
+            raise AgentError(f"{queue.remote} refused the merge push: {result.reason()}; nothing changed there")
         sys.stderr.write(f"note: {queue.remote} moved while merging (round {round_ + 1}); merging again\n")
         time.sleep(0.05 * (round_ + 1))
     raise AgentError(f"{queue.remote} kept moving while merging; gave up after {MAX_ROUNDS} rounds, nothing changed",

@@ -73,6 +73,7 @@ class PushResult:
     """How the remote answered each ref of a push."""
 
     refs: dict[str, tuple[bool, str]]  # ref -> (updated?, git's summary such as "[rejected] (stale info)")
+    err: str = ""  # the remote's own messages ("remote: error: cannot lock ref ...")
 
     @property
     def ok(self) -> bool:
@@ -80,9 +81,28 @@ class PushResult:
         return all(done for done, _ in self.refs.values())
 
     def lost(self, ref: str) -> bool:
-        """Whether `ref` was refused because its value was not the expected one (someone else moved it)."""
+        """Whether `ref` was refused because its value was not the expected one (someone else moved it).
+
+        The client checks the lease against the values the server advertised ("stale info"); the
+        server checks again under its ref lock, and a change in between shows as "but expected".
+        In an atomic push the server marks every ref "atomic transaction failed" and names the
+        culprit only in its error message, so that is read too.
+        """
         done, summary = self.refs.get(ref, (False, ""))
-        return not done and ("stale info" in summary or "fetch first" in summary or "already exists" in summary)
+        if done:
+            return False
+        if any(s in summary for s in _LOST):
+            return True
+        return any(f"'{ref}'" in line and any(s in line for s in _LOST) for line in self.err.splitlines())
+
+    def reason(self) -> str:
+        """Why the push failed, in git's words (the first refusal that is not just "atomic ... failed")."""
+        refused = [s for done, s in self.refs.values() if not done]
+        return next((s for s in refused if "atomic" not in s), refused[0] if refused else "")
+
+
+_LOST = ("stale info", "fetch first", "already exists", "but expected", "incorrect old value", "non-fast-forward",
+         "unable to resolve reference")
 
 
 def message_json(message: str) -> dict[str, object]:
@@ -198,7 +218,7 @@ class RemoteQueue:
             from .errors import GitError
 
             raise GitError(["git", *args], res.code, res.out, res.err)
-        return PushResult(refs)
+        return PushResult(refs, res.err)
 
 
 def ref(kind: str, task_id: str) -> str:

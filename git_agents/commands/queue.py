@@ -82,8 +82,7 @@ def push(args: argparse.Namespace) -> int:
         if lost:
             raise AgentError(f"task id(s) published meanwhile on {queue.remote}: {', '.join(lost)}; nothing was published",
                              hint="give these tasks new ids")
-        why = next(s for done, s in result.refs.values() if not done)
-        raise AgentError(f"{queue.remote} refused the push: {why}; nothing was published")
+        raise AgentError(f"{queue.remote} refused the push: {result.reason()}; nothing was published")
     print(f"Queued {len(specs)} task(s) on {queue.remote}: {', '.join(s.id for s in specs)}")
     return ExitCode.OK
 
