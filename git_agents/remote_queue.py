@@ -138,6 +138,7 @@ class RemoteQueue:
         self.name = self.remote if configured else "url-" + hashlib.sha1(self.remote.encode()).hexdigest()[:12]
         self.track = f"refs/agents/remote/{self.name}"
         self.heads = f"refs/agents/remote-heads/{self.name}"
+        self._have_empty_tree = False
 
     # -- reading -------------------------------------------------------------------------------
     def fetch(self, *extra: str) -> None:
@@ -189,8 +190,9 @@ class RemoteQueue:
     def record_commit(self, subject: str, record: dict[str, object], *, tree: str = EMPTY_TREE,
                       parents: tuple[str, ...] = ()) -> str:
         """A commit whose message is `subject` and a JSON record (with our format version)."""
-        if tree == EMPTY_TREE:
+        if tree == EMPTY_TREE and not self._have_empty_tree:
             self.git.run("hash-object", "-w", "-t", "tree", "--stdin", input="")
+            self._have_empty_tree = True
         body = json.dumps({"version": FORMAT_VERSION, **record}, indent=1, sort_keys=True)
         args = ["commit-tree", tree]
         for parent in parents:

@@ -68,6 +68,7 @@ class Worker:
         self.failures = 0
         self.tasks: dict[str, RemoteTask] = {}
         self.next_fetch = 0.0  # fetch the queue again no earlier than this (monotonic)
+        self.to_clean: list[Job] = []  # published tasks whose local worktree and branch can go
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -82,9 +83,11 @@ class Worker:
                     self._hand_back()
                     return 130
                 if self.stopping and not self.held:
+                    self._clean_all()
                     log("stopped")
                     return 0
                 fetched = self._claim_more()
+                self._clean_all()  # after claiming: cleaning up is not on the way to the next task
                 if fetched and self.once and not self.held and self._drained():
                     return 1 if self.failures else 0
                 # Short naps: agents' exits and signals are noticed quickly; the remote is asked every `poll` s.
@@ -285,7 +288,7 @@ class Worker:
         if code != 0:
             self.failures += 1
         log(f"task {job.task_id} {'done' if code == 0 else f'failed (exit {code})'}: pushed {job.branch}")
-        self._clean_local(job)
+        self.to_clean.append(job)
 
     def _log_tail(self, task_id: str) -> str:
         try:
@@ -293,6 +296,10 @@ class Worker:
                 return "".join(fh.readlines()[-LOG_TAIL_LINES:])
         except OSError:
             return ""
+
+    def _clean_all(self) -> None:
+        while self.to_clean:
+            self._clean_local(self.to_clean.pop())
 
     def _clean_local(self, job: Job) -> None:
         """Remove the task's worktree and local branch once everything is on the remote (never unsaved work)."""
