@@ -86,7 +86,11 @@ class Worker:
                     self._clean_all()
                     log("stopped")
                     return 0
-                fetched = self._claim_more()
+                try:
+                    fetched = self._claim_more()
+                except GitError as error:  # the remote is unreachable: the work in hand goes on
+                    log(f"cannot reach {self.queue.remote}: {error.message.splitlines()[0]}")
+                    fetched, self.next_fetch = False, time.monotonic() + self.poll
                 self._clean_all()  # after claiming: cleaning up is not on the way to the next task
                 if fetched and self.once and not self.held and self._drained():
                     return 1 if self.failures else 0

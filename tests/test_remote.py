@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -101,6 +102,15 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
     return out
 
 
+def wait_until(condition: Callable[[], bool], worker: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Poll `condition` while the worker lives (its agent is doing something the test waits for)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert worker.poll() is None, f"the worker exited early:\n{worker.communicate()[0]}"
+        assert time.monotonic() < deadline, "timed out waiting for the agent"
+        time.sleep(0.05)
+
+
 def remote_refs(where: Project, prefix: str) -> dict[str, str]:
     """The remote's refs under `prefix` (ls-remote: what the server holds now)."""
     out = where.git("ls-remote", "origin", f"{prefix}*")
@@ -168,10 +178,7 @@ def test_a_killed_worker_is_taken_over_and_its_partial_work_not_merged(tmp_path:
     doomed, rescuer = clone(tmp_path, daemon_url, "doomed"), clone(tmp_path, daemon_url, "rescuer")
 
     worker = start_worker(doomed, "--lease", "1.5", "--poll", "0.2", "--name", "doomed")
-    deadline = time.monotonic() + 30
-    while not (first_run.exists() and doomed.git("log", "-1", "--format=%s", "task-7", check=False) == "partial work"):
-        assert time.monotonic() < deadline and worker.poll() is None, "the first worker never started its agent"
-        time.sleep(0.05)
+    wait_until(lambda: doomed.git("log", "-1", "--format=%s", "task-7", check=False) == "partial work", worker)
     worker.kill()
     worker.wait()
     os.killpg(int(doomed.git("config", "agent-task.7.pid")), signal.SIGKILL)  # its orphaned agent, too
@@ -250,3 +257,52 @@ def test_concurrent_remote_merges_merge_each_task_once(tmp_path: Path, daemon_ur
     subjects = publisher.git("log", "--first-parent", "--format=%s", main).splitlines()
     assert sorted(subjects[:-1]) == sorted(f"feat: Task {i} - Task number {i}" for i in ids)
     assert subjects[-1] == "initial"
+
+
+def test_sigterm_finishes_the_task_in_hand_and_takes_no_more(tmp_path: Path, daemon_url: str) -> None:
+    record, go = tmp_path / "record.txt", tmp_path / "go"
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK" >> {record}
+        while [ ! -e {go} ]; do sleep 0.05; done
+        echo done > "file-$GIT_AGENT_TASK.txt"; git add .; git commit -q -m "task $GIT_AGENT_TASK"
+    """)
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["1", "2"], agent)))
+    machine = clone(tmp_path, daemon_url, "machine")
+    worker = start_worker(machine, "--poll", "0.1", "--lease", "30", "--name", "w")
+    wait_until(record.exists, worker)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    go.touch()
+    out = finish(worker)
+    assert "SIGTERM: taking no new tasks, finishing 1 in hand" in out
+    assert record.read_text() == "1\n"
+    states = [(t["id"], t["state"]) for t in json.loads(publisher.ok("queue", "list", "--json").stdout)]
+    assert states == [("1", "done"), ("2", "queued")]
+    assert remote_refs(publisher, "refs/agents/claims/") == {}
+
+
+def test_a_second_signal_hands_the_task_back(tmp_path: Path, daemon_url: str) -> None:
+    record = tmp_path / "record.txt"
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "$$" >> {record}
+        sleep 60
+    """)
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["1"], agent)))
+    machine = clone(tmp_path, daemon_url, "machine")
+    worker = start_worker(machine, "--poll", "0.1", "--lease", "30", "--name", "w")
+    wait_until(record.exists, worker)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=30)
+    assert worker.returncode == 130, out
+    assert "handed task 1 back to the queue" in out
+    states = [(t["id"], t["state"]) for t in json.loads(publisher.ok("queue", "list", "--json").stdout)]
+    assert states == [("1", "queued")]
+    agent_pid = int(record.read_text().split()[0])
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{agent_pid}") and "Z" not in open(f"/proc/{agent_pid}/stat").read().split()[2]:
+        assert time.monotonic() < deadline, "the agent was not stopped"
+        time.sleep(0.05)
