@@ -203,11 +203,11 @@ def test_a_killed_worker_is_taken_over_and_its_partial_work_not_merged(tmp_path:
 def test_ten_workers_race_for_one_task_exactly_one_runs_it(tmp_path: Path, daemon_url: str) -> None:
     record = tmp_path / "record.txt"
     # The agent outlives the lease: only heartbeats keep the other nine from taking it over.
-    agent = sleeping_agent(tmp_path, record, "3")
+    agent = sleeping_agent(tmp_path, record, "4")
     publisher = clone(tmp_path, daemon_url, "publisher")
     publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["solo"], agent)))
     machines = [clone(tmp_path, daemon_url, f"m{n}") for n in range(10)]
-    workers = [start_worker(m, "--once", "--lease", "2", "--poll", "0.3", "--name", m.path.name) for m in machines]
+    workers = [start_worker(m, "--once", "--lease", "3", "--poll", "0.3", "--name", m.path.name) for m in machines]
     outputs = [finish(w) for w in workers]
     assert len(record.read_text().splitlines()) == 1, record.read_text()
     assert sum("claimed task solo" in out for out in outputs) == 1, outputs
@@ -306,3 +306,52 @@ def test_a_second_signal_hands_the_task_back(tmp_path: Path, daemon_url: str) ->
     while os.path.exists(f"/proc/{agent_pid}") and "Z" not in open(f"/proc/{agent_pid}/stat").read().split()[2]:
         assert time.monotonic() < deadline, "the agent was not stopped"
         time.sleep(0.05)
+
+
+def test_merge_remote_leaves_out_failed_and_conflicting_tasks(tmp_path: Path, daemon_url: str) -> None:
+    agent = write_script(tmp_path / "agent.sh", """
+        case "$GIT_AGENT_TASK" in
+            bad) echo "something broke"; exit 3 ;;
+            a|b) echo "version $GIT_AGENT_TASK" > shared.txt ;;
+            *) echo ok > "file-$GIT_AGENT_TASK.txt" ;;
+        esac
+        git add . && git commit -q -m "task $GIT_AGENT_TASK"
+    """)
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["a", "b", "bad", "good"], agent)))
+    machine = clone(tmp_path, daemon_url, "machine")
+    worker = start_worker(machine, "--once", "--jobs", "2", "--poll", "0.1", "--lease", "30")
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 1, out  # one of its tasks failed
+    listed = {t["id"]: t for t in json.loads(publisher.ok("queue", "list", "--json").stdout)}
+    assert (listed["bad"]["state"], listed["bad"]["exit"]) == ("failed", 3)
+    result = remote_refs(publisher, "refs/agents/results/")["refs/agents/results/bad"]
+    publisher.git("fetch", "-q", "origin", "refs/agents/results/bad")
+    assert "something broke" in json.loads(publisher.git("log", "-1", "--format=%b", result))["log_tail"]
+
+    merged = publisher.agent("merge", "--all", "--remote", "origin")
+    assert merged.returncode == 1
+    assert merged.stderr == ("warning: not merged: task bad: its agent exited 3\n"
+                             "warning: not merged: task b: conflicts in shared.txt (its branch stays on origin)\n")
+    lines = merged.stdout.splitlines()
+    assert [line.split(" (")[0] for line in lines[:2]] == ["Merged task a", "Merged task good"]
+    assert lines[-1] == "2 merged, 2 not merged"
+    main = publisher.git("ls-remote", "origin", "refs/heads/main").split()[0]
+    assert publisher.git("show", f"{main}:shared.txt") == "version a"
+    assert set(remote_refs(publisher, "refs/agents/merged/")) == {"refs/agents/merged/a", "refs/agents/merged/good"}
+    assert "refs/heads/task-b" in remote_refs(publisher, "refs/heads/task-")
+
+
+def test_usage_and_configuration_errors(tmp_path: Path, daemon_url: str, committing_agent: Path) -> None:
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    bad_base = tmp_path / "bad.toml"
+    bad_base.write_text(f'agent = "{committing_agent}"\nbase = "nope"\n[[task]]\nid = "1"\nprompt = "x"\n')
+    refused = publisher.agent("queue", "push", str(bad_base))
+    assert (refused.returncode, refused.stderr) == (128, "fatal: base branch 'nope' does not exist on origin;"
+                                                         " nothing was published\nhint: push it first: git push origin nope\n")
+    wrong = publisher.agent("worker", "--remote", "upstream", "--once")
+    assert (wrong.returncode, wrong.stderr) == (128, "fatal: 'upstream' is not a configured remote\nhint: pass --remote"
+                                                     " <name-or-url>, or set agent.remote (git remote -v lists them)\n")
+    zero = publisher.agent("worker", "--jobs", "0")
+    assert (zero.returncode, zero.stderr) == (129, "fatal: --jobs must be a positive number\n")
+    assert remote_refs(publisher, "refs/agents/") == {}
