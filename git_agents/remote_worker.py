@@ -93,7 +93,7 @@ class Worker:
                     fetched, self.next_fetch = False, time.monotonic() + self.poll
                 self._clean_all()  # after claiming: cleaning up is not on the way to the next task
                 if fetched and self.once and not self.held and self._drained():
-                    return 1 if self.failures else 0
+                    return 1 if self.failures or self.skipped else 0
                 # Short naps: agents' exits and signals are noticed quickly; the remote is asked every `poll` s.
                 time.sleep(min(0.1, max(0.01, self.next_fetch - time.monotonic())))
         finally:
@@ -173,10 +173,13 @@ class Worker:
         base_commit = self.queue.head(base)
         if base_commit is None:
             raise AgentError(f"base branch '{base}' is not on {self.queue.remote}")
-        planned = plan_task(self.repo, task.id, base, base_commit)
         command = self.agent_command or str(spec.get("agent") or "") or self.repo.setting("agent.command")
+        if not command:  # hand it back: a worker with an agent configured can run it
+            raise AgentError("neither the task file nor this worker names an agent command"
+                             " (pass --agent or set agent.command)")
+        planned = plan_task(self.repo, task.id, base, base_commit)
         planned.title = str(spec.get("title") or f"Task {task.id}")
-        planned.agent = command or "true"
+        planned.agent = command
         planned.created = now_iso()
         create_task(self.repo, planned)
         try:

@@ -355,3 +355,18 @@ def test_usage_and_configuration_errors(tmp_path: Path, daemon_url: str, committ
     zero = publisher.agent("worker", "--jobs", "0")
     assert (zero.returncode, zero.stderr) == (129, "fatal: --jobs must be a positive number\n")
     assert remote_refs(publisher, "refs/agents/") == {}
+
+
+def test_a_worker_without_an_agent_hands_the_task_back(tmp_path: Path, daemon_url: str) -> None:
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["1"], "")))
+    machine = clone(tmp_path, daemon_url, "machine")
+    worker = start_worker(machine, "--once", "--poll", "0.1", "--lease", "30")
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 1, out
+    assert ("task 1: cannot start: neither the task file nor this worker names an agent command"
+            " (pass --agent or set agent.command)") in out
+    states = [(t["id"], t["state"]) for t in json.loads(publisher.ok("queue", "list", "--json").stdout)]
+    assert states == [("1", "queued")]
+    assert remote_refs(publisher, "refs/agents/claims/") == {}
+    assert machine.git("for-each-ref", "refs/heads/task-*") == ""

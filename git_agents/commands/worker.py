@@ -32,7 +32,8 @@ The local worktree and branch are then removed (unless they hold uncommitted wor
 The agent command is --agent, else the task's own agent from the task file, else agent.command.
 SIGTERM or Ctrl-C: take no new tasks, finish the ones in hand, exit; a second signal stops the
 agents in hand and hands their tasks back to the queue. --once exits when every task in the
-queue has a result instead of waiting for new ones (exit 1 if a task it ran failed).
+queue has a result instead of waiting for new ones (exit 1 if a task it ran failed or one
+it could not start was left to other workers).
 """
 
 EXAMPLES = """\
