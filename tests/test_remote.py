@@ -353,7 +353,9 @@ def test_usage_and_configuration_errors(tmp_path: Path, daemon_url: str, committ
     assert (wrong.returncode, wrong.stderr) == (128, "fatal: 'upstream' is not a configured remote\nhint: pass --remote"
                                                      " <name-or-url>, or set agent.remote (git remote -v lists them)\n")
     zero = publisher.agent("worker", "--jobs", "0")
-    assert (zero.returncode, zero.stderr) == (129, "fatal: --jobs must be a positive number\n")
+    assert (zero.returncode, zero.stderr) == (129, "error: --jobs must be a positive number\nusage: git agent-worker"
+                                                   " [--remote <remote>] [--jobs <n>] [--agent <command>]"
+                                                   " [--lease <seconds>] [--once]\n")
     assert remote_refs(publisher, "refs/agents/") == {}
 
 
