@@ -251,7 +251,8 @@ def test_concurrent_remote_merges_merge_each_task_once(tmp_path: Path, daemon_ur
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for m in mergers]
     results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
     assert all(code == 0 for _, _, code in results), results
-    assert sum(out.count("Merged task") for out, _, _ in results) == len(ids), results
+    # (Two mergers may both print "Merged": merges made within the same second are the same commits,
+    # so the slower one's push finds the remote already where it wanted it. The history tells.)
     publisher.git("fetch", "-q", "origin")
     main = publisher.git("rev-parse", "origin/main")
     subjects = publisher.git("log", "--first-parent", "--format=%s", main).splitlines()
