@@ -10,6 +10,7 @@ be ours: a worker whose claim was taken over (it was presumed dead) can never pu
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import sys
@@ -27,6 +28,7 @@ from .store import create_task, delete_task, load_tasks, now_iso, write_task
 from .worktrees import add_worktree, remove_worktree, unsaved_work
 
 LOG_TAIL_LINES = 20
+CLAIM_WINDOW = 8
 
 
 @dataclass
@@ -119,15 +121,9 @@ class Worker:
         self.tasks = self.queue.tasks()
         local = load_tasks(self.repo)
         claimed_any = False
-        for task in self.tasks.values():
+        for task in self._candidates():
             if len(self.held) >= self.jobs or self.stopping:
                 break
-            if not task.queue or task.result or task.merged or task.id in self.held or task.id in self.skipped:
-                continue
-            if task.claim:
-                age = task.heartbeat_age()
-                if age is None or age <= self.lease:
-                    continue
             if task.id in local or self.repo.git.ok("show-ref", "--verify", "--quiet",
                                                     f"refs/heads/{self.repo.branch_prefix}{task.id}"):
                 log(f"skipping task {task.id}: this clone already has a task or branch of that name"
@@ -139,6 +135,21 @@ class Worker:
         if claimed_any:
             self.next_fetch = 0.0  # there may be more: look again as soon as a slot frees up
         return not claimed_any
+
+    def _candidates(self) -> list[RemoteTask]:
+        """Claimable tasks, roughly in id order: the first few shuffled, so that workers that
+        fetched the same queue do not all race for the same task (each lost race costs a push)."""
+        found = []
+        for task in self.tasks.values():
+            if not task.queue or task.result or task.merged or task.id in self.held or task.id in self.skipped:
+                continue
+            age = task.heartbeat_age()
+            if task.claim and (age is None or age <= self.lease):
+                continue
+            found.append(task)
+        window = found[:CLAIM_WINDOW]
+        random.shuffle(window)
+        return window + found[CLAIM_WINDOW:]
 
     def _claim(self, task: RemoteTask) -> bool:
         """Claim one task (taking over a stale claim by CAS on its value); start it if we won."""
