@@ -18,14 +18,16 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
-from . import agent
-from .commands.spawn import _template, plan_task
+from . import agent, starting
+from .commands.spawn import load_template, plan_task
 from .errors import AgentError, GitError
-from .prompt import prompt_hash, render
+from .ports import release as release_ports
+from .prepare import SetupFailed, make_ready
+from .presets import expand
 from .remote_queue import RemoteQueue, RemoteTask, Update, ref
 from .repo import Repo
-from .store import create_task, delete_task, load_tasks, now_iso, write_task
-from .worktrees import add_worktree, remove_worktree, unsaved_work
+from .store import Task, delete_task, load_tasks, now_iso, write_task
+from .worktrees import remove_worktree, unsaved_work
 
 LOG_TAIL_LINES = 20
 CLAIM_WINDOW = 8
@@ -178,7 +180,12 @@ class Worker:
         return True
 
     def _start(self, task: RemoteTask, job: Job) -> None:
-        """Create the worktree from the remote's base branch, write the prompt and launch the agent."""
+        """Prepare and start the task exactly as git agent-run does, from the remote's base branch.
+
+        A worktree on a new branch, the prompt, the worktree made ready (copies, links, port,
+        agent.setup), then the agent. A setup failure or a missing agent program becomes a
+        failed result (published like any other), not a crash.
+        """
         spec, text = self.queue.spec(task)
         base = str(spec.get("base") or "")
         base_commit = self.queue.head(base)
@@ -188,36 +195,31 @@ class Worker:
         if not command:  # hand it back: a worker with an agent configured can run it
             raise AgentError("neither the task file nor this worker names an agent command"
                              " (pass --agent or set agent.command)")
+        command = expand(self.repo, command)
         planned = plan_task(self.repo, task.id, base, base_commit)
-        planned.title = str(spec.get("title") or f"Task {task.id}")
-        planned.agent = command
-        planned.created = now_iso()
-        create_task(self.repo, planned)
+        planned.title, planned.agent, planned.created = str(spec.get("title") or f"Task {task.id}"), command, now_iso()
+        prompt_file = starting.create(self.repo, planned, text, load_template(self.repo))
+        job.branch, job.started = planned.branch, time.time()
         try:
-            add_worktree(self.repo, planned.worktree, planned.branch, base_commit)
-        except BaseException:
-            delete_task(self.repo, task.id)
-            raise
-        job.branch = planned.branch
-        prompt = render(_template(self.repo), {"id": task.id, "title": planned.title, "branch": planned.branch,
-                                               "worktree": planned.worktree, "base": base, "prompt": text})
-        task_dir = self.repo.task_dir(task.id)
-        os.makedirs(task_dir, exist_ok=True)
-        prompt_file = os.path.join(task_dir, "prompt.md")
-        with open(prompt_file, "w", encoding="utf-8") as fh:
-            fh.write(prompt)
-        job.started = time.time()
-        missing = agent.missing_program(planned.agent, planned.worktree)
-        if missing:
-            job.exit_code = 127
-            with open(agent.log_path(task_dir), "a", encoding="utf-8") as fh:
-                fh.write(f"git-agents: agent command not found: {missing}\n")
-            write_task(self.repo, task.id, prompt_hash=prompt_hash(prompt), state="failed",
-                       reason=f"agent command not found: {missing}")
+            make_ready(self.repo, planned, prompt_file)
+        except SetupFailed as exc:
+            self._fail_start(planned, job, 125, "", exc.message)  # run_setup has logged its output
             return
-        pid, pid_start = agent.launch(planned, planned.agent, self.repo.setting("agent.shell"), task_dir, prompt_file)
-        write_task(self.repo, task.id, prompt_hash=prompt_hash(prompt), pid=str(pid), pid_start=pid_start,
-                   started=now_iso())
+        missing = agent.missing_program(command, planned.worktree)
+        if missing:
+            self._fail_start(planned, job, 127, f"git-agents: agent command not found: {missing}\n",
+                             f"agent command not found: {missing}")
+            return
+        starting.start(self.repo, planned, command)
+
+    def _fail_start(self, task: Task, job: Job, code: int, output: str, reason: str) -> None:
+        """Record why the agent was not started; the result is published with `code` and `output`."""
+        job.exit_code = code
+        if output:
+            with open(agent.log_path(self.repo.task_dir(task.id)), "a", encoding="utf-8") as fh:
+                fh.write(output)
+        starting.fail(self.repo, task, reason)
+        log(f"task {task.id}: {reason}")
 
     # -- heartbeats ----------------------------------------------------------------------------
     def _heartbeat(self) -> None:
@@ -327,6 +329,7 @@ class Worker:
         if os.path.isdir(task.worktree) and unsaved_work(self.repo, task.worktree):
             log(f"task {job.task_id}: its worktree {task.worktree} has uncommitted work; kept")
             return
+        release_ports(self.repo, task)
         remove_worktree(self.repo, task.worktree)
         self.repo.git.run("branch", "-D", "--quiet", job.branch)
         delete_task(self.repo, job.task_id)

@@ -373,3 +373,22 @@ def test_a_worker_without_an_agent_hands_the_task_back(tmp_path: Path, daemon_ur
     assert states == [("1", "queued")]
     assert remote_refs(publisher, "refs/agents/claims/") == {}
     assert machine.git("for-each-ref", "refs/heads/task-*") == ""
+
+
+def test_a_failing_setup_is_published_as_a_failed_result(tmp_path: Path, daemon_url: str,
+                                                         committing_agent: Path) -> None:
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["1"], committing_agent)))
+    machine = clone(tmp_path, daemon_url, "machine")
+    machine.git("config", "agent.setup", "echo cannot install; exit 4")
+    worker = start_worker(machine, "--once", "--poll", "0.1", "--lease", "30")
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 1, out
+    assert "task 1: setup failed (exit 4): echo cannot install; exit 4" in out
+    listed = json.loads(publisher.ok("queue", "list", "--json").stdout)[0]
+    assert (listed["state"], listed["exit"]) == ("failed", 125)
+    publisher.git("fetch", "-q", "origin", "refs/agents/results/1")
+    tail = json.loads(publisher.git("log", "-1", "--format=%b", "FETCH_HEAD"))["log_tail"]
+    assert tail == ("git-agents: setup: echo cannot install; exit 4\ncannot install\n"
+                    "git-agents: setup failed (exit 4); the agent was not started\n")
+    assert not (tmp_path / "machine-worktrees" / "task-1").exists()  # published, so cleaned up here

@@ -18,7 +18,8 @@ USAGE = "git agent-queue push [--remote <remote>] <taskfile>\n   or: git agent-q
 DESCRIPTION = """\
 `push` publishes each task of a TOML task file (the format of git agent-run) to the remote as
 refs/agents/queue/<id>: a commit whose tree holds spec.json (id, title, agent, base) and
-prompt.md. All tasks are published in one atomic push and only if none of their ids is on the
+prompt.md (the file's jobs, merge, check and pool settings are for git agent-run and are not
+used here). All tasks are published in one atomic push and only if none of their ids is on the
 remote yet; a task is published once and never changes. Workers (git agent-worker) on any
 machine with a clone claim and run them; git agent-merge --all --remote merges their results.
 
@@ -54,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
 def push(args: argparse.Namespace) -> int:
     """Publish the task file's tasks, all or none."""
-    from ..taskspec import read_taskfile
+    from ..taskfile import load
 
-    specs = read_taskfile(args.taskfile)
+    taskfile = load(args.taskfile)
+    specs = taskfile.tasks
     repo = Repo.discover()
     queue = RemoteQueue(repo, args.remote)
     queue.fetch()
@@ -65,15 +67,16 @@ def push(args: argparse.Namespace) -> int:
     if taken:
         raise AgentError(f"task id(s) already on {queue.remote}: {', '.join(taken)}; nothing was published",
                          hint="a task is published once: give new tasks new ids (git agent-queue list shows them)")
+    base = taskfile.base or current_branch(repo, repo.main_worktree)
+    if queue.head(base) is None:
+        raise AgentError(f"base branch '{base}' does not exist on {queue.remote}; nothing was published",
+                         hint=f"push it first: git push {queue.remote} {base}")
     updates = []
     for spec in specs:
-        base = spec.base or current_branch(repo, repo.main_worktree)
-        if queue.head(base) is None:
-            raise AgentError(f"base branch '{base}' does not exist on {queue.remote}; nothing was published",
-                             hint=f"push it first: git push {queue.remote} {base}")
-        record = {"id": spec.id, "title": spec.title, "agent": spec.agent, "base": base,
+        # The agent is as written (a preset name or a command): each worker expands it with its own presets.
+        record = {"id": spec.id, "title": spec.title, "agent": spec.agent or taskfile.agent, "base": base,
                   "published": time.time()}
-        tree = _spec_tree(queue, record, spec.prompt)
+        tree = _spec_tree(queue, record, spec.text)
         commit = queue.record_commit(f"agent-queue: task {spec.id} - {spec.title}", {"id": spec.id}, tree=tree)
         updates.append(Update(ref("queue", spec.id), commit, ""))
     result = queue.push(updates, atomic=True)
