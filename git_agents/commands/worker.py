@@ -18,8 +18,11 @@ DESCRIPTION = """\
 Run tasks published with git agent-queue push, on this machine, in this clone. The worker
 fetches the queue (refs/agents/* on the remote), claims a task by creating
 refs/agents/claims/<id> on the remote with a push that succeeds only if no claim exists (so
-exactly one worker wins each task), and runs it as git agent-spawn would: a worktree on branch
-task-<id> from the remote's base branch, the prompt, and the agent. While the agent works the
+exactly one worker wins each task), and runs it as git agent-run does: a worktree on branch
+task-<id> from the remote's base branch, the prompt, the worktree made ready (agent.copy,
+agent.link, a port block, agent.setup), and the agent (a preset name is expanded with this
+machine's presets). A failing setup or a missing agent program is published as a failed
+result (exit 125 or 127) with the output. While the agent works the
 worker renews its claim every lease/3 seconds (a heartbeat). A claim whose heartbeat is older
 than the lease (agent.lease, default 600 s) is taken over by another worker, again by
 compare-and-swap on the claim's value.
