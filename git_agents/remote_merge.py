@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import datetime, timezone
 
 from .commands.merge import _message
 from .errors import AgentError, ExitCode
@@ -119,9 +120,11 @@ def _merge_group(repo: Repo, queue: RemoteQueue, target: str, old: str,
 def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, target_tip: str) -> dict[str, str]:
     info = task.result_info
 
-    def when(key: str) -> str:
+    def when(key: str) -> str:  # as now_iso() writes times
         value = info.get(key)
-        return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(value)) if isinstance(value, (int, float)) else "-"
+        if not isinstance(value, (int, float)):
+            return "-"
+        return datetime.fromtimestamp(value, timezone.utc).astimezone().isoformat(timespec="seconds")
 
     return {"task": task.id, "title": task.title, "branch": str(info.get("branch", "")),
             "worker": str(info.get("worker", "-")), "remote": queue.remote, "target": target,
