@@ -179,6 +179,10 @@ class RemoteQueue:
         res = self.git.run("rev-parse", "--verify", "--quiet", f"{self.heads}/{branch}^{{commit}}", ok=(0, 1))
         return res.out.strip() if res.code == 0 else None
 
+    def exists(self, ref: str) -> bool:
+        """Whether the remote has `ref` now (asked of the server, not of the last fetch)."""
+        return bool(self.git.run("ls-remote", self.remote, ref).out.strip())
+
     def spec(self, task: RemoteTask) -> tuple[dict[str, object], str]:
         """(spec.json, prompt.md) of a queued task."""
         spec = json.loads(self.git.run("cat-file", "blob", f"{task.queue}:spec.json").out)

@@ -164,6 +164,12 @@ class Worker:
         result = self.queue.push([Update(ref("claims", task.id), commit, task.claim)], atomic=False)
         if not result.ok:
             return False  # another worker won (or took it over first)
+        # A finished task has no claim either (its result and the deletion of its claim are one
+        # atomic push), so creating a claim does not prove the task is still to do when our view of
+        # the queue is older than that push. A result that exists now means it is done: give back.
+        if self.queue.exists(ref("results", task.id)):
+            self.queue.push([Update(ref("claims", task.id), None, commit)], atomic=False)
+            return False
         if task.claim:
             log(f"took over task {task.id} from {task.claim_info.get('worker')}"
                 f" (no heartbeat for {task.heartbeat_age(now):.0f}s)")

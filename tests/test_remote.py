@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -393,3 +394,35 @@ def test_a_failing_setup_is_published_as_a_failed_result(tmp_path: Path, daemon_
     assert tail == ("git-agents: setup: echo cannot install; exit 4\ncannot install\n"
                     "git-agents: setup failed (exit 4); the agent was not started\n")
     assert not (tmp_path / "machine-worktrees" / "task-1").exists()  # published, so cleaned up here
+
+
+STALE_VIEW_CLAIM = """
+import subprocess, sys
+from git_agents.remote_queue import RemoteQueue
+from git_agents.remote_worker import Worker
+from git_agents.repo import Repo
+
+repo = Repo.discover()
+queue = RemoteQueue(repo)
+queue.fetch()
+stale = queue.tasks()["1"]  # queued and unclaimed, as far as this worker knows
+subprocess.run(["git-agent-worker", "--once", "--poll", "0.1", "--lease", "30"], cwd=sys.argv[1], check=True,
+               stdout=subprocess.DEVNULL)
+worker = Worker(repo, queue, jobs=1, agent_command=None, lease=30, poll=0.1, once=True, name="late")
+print(worker._claim(stale), sorted(worker.held))
+"""
+
+
+def test_a_worker_with_a_stale_view_does_not_rerun_a_finished_task(tmp_path: Path, daemon_url: str) -> None:
+    record = tmp_path / "record.txt"
+    agent = sleeping_agent(tmp_path, record, "0")
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["1"], agent)))
+    late, quick = clone(tmp_path, daemon_url, "late"), clone(tmp_path, daemon_url, "quick")
+    # `late` reads the queue, then `quick` runs the task to the end (which deletes its claim),
+    # then `late` claims it from its stale view: the claim succeeds, so it must see the result.
+    proc = run([sys.executable, "-c", STALE_VIEW_CLAIM, str(quick.path)], late.path,
+               env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}, check=True)
+    assert proc.stdout == "False []\n"
+    assert record.read_text().split() == ["1", "quick"]
+    assert remote_refs(publisher, "refs/agents/claims/") == {}
