@@ -80,6 +80,7 @@ _git-agent-merge () {
 		'--quiet[print only errors and the final summary]' \
 		'-v[print more detail]' \
 		'--verbose[print more detail]' \
+		'--remote=[merge the finished tasks of the queue on <remote>]:remote: ' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 		'*:id:__git_agent_zsh_tasks'
 }
@@ -134,13 +135,41 @@ _git-agent-stop () {
 		'*:id:__git_agent_zsh_tasks'
 }
 
+_git-agent-queue () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--remote=[the shared remote (default\: agent.remote, origin)]:remote: ' \
+		'--json[list\: print a JSON array]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'1:(push|list):(push list)' \
+		'2:file:_files'
+}
+
+_git-agent-worker () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--remote=[the shared remote (default\: agent.remote, origin)]:remote: ' \
+		'--jobs=[tasks run at once (default\: agent.workerJobs)]:n: ' \
+		'-j+[tasks run at once (default\: agent.workerJobs)]:n: ' \
+		'--agent=[agent command for every task (overrides the task file)]:command: ' \
+		'--lease=[a claim without a heartbeat for this long may be taken over (default\: agent.lease)]:seconds: ' \
+		'--poll=[how often to look for new tasks (default\: agent.pollInterval)]:seconds: ' \
+		'--name=[this worker'\''s name in the queue (default\: agent.workerName, else host\:pid)]:name: ' \
+		'--once[exit when every queued task has a result]' \
+		'-q[print only failures, take-overs and hand-backs]' \
+		'--quiet[print only failures, take-overs and hand-backs]' \
+		'-v[also print each heartbeat]' \
+		'--verbose[also print each heartbeat]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)'
+}
+
 _git-agent () {
 	local curcontext=$curcontext state line ret=1
 	_arguments -C ': :->command' '*:: :->args' && ret=0
 	case $state in
 	command)
 		local -a commands
-		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'completion:print the shell completion script')
+		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'completion:print the shell completion script')
 		_describe -t commands 'git agent command' commands && ret=0 ;;
 	args)
 		if [[ $words[1] == completion ]]; then
@@ -154,6 +183,6 @@ _git-agent () {
 
 if (( $+functions[compdef] )); then
 	compdef _git-agent git-agent
-	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop; do compdef _$__git_agent_cmd $__git_agent_cmd; done
+	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker; do compdef _$__git_agent_cmd $__git_agent_cmd; done
 	unset __git_agent_cmd
 fi

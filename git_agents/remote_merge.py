@@ -26,7 +26,7 @@ from .worktrees import list_worktrees
 MAX_ROUNDS = 10
 
 
-def merge_remote(repo: Repo, remote: str | None, ids: list[str]) -> int:
+def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, verbosity: int = 0) -> int:
     """Merge finished queue tasks (all, or `ids`) into their targets on the remote; the exit code."""
     queue = RemoteQueue(repo, remote)
     # A pattern, not refs/notes/agents itself: that fails the fetch while the remote has no notes yet.
@@ -41,7 +41,7 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str]) -> int:
         chosen = [tasks[i] for i in ids] if ids else list(tasks.values())
         ready, problems = _ready(chosen, explicit=bool(ids))
         if not ready:
-            return _report([], problems, queue.remote, {})
+            return _report([], problems, queue.remote, {}, verbosity)
         targets: dict[str, list[RemoteTask]] = {}
         for task in ready:
             targets.setdefault(str(queue.spec(task)[0].get("base")), []).append(task)
@@ -63,13 +63,13 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str]) -> int:
                     updates.append(Update(f"refs/heads/{target}", new, old))
             merged = [a for a in attempts if a.status == "merged"]
             if not merged:
-                return _report(attempts, problems, queue.remote, moved)
+                return _report(attempts, problems, queue.remote, moved, verbosity)
             updates.append(Update(NOTES_REF, repo.git("rev-parse", NOTES_REF), remote_notes))
             updates += [Update(ref("merged", a.task_id), a.commit, "") for a in merged]
             result = queue.push(updates, atomic=True)
         if result.ok:
             _advance_local(repo, moved)
-            return _report(attempts, problems, queue.remote, moved)
+            return _report(attempts, problems, queue.remote, moved, verbosity)
         if not any(result.lost(u.ref) for u in updates) and "atomic transaction failed" not in result.reason():
             # (a server-side transaction failure with no culprit named is a ref lock held: retry too)
             raise AgentError(f"{queue.remote} refused the merge push: {result.reason()}; nothing changed there")
@@ -164,19 +164,21 @@ def _advance_local(repo: Repo, moved: dict[str, tuple[str, str]]) -> None:
 
 
 def _report(attempts: list[Attempt], problems: dict[str, str], remote: str,
-            moved: dict[str, tuple[str, str]]) -> int:
+            moved: dict[str, tuple[str, str]], verbosity: int) -> int:
     """Print what happened, as a local merge does; exit 1 if anything was not merged."""
     merged = 0
     for a in attempts:
         if a.status == "merged":
             merged += 1
-            print(f"Merged task {a.task_id} ({a.commit[:12]})")
+            if verbosity >= 0:
+                print(f"Merged task {a.task_id} ({a.commit[:12]})")
         elif a.status == "conflict":
             problems[a.task_id] = f"conflicts in {', '.join(a.conflicts)} (its branch stays on {remote})"
         else:
             problems[a.task_id] = "it has no commits to merge"
-    for target, (old, new) in moved.items():
-        print(f"Pushed {target} to {remote} ({old[:12]}..{new[:12]})")
+    if verbosity >= 0:
+        for target, (old, new) in moved.items():
+            print(f"Pushed {target} to {remote} ({old[:12]}..{new[:12]})")
     for task_id, why in problems.items():
         sys.stderr.write(f"warning: not merged: task {task_id}: {why}\n")
     if not merged and not problems:

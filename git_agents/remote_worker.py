@@ -57,7 +57,7 @@ class Worker:
     """Runs queued tasks from one remote in one clone."""
 
     def __init__(self, repo: Repo, queue: RemoteQueue, *, jobs: int, agent_command: str | None,
-                 lease: float, poll: float, once: bool, name: str) -> None:
+                 lease: float, poll: float, once: bool, name: str, verbosity: int = 0) -> None:
         self.repo = repo
         self.queue = queue
         self.jobs = jobs
@@ -66,6 +66,7 @@ class Worker:
         self.poll = poll
         self.once = once
         self.name = name
+        self.verbosity = verbosity  # -1: only failures, take-overs and hand-backs; 1: also heartbeats
         self.held: dict[str, Job] = {}
         self.skipped: set[str] = set()  # ids this clone cannot run (left-overs of an earlier run here)
         self.stopping = 0  # 1: finish what is in hand; 2: hand it back now
@@ -79,7 +80,7 @@ class Worker:
         """Work until stopped (or, with `once`, until no task is left to run); the exit code."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            log(f"worker {self.name} on {self.queue.remote}: up to {self.jobs} task(s) at a time")
+            self._say(f"worker {self.name} on {self.queue.remote}: up to {self.jobs} task(s) at a time")
             while True:
                 self._finish_exited()
                 self._heartbeat()
@@ -88,7 +89,7 @@ class Worker:
                     return 130
                 if self.stopping and not self.held:
                     self._clean_all()
-                    log("stopped")
+                    self._say("stopped")
                     return 0
                 try:
                     fetched = self._claim_more()
@@ -103,6 +104,11 @@ class Worker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _say(self, message: str, level: int = 0) -> None:
+        """A progress line shown at this verbosity or above (failures always go through `log`)."""
+        if self.verbosity >= level:
+            log(message)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping += 1
@@ -174,7 +180,7 @@ class Worker:
             log(f"took over task {task.id} from {task.claim_info.get('worker')}"
                 f" (no heartbeat for {task.heartbeat_age(now):.0f}s)")
         else:
-            log(f"claimed task {task.id}")
+            self._say(f"claimed task {task.id}")
         job = Job(task.id, task.queue, commit, now, now)
         self.held[task.id] = job
         try:
@@ -251,6 +257,7 @@ class Worker:
             claim_ref = ref("claims", job.task_id)
             if result.refs.get(claim_ref, (False, ""))[0]:
                 job.claim, job.beat = renewed[job.task_id], now
+                self._say(f"renewed the claim on task {job.task_id}", level=1)
             elif result.lost(claim_ref):
                 self._abandon(job, "its claim was taken over by another worker")
 
@@ -313,7 +320,8 @@ class Worker:
         self.next_fetch = 0.0
         if code != 0:
             self.failures += 1
-        log(f"task {job.task_id} {'done' if code == 0 else f'failed (exit {code})'}: pushed {job.branch}")
+        message = f"task {job.task_id} {'done' if code == 0 else f'failed (exit {code})'}: pushed {job.branch}"
+        self._say(message, level=-1 if code else 0)
         self.to_clean.append(job)
 
     def _log_tail(self, task_id: str) -> str:

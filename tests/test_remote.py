@@ -156,7 +156,7 @@ def test_three_workers_run_every_task_once_and_merge_all(tmp_path: Path, remote_
     note = viewer.git("notes", "--ref=agents", "show", main)
     assert "task: " in note and "worker: machine" in note and "exit: 0" in note
 
-    listed = json.loads(viewer.ok("queue", "list", "--json").stdout)
+    listed = json.loads(viewer.ok("queue", "list", "--json").stdout)["tasks"]
     assert [(t["id"], t["state"]) for t in listed] == [(i, "merged") for i in ids]
     again = publisher.ok("merge", "--all", "--remote", "origin")
     assert again.stdout == "Nothing to merge.\n"
@@ -183,13 +183,13 @@ def test_a_killed_worker_is_taken_over_and_its_partial_work_not_merged(tmp_path:
     worker.kill()
     worker.wait()
     os.killpg(int(doomed.git("config", "agent-task.7.pid")), signal.SIGKILL)  # its orphaned agent, too
-    claim = json.loads(publisher.ok("queue", "list", "--json").stdout)[0]
+    claim = json.loads(publisher.ok("queue", "list", "--json").stdout)["tasks"][0]
     assert (claim["state"], claim["worker"]) == ("claimed", "doomed")
 
     out = finish(start_worker(rescuer, "--once", "--lease", "1.5", "--poll", "0.2", "--name", "rescuer"))
     assert "took over task 7 from doomed" in out
     assert len(record.read_text().splitlines()) == 2
-    listed = json.loads(publisher.ok("queue", "list", "--json").stdout)[0]
+    listed = json.loads(publisher.ok("queue", "list", "--json").stdout)["tasks"][0]
     assert (listed["state"], listed["worker"], listed["exit"]) == ("done", "rescuer", 0)
 
     publisher.ok("merge", "--all", "--remote", "origin")
@@ -280,7 +280,7 @@ def test_sigterm_finishes_the_task_in_hand_and_takes_no_more(tmp_path: Path, dae
     assert "SIGTERM: taking no new tasks, finishing 1 in hand" in out
     ran = record.read_text().split()
     assert len(ran) == 1  # it took whichever task it drew, and no other
-    states = {t["id"]: t["state"] for t in json.loads(publisher.ok("queue", "list", "--json").stdout)}
+    states = {t["id"]: t["state"] for t in json.loads(publisher.ok("queue", "list", "--json").stdout)["tasks"]}
     assert states == {"1": "queued", "2": "queued", ran[0]: "done"}
     assert remote_refs(publisher, "refs/agents/claims/") == {}
 
@@ -302,7 +302,7 @@ def test_a_second_signal_hands_the_task_back(tmp_path: Path, daemon_url: str) ->
     out, _ = worker.communicate(timeout=30)
     assert worker.returncode == 130, out
     assert "handed task 1 back to the queue" in out
-    states = [(t["id"], t["state"]) for t in json.loads(publisher.ok("queue", "list", "--json").stdout)]
+    states = [(t["id"], t["state"]) for t in json.loads(publisher.ok("queue", "list", "--json").stdout)["tasks"]]
     assert states == [("1", "queued")]
     agent_pid = int(record.read_text().split()[0])
     deadline = time.monotonic() + 10
@@ -326,7 +326,7 @@ def test_merge_remote_leaves_out_failed_and_conflicting_tasks(tmp_path: Path, da
     worker = start_worker(machine, "--once", "--jobs", "2", "--poll", "0.1", "--lease", "30")
     out, _ = worker.communicate(timeout=60)
     assert worker.returncode == 1, out  # one of its tasks failed
-    listed = {t["id"]: t for t in json.loads(publisher.ok("queue", "list", "--json").stdout)}
+    listed = {t["id"]: t for t in json.loads(publisher.ok("queue", "list", "--json").stdout)["tasks"]}
     assert (listed["bad"]["state"], listed["bad"]["exit"]) == ("failed", 3)
     result = remote_refs(publisher, "refs/agents/results/")["refs/agents/results/bad"]
     publisher.git("fetch", "-q", "origin", "refs/agents/results/bad")
@@ -371,7 +371,7 @@ def test_a_worker_without_an_agent_hands_the_task_back(tmp_path: Path, daemon_ur
     assert worker.returncode == 1, out
     assert ("task 1: cannot start: neither the task file nor this worker names an agent command"
             " (pass --agent or set agent.command)") in out
-    states = [(t["id"], t["state"]) for t in json.loads(publisher.ok("queue", "list", "--json").stdout)]
+    states = [(t["id"], t["state"]) for t in json.loads(publisher.ok("queue", "list", "--json").stdout)["tasks"]]
     assert states == [("1", "queued")]
     assert remote_refs(publisher, "refs/agents/claims/") == {}
     assert machine.git("for-each-ref", "refs/heads/task-*") == ""
@@ -387,7 +387,7 @@ def test_a_failing_setup_is_published_as_a_failed_result(tmp_path: Path, daemon_
     out, _ = worker.communicate(timeout=60)
     assert worker.returncode == 1, out
     assert "task 1: setup failed (exit 4): echo cannot install; exit 4" in out
-    listed = json.loads(publisher.ok("queue", "list", "--json").stdout)[0]
+    listed = json.loads(publisher.ok("queue", "list", "--json").stdout)["tasks"][0]
     assert (listed["state"], listed["exit"]) == ("failed", 125)
     publisher.git("fetch", "-q", "origin", "refs/agents/results/1")
     tail = json.loads(publisher.git("log", "-1", "--format=%b", "FETCH_HEAD"))["log_tail"]

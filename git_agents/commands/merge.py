@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.remote:
         from ..remote_merge import merge_remote
 
-        return merge_remote(repo, args.remote, args.ids)
+        return merge_remote(repo, args.remote, args.ids, verbosity=args.verbosity)
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:
         tasks.sort(key=lambda t: sort_key(t.id))

@@ -13,7 +13,7 @@ from ..remote_queue import RemoteQueue, RemoteTask, Update, ref
 from ..repo import Repo
 from ..selection import current_branch
 
-USAGE = "git agent-queue push [--remote <remote>] <taskfile>\n   or: git agent-queue list [--remote <remote>] [--json]"
+USAGE = "git agent-queue push [--remote <remote>] <file>\n   or: git agent-queue list [--remote <remote>] [--json]"
 
 DESCRIPTION = """\
 `push` publishes each task of a TOML task file (the format of git agent-run) to the remote as
@@ -33,11 +33,22 @@ git agent-queue push tasks.toml
 git agent-queue list
 """
 
+JSON = """\
+With --json, list prints one object: {"version": 1, "remote": "<remote>", "tasks": [...]}, one
+entry per task in id order with the fields id, title, state (queued, claimed, done, failed or
+merged), worker (the claimer, or who ran it), claimed (epoch seconds), heartbeat_age (seconds),
+stale (true once the heartbeat is older than agent.lease), exit, started, finished (epoch
+seconds), branch and merge_commit; fields that do not apply are null. "version" changes only
+when a field is removed or changes meaning.
+"""
+
+JSON_VERSION = 1
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare queue's options."""
     p.add_argument("action", choices=("push", "list"), metavar="(push|list)", help="what to do")
-    p.add_argument("taskfile", nargs="?", metavar="<taskfile>", help="TOML task file (push)")
+    p.add_argument("taskfile", nargs="?", metavar="<file>", help="the TOML task file to publish (push)")
     p.add_argument("--remote", metavar="<remote>", help="the shared remote (default: agent.remote, origin)")
     p.add_argument("--json", action="store_true", help="list: print a JSON array")
 
@@ -128,7 +139,7 @@ def list_queue(args: argparse.Namespace) -> int:
     now = time.time()
     rows = [describe(t, lease, now) for t in queue.tasks().values() if t.queue]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"version": JSON_VERSION, "remote": queue.remote, "tasks": rows}, indent=2))
         return ExitCode.OK
     if not rows:
         print(f"The queue on {queue.remote} is empty.")

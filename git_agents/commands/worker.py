@@ -7,6 +7,7 @@ import os
 
 from .. import agent
 
+from ..cli import add_verbosity
 from ..errors import UsageError
 from ..remote_queue import RemoteQueue
 from ..remote_worker import Worker, default_name
@@ -57,6 +58,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", metavar="<name>", help="this worker's name in the queue (default: agent.workerName,"
                    " else host:pid)")
     p.add_argument("--once", action="store_true", help="exit when every queued task has a result")
+    add_verbosity(p, quiet="print only failures, take-overs and hand-backs", verbose="also print each heartbeat")
 
 
 def _positive(value: float, what: str) -> float:
@@ -77,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"bad number in configuration: {exc}") from exc
     name = args.name or repo.setting("agent.workerName") or default_name()
     worker = Worker(repo, queue, jobs=jobs, agent_command=agent.absolutise_program(args.agent, os.getcwd()) if args.agent else None, lease=lease, poll=poll, once=args.once,
-                    name=name)
+                    name=name, verbosity=args.verbosity)
     return worker.run()
