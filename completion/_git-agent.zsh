@@ -139,7 +139,7 @@ _git-agent-queue () {
 	_arguments -S \
 		'-h[print a short usage summary]' \
 		'--remote=[the shared remote (default\: agent.remote, origin)]:remote: ' \
-		'--json[list\: print a JSON array]' \
+		'--json[list\: print one JSON object (see JSON OUTPUT)]' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 		'1:(push|list):(push list)' \
 		'2:file:_files'

@@ -118,7 +118,8 @@ def remote_refs(where: Project, prefix: str) -> dict[str, str]:
     return {line.split("\t")[1]: line.split("\t")[0] for line in out.splitlines()}
 
 
-@pytest.mark.parametrize("count", [pytest.param(9, id="9-tasks"), pytest.param(30, id="30-tasks", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("count", [pytest.param(9, id="9-tasks"),
+                                   pytest.param(30, id="30-tasks", marks=pytest.mark.slow)])
 def test_three_workers_run_every_task_once_and_merge_all(tmp_path: Path, remote_url: str, count: int) -> None:
     if count == 30 and remote_url.startswith("file:"):
         pytest.skip("the 30-task run is over git:// only")
@@ -237,7 +238,9 @@ def test_queue_list_shows_queued_and_claimed(tmp_path: Path, daemon_url: str, co
     assert publisher.ok("queue", "list").stdout == "The queue on origin is empty.\n"
     publisher.ok("queue", "push", str(taskfile(tmp_path / "a.toml", ["1", "2"], committing_agent)))
     lines = publisher.ok("queue", "list").stdout.splitlines()
-    assert lines == ["ID  STATE   DETAIL  TITLE", "1   queued          Task number 1", "2   queued          Task number 2"]
+    assert lines == ["ID  STATE   DETAIL  TITLE",
+                     "1   queued          Task number 1",
+                     "2   queued          Task number 2"]
 
 
 def test_concurrent_remote_merges_merge_each_task_once(tmp_path: Path, daemon_url: str,
@@ -350,8 +353,9 @@ def test_usage_and_configuration_errors(tmp_path: Path, daemon_url: str, committ
     bad_base = tmp_path / "bad.toml"
     bad_base.write_text(f'agent = "{committing_agent}"\nbase = "nope"\n[[task]]\nid = "1"\nprompt = "x"\n')
     refused = publisher.agent("queue", "push", str(bad_base))
-    assert (refused.returncode, refused.stderr) == (128, "fatal: base branch 'nope' does not exist on origin;"
-                                                         " nothing was published\nhint: push it first: git push origin nope\n")
+    assert (refused.returncode, refused.stderr) == (
+        128, "fatal: base branch 'nope' does not exist on origin; nothing was published\n"
+             "hint: push it first: git push origin nope\n")
     wrong = publisher.agent("worker", "--remote", "upstream", "--once")
     assert (wrong.returncode, wrong.stderr) == (128, "fatal: 'upstream' is not a configured remote\nhint: pass --remote"
                                                      " <name-or-url>, or set agent.remote (git remote -v lists them)\n")

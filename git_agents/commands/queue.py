@@ -50,7 +50,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("push", "list"), metavar="(push|list)", help="what to do")
     p.add_argument("taskfile", nargs="?", metavar="<file>", help="the TOML task file to publish (push)")
     p.add_argument("--remote", metavar="<remote>", help="the shared remote (default: agent.remote, origin)")
-    p.add_argument("--json", action="store_true", help="list: print a JSON array")
+    p.add_argument("--json", action="store_true", help="list: print one JSON object (see JSON OUTPUT)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +94,8 @@ def push(args: argparse.Namespace) -> int:
     if not result.ok:
         lost = [u.ref.rpartition("/")[2] for u in updates if result.lost(u.ref)]
         if lost:
-            raise AgentError(f"task id(s) published meanwhile on {queue.remote}: {', '.join(lost)}; nothing was published",
+            raise AgentError(f"task id(s) published meanwhile on {queue.remote}: {', '.join(lost)};"
+                             " nothing was published",
                              hint="give these tasks new ids")
         raise AgentError(f"{queue.remote} refused the push: {result.reason()}; nothing was published")
     print(f"Queued {len(specs)} task(s) on {queue.remote}: {', '.join(s.id for s in specs)}")
@@ -156,5 +157,6 @@ def list_queue(args: argparse.Namespace) -> int:
         elif state == "merged":
             detail = f"as {str(row['merge_commit'])[:12]}"
         lines.append([str(row["id"]), state, detail, str(row["title"])])
-    sys.stdout.write(table(["ID", "STATE", "DETAIL", "TITLE"], lines, colour=use_colour(), state_column=1) + "\n")
+    colour = use_colour(args.color, config=repo.config)
+    sys.stdout.write(table(["ID", "STATE", "DETAIL", "TITLE"], lines, colour=colour, state_column=1) + "\n")
     return ExitCode.OK

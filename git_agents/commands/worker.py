@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"bad number in configuration: {exc}") from exc
     name = args.name or repo.setting("agent.workerName") or default_name()
-    worker = Worker(repo, queue, jobs=jobs, agent_command=agent.absolutise_program(args.agent, os.getcwd()) if args.agent else None, lease=lease, poll=poll, once=args.once,
+    command = agent.absolutise_program(args.agent, os.getcwd()) if args.agent else None
+    worker = Worker(repo, queue, jobs=jobs, agent_command=command, lease=lease, poll=poll, once=args.once,
                     name=name, verbosity=args.verbosity)
     return worker.run()
