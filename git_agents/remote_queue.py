@@ -115,6 +115,14 @@ def message_json(message: str) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
+def _record(message: str, what: str) -> dict[str, object]:
+    """The JSON record of a claim or result, refused when a newer git-agents wrote it."""
+    record = message_json(message)
+    if record:
+        check_version(record, what)
+    return record
+
+
 def check_version(record: dict[str, object], what: str) -> None:
     """Refuse records written by a newer git-agents (they may mean something else)."""
     version = record.get("version")
@@ -167,9 +175,9 @@ class RemoteQueue:
                 task.queue = sha
                 task.title = message.split("\n", 1)[0].partition(" - ")[2]
             elif kind == "claims":
-                task.claim, task.claim_info = sha, message_json(message)
+                task.claim, task.claim_info = sha, _record(message, f"the claim on task {task_id}")
             elif kind == "results":
-                task.result, task.result_info = sha, message_json(message)
+                task.result, task.result_info = sha, _record(message, f"the result of task {task_id}")
             else:
                 task.merged = sha
         return {k: tasks[k] for k in sorted(tasks, key=sort_key)}
