@@ -233,7 +233,7 @@ def test_queue_push_refuses_ids_already_queued(tmp_path: Path, daemon_url: str, 
     assert publisher.git("cat-file", "blob", f"{before['refs/agents/queue/1']}:prompt.md") == "Write file-1.txt"
 
 
-def test_queue_list_shows_queued_and_claimed(tmp_path: Path, daemon_url: str, committing_agent: Path) -> None:
+def test_queue_list_shows_an_empty_then_a_queued_queue(tmp_path: Path, daemon_url: str, committing_agent: Path) -> None:
     publisher = clone(tmp_path, daemon_url, "publisher")
     assert publisher.ok("queue", "list").stdout == "The queue on origin is empty.\n"
     publisher.ok("queue", "push", str(taskfile(tmp_path / "a.toml", ["1", "2"], committing_agent)))
