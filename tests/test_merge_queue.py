@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -422,3 +423,34 @@ def test_add_notes_writes_many_notes_in_one_commit(project: Project) -> None:
     assert read_note(repo.git, commits[299]) == {"task": "299"}
     # fanned out as `git notes` would (xx/yyyy...), so git reads them back fast
     assert {len(name) for name in project.git("ls-tree", "--name-only", NOTES).split()} == {2}
+
+
+@pytest.mark.parametrize("recovery", ["--continue", "--abort"])
+def test_killed_between_worktree_and_ref_update(project: Project, recovery: str) -> None:
+    make_tasks(project, {"1": {"a.txt": "a\n"}, "2": {"b.txt": "b\n"}})
+    old = project.git("rev-parse", "main")
+    trace = project.path.parent / "trace"
+    assert project.agent("merge", "--all", env={"GIT_AGENTS_TRACE": str(trace)}).returncode == 0
+    lines = trace.read_text().splitlines()
+    moment = next(i for i, line in enumerate(lines, 1) if " git update-ref -m agent-merge:" in line)
+    assert " git read-tree -m -u " in lines[moment - 2]
+    # start again from the same state, and die between read-tree and update-ref
+    new_tree = project.git("rev-parse", "main^{tree}")
+    project.git("reset", "-q", "--hard", old)
+    project.git("update-ref", "-d", NOTES)
+    for t in "12":
+        project.git("config", "--unset", f"agent-task.{t}.state")
+        project.git("config", "--unset", f"agent-task.{t}.mergeCommit")
+        project.git("config", "--unset", f"agent-task.{t}.mergedAt")
+    killed = project.agent("merge", "--all", env={"GIT_AGENTS_TEST_KILL_AFTER": str(moment)})
+    assert killed.returncode == 137
+    assert project.git("rev-parse", "main") == old
+    assert project.git("status", "--porcelain") != ""  # the index moved, the branch did not
+    project.ok("merge", recovery)
+    assert project.git("status", "--porcelain") == ""
+    if recovery == "--abort":
+        assert project.git("rev-parse", "main") == old
+        assert sorted(p.name for p in project.path.iterdir()) == [".git", "README", "shared.txt"]
+    else:
+        assert project.git("rev-parse", "main^{tree}") == new_tree
+        assert len(project.git("notes", f"--ref={NOTES}", "list").splitlines()) == 2
