@@ -81,6 +81,16 @@ _git-agent-merge () {
 		'-v[print more detail]' \
 		'--verbose[print more detail]' \
 		'--remote=[merge the finished tasks of the queue on <remote>]:remote: ' \
+		'-n[only report, in merge order, which tasks would merge and which would conflict]' \
+		'--dry-run[only report, in merge order, which tasks would merge and which would conflict]' \
+		'--check=[run <cmd> on each merged result in a scratch worktree; merge only if it passes (default\: agent.mergeCheck)]:cmd: ' \
+		'--no-check[ignore agent.mergeCheck]' \
+		'--check-batch[check the whole chain once, and bisect to the culprit only when it fails]' \
+		'-i[stop at the first conflict, in the target'\''s worktree, for you to resolve]' \
+		'--interactive[stop at the first conflict, in the target'\''s worktree, for you to resolve]' \
+		'--rebase[rebase a conflicting task onto the target so far (in its worktree) and merge it if that applies]' \
+		'--continue[finish an interrupted merge]' \
+		'--abort[undo an interrupted merge\: put the target back]' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 		'*:id:__git_agent_zsh_tasks'
 }
@@ -163,13 +173,31 @@ _git-agent-worker () {
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)'
 }
 
+_git-agent-conflicts () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--json[print a JSON object]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'*:id:__git_agent_zsh_tasks'
+}
+
+_git-agent-log () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--json[print a JSON object]' \
+		'-n+[show at most <count> merges]:count: ' \
+		'--max-count=[show at most <count> merges]:count: ' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'1:revision: '
+}
+
 _git-agent () {
 	local curcontext=$curcontext state line ret=1
 	_arguments -C ': :->command' '*:: :->args' && ret=0
 	case $state in
 	command)
 		local -a commands
-		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'completion:print the shell completion script')
+		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'log:List merged tasks from the notes on their merge commits' 'completion:print the shell completion script')
 		_describe -t commands 'git agent command' commands && ret=0 ;;
 	args)
 		if [[ $words[1] == completion ]]; then
@@ -183,6 +211,6 @@ _git-agent () {
 
 if (( $+functions[compdef] )); then
 	compdef _git-agent git-agent
-	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker; do compdef _$__git_agent_cmd $__git_agent_cmd; done
+	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-log; do compdef _$__git_agent_cmd $__git_agent_cmd; done
 	unset __git_agent_cmd
 fi

@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "stop": "Stop a running agent's whole process group",
     "queue": "Publish tasks to a shared remote for workers, and show the queue",
     "worker": "Claim and run tasks from the queue on a shared remote",
+    "conflicts": "Show which tasks change the same files and which would conflict",
+    "log": "List merged tasks from the notes on their merge commits",
 }
 
 

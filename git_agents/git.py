@@ -24,6 +24,24 @@ from typing import Any, Iterable, Mapping
 from .errors import GitError
 
 _GIT: Any = None
+_CALLS = 0  # git calls made by this process, for the test-only kill hook below
+
+
+def _maybe_kill() -> None:
+    """Test-only crash hook: GIT_AGENTS_TEST_KILL_AFTER=<n>[:<signal>] signals this process before its n-th git call.
+
+    The signal is KILL unless named (e.g. `7:INT`, as Ctrl-C would). Lets tests interrupt a
+    command at an exact point (between two git calls) to prove it recovers.
+    """
+    global _CALLS
+    _CALLS += 1
+    limit, _, name = os.environ.get("GIT_AGENTS_TEST_KILL_AFTER", "").partition(":")
+    if limit.isdigit() and _CALLS == int(limit):
+        import signal
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), getattr(signal, f"SIG{name or 'KILL'}"))
 
 
 def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
@@ -87,6 +105,7 @@ class Git:
             env: Mapping[str, str] | None = None) -> Result:
         """Run `git <args>`; raise GitError unless the exit status is in `ok`."""
         argv = [str(a) for a in args]
+        _maybe_kill()
         extra = {**(self.env or {}), **(env or {})}
         start = time.perf_counter()
         try:

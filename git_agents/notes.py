@@ -42,6 +42,33 @@ def add_note(repo: Repo, commit: str, fields: dict[str, str]) -> None:
         repo.git.run("notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", commit, input=format_note(fields))
 
 
+def add_notes(repo: Repo, notes: dict[str, dict[str, str]], message: str = "Notes added by 'git agent-merge'") -> None:
+    """Attach (or replace) many notes in one notes commit: all of them are recorded, or none.
+
+    One `git fast-import` stream instead of a `git notes add` per commit (which would also leave
+    a half-written set behind if interrupted). fast-import keeps git's notes fan-out, and refuses
+    to move the notes ref unless it is still where we read it: serialised by the meta lock.
+    """
+    if not notes:
+        return
+    git = repo.git
+    with RepoLock(repo.common_dir):
+        old = git.run("rev-parse", "--verify", "--quiet", f"{NOTES_REF}^{{commit}}", ok=(0, 1)).out.strip()
+        ident = git("var", "GIT_COMMITTER_IDENT")
+        chunks = [f"commit {NOTES_REF}\ncommitter {ident}\n", _data(message + "\n")]
+        if old:
+            chunks.append(f"from {old}\n")
+        for commit, fields in notes.items():
+            chunks.append(f"N inline {commit}\n")
+            chunks.append(_data(format_note(fields)))
+        chunks.append("\n")
+        git.run("fast-import", "--quiet", "--done", input="".join(chunks) + "done\n")
+
+
+def _data(text: str) -> str:
+    return f"data {len(text.encode())}\n{text}\n"
+
+
 def read_note(git: Git, commit: str) -> dict[str, str] | None:
     """The note on `commit`, if git-agents wrote one."""
     res = git.run("notes", f"--ref={NOTES_REF}", "show", commit, ok=(0, 1))

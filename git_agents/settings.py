@@ -48,6 +48,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.portRange", "20000-29999",
             "Ports from which each task leases a block (GIT_AGENT_PORT is its first port), as <low>-<high>."),
     Setting("agent.portBlock", "10", "Number of consecutive ports in each task's block."),
+    Setting("agent.mergeCheck", "",
+            "Command (run with agent.shell in a scratch worktree) that each merged result must pass before "
+            "`git agent-merge` lets the target advance; empty: no check. --check overrides it."),
     Setting("color.agent", "",
             "Colour in git agent output: always, never, or auto/true (on a terminal); falls back to color.ui."),
     Setting("agent.remote", "origin",

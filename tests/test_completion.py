@@ -51,7 +51,8 @@ def test_merge_completes_task_ids(two_tasks: Project) -> None:
 
 def test_merge_completes_its_options(two_tasks: Project) -> None:
     assert complete(two_tasks.path, "git", "agent-merge", "--") == \
-        ["--all ", "--color=", "--quiet ", "--remote=", "--verbose "]
+        ["--abort ", "--all ", "--check-batch ", "--check=", "--color=", "--continue ", "--dry-run ",
+         "--interactive ", "--no-check ", "--quiet ", "--rebase ", "--remote=", "--verbose "]
 
 
 def test_option_values_complete_by_kind(two_tasks: Project) -> None:
@@ -109,7 +110,8 @@ def test_zsh_completes_through_its_own_git_completion(two_tasks: Project) -> Non
                         "git agent-status --color=", "git agent ", "git agent merge ", "git-agent-clean ",
                         "git agent completion ") == [
         ["48", "fix-2"],
-        ["--all", "--color", "--quiet", "--remote", "--verbose"],
+        ["--abort", "--all", "--check-batch", "--check", "--color", "--continue", "--dry-run", "--interactive",
+         "--no-check", "--quiet", "--rebase", "--remote", "--verbose"],
         ["feature"],
         ["always", "auto", "never"],
         sorted([*COMMANDS, "completion"]),

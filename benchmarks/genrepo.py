@@ -1,0 +1,95 @@
+"""Generate large git repositories fast, for benchmarks, with one `git fast-import` stream.
+
+    python -m benchmarks.genrepo /tmp/big 100000     # a repo with 100,000 files on main, checked out
+
+`generate(path, n_files)` writes `n_files` small text files spread over directories of at most
+`per_dir` files (as real trees are: git's cost depends on the shape), commits them on `main`
+and checks them out. `add_branches(path, branches)` then adds branches, each one commit on
+top of main changing given files, in a second fast-import stream. Both are reusable by any
+benchmark; nothing here runs git-agents.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Iterator, Mapping
+
+IDENT = "Bench Mark <bench@example.com> 1700000000 +0000"
+
+
+def file_path(i: int, per_dir: int = 250) -> str:
+    """The path of generated file number `i`: two directory levels, `per_dir` files per directory."""
+    d = i // per_dir
+    return f"src/d{d // 64:03d}/m{d % 64:02d}/file{i:06d}.txt"
+
+
+def file_content(i: int) -> str:
+    """The initial content of generated file number `i` (a few lines, so line merges make sense)."""
+    return f"file {i}\nline 2\nline 3\nline 4\nline 5\n"
+
+
+def _blob(data: str) -> bytes:
+    raw = data.encode()
+    return b"data %d\n%s\n" % (len(raw), raw)
+
+
+def _initial_stream(n_files: int, per_dir: int) -> Iterator[bytes]:
+    yield b"commit refs/heads/main\n"
+    yield f"author {IDENT}\ncommitter {IDENT}\n".encode()
+    yield _blob("initial: generated tree")
+    for i in range(n_files):
+        content = file_content(i).encode()
+        yield b"M 100644 inline %s\ndata %d\n%s\n" % (file_path(i, per_dir).encode(), len(content), content)
+    yield b"\n"
+
+
+def generate(path: str, n_files: int, *, per_dir: int = 250, checkout: bool = True) -> str:
+    """Create a repository at `path` whose `main` holds `n_files` generated files; return the commit."""
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", path], check=True)
+    proc = subprocess.Popen(["git", "fast-import", "--quiet"], cwd=path, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    buf = bytearray()
+    for chunk in _initial_stream(n_files, per_dir):
+        buf += chunk
+        if len(buf) > 1 << 20:
+            proc.stdin.write(buf)
+            buf.clear()
+    proc.stdin.write(buf)
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError("git fast-import failed")
+    if checkout:
+        subprocess.run(["git", "reset", "-q", "--hard", "main"], cwd=path, check=True)
+    return subprocess.run(["git", "rev-parse", "main"], cwd=path, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def add_branches(path: str, branches: Mapping[str, Mapping[str, str]], *, base: str = "main") -> None:
+    """Add branches, each one commit on `base` that sets the given files' contents ({branch: {path: text}})."""
+    stream = bytearray()
+    for mark, (branch, files) in enumerate(branches.items(), start=1):
+        stream += f"commit refs/heads/{branch}\nmark :{mark}\n".encode()
+        stream += f"author {IDENT}\ncommitter {IDENT}\n".encode()
+        stream += _blob(f"{branch}: edit {len(files)} files")
+        stream += f"from {base}^0\n".encode()
+        for name, content in files.items():
+            raw = content.encode()
+            stream += b"M 100644 inline %s\ndata %d\n%s\n" % (name.encode(), len(raw), raw)
+        stream += b"\n"
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=bytes(stream), check=True)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m benchmarks.genrepo <path> <n-files>`."""
+    if len(argv) != 2 or not argv[1].isdigit():
+        sys.stderr.write("usage: python -m benchmarks.genrepo <path> <n-files>\n")
+        return 129
+    print(generate(argv[0], int(argv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

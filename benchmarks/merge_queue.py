@@ -1,0 +1,157 @@
+"""Benchmark: `git agent-merge --all` against the sequential `git merge --no-ff` loop.
+
+    python -m benchmarks.merge_queue [--sizes 20000,100000] [--repeat 3] [--keep DIR]
+
+For each size, a generated repository (benchmarks/genrepo.py) gets 20 task branches of 5
+changed files each; 3 of them conflict with a task merged before them. Both ways of merging
+run on the same repository from the same starting state, alternately, and the script prints
+the median time of each and their ratio. It also asserts that both end with the same history:
+the same trees, second parents and messages along main's first-parent chain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.genrepo import add_branches, file_content, file_path, generate  # noqa: E402
+
+TASKS = 20
+FILES_PER_TASK = 5
+# task -> the earlier task whose file it also edits (the same line, differently): 3 conflicts
+CONFLICTS = {8: 3, 14: 9, 20: 15}
+
+
+def git(repo: str, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+    """Run git in `repo`; fail loudly on an unexpected exit status."""
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    if proc.returncode not in ok:
+        raise RuntimeError(f"git {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def task_files(n_files: int) -> dict[str, dict[str, str]]:
+    """Each task's edits: 5 files spread over the tree; conflicting tasks reuse one earlier task's file."""
+    stride = n_files // (TASKS * FILES_PER_TASK + 1)
+    branches: dict[str, dict[str, str]] = {}
+    for k in range(1, TASKS + 1):
+        edits = {}
+        for j in range(FILES_PER_TASK):
+            i = ((k - 1) * FILES_PER_TASK + j) * stride + 7
+            edits[file_path(i)] = file_content(i).replace("line 2", f"line 2 edited by task {k}")
+        if k in CONFLICTS:
+            i = (CONFLICTS[k] - 1) * FILES_PER_TASK * stride + 7  # the first file of the earlier task
+            edits[file_path(i)] = file_content(i).replace("line 2", f"line 2 rewritten by task {k}")
+            edits.pop(next(iter(edits)))  # keep 5 files
+        branches[f"task-{k}"] = edits
+    return branches
+
+
+def prepare(path: str, n_files: int) -> str:
+    """Generate the repository, its task branches and git-agents task records; return main's commit."""
+    base = generate(path, n_files)
+    add_branches(path, task_files(n_files))
+    for k in range(1, TASKS + 1):
+        for key, value in (("title", f"bench task {k}"), ("branch", f"task-{k}"), ("base", "main"),
+                           ("baseCommit", base), ("created", "2026-01-01T00:00:00+00:00")):
+            git(path, "config", f"agent-task.{k}.{key}", value)
+    shutil.copy(os.path.join(path, ".git", "config"), os.path.join(path, ".git", "config.pristine"))
+    return base
+
+
+def reset(path: str, base: str) -> None:
+    """Back to the starting state: main at base, no notes, pristine task records (untimed)."""
+    git(path, "reset", "-q", "--hard", base)
+    git(path, "update-ref", "-d", "refs/notes/agents", ok=(0, 1))
+    shutil.copy(os.path.join(path, ".git", "config.pristine"), os.path.join(path, ".git", "config"))
+    git(path, "status", "--porcelain")  # refresh the index so neither side pays for the other's leftovers
+
+
+def merge_loop(path: str) -> float:
+    """The sequential loop a user would type; returns seconds."""
+    start = time.perf_counter()
+    for k in range(1, TASKS + 1):
+        proc = git(path, "merge", "--no-ff", "-q", "-m", f"feat: Task {k} - bench task {k}", f"task-{k}", ok=(0, 1))
+        if proc.returncode != 0:
+            git(path, "merge", "--abort")
+    return time.perf_counter() - start
+
+
+def agent_merge(path: str) -> float:
+    """`git agent-merge --all`, run through git as a user would; returns seconds."""
+    env = {**os.environ, "PATH": f"{ROOT / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    start = time.perf_counter()
+    proc = subprocess.run(["git", "agent-merge", "--all"], cwd=path, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    expected_tail = f"{TASKS - len(CONFLICTS)} merged, {len(CONFLICTS)} not merged"
+    if proc.returncode != 1 or proc.stdout.splitlines()[-1:] != [expected_tail]:
+        raise RuntimeError(f"git agent-merge --all exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return seconds
+
+
+def history(path: str, base: str) -> list[str]:
+    """Tree, second parent and message of each first-parent commit since `base`."""
+    out = git(path, "log", "--first-parent", "-z", "--format=%T %P%n%B", f"{base}..main").stdout
+    rows = []
+    for entry in filter(None, out.split("\0")):
+        head, _, message = entry.strip("\n").partition("\n")
+        tree, *parents = head.split()
+        rows.append(f"{tree} {parents[1:]} {message.strip()}")
+    return rows
+
+
+def bench(size: int, repeat: int, workdir: str) -> tuple[float, float]:
+    """Median seconds of (loop, agent-merge) at one repository size."""
+    path = os.path.join(workdir, f"repo-{size}")
+    t0 = time.perf_counter()
+    base = prepare(path, size)
+    print(f"{size} files: generated in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    loops, agents = [], []
+    for _ in range(repeat):
+        reset(path, base)
+        loops.append(merge_loop(path))
+        expected = history(path, base)
+        reset(path, base)
+        agents.append(agent_merge(path))
+        got = history(path, base)
+        assert got == expected, f"histories differ at {size} files:\n{expected}\n{got}"
+        assert len(got) == TASKS - len(CONFLICTS)
+        assert git(path, "status", "--porcelain").stdout == ""
+    shutil.rmtree(path)
+    return statistics.median(loops), statistics.median(agents)
+
+
+def main() -> int:
+    """Run the benchmark and print one line per size."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20000,100000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR (default: a temporary directory)")
+    args = parser.parse_args()
+    workdir = args.keep or tempfile.mkdtemp(prefix="bench-merge-queue-")
+    # A neutral git configuration, as in the tests.
+    os.environ.update(GIT_CONFIG_NOSYSTEM="1", HOME=workdir, GIT_AUTHOR_NAME="Bench", GIT_COMMITTER_NAME="Bench",
+                      GIT_AUTHOR_EMAIL="bench@example.com", GIT_COMMITTER_EMAIL="bench@example.com")
+    print(f"{'files':>8}  {'git merge --no-ff loop':>22}  {'git agent-merge --all':>21}  ratio")
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            loop, agent = bench(size, args.repeat, workdir)
+            print(f"{size:>8}  {loop * 1000:>19.0f} ms  {agent * 1000:>18.0f} ms  {loop / agent:5.1f}x", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""git agent-log: the history of merged tasks, read back from the notes on their merge commits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import AgentError
+from ..notes import NOTES_REF, parse_note
+from ..repo import Repo
+
+USAGE = "git agent-log [--json] [-n <count>] [<revision>]"
+
+DESCRIPTION = """\
+List the task merges reachable from <revision> (default: HEAD), newest first, from the notes
+git agent-merge writes in refs/notes/agents (the same as `git log --notes=agents` shows):
+merge commit, task id, when it merged, the agent's exit code, the check result, the agent
+command and the title. Merge commits stay listed after `git agent-clean` forgets the tasks.
+(`git agent-logs` is something else: an agent's own output.)
+"""
+
+EXAMPLES = """\
+git agent-log                    # the merges in the history of HEAD
+git agent-log -n 5 --json main
+"""
+
+JSON = """\
+With --json, log prints one object: {"version": 1, "merges": [...]}, newest first, each with
+the field commit and the note's fields: task, title, branch, agent, prompt-hash, base (the
+commit the task started from), target, started, finished, exit, merged and check (passed,
+failed or -). "version" changes only when a field is removed or changes meaning.
+"""
+
+JSON_VERSION = 1
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Declare log's options."""
+    p.add_argument("revision", nargs="?", default="HEAD", metavar="<revision>",
+                   help="list merges reachable from here (default: HEAD)")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument("-n", "--max-count", type=int, metavar="<count>", help="show at most <count> merges")
+
+
+def merges(repo: Repo, revision: str, limit: int | None = None) -> list[dict[str, str]]:
+    """The notes of task merges reachable from `revision`, newest first, each with its "commit"."""
+    if not repo.git.ok("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"):
+        raise AgentError(f"unknown revision '{revision}'", hint="name a branch or commit, e.g. main")
+    if not repo.git.ok("rev-parse", "--verify", "--quiet", NOTES_REF):
+        return []
+    out = repo.git.run("log", f"--notes={NOTES_REF}", "--format=%H%x00%N%x1e", revision, "--").out
+    result = []
+    for record in out.split("\x1e"):
+        commit, _, note = record.strip("\n").partition("\0")
+        fields = parse_note(note) if note else None
+        if fields is None:
+            continue
+        result.append({"commit": commit, **fields})
+        if limit is not None and len(result) >= limit:
+            break
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the merges."""
+    repo = Repo.discover()
+    rows = merges(repo, args.revision, args.max_count)
+    if args.json:
+        print(json.dumps({"version": JSON_VERSION, "merges": rows}, indent=2))
+        return 0
+    if not rows:
+        print(f"No task merges in the history of {args.revision}.")
+        return 0
+    from ..output import table
+
+    cells = [[r["commit"][:12], r.get("task", "-"), r.get("merged", "-"), r.get("exit", "-"), r.get("check", "-"),
+              r.get("agent", "-"), r.get("title", "")] for r in rows]
+    print(table(["COMMIT", "TASK", "MERGED", "EXIT", "CHECK", "AGENT", "TITLE"], cells))
+    return 0
