@@ -1,9 +1,11 @@
 """Generate large git repositories fast, for benchmarks, with one `git fast-import` stream.
 
     python -m benchmarks.genrepo /tmp/big 100000     # a repo with 100,000 files on main, checked out
+    python -m benchmarks.genrepo /tmp/big 20000 4000 # 20,000 files of 4,000 bytes (80 MB)
 
-`generate(path, n_files)` writes `n_files` small text files spread over directories of at most
-`per_dir` files (as real trees are: git's cost depends on the shape), commits them on `main`
+`generate(path, n_files)` writes `n_files` small text files (or, with `file_bytes`, files of
+that size: 20,000 files of 4,000 bytes make the 80 MB repository of benchmarks/pool_claim.py)
+spread over directories of at most `per_dir` files (as real trees are: git's cost depends on the shape), commits them on `main`
 and checks them out. `add_branches(path, branches)` then adds branches, each one commit on
 top of main changing given files, in a second fast-import stream. Both are reusable by any
 benchmark; nothing here runs git-agents.
@@ -12,6 +14,7 @@ benchmark; nothing here runs git-agents.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from typing import Iterator, Mapping
@@ -30,29 +33,39 @@ def file_content(i: int) -> str:
     return f"file {i}\nline 2\nline 3\nline 4\nline 5\n"
 
 
+def sized_content(i: int, size: int) -> str:
+    """File number `i`'s initial content padded to `size` bytes with text that compresses about as
+    badly as source code (hex of seeded random bytes: the same for the same `i`)."""
+    head = file_content(i)
+    pad = max(0, size - len(head) - 1)
+    return head + random.Random(i).randbytes(pad // 2 + 1).hex()[:pad] + "\n"
+
+
 def _blob(data: str) -> bytes:
     raw = data.encode()
     return b"data %d\n%s\n" % (len(raw), raw)
 
 
-def _initial_stream(n_files: int, per_dir: int) -> Iterator[bytes]:
+def _initial_stream(n_files: int, per_dir: int, file_bytes: int | None = None) -> Iterator[bytes]:
     yield b"commit refs/heads/main\n"
     yield f"author {IDENT}\ncommitter {IDENT}\n".encode()
     yield _blob("initial: generated tree")
     for i in range(n_files):
-        content = file_content(i).encode()
+        content = (sized_content(i, file_bytes) if file_bytes else file_content(i)).encode()
         yield b"M 100644 inline %s\ndata %d\n%s\n" % (file_path(i, per_dir).encode(), len(content), content)
     yield b"\n"
 
 
-def generate(path: str, n_files: int, *, per_dir: int = 250, checkout: bool = True) -> str:
-    """Create a repository at `path` whose `main` holds `n_files` generated files; return the commit."""
+def generate(path: str, n_files: int, *, per_dir: int = 250, checkout: bool = True,
+             file_bytes: int | None = None) -> str:
+    """Create a repository at `path` whose `main` holds `n_files` generated files (of about
+    `file_bytes` bytes each, if given); return the commit."""
     os.makedirs(path, exist_ok=True)
     subprocess.run(["git", "init", "-q", "-b", "main", path], check=True)
     proc = subprocess.Popen(["git", "fast-import", "--quiet"], cwd=path, stdin=subprocess.PIPE)
     assert proc.stdin is not None
     buf = bytearray()
-    for chunk in _initial_stream(n_files, per_dir):
+    for chunk in _initial_stream(n_files, per_dir, file_bytes):
         buf += chunk
         if len(buf) > 1 << 20:
             proc.stdin.write(buf)
@@ -83,11 +96,11 @@ def add_branches(path: str, branches: Mapping[str, Mapping[str, str]], *, base: 
 
 
 def main(argv: list[str]) -> int:
-    """`python -m benchmarks.genrepo <path> <n-files>`."""
-    if len(argv) != 2 or not argv[1].isdigit():
-        sys.stderr.write("usage: python -m benchmarks.genrepo <path> <n-files>\n")
+    """`python -m benchmarks.genrepo <path> <n-files> [<bytes-per-file>]`."""
+    if len(argv) not in (2, 3) or not all(a.isdigit() for a in argv[1:]):
+        sys.stderr.write("usage: python -m benchmarks.genrepo <path> <n-files> [<bytes-per-file>]\n")
         return 129
-    print(generate(argv[0], int(argv[1])))
+    print(generate(argv[0], int(argv[1]), file_bytes=int(argv[2]) if len(argv) == 3 else None))
     return 0
 
 

@@ -135,17 +135,39 @@ def _sigint_unblocked() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
-def process_start(pid: int) -> str | None:
-    """The kernel's start time of `pid` (to tell a reused pid apart), or None if it is gone."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the program name (state first), or None."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             stat = fh.read()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
+    return stat[stat.rfind(")") + 2:].split()
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (to tell a reused pid apart), or None if it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
     if fields and fields[0] in ("Z", "X"):
         return None  # a zombie has ended; nobody reaped it yet
     return fields[19] if len(fields) > 19 else None
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of `pid` (from /proc), or None when it is gone or /proc is missing."""
+    fields = _stat_fields(pid) or []
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+
+def program_name(pid: int) -> str:
+    """The short program name of `pid` (/proc/<pid>/comm), or "" when unknown."""
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
 
 
 def is_alive(pid: str, start: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Sequence
 _STATE_COLOURS = {
     "running": "YELLOW", "exited 0": "GREEN", "merged": "GREEN", "not started": "",
     "conflict": "RED", "failed": "RED", "died": "RED", "check-failed": "RED", "worktree missing": "RED",
+    "free": "GREEN", "claimed": "YELLOW", "stale": "RED", "missing": "RED",  # pool slots
 }
 
 

@@ -29,3 +29,13 @@ def current_branch(repo: Repo, worktree: str) -> str:
         raise AgentError(f"the worktree at {worktree} is on a detached HEAD, so there is no branch to use as base",
                          hint="pass --base <branch>, or check out a branch there")
     return res.out.strip()
+
+
+def resolve_base(repo: Repo, base: str | None) -> tuple[str, str]:
+    """(branch name, commit) of the base: --base, or the main worktree's branch."""
+    name = base or current_branch(repo, repo.main_worktree)
+    res = repo.git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{name}^{{commit}}", ok=(0, 1))
+    if res.code != 0:
+        raise AgentError(f"base branch '{name}' does not exist",
+                         hint="name a local branch with --base (git branch lists them)")
+    return name, res.out.strip()

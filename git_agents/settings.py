@@ -27,6 +27,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.promptTemplate", "",
             "Path of a file that replaces the built-in prompt template; placeholders {id}, {title}, "
             "{branch}, {worktree}, {base} and {prompt}."),
+    Setting("agent.pool", "false",
+            "When true, spawn takes a free slot of the worktree pool instead of creating a worktree "
+            "(as --pool does; see git agent-pool)."),
+    Setting("agent.poolMax", "0",
+            "Most slots spawn --pool may grow the pool to when no slot is free; 0: no limit."),
     Setting("agent.mergeMessage", "feat: Task {id} - {title}",
             "Message of each task's merge commit; placeholders {id}, {title}, {branch}."),
     Setting("agent.preset.<name>", "",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from . import agent
+from . import agent, pool
 from .prepare import SetupFailed
 from .prompt import prompt_hash, render
 from .repo import Repo
@@ -23,14 +23,34 @@ def prompt_path(repo: Repo, task_id: str) -> str:
     return os.path.join(repo.task_dir(task_id), "prompt.md")
 
 
-def create(repo: Repo, task: Task, text: str, template: str) -> str:
-    """Record the task, add its worktree on a new branch, write its prompt; return the prompt file."""
-    create_task(repo, task)
-    try:
-        add_worktree(repo, task.worktree, task.branch, task.base_commit)
-    except BaseException:
-        delete_task(repo, task.id)
-        raise
+def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.PoolRequest | None = None,
+           owner: tuple[int, str] | None = None) -> str:
+    """Record the task, give it its worktree on a new branch, write its prompt; return the prompt file.
+
+    The worktree is a new one, or with a pool `request` a claimed pool slot switched to the
+    task's branch (`owner`: the claiming process, see pool.claim).
+    """
+    if request is None:
+        create_task(repo, task)
+        try:
+            add_worktree(repo, task.worktree, task.branch, task.base_commit)
+        except BaseException:
+            delete_task(repo, task.id)
+            raise
+    else:
+        held = pool.claim(repo, task=task.id, owner=owner, request=request, base_commit=task.base_commit)
+        task.worktree, task.slot = held.path, held.slot
+        try:
+            create_task(repo, task)
+        except BaseException:
+            pool.drop_claim(repo, held)  # the slot was not touched yet
+            raise
+        try:
+            pool.switch_to_branch(repo, held, task.branch, task.base_commit)
+        except BaseException:
+            delete_task(repo, task.id)
+            pool.release(repo, held.slot, force=True, task=task.id)
+            raise
     prompt = render(template, {"id": task.id, "title": task.title, "branch": task.branch,
                                "worktree": task.worktree, "base": task.base, "prompt": text})
     os.makedirs(repo.task_dir(task.id), exist_ok=True)
@@ -49,6 +69,8 @@ def start(repo: Repo, task: Task, command: str) -> int:
     task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""
     write_task(repo, task.id, agent=command, pid=task.pid, pid_start=pid_start, started=task.started,
                state=None, reason=None)
+    if task.slot:  # the agent now holds the slot: `git agent-pool list` shows its pid
+        pool.set_owner(repo, task.slot, task.id, pid, pid_start)
     return pid
 
 

@@ -104,16 +104,20 @@ def _config(repo: Repo, *args: str, ok: tuple[int, ...] = (0,)) -> int:
         time.sleep(0.01)
 
 
-def write_task(repo: Repo, task_id: str, **values: str | None) -> None:
-    """Set (or, for None, unset) some of a task's keys."""
+def write_config(repo: Repo, values: dict[str, str | None]) -> None:
+    """Set (or, for None, unset) repository config keys, under the repository lock."""
     with RepoLock(repo.common_dir):
-        for attr, value in values.items():
-            key = f"{SECTION}.{task_id}.{_KEYS[attr]}"
+        for key, value in values.items():
             if value is None:
                 _config(repo, "--unset-all", key, ok=(0, 5))
             else:
                 _config(repo, "--replace-all", key, str(value))
     repo.reload_config()
+
+
+def write_task(repo: Repo, task_id: str, **values: str | None) -> None:
+    """Set (or, for None, unset) some of a task's keys."""
+    write_config(repo, {f"{SECTION}.{task_id}.{_KEYS[attr]}": value for attr, value in values.items()})
 
 
 def create_task(repo: Repo, task: Task) -> None:

@@ -97,3 +97,8 @@ def unsaved_work(repo: Repo, path: str) -> list[str]:
                 i += 1
         i += 1
     return entries
+
+
+def describe_unsaved(entries: list[str], limit: int = 3) -> str:
+    """The first few paths of `unsaved_work` entries, for a refusal message."""
+    return ", ".join(e[3:] for e in entries[:limit]) + (", ..." if len(entries) > limit else "")

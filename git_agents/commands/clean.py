@@ -7,14 +7,14 @@ import os
 import shutil
 import sys
 
-from .. import agent
+from .. import agent, pool
 from ..cli import add_verbosity
 from ..errors import ExitCode, UsageError
 from ..ports import release as release_ports
 from ..repo import Repo
 from ..selection import select_tasks
 from ..store import Task, delete_task
-from ..worktrees import prune_worktrees, remove_worktree, unsaved_work
+from ..worktrees import describe_unsaved, prune_worktrees, remove_worktree, unsaved_work
 
 USAGE = "git agent-clean [--force] (--merged | --all | <id>...)"
 
@@ -24,7 +24,9 @@ merge commits stay). Without --force, a task is kept, with what would be lost na
 worktree holds uncommitted or untracked work, when its branch has commits not merged into
 its target branch, or when its agent is still running. --force stops a running agent (its
 whole process group) and discards all of that. Worktrees whose directories were deleted by
-hand are pruned. The task's port block (GIT_AGENT_PORT) is returned.
+hand are pruned. The task's port block (GIT_AGENT_PORT) is returned. A task that runs in a
+pool slot (spawn --pool, git agent-pool claim --task) gives the slot back to the pool, reset
+to the pool's base, instead of removing it.
 """
 
 
@@ -57,8 +59,12 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
     if task.worktree and os.path.isdir(task.worktree):
         entries = unsaved_work(repo, task.worktree)
         if entries:
-            shown = ", ".join(e[3:] for e in entries[:3]) + (", ..." if len(entries) > 3 else "")
-            reasons.append(f"its worktree has uncommitted or untracked work ({shown})")
+            reasons.append(f"its worktree has uncommitted or untracked work ({describe_unsaved(entries)})")
+        slot = pool.read_slots(repo, details=True).get(task.slot) if task.slot else None
+        if slot and slot.claim and slot.claim.task == task.id and slot.exists:
+            count = pool.unreachable_commits(repo, slot)
+            if count:
+                reasons.append(f"its slot {slot.name} has {count} commit(s) that no branch contains")
     branch = f"refs/heads/{task.branch}"
     if task.branch and repo.git.ok("show-ref", "--verify", "--quiet", branch):
         target = f"refs/heads/{task.base}"
@@ -71,10 +77,14 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
 
 
 def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
-    """Stop the agent, remove worktree and branch, forget the task."""
+    """Stop the agent, remove worktree (or release its pool slot) and branch, forget the task."""
     if force and task.agent:
         agent.stop(task.pid, task.pid_start)
-    if task.worktree and (os.path.isdir(task.worktree) or os.path.lexists(task.worktree)):
+    if task.slot:
+        # Detaches the slot first, so the branch below is no longer checked out; a slot that
+        # another claimer holds by now is left alone.
+        pool.release(repo, task.slot, force=force, task=task.id)
+    elif task.worktree and (os.path.isdir(task.worktree) or os.path.lexists(task.worktree)):
         remove_worktree(repo, task.worktree, force=force)
     if task.branch and repo.git.ok("show-ref", "--verify", "--quiet", f"refs/heads/{task.branch}"):
         repo.git.run("branch", "-D", "--quiet", task.branch)

@@ -65,7 +65,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the task file."""
-    from ..commands.spawn import resolve_base
+    from ..selection import resolve_base
     from ..errors import AgentError
 
     tf = load(args.taskfile)

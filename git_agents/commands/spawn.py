@@ -6,22 +6,24 @@ import argparse
 import os
 import sys
 
-from .. import agent, starting
+from .. import agent, pool, starting
 from ..cli import add_verbosity
-from ..errors import AgentError, ExitCode
+from ..errors import AgentError, ExitCode, UsageError
 from ..ids import check_id
 from ..prepare import SetupFailed, make_ready
 from ..presets import expand as expand_preset
 from ..prompt import DEFAULT_TEMPLATE, default_title
 from ..repo import Repo
-from ..selection import current_branch
+from ..selection import resolve_base
+from ..settings import parse_bool
 from ..store import Task, load_tasks, now_iso
 
 USAGE = "git agent-spawn [<options>] <id>..."
 
 DESCRIPTION = """\
 For each <id>, create the worktree <root>/task-<id> on a new branch task-<id> that starts at
-the base branch, write the agent's prompt to a file, and, when an agent command is given
+the base branch (with --pool: switch a free slot of the worktree pool to that branch instead,
+see git agent-pool), write the agent's prompt to a file, and, when an agent command is given
 (--agent or agent.command), start it detached in the worktree through the shell. spawn
 returns at once; use git agent-status and git agent-wait to follow the agents.
 
@@ -61,23 +63,35 @@ git agent-spawn --porcelain 52 --prompt "..." | sed -n 's/^worktree //p'   # whe
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare spawn's options."""
     p.add_argument("ids", nargs="+", metavar="<new-id>", help="task ids: letters, digits, '.', '_' or '-'")
-    p.add_argument("--title", metavar="<text>", help="short title (default: first line of the task text)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--prompt", metavar="<text>", help="the task text")
-    src.add_argument("--prompt-file", metavar="<file>",
-                     help="read the task text from <file> ({id} is replaced by the id; - reads stdin)")
+    add_task_text_options(p)
     p.add_argument("--agent", metavar="<command>",
                    help="agent command line, run with the shell in the worktree, or a preset: claude, codex, "
                         "aider, gemini (see agent.preset.<name>)")
     p.add_argument("--no-agent", action="store_true", help="do not start an agent, even if agent.command is set")
     p.add_argument("--base", metavar="<branch>",
                    help="branch to start from and merge back into (default: the main worktree's branch)")
+    p.add_argument("--pool", action=argparse.BooleanOptionalAction, default=None,
+                   help="take a free slot of the worktree pool instead of creating a worktree, adding a slot "
+                        "when none is free (default: agent.pool)")
+    p.add_argument("--pool-max", type=int, metavar="<n>",
+                   help="take a pool slot, never growing the pool beyond <n> slots "
+                        "(default: agent.poolMax; 0: no limit)")
     p.add_argument("--porcelain", action="store_true",
                    help="print `key value` lines (id, branch, worktree, pid) per task, for scripts")
     add_verbosity(p)
 
 
-def _task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) -> str:
+def add_task_text_options(p: argparse.ArgumentParser) -> None:
+    """--title, --prompt and --prompt-file, shared with `git agent-pool claim --task`."""
+    p.add_argument("--title", metavar="<text>", help="short title (default: first line of the task text)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--prompt", metavar="<text>", help="the task text")
+    src.add_argument("--prompt-file", metavar="<file>",
+                     help="read the task text from <file> ({id} is replaced by the id; - reads stdin)")
+
+
+def task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) -> str:
+    """The task text of --prompt or --prompt-file."""
     if args.prompt is not None:
         return args.prompt
     if args.prompt_file is None:
@@ -106,30 +120,39 @@ def load_template(repo: Repo) -> str:
                          hint="fix the path with: git config agent.promptTemplate <file>") from exc
 
 
-def plan_task(repo: Repo, task_id: str, base: str, base_commit: str) -> Task:
-    """The task `spawn` would create, after checking that nothing is in its way."""
+def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False) -> Task:
+    """The task `spawn` would create, after checking that nothing is in its way.
+
+    A pooled task gets its worktree (a pool slot) only when it is created.
+    """
     check_id(task_id)
     branch = repo.branch_prefix + task_id
-    worktree = os.path.join(repo.worktree_root, branch.replace("/", "-"))
+    worktree = "" if pooled else os.path.join(repo.worktree_root, branch.replace("/", "-"))
     if task_id in load_tasks(repo):
         raise AgentError(f"task '{task_id}' already exists",
                          hint=f"pick another id, or remove it first with: git agent-clean {task_id}")
     if repo.git.ok("show-ref", "--verify", "--quiet", f"refs/heads/{branch}"):
         raise AgentError(f"a branch named '{branch}' already exists",
                          hint=f"delete or rename it (git branch -m {branch} <new>), or pick another id")
-    if os.path.lexists(worktree):
+    if worktree and os.path.lexists(worktree):
         raise AgentError(f"'{worktree}' already exists", hint="move it away, or pick another id")
     return Task(task_id, branch=branch, worktree=worktree, base=base, base_commit=base_commit)
 
 
-def resolve_base(repo: Repo, base: str | None) -> tuple[str, str]:
-    """(branch name, commit) of the base: --base, or the main worktree's branch."""
-    name = base or current_branch(repo, repo.main_worktree)
-    res = repo.git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{name}^{{commit}}", ok=(0, 1))
-    if res.code != 0:
-        raise AgentError(f"base branch '{name}' does not exist",
-                         hint="name a local branch with --base (git branch lists them)")
-    return name, res.out.strip()
+def pool_request(repo: Repo, enabled: bool | None, pool_max: int | None) -> pool.PoolRequest | None:
+    """How spawn takes worktrees: None for a new worktree per task, else from the pool, growing it."""
+    if pool_max is not None and pool_max < 0:
+        raise UsageError("--pool-max must be 0 (no limit) or more")
+    if enabled is None:
+        enabled = pool_max is not None or parse_bool(repo.setting("agent.pool"))
+    if not enabled:
+        return None
+    limit = pool_max if pool_max is not None else repo.setting("agent.poolMax")
+    try:
+        return pool.PoolRequest(grow=int(limit))
+    except ValueError:
+        raise AgentError(f"agent.poolMax must be a number, not '{limit}'",
+                         hint="fix it with: git config agent.poolMax <n>") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,13 +162,14 @@ def run(args: argparse.Namespace) -> int:
     if len(set(args.ids)) != len(args.ids):
         raise AgentError("the same task id is given twice")
     repo = Repo.discover()
+    request = pool_request(repo, args.pool, args.pool_max)
     base, base_commit = resolve_base(repo, args.base)
     command = "" if args.no_agent else (args.agent if args.agent is not None else repo.setting("agent.command"))
     command = agent.absolutise_program(expand_preset(repo, command), os.getcwd()) if command else ""
     stdin_text = sys.stdin.read() if args.prompt_file == "-" else None
     template = load_template(repo)
-    texts = {task_id: _task_text(args, task_id, stdin_text) for task_id in args.ids}
-    planned = [plan_task(repo, task_id, base, base_commit) for task_id in args.ids]
+    texts = {task_id: task_text(args, task_id, stdin_text) for task_id in args.ids}
+    planned = [plan_task(repo, task_id, base, base_commit, pooled=request is not None) for task_id in args.ids]
 
     failed = 0
     for n, task in enumerate(planned):
@@ -153,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         task.title = args.title or default_title(task.id, text)
         task.agent = command
         task.created = now_iso()
-        starting.create(repo, task, text, template)
+        starting.create(repo, task, text, template, request=request)
         where = os.path.relpath(task.worktree)
         facts = {"id": task.id, "branch": task.branch, "worktree": task.worktree}
         message = ""
