@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from . import agent, pool
-from .prepare import SetupFailed
+from .prepare import SetupFailed, make_ready
 from .prompt import prompt_hash, render
 from .repo import Repo
 from .store import Task, create_task, delete_task, now_iso, write_task
@@ -72,6 +72,17 @@ def start(repo: Repo, task: Task, command: str) -> int:
     if task.slot:  # the agent now holds the slot: `git agent-pool list` shows its pid
         pool.set_owner(repo, task.slot, task.id, pid, pid_start)
     return pid
+
+
+def ready(repo: Repo, task: Task) -> SetupFailed | None:
+    """Make the task's worktree ready (prepare.make_ready); on a failed setup mark the task
+    failed and return the failure (show it with setup_failure_text), else None."""
+    try:
+        make_ready(repo, task, prompt_path(repo, task.id))
+    except SetupFailed as exc:
+        fail(repo, task, exc.message)
+        return exc
+    return None
 
 
 def fail(repo: Repo, task: Task, reason: str) -> None:

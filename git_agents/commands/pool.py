@@ -10,7 +10,6 @@ import sys
 from .. import agent, pool, starting
 from ..errors import AgentError, ExitCode, UsageError
 from ..output import table, use_colour
-from ..prepare import SetupFailed, make_ready
 from ..prompt import default_title
 from ..repo import Repo
 from ..selection import resolve_base
@@ -139,10 +138,8 @@ def _claim(args: argparse.Namespace, repo: Repo) -> int:
     task.title = args.title or default_title(task.id, text)
     task.created = now_iso()
     starting.create(repo, task, text, template, request=request, owner=owner)
-    try:
-        make_ready(repo, task, starting.prompt_path(repo, task.id))
-    except SetupFailed as exc:
-        starting.fail(repo, task, exc.message)
+    exc = starting.ready(repo, task)
+    if exc:
         sys.stderr.write(starting.setup_failure_text(task, exc) +
                          f"hint: the slot is kept at {task.worktree}; fix the setup and work there,"
                          f" or give the slot back with: git agent-clean {task.id}\n")

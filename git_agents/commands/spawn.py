@@ -10,7 +10,6 @@ from .. import agent, pool, starting
 from ..cli import add_verbosity
 from ..errors import AgentError, ExitCode, UsageError
 from ..ids import check_id
-from ..prepare import SetupFailed, make_ready
 from ..presets import expand as expand_preset
 from ..prompt import DEFAULT_TEMPLATE, default_title
 from ..repo import Repo
@@ -181,10 +180,8 @@ def run(args: argparse.Namespace) -> int:
         where = os.path.relpath(task.worktree)
         facts = {"id": task.id, "branch": task.branch, "worktree": task.worktree}
         message = ""
-        try:
-            make_ready(repo, task, starting.prompt_path(repo, task.id))
-        except SetupFailed as exc:
-            starting.fail(repo, task, exc.message)
+        exc = starting.ready(repo, task)
+        if exc:
             sys.stderr.write(starting.setup_failure_text(task, exc) +
                              f"hint: the worktree is kept at {where}; fix the setup and run the agent there,"
                              f" or remove the task with: git agent-clean {task.id}\n")
