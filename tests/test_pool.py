@@ -358,3 +358,20 @@ def test_usage_errors(project: Project) -> None:
     bad = project.agent("pool", "release", str(project.path))
     assert bad.returncode == 128
     assert bad.stderr.startswith(f"fatal: '{project.path}' is not a pool slot\n")
+
+
+def test_claim_task_makes_the_slot_ready_and_clean_wipes_it(project: Project) -> None:
+    project.commit_file(".gitignore", ".env\n")
+    (project.path / ".env").write_text("SECRET=1\n")
+    project.git("config", "agent.copy", ".env")
+    project.git("config", "agent.setup", "echo set up > .env.setup-ran && cat .env >> .env.setup-ran")
+    project.commit_file(".gitignore", ".env\n.env.setup-ran\n")
+    project.ok("pool", "create", "1")
+    slot = Path(project.ok("pool", "claim", "--task", "9").stdout.strip())
+    assert (slot / ".env").read_text() == "SECRET=1\n"
+    assert (slot / ".env.setup-ran").read_text() == "set up\nSECRET=1\n"
+    assert project.git("config", "agent-task.9.port").isdigit()
+
+    assert project.ok("clean", "9").stdout == "Removed task 9\n"
+    assert not (slot / ".env").exists() and not (slot / ".env.setup-ran").exists()
+    assert_free_at(project, slot, project.git("rev-parse", "main"))
