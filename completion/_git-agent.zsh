@@ -37,6 +37,9 @@ _git-agent-spawn () {
 		'--agent=[agent command line, run with the shell in the worktree, or a preset\: claude, codex, aider, gemini (see agent.preset.<name>)]:command: ' \
 		'--no-agent[do not start an agent, even if agent.command is set]' \
 		'--base=[branch to start from and merge back into (default\: the main worktree'\''s branch)]:branch:__git_agent_zsh_branches' \
+		'--pool[take a free slot of the worktree pool instead of creating a worktree, adding a slot when none is free (default\: agent.pool)]' \
+		'--no-pool[take a free slot of the worktree pool instead of creating a worktree, adding a slot when none is free (default\: agent.pool)]' \
+		'--pool-max=[take a pool slot, never growing the pool beyond <n> slots (default\: agent.poolMax; 0\: no limit)]:n: ' \
 		'--porcelain[print `key value` lines (id, branch, worktree, pid) per task, for scripts]' \
 		'-q[print only errors and the final summary]' \
 		'--quiet[print only errors and the final summary]' \
@@ -191,13 +194,55 @@ _git-agent-log () {
 		'1:revision: '
 }
 
+_git-agent-pool () {
+	local curcontext=$curcontext state line ret=1
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		': :->command' \
+		'*:: :->args' && ret=0
+	case $state in
+	command) local -a commands; commands=('create:create slots pool-1 ... pool-<n> (tops the pool up)' 'claim:claim a free slot and print its path' 'release:reset slots and return them to the pool' 'list:show every slot and who holds it' 'destroy:remove the free slots'); _describe -t commands command commands && ret=0 ;;
+	args)
+		case $words[1] in
+		create) _arguments -S \
+			'--base=[keep free slots at this branch (saved)]:branch:__git_agent_zsh_branches' \
+			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+			'1:n: ' && ret=0 ;;
+		claim) _arguments -S \
+			'--task=[switch the slot to a new branch for this task and record it]:id:__git_agent_zsh_tasks' \
+			'--title=[short title (default\: first line of the task text)]:text: ' \
+			'--prompt=[the task text]:text: ' \
+			'--prompt-file=[read the task text from <file> ({id} is replaced by the id; - reads stdin)]:file:_files' \
+			'--base=[with --task\: the task'\''s base branch]:branch:__git_agent_zsh_branches' \
+			'--wait=-[wait for a free slot (up to <seconds>; no value\: forever)]::seconds: ' \
+			'--pid=[the process that holds the claim (default\: the one that ran git agent-pool)]:pid: ' \
+			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' && ret=0 ;;
+		release) _arguments -S \
+			'-f[discard unsaved work and unreachable commits]' \
+			'--force[discard unsaved work and unreachable commits]' \
+			'--stale[release every slot whose claiming process has ended and that holds nothing to lose]' \
+			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+			'*:slot:__git_agent_zsh_slots' && ret=0 ;;
+		list) _arguments -S \
+			'--json[print a JSON object]' \
+			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' && ret=0 ;;
+		destroy) _arguments -S \
+			'-f[remove claimed slots too]' \
+			'--force[remove claimed slots too]' \
+			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' && ret=0 ;;
+		esac ;;
+	esac
+	return ret
+}
+
 _git-agent () {
 	local curcontext=$curcontext state line ret=1
 	_arguments -C ': :->command' '*:: :->args' && ret=0
 	case $state in
 	command)
 		local -a commands
-		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'log:List merged tasks from the notes on their merge commits' 'completion:print the shell completion script')
+		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'log:List merged tasks from the notes on their merge commits' 'pool:Keep a pool of warm worktrees that tasks claim and release' 'completion:print the shell completion script')
 		_describe -t commands 'git agent command' commands && ret=0 ;;
 	args)
 		if [[ $words[1] == completion ]]; then
@@ -211,6 +256,6 @@ _git-agent () {
 
 if (( $+functions[compdef] )); then
 	compdef _git-agent git-agent
-	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-log; do compdef _$__git_agent_cmd $__git_agent_cmd; done
+	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-log git-agent-pool; do compdef _$__git_agent_cmd $__git_agent_cmd; done
 	unset __git_agent_cmd
 fi

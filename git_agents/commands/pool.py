@@ -20,7 +20,7 @@ USAGE = """\
 git agent-pool create <n> [--base <branch>]
    or: git agent-pool claim [--task <id> [--title <text>] [--prompt <text> | --prompt-file <file>]]
                             [--base <branch>] [--wait [<seconds>]] [--pid <pid>]
-   or: git agent-pool release [--force] (<slot>|<path>)...
+   or: git agent-pool release [--force] <slot>...
    or: git agent-pool release --stale
    or: git agent-pool list [--json]
    or: git agent-pool destroy [--force]"""
@@ -65,6 +65,16 @@ git agent-pool release --stale
 
 JSON_VERSION = 1
 
+JSON = """\
+With --json, list prints one object: {"version": 1, "root": ..., "base": ..., "slots": [...]}:
+root is the worktree root, base the branch set with create --base (empty: the main worktree's
+branch), and one entry per slot with the fields slot (pool-3), path, state (free, claimed,
+stale or missing), exists (the worktree is there), head (its commit), claimed, task (empty
+when the claim has none), pid (the claiming process, or the task's agent), alive (true, false,
+or null when it ran on another host), stale (its process ended and no recorded task holds it),
+claimed_at and host. "version" changes only when a field is removed or changes meaning.
+"""
+
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare the sub-commands and their options."""
@@ -88,7 +98,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                        help="the process that holds the claim (default: the one that ran git agent-pool)")
 
     release = sub("release", "reset slots and return them to the pool")
-    release.add_argument("slots", nargs="*", metavar="<slot>|<path>", help="slot names (pool-3) or paths")
+    release.add_argument("slots", nargs="*", metavar="<slot>", help="slots to release: a name (pool-3) or a path")
     release.add_argument("-f", "--force", action="store_true", help="discard unsaved work and unreachable commits")
     release.add_argument("--stale", action="store_true",
                          help="release every slot whose claiming process has ended and that holds nothing to lose")
