@@ -210,7 +210,7 @@ _git-agent-pool () {
 			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 			'1:n: ' && ret=0 ;;
 		claim) _arguments -S \
-			'--task=[switch the slot to a new branch for this task and record it]:id:__git_agent_zsh_tasks' \
+			'--task=[switch the slot to a new branch for this task and record it]:new-id: ' \
 			'--title=[short title (default\: first line of the task text)]:text: ' \
 			'--prompt=[the task text]:text: ' \
 			'--prompt-file=[read the task text from <file> ({id} is replaced by the id; - reads stdin)]:file:_files' \
@@ -222,6 +222,10 @@ _git-agent-pool () {
 			'-f[discard unsaved work and unreachable commits]' \
 			'--force[discard unsaved work and unreachable commits]' \
 			'--stale[release every slot whose claiming process has ended and that holds nothing to lose]' \
+			'-q[print only errors]' \
+			'--quiet[print only errors]' \
+			'-v[also print each released slot'\''s path]' \
+			'--verbose[also print each released slot'\''s path]' \
 			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 			'*:slot:__git_agent_zsh_slots' && ret=0 ;;
 		list) _arguments -S \
@@ -230,6 +234,10 @@ _git-agent-pool () {
 		destroy) _arguments -S \
 			'-f[remove claimed slots too]' \
 			'--force[remove claimed slots too]' \
+			'-q[print only errors]' \
+			'--quiet[print only errors]' \
+			'-v[also print each removed slot'\''s path]' \
+			'--verbose[also print each removed slot'\''s path]' \
 			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' && ret=0 ;;
 		esac ;;
 	esac

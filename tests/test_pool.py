@@ -98,6 +98,7 @@ def test_waiting_claimers_get_the_released_slots(project: Project) -> None:
 
     for path in first_paths:
         assert project.ok("pool", "release", path).stdout == f"Released {Path(path).name}\n"
+    assert project.ok("pool", "release", "-q", "--stale").stdout == ""
     rest = outcomes([p for p in procs if p not in first])
     assert [(code, err) for code, _, err in rest] == [(0, "")] * 8
     assert sorted(out.strip() for _, out, _ in rest) == sorted(slot_paths(project, 8))
@@ -331,7 +332,7 @@ def test_create_tops_up_and_destroy_spares_claimed_slots(project: Project) -> No
     assert destroyed.stderr == ("error: not removing pool-1: it is claimed\n"
                                 "hint: release the slots first, or pass --force to remove them anyway\n")
     assert sorted(pool_json(project)) == ["pool-1"] and (slot / "mine.txt").exists()
-    assert project.ok("pool", "destroy", "--force").stdout == "Removed pool-1\n"
+    assert project.ok("pool", "destroy", "--force", "-v").stdout == f"Removed pool-1 ({slot})\n"
     assert pool_json(project) == {} and claim_refs(project) == [] and not slot.exists()
     assert project.git("worktree", "list", "--porcelain").count("worktree ") == 1
 

@@ -8,6 +8,7 @@ import os
 import sys
 
 from .. import agent, pool, starting
+from ..cli import add_verbosity
 from ..errors import AgentError, ExitCode, UsageError
 from ..output import table, use_colour
 from ..prompt import default_title
@@ -18,7 +19,7 @@ from .spawn import add_task_text_options, load_template, plan_task, task_text
 
 USAGE = """\
 git agent-pool create <n> [--base <branch>]
-   or: git agent-pool claim [--task <id> [--title <text>] [--prompt <text> | --prompt-file <file>]]
+   or: git agent-pool claim [--task <new-id> [--title <text>] [--prompt <text> | --prompt-file <file>]]
                             [--base <branch>] [--wait [<seconds>]] [--pid <pid>]
    or: git agent-pool release [--force] <slot>...
    or: git agent-pool release --stale
@@ -89,7 +90,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     create.add_argument("--base", metavar="<branch>", help="keep free slots at this branch (saved)")
 
     claim = sub("claim", "claim a free slot and print its path")
-    claim.add_argument("--task", metavar="<id>", help="switch the slot to a new branch for this task and record it")
+    claim.add_argument("--task", metavar="<new-id>", help="switch the slot to a new branch for this task and record it")
     add_task_text_options(claim)
     claim.add_argument("--base", metavar="<branch>", help="with --task: the task's base branch")
     claim.add_argument("--wait", nargs="?", type=float, const=math.inf, metavar="<seconds>",
@@ -102,12 +103,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     release.add_argument("-f", "--force", action="store_true", help="discard unsaved work and unreachable commits")
     release.add_argument("--stale", action="store_true",
                          help="release every slot whose claiming process has ended and that holds nothing to lose")
+    add_verbosity(release, quiet="print only errors", verbose="also print each released slot's path")
 
     lst = sub("list", "show every slot and who holds it")
     lst.add_argument("--json", action="store_true", help="print a JSON object")
 
     destroy = sub("destroy", "remove the free slots")
     destroy.add_argument("-f", "--force", action="store_true", help="remove claimed slots too")
+    add_verbosity(destroy, quiet="print only errors", verbose="also print each removed slot's path")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -179,8 +182,9 @@ def _release(args: argparse.Namespace, repo: Repo) -> int:
             sys.stderr.write(f"error: {error.message}\n")
             kept += 1
             continue
-        print(f"Released {name}")
-    if args.stale and not names:
+        if args.verbosity >= 0:
+            print(f"Released {name}" + (f" ({pool.slot_path(repo, name)})" if args.verbosity > 0 else ""))
+    if args.stale and not names and args.verbosity >= 0:
         print("No stale slots.")
     return ExitCode.FAILED if kept else ExitCode.OK
 
@@ -225,19 +229,19 @@ def _list(args: argparse.Namespace, repo: Repo) -> int:
         pid = "" if r["pid"] is None else f"{r['pid']}" + ("" if r["alive"] is not False else " (ended)")
         cells.append([str(r["slot"]), str(r["state"]), str(r["task"]), pid, str(r["claimed_at"]),
                       os.path.relpath(str(r["path"]))])
-    print(table(["SLOT", "STATE", "TASK", "PID", "SINCE", "PATH"], cells, colour=use_colour(), state_column=1))
+    print(table(["SLOT", "STATE", "TASK", "PID", "SINCE", "PATH"], cells, colour=use_colour(getattr(args, "color", None), config=repo.config), state_column=1))
     return ExitCode.OK
 
 
 def _destroy(args: argparse.Namespace, repo: Repo) -> int:
     removed, kept = pool.destroy(repo, force=args.force)
-    for name in removed:
-        print(f"Removed {name}")
+    for name in removed if args.verbosity >= 0 else []:
+        print(f"Removed {name}" + (f" ({pool.slot_path(repo, name)})" if args.verbosity > 0 else ""))
     for name in kept:
         sys.stderr.write(f"error: not removing {name}: it is claimed\n")
     if kept:
         sys.stderr.write("hint: release the slots first, or pass --force to remove them anyway\n")
-    if not removed and not kept:
+    if not removed and not kept and args.verbosity >= 0:
         print("The pool is empty.")
     return ExitCode.FAILED if kept else ExitCode.OK
 
