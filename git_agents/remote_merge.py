@@ -4,6 +4,11 @@ The merges are computed here, in memory, with the same code as a local merge (me
 on top of the remote's target tip; then one atomic push moves each target with a lease on its
 old value, the notes ref with a lease on its old value, and creates refs/agents/merged/<id>.
 If anyone moved any of them meanwhile, nothing changes on the remote: fetch, merge again, retry.
+
+The check gate and the dry run are the local merge queue's (merge_queue.build_chain, checks.py):
+each merged result is checked in the scratch worktree before the chain goes on, and a task
+whose result fails gets refs/agents/rejected/<id> (in the same atomic push) so that
+`git agent-queue list` shows it as check-failed; a later run checks it again.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import sys
 import time
 from datetime import datetime, timezone
 
+from .checks import Checker
 from .commands.merge import _message
 from .errors import AgentError, ExitCode
 from .lock import RepoLock
-from .merging import Attempt, advance_branch, merge_in_memory
-from .notes import NOTES_REF, add_note
+from .merge_queue import Candidate, build_chain
+from .merging import Attempt, advance_branch
+from .notes import NOTES_REF, add_notes
 from .remote_queue import RemoteQueue, RemoteTask, Update, ref
 from .repo import Repo
 from .store import Task, now_iso
@@ -26,8 +33,14 @@ from .worktrees import list_worktrees
 MAX_ROUNDS = 10
 
 
-def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, verbosity: int = 0) -> int:
-    """Merge finished queue tasks (all, or `ids`) into their targets on the remote; the exit code."""
+def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str | None = None,
+                 batch: bool = False, dry_run: bool = False, verbosity: int = 0) -> int:
+    """Merge finished queue tasks (all, or `ids`) into their targets on the remote; the exit code.
+
+    With `check`, each merged result is checked in the scratch worktree before the chain goes
+    on (as a local merge does, see checks.py); a result that fails is left out and recorded on
+    the remote as refs/agents/rejected/<id>. With `dry_run`, only predict: nothing is pushed.
+    """
     queue = RemoteQueue(repo, remote)
     # A pattern, not refs/notes/agents itself: that fails the fetch while the remote has no notes yet.
     notes_track = f"refs/agents/remote-notes/{queue.name}/{NOTES_REF.removeprefix('refs/notes/')}"
@@ -40,32 +53,42 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, verbosity: i
                              hint="git agent-queue list shows the queue")
         chosen = [tasks[i] for i in ids] if ids else list(tasks.values())
         ready, problems = _ready(chosen, explicit=bool(ids))
+        if dry_run:
+            return _predict(repo, queue, ready, problems, verbosity)
         if not ready:
             return _report([], problems, queue.remote, {}, verbosity)
-        targets: dict[str, list[RemoteTask]] = {}
-        for task in ready:
-            targets.setdefault(str(queue.spec(task)[0].get("base")), []).append(task)
         attempts: list[Attempt] = []
         updates: list[Update] = []
         moved: dict[str, tuple[str, str]] = {}
-        with RepoLock(repo.common_dir, "merge"):
+        notes: dict[str, dict[str, str]] = {}
+        with RepoLock(repo.common_dir, "merge"), Checker(repo, check or "") as checker:
             remote_notes = _sync_notes(repo, notes_track)
-            for target, group in targets.items():
+            for target, group in _by_target(queue, ready).items():
                 old = queue.head(target)
                 if old is None:
                     for task in group:
                         problems[task.id] = f"its target branch '{target}' is not on {queue.remote}"
                     continue
-                new, done = _merge_group(repo, queue, target, old, group)
+                new, done = _merge_group(repo, queue, old, group, checker if check else None, batch)
                 attempts += done
                 if new != old:
                     moved[target] = (old, new)
                     updates.append(Update(f"refs/heads/{target}", new, old))
+                for a in done:
+                    if a.status == "merged":
+                        notes[a.commit] = _note_fields(queue, tasks[a.task_id], target, old, a)
+                    elif a.status == "check-failed":
+                        updates.append(_rejection(queue, tasks[a.task_id], a, target, old, str(check)))
             merged = [a for a in attempts if a.status == "merged"]
-            if not merged:
+            if not updates:
                 return _report(attempts, problems, queue.remote, moved, verbosity)
-            updates.append(Update(NOTES_REF, repo.git("rev-parse", NOTES_REF), remote_notes))
-            updates += [Update(ref("merged", a.task_id), a.commit, "") for a in merged]
+            if merged:
+                add_notes(repo, notes)
+                updates.append(Update(NOTES_REF, repo.git("rev-parse", NOTES_REF), remote_notes))
+                updates += [Update(ref("merged", a.task_id), a.commit, "") for a in merged]
+                # A result that failed an earlier check and passes now: its rejection no longer holds.
+                updates += [Update(ref("rejected", a.task_id), None, tasks[a.task_id].rejected)
+                            for a in merged if tasks[a.task_id].rejected]
             result = queue.push(updates, atomic=True)
         if result.ok:
             _advance_local(repo, moved)
@@ -77,6 +100,29 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, verbosity: i
         time.sleep(0.05 * (round_ + 1))
     raise AgentError(f"{queue.remote} kept moving while merging; gave up after {MAX_ROUNDS} rounds, nothing changed",
                      hint="run git agent-merge --all --remote again")
+
+
+def _by_target(queue: RemoteQueue, tasks: list[RemoteTask]) -> dict[str, list[RemoteTask]]:
+    """The tasks grouped by the branch their queue entry names as base, in order."""
+    targets: dict[str, list[RemoteTask]] = {}
+    for task in tasks:
+        targets.setdefault(str(queue.spec(task)[0].get("base")), []).append(task)
+    return targets
+
+
+def _predict(repo: Repo, queue: RemoteQueue, ready: list[RemoteTask], problems: dict[str, str],
+             verbosity: int) -> int:
+    """--dry-run: the chain of in-memory merges onto the remote's targets, reported as a local dry run is."""
+    from .commands.merge import Options, _report as report_prediction
+
+    attempts: list[Attempt] = []
+    for target, group in _by_target(queue, ready).items():
+        old = queue.head(target)
+        if old is None:
+            problems.update((task.id, f"its target branch '{target}' is not on {queue.remote}") for task in group)
+        else:
+            attempts += _merge_group(repo, queue, old, group, None, False)[1]
+    return report_prediction(repo, attempts, problems, Options(verbosity=verbosity), dry_run=True)
 
 
 def _ready(tasks: list[RemoteTask], *, explicit: bool) -> tuple[list[RemoteTask], dict[str, str]]:
@@ -96,12 +142,11 @@ def _ready(tasks: list[RemoteTask], *, explicit: bool) -> tuple[list[RemoteTask]
     return ready, problems
 
 
-def _merge_group(repo: Repo, queue: RemoteQueue, target: str, old: str,
-                 group: list[RemoteTask]) -> tuple[str, list[Attempt]]:
-    """Merge each task's published tip onto `old` in memory; note each merge commit; return the new tip."""
+def _merge_group(repo: Repo, queue: RemoteQueue, old: str, group: list[RemoteTask],
+                 checker: Checker | None, batch: bool) -> tuple[str, list[Attempt]]:
+    """Chain each task's published tip onto `old` in memory (checking each result); the new tip and attempts."""
     git = repo.git
-    current = old
-    attempts = []
+    candidates = []
     for task in group:
         info = task.result_info
         tip = str(info.get("tip", ""))
@@ -109,15 +154,23 @@ def _merge_group(repo: Repo, queue: RemoteQueue, target: str, old: str,
         if git("rev-parse", f"{task.result}^1") != tip:
             raise AgentError(f"the result of task {task.id} on {queue.remote} is malformed (tip mismatch)")
         local = Task(task.id, title=task.title, branch=str(info.get("branch", "")))
-        attempt = merge_in_memory(git, current, tip, _message(repo, local), task.id)
-        attempts.append(attempt)
-        if attempt.status == "merged":
-            current = attempt.commit
-            add_note(repo, attempt.commit, _note_fields(queue, task, target, old))
-    return current, attempts
+        candidates.append(Candidate(task.id, tip, _message(repo, local)))
+    attempts, new = build_chain(git, old, candidates, checker, batch=batch)
+    return new, attempts
 
 
-def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, target_tip: str) -> dict[str, str]:
+def _rejection(queue: RemoteQueue, task: RemoteTask, attempt: Attempt, target: str, base: str,
+               command: str) -> Update:
+    """The update recording that a task's merged result failed the check (replacing an earlier record)."""
+    record = {"id": task.id, "reason": "check-failed", "check": command, "output": attempt.check_output,
+              "target": target, "base": base, "at": time.time()}
+    commit = queue.record_commit(f"agent-merge: task {task.id} failed the merge check", record,
+                                 parents=(task.result,))
+    return Update(ref("rejected", task.id), commit, task.rejected)
+
+
+def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, target_tip: str,
+                 attempt: Attempt) -> dict[str, str]:
     info = task.result_info
 
     def when(key: str) -> str:  # as now_iso() writes times
@@ -129,7 +182,7 @@ def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, target_tip: 
     return {"task": task.id, "title": task.title, "branch": str(info.get("branch", "")),
             "worker": str(info.get("worker", "-")), "remote": queue.remote, "target": target,
             "base": target_tip, "started": when("started"), "finished": when("finished"),
-            "exit": str(info.get("exit")), "merged": now_iso()}
+            "exit": str(info.get("exit")), "merged": now_iso(), "check": attempt.check or "-"}
 
 
 def _sync_notes(repo: Repo, track: str) -> str:
@@ -174,6 +227,12 @@ def _report(attempts: list[Attempt], problems: dict[str, str], remote: str,
                 print(f"Merged task {a.task_id} ({a.commit[:12]})")
         elif a.status == "conflict":
             problems[a.task_id] = f"conflicts in {', '.join(a.conflicts)} (its branch stays on {remote})"
+        elif a.status == "check-failed":
+            print(f"Check failed for task {a.task_id} (not merged; recorded on {remote} as "
+                  f"refs/agents/rejected/{a.task_id}):")
+            for line in a.check_output.splitlines():
+                print(f"    {line}")
+            problems[a.task_id] = "its merged result failed the check"
         else:
             problems[a.task_id] = "it has no commits to merge"
     if verbosity >= 0:

@@ -6,6 +6,7 @@ Everything lives in refs on the remote, so any git server is the coordinator:
     refs/agents/claims/<id>   a commit whose message carries the claiming worker and its heartbeat
     refs/agents/results/<id>  a commit (parent: the task branch tip) with exit code, times, log tail
     refs/agents/merged/<id>   the merge commit that brought the task into its target branch
+    refs/agents/rejected/<id> a commit (parent: the result) saying the merged result failed the merge check
 
 Every change is a push with an expected old value (`--force-with-lease=<ref>:<old>`, empty =
 must not exist), which the server's receive-pack checks under its ref lock: two workers can
@@ -27,7 +28,7 @@ from .repo import Repo
 
 FORMAT_VERSION = 1
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-KINDS = ("queue", "claims", "results", "merged")
+KINDS = ("queue", "claims", "results", "merged", "rejected")
 
 
 @dataclass
@@ -42,6 +43,8 @@ class RemoteTask:
     result: str = ""
     result_info: dict[str, object] = field(default_factory=dict)
     merged: str = ""
+    rejected: str = ""  # commit of refs/agents/rejected/<id>: the last merge attempt failed its check
+    rejected_info: dict[str, object] = field(default_factory=dict)
 
     def heartbeat_age(self, now: float | None = None) -> float | None:
         """Seconds since the claim's last heartbeat (by the claimer's clock), None when unclaimed."""
@@ -51,9 +54,11 @@ class RemoteTask:
         return max(0.0, (now if now is not None else time.time()) - beat)
 
     def state(self) -> str:
-        """queued, claimed, done, failed or merged."""
+        """queued, claimed, done, failed, check-failed or merged."""
         if self.merged:
             return "merged"
+        if self.rejected:
+            return "check-failed"
         if self.result:
             return "done" if self.result_info.get("exit") == 0 else "failed"
         return "claimed" if self.claim else "queued"
@@ -178,6 +183,8 @@ class RemoteQueue:
                 task.claim, task.claim_info = sha, _record(message, f"the claim on task {task_id}")
             elif kind == "results":
                 task.result, task.result_info = sha, _record(message, f"the result of task {task_id}")
+            elif kind == "rejected":
+                task.rejected, task.rejected_info = sha, _record(message, f"the check record of task {task_id}")
             else:
                 task.merged = sha
         return {k: tasks[k] for k in sorted(tasks, key=sort_key)}

@@ -430,3 +430,87 @@ def test_a_worker_with_a_stale_view_does_not_rerun_a_finished_task(tmp_path: Pat
     assert proc.stdout == "False []\n"
     assert record.read_text().split() == ["1", "quick"]
     assert remote_refs(publisher, "refs/agents/claims/") == {}
+
+
+def worked_queue(tmp_path: Path, url: str, ids: list[str], agent: Path) -> Project:
+    """Publish one task per id, let a worker on another clone run them all; the publisher's clone."""
+    publisher = clone(tmp_path, url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ids, agent)))
+    worker = start_worker(clone(tmp_path, url, "machine"), "--once", "--jobs", "2", "--poll", "0.1", "--lease", "30")
+    worker.communicate(timeout=60)
+    return publisher
+
+
+CHECK = "! grep -l broken file-*.txt"  # fails on a tree holding a broken file, and names it
+
+
+@pytest.mark.parametrize("batch", [[], ["--check-batch"]], ids=["each", "batch"])
+def test_merge_remote_leaves_out_a_task_whose_result_fails_the_check(tmp_path: Path, bare: Path,
+                                                                     batch: list[str]) -> None:
+    agent = write_script(tmp_path / "agent.sh", """
+        if [ "$GIT_AGENT_TASK" = 2 ]; then echo broken; else echo fine; fi > "file-$GIT_AGENT_TASK.txt"
+        git add . && git commit -q -m "task $GIT_AGENT_TASK"
+    """)
+    publisher = worked_queue(tmp_path, f"file://{bare}", ["1", "2", "3"], agent)
+    before = publisher.git("ls-remote", "origin", "refs/heads/main").split()[0]
+
+    merged = publisher.agent("merge", "--all", "--remote", "origin", "--check", CHECK, *batch)
+    assert merged.returncode == 1, merged.stderr
+    assert merged.stderr == "warning: not merged: task 2: its merged result failed the check\n"
+    main = publisher.git("ls-remote", "origin", "refs/heads/main").split()[0]
+    assert merged.stdout == (f"Merged task 1 ({publisher.git('rev-parse', main + '^')[:12]})\n"
+                             "Check failed for task 2 (not merged; recorded on origin as refs/agents/rejected/2):\n"
+                             "    file-2.txt\n"
+                             f"Merged task 3 ({main[:12]})\n"
+                             f"Pushed main to origin ({before[:12]}..{main[:12]})\n"
+                             "2 merged, 1 not merged\n")
+    assert publisher.git("ls-tree", "--name-only", main).splitlines() == ["README", "file-1.txt", "file-3.txt",
+                                                                          "shared.txt"]
+    assert publisher.git("rev-parse", "main") == main
+    assert set(remote_refs(publisher, "refs/agents/merged/")) == {"refs/agents/merged/1", "refs/agents/merged/3"}
+    assert publisher.git("worktree", "list", "--porcelain").count("worktree ") == 1  # the scratch one is gone
+    publisher.git("fetch", "-q", "origin", "refs/notes/agents:refs/notes/agents")
+    assert "check: passed" in publisher.git("notes", "--ref=agents", "show", main)
+
+    viewer = clone(tmp_path, f"file://{bare}", "viewer")
+    listed = {t["id"]: t for t in json.loads(viewer.ok("queue", "list", "--json").stdout)["tasks"]}
+    assert {i: t["state"] for i, t in listed.items()} == {"1": "merged", "2": "check-failed", "3": "merged"}
+    assert (listed["2"]["check"], listed["2"]["check_output"], listed["2"]["exit"]) == (CHECK, "file-2.txt", 0)
+    assert (listed["1"]["check"], listed["1"]["check_output"]) == (None, None)
+    assert viewer.ok("queue", "list").stdout.splitlines()[2].split() == ["2", "check-failed", "check", "failed:",
+                                                                         *CHECK.split(), "Task", "number", "2"]
+
+    # A later run checks it again (agent.mergeCheck this time): once it passes, it merges and the record goes.
+    publisher.git("config", "agent.mergeCheck", "true")
+    again = publisher.agent("merge", "--all", "--remote", "origin")
+    assert (again.returncode, again.stderr) == (0, "")
+    assert again.stdout.splitlines()[0].startswith("Merged task 2 (")
+    assert remote_refs(publisher, "refs/agents/rejected/") == {}
+    states = [(t["id"], t["state"]) for t in json.loads(viewer.ok("queue", "list", "--json").stdout)["tasks"]]
+    assert states == [("1", "merged"), ("2", "merged"), ("3", "merged")]
+
+
+def test_merge_remote_dry_run_predicts_and_pushes_nothing(tmp_path: Path, bare: Path) -> None:
+    agent = write_script(tmp_path / "agent.sh", """
+        case "$GIT_AGENT_TASK" in
+            a|b) echo "version $GIT_AGENT_TASK" > shared.txt ;;
+            *) echo ok > "file-$GIT_AGENT_TASK.txt" ;;
+        esac
+        git add . && git commit -q -m "task $GIT_AGENT_TASK"
+    """)
+    publisher = worked_queue(tmp_path, f"file://{bare}", ["a", "b", "good"], agent)
+    publisher.ok("queue", "list")  # (its fetch brings the tracking refs up to date, as the dry run's would)
+    before = publisher.git("ls-remote", "origin")
+    local = publisher.snapshot()
+
+    predicted = publisher.agent("merge", "--all", "--remote", "origin", "--dry-run", "--check", "false")
+    assert (predicted.returncode, predicted.stderr) == (1, "")
+    assert predicted.stdout == ("Task a would merge cleanly\n"
+                                "Task b would conflict: shared.txt\n"
+                                "    CONFLICT (content): Merge conflict in shared.txt\n"
+                                "Task good would merge cleanly\n"
+                                "2 would merge, 1 would not\n")
+    assert publisher.git("ls-remote", "origin") == before
+    assert publisher.snapshot() == local
+    assert publisher.git("for-each-ref", "refs/notes/") == ""
+    assert publisher.git("worktree", "list", "--porcelain").count("worktree ") == 1

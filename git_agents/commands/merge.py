@@ -46,6 +46,11 @@ With --remote <remote>, merge the tasks that workers finished (git agent-worker)
 their results and branches from the remote's queue, merge them onto the remote's target branch
 the same way, and push the target, the notes and refs/agents/merged/<id> in one atomic push
 with a lease on each old value; if someone moved the target meanwhile, fetch, merge again, retry.
+--check, --check-batch and agent.mergeCheck gate these merges as they do local ones (in the
+scratch worktree of this clone); a task whose result fails is left out and recorded on the
+remote as refs/agents/rejected/<id>, which `git agent-queue list` shows as "check-failed" (a
+later run checks it again). --dry-run --remote fetches and predicts; it pushes nothing.
+--interactive and --rebase do not combine with --remote.
 
 --dry-run reports, in merge order, what would happen to each task (each prediction includes
 the tasks merged before it) without moving any ref or touching any worktree.
@@ -80,6 +85,7 @@ git agent-merge --all --check 'make test'      # merge only results whose tests 
 git agent-merge --all --check-batch            # agent.mergeCheck once on the lot; bisect on failure
 git agent-merge 48 50 --interactive            # stop at a conflict; resolve; git agent-merge --continue
 git agent-merge --abort                        # after an interruption: put the target back
+git agent-merge --all --remote origin --check 'make test'  # merge the workers' results that pass
 """
 
 
@@ -167,16 +173,16 @@ def run(args: argparse.Namespace) -> int:
     if args.ids and args.all:
         raise UsageError("--all cannot be combined with task ids")
     repo = Repo.discover()
-    if args.remote:
-        if args.dry_run or args.check or args.check_batch or args.interactive or args.rebase:
-            raise UsageError("--remote cannot be combined with --dry-run, --check, --check-batch, "
-                             "--interactive or --rebase")
-        from ..remote_merge import merge_remote
-
-        return merge_remote(repo, args.remote, args.ids, verbosity=args.verbosity)
     check = None if args.no_check else (args.check or repo.setting("agent.mergeCheck") or None)
     if args.check_batch and not check:
         raise UsageError("--check-batch needs a check command (--check <cmd> or agent.mergeCheck)")
+    if args.remote:
+        if args.interactive or args.rebase:  # both work in the task's worktree, which is on another machine
+            raise UsageError("--remote cannot be combined with --interactive or --rebase")
+        from ..remote_merge import merge_remote
+
+        return merge_remote(repo, args.remote, args.ids, check=check, batch=args.check_batch,
+                            dry_run=args.dry_run, verbosity=args.verbosity)
     if args.rebase and (args.interactive or args.check_batch):
         raise UsageError("--rebase cannot be combined with --interactive or --check-batch")
     opts = Options(check, args.check_batch, args.interactive, args.rebase, show_empty=not args.all,

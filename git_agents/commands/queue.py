@@ -25,7 +25,13 @@ machine with a clone claim and run them; git agent-merge --all --remote merges t
 
 `list` fetches the queue and shows every task with its state: queued, claimed (by which worker,
 since when, and how old its last heartbeat is; "stale" once older than agent.lease), done,
-failed (the agent exited non-zero) or merged.
+failed (the agent exited non-zero), check-failed or merged.
+
+check-failed: `git agent-merge --remote` merged the task's result in memory and the merge
+check (--check or agent.mergeCheck) failed on it, so it was left out; the remote keeps that
+as refs/agents/rejected/<id> (a commit whose parent is the result, with the check command and
+the tail of its output). A later `git agent-merge --remote` checks it again and, if it passes,
+merges it and removes the record.
 """
 
 EXAMPLES = """\
@@ -35,10 +41,11 @@ git agent-queue list
 
 JSON = """\
 With --json, list prints one object: {"version": 1, "remote": "<remote>", "tasks": [...]}, one
-entry per task in id order with the fields id, title, state (queued, claimed, done, failed or
-merged), worker (the claimer, or who ran it), claimed (epoch seconds), heartbeat_age (seconds),
-stale (true once the heartbeat is older than agent.lease), exit, started, finished (epoch
-seconds), branch and merge_commit; fields that do not apply are null. "version" changes only
+entry per task in id order with the fields id, title, state (queued, claimed, done, failed,
+check-failed or merged), worker (the claimer, or who ran it), claimed (epoch seconds),
+heartbeat_age (seconds), stale (true once the heartbeat is older than agent.lease), exit,
+started, finished (epoch seconds), branch, merge_commit, check (the check command that failed)
+and check_output (the tail of its output); fields that do not apply are null. "version" changes only
 when a field is removed or changes meaning.
 """
 
@@ -116,13 +123,16 @@ def describe(task: RemoteTask, lease: float, now: float) -> dict[str, object]:
     info = task.claim_info
     age = task.heartbeat_age(now)
     result = task.result_info
+    rejected = task.rejected_info if task.rejected and not task.merged else {}
     return {"id": task.id, "title": task.title, "state": task.state(),
             "worker": info.get("worker") if task.claim else result.get("worker"),
             "claimed": info.get("claimed") if task.claim else None,
             "heartbeat_age": None if age is None else round(age, 1),
             "stale": age is not None and age > lease,
             "exit": result.get("exit"), "started": result.get("started"), "finished": result.get("finished"),
-            "branch": result.get("branch"), "merge_commit": task.merged or None}
+            "branch": result.get("branch"), "merge_commit": task.merged or None,
+            "check": rejected.get("check") if rejected else None,
+            "check_output": rejected.get("output") if rejected else None}
 
 
 def _when(epoch: object) -> str:
@@ -154,6 +164,8 @@ def list_queue(args: argparse.Namespace) -> int:
             detail = f"by {row['worker']} since {_when(row['claimed'])}, {beat}"
         elif state in ("done", "failed"):
             detail = f"exit {row['exit']} by {row['worker']} at {_when(row['finished'])}"
+        elif state == "check-failed":
+            detail = f"check failed: {row['check']}"
         elif state == "merged":
             detail = f"as {str(row['merge_commit'])[:12]}"
         lines.append([str(row["id"]), state, detail, str(row["title"])])
