@@ -363,6 +363,9 @@ def test_usage_and_configuration_errors(tmp_path: Path, daemon_url: str, committ
     assert (zero.returncode, zero.stderr) == (129, "error: --jobs must be a positive number\nusage: git agent-worker"
                                                    " [--remote <remote>] [--jobs <n>] [--agent <command>]"
                                                    " [--lease <seconds>] [--once]\n")
+    rebase = publisher.agent("merge", "--all", "--remote", "origin", "--rebase")
+    assert (rebase.returncode, rebase.stderr.splitlines()[0]) == (
+        129, "error: --remote cannot be combined with --interactive or --rebase")
     assert remote_refs(publisher, "refs/agents/") == {}
 
 
