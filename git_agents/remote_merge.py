@@ -75,10 +75,13 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
                     moved[target] = (old, new)
                     updates.append(Update(f"refs/heads/{target}", new, old))
                 for a in done:
+                    task = tasks[a.task_id]
                     if a.status == "merged":
-                        notes[a.commit] = _note_fields(queue, tasks[a.task_id], target, old, a)
-                    elif a.status == "check-failed":
-                        updates.append(_rejection(queue, tasks[a.task_id], a, target, old, str(check)))
+                        notes[a.commit] = _note_fields(queue, task, target, old, a)
+                    if a.status == "check-failed":
+                        updates.append(_rejection(queue, task, a, target, old, str(check)))
+                    elif task.rejected:  # it merges (or conflicts) now: the earlier check failure is history
+                        updates.append(Update(ref("rejected", task.id), None, task.rejected))
             merged = [a for a in attempts if a.status == "merged"]
             if not updates:
                 return _report(attempts, problems, queue.remote, moved, verbosity)
@@ -86,9 +89,6 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
                 add_notes(repo, notes)
                 updates.append(Update(NOTES_REF, repo.git("rev-parse", NOTES_REF), remote_notes))
                 updates += [Update(ref("merged", a.task_id), a.commit, "") for a in merged]
-                # A result that failed an earlier check and passes now: its rejection no longer holds.
-                updates += [Update(ref("rejected", a.task_id), None, tasks[a.task_id].rejected)
-                            for a in merged if tasks[a.task_id].rejected]
             result = queue.push(updates, atomic=True)
         if result.ok:
             _advance_local(repo, moved)

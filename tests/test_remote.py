@@ -493,6 +493,26 @@ def test_merge_remote_leaves_out_a_task_whose_result_fails_the_check(tmp_path: P
     assert states == [("1", "merged"), ("2", "merged"), ("3", "merged")]
 
 
+def test_a_check_failure_record_goes_when_the_task_conflicts_instead(tmp_path: Path, bare: Path) -> None:
+    agent = write_script(tmp_path / "agent.sh", """
+        echo broken > file-1.txt && git add . && git commit -q -m "task 1"
+    """)
+    publisher = worked_queue(tmp_path, f"file://{bare}", ["1"], agent)
+    failed = publisher.agent("merge", "--all", "--remote", "origin", "--check", CHECK)
+    assert (failed.returncode, failed.stderr) == (1, "warning: not merged: task 1: its merged result failed the check\n")
+    assert set(remote_refs(publisher, "refs/agents/rejected/")) == {"refs/agents/rejected/1"}
+
+    (publisher.path / "file-1.txt").write_text("someone else's\n")
+    publisher.git("add", "file-1.txt")
+    publisher.git("commit", "-q", "-m", "someone else's file-1.txt")
+    publisher.git("push", "-q", "origin", "main")
+    conflict = publisher.agent("merge", "--all", "--remote", "origin", "--check", "true")
+    assert (conflict.returncode, conflict.stderr) == (
+        1, "warning: not merged: task 1: conflicts in file-1.txt (its branch stays on origin)\n")
+    assert remote_refs(publisher, "refs/agents/rejected/") == {}
+    assert [t["state"] for t in json.loads(publisher.ok("queue", "list", "--json").stdout)["tasks"]] == ["done"]
+
+
 def test_merge_remote_dry_run_predicts_and_pushes_nothing(tmp_path: Path, bare: Path) -> None:
     agent = write_script(tmp_path / "agent.sh", """
         case "$GIT_AGENT_TASK" in

@@ -30,8 +30,8 @@ failed (the agent exited non-zero), check-failed or merged.
 check-failed: `git agent-merge --remote` merged the task's result in memory and the merge
 check (--check or agent.mergeCheck) failed on it, so it was left out; the remote keeps that
 as refs/agents/rejected/<id> (a commit whose parent is the result, with the check command and
-the tail of its output). A later `git agent-merge --remote` checks it again and, if it passes,
-merges it and removes the record.
+the tail of its output). A later `git agent-merge --remote` checks it again; the record is
+removed once the task merges (or conflicts instead, and is "done" again).
 """
 
 EXAMPLES = """\
