@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from . import agent, starting
+from . import agent, pool, starting
 from .errors import AgentError, ExitCode
 from .lock import RepoLock
 from .overview import NOT_COMMITTED, agent_state
@@ -103,7 +103,7 @@ def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool)
         command = agent.absolutise_program(expand(repo, written), os.path.dirname(os.path.abspath(tf.path)))
         task = existing.get(spec.id)
         if task is None and spec.id not in done:
-            plan_task(repo, spec.id, base, base_commit)  # fails now, before anything is created
+            plan_task(repo, spec.id, base, base_commit, pooled=tf.pool)  # fails now, before anything is created
         if task is None:
             jobs.append(Job(spec, command, MERGED_BEFORE if spec.id in done else NEW,
                             outcome=f"merged ({done[spec.id][:12]}, earlier run)" if spec.id in done else ""))
@@ -135,6 +135,8 @@ def describe(tf: TaskFile, jobs: list[Job], base: str) -> str:
     """The plan as `--dry-run` prints it."""
     then = "then merge the successful ones in task order" if tf.merge else "no merge (merge = false)"
     lines = [f"Run {len(jobs)} task(s) from {tf.path} on {base}, {tf.jobs} at a time; {then}."]
+    if tf.pool:
+        lines.append("Take each new task's worktree from the pool (git agent-pool), as spawn --pool does.")
     if tf.check:
         lines.append(f"Check each finished task with: {tf.check}")
     width = max(len(j.id) for j in jobs)
@@ -232,8 +234,9 @@ class Run:
     """One `git agent-run`."""
 
     def __init__(self, repo: Repo, tf: TaskFile, jobs: list[Job], base: str, base_commit: str,
-                 stream: TextIO = sys.stdout) -> None:
+                 stream: TextIO = sys.stdout, *, request: pool.PoolRequest | None = None) -> None:
         self.repo = repo
+        self.request = request  # take worktrees from the pool (pool = true), as spawn --pool does
         self.tf = tf
         self.jobs = jobs
         self.base = base
@@ -293,9 +296,15 @@ class Run:
             job.state = "preparing"
             self.progress.update()
             if job.action == NEW:
-                task = plan_task(self.repo, job.id, self.base, self.base_commit)
+                task = plan_task(self.repo, job.id, self.base, self.base_commit, pooled=self.request is not None)
                 task.title, task.created = job.spec.title, now_iso()
-                starting.create(self.repo, task, job.spec.text, template)
+                try:
+                    # The run holds a pooled slot until the task's agent starts (starting.start hands it over).
+                    starting.create(self.repo, task, job.spec.text, template, request=self.request,
+                                    owner=(os.getpid(), agent.process_start(os.getpid()) or ""))
+                except pool.PoolExhausted as exc:  # nothing was recorded: a resumed run tries again
+                    job.state, job.outcome = "failed: pool exhausted", f"failed: {exc.message}"
+                    continue
                 job.task = task
             assert job.task is not None
             try:

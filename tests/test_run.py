@@ -268,3 +268,39 @@ def test_nothing_is_created_when_a_branch_is_in_the_way(project: Project, tmp_pa
     assert proc.stderr == ("fatal: a branch named 'task-2' already exists\n"
                            "hint: delete or rename it (git branch -m task-2 <new>), or pick another id\n")
     assert project.snapshot() == before
+
+
+def test_pool_true_takes_worktrees_from_the_pool_and_gives_them_back(project: Project, tmp_path: Path) -> None:
+    from .test_pool import assert_free_at, pool_json
+
+    project.ok("pool", "create", "2")
+    where = tmp_path / "where"
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK $(pwd)" >> {where}
+        echo "$GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && git add . && git commit -q -m "$GIT_AGENT_TASK"
+    """)
+    tasks = "".join(f'\n[[task]]\nid = "{n}"\nprompt = "do {n}"\n' for n in (1, 2, 3))
+    (tmp_path / "tasks.toml").write_text(f'agent = "{agent}"\njobs = 2\npool = true\n{tasks}')
+    base = project.git("rev-parse", "main")
+
+    dry = project.ok("run", "--dry-run", str(tmp_path / "tasks.toml"))
+    assert dry.stdout.splitlines()[1] == \
+        "Take each new task's worktree from the pool (git agent-pool), as spawn --pool does."
+    proc = project.ok("run", str(tmp_path / "tasks.toml"))
+
+    shas = project.git("log", "--first-parent", "--format=%h", "--abbrev=12", f"{base}..main").split()
+    assert proc.stdout.endswith(f"\nReport:\n  1  merged ({shas[2]})\n  2  merged ({shas[1]})\n"
+                                f"  3  merged ({shas[0]})\n3 merged, 0 not merged\n")
+    assert project.git("log", "--first-parent", "--format=%s", f"{base}..main").splitlines() == [
+        "feat: Task 3 - do 3", "feat: Task 2 - do 2", "feat: Task 1 - do 1"]
+    assert sorted(p.name for p in project.path.glob("file-*.txt")) == ["file-1.txt", "file-2.txt", "file-3.txt"]
+    # each task ran in a slot of its own: the two there, and one the pool grew by (agent.poolMax 0)
+    ran = dict(line.split() for line in where.read_text().splitlines())
+    assert {k: os.path.basename(v) for k, v in ran.items()} == {"1": "pool-1", "2": "pool-2", "3": "pool-3"}
+    new_base = project.git("rev-parse", "main")
+    assert sorted(pool_json(project)) == ["pool-1", "pool-2", "pool-3"]
+    for name in ("pool-1", "pool-2", "pool-3"):
+        assert_free_at(project, project.worktrees / name, new_base)
+    assert project.git("branch", "--format=%(refname:short)") == "main"
+    assert project.git("config", "--get-regexp", "^agent-task\\.", check=False) == ""
+    assert project.git("for-each-ref", "refs/agents/pool/") == ""

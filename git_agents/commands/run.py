@@ -66,16 +66,15 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the task file."""
     from ..selection import resolve_base
-    from ..errors import AgentError
+
+    from .spawn import pool_request
 
     tf = load(args.taskfile)
-    if tf.pool:
-        raise AgentError(f"{tf.path}: pool = true needs git agent-pool, which this version does not have",
-                         hint="remove the pool setting to create fresh worktrees")
     repo = Repo.discover()
+    request = pool_request(repo, True, None) if tf.pool else None  # as spawn --pool: grows up to agent.poolMax
     base, base_commit = resolve_base(repo, tf.base or None)
     jobs = plan(repo, tf, base, base_commit, resume=args.resume)
     if args.dry_run:
         print(describe(tf, jobs, base))
         return 0
-    return Run(repo, tf, jobs, base, base_commit).execute()
+    return Run(repo, tf, jobs, base, base_commit, request=request).execute()
