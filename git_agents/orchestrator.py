@@ -17,7 +17,6 @@ import hashlib
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from typing import TextIO
 
 from . import agent, pool, starting
 from .errors import AgentError, ExitCode
-from .lock import RepoLock
 from .overview import NOT_COMMITTED, agent_state
 from .prepare import SetupFailed, make_ready
 from .presets import expand
@@ -33,7 +31,7 @@ from .repo import Repo
 from .settings import parse_bool
 from .store import Task, load_tasks, now_iso, write_task
 from .taskfile import TaskFile, TaskSpec
-from .worktrees import list_worktrees, unsaved_work
+from .worktrees import unsaved_work
 
 POLL_SECONDS = 0.1
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colours and cursor moves in an agent's output
@@ -138,7 +136,7 @@ def describe(tf: TaskFile, jobs: list[Job], base: str) -> str:
     if tf.pool:
         lines.append("Take each new task's worktree from the pool (git agent-pool), as spawn --pool does.")
     if tf.check:
-        lines.append(f"Check each finished task with: {tf.check}")
+        lines.append(f"Merge only the results that pass the check (in a scratch worktree): {tf.check}")
     width = max(len(j.id) for j in jobs)
     labels = {NEW: "create and run", START: "prepare and run", RERUN: "run again", WATCH: "still running: watch",
               FINISHED: "finished: merge only", MERGED_BEFORE: "merged: skip"}
@@ -370,7 +368,7 @@ class Run:
 
     # -- after the agents -------------------------------------------------------------------------
     def _settle(self) -> None:
-        """Decide, for each task, whether it is ready to merge; auto-commit and check where asked."""
+        """Decide, for each task, whether it is ready to merge; auto-commit where asked."""
         auto_commit = parse_bool(self.repo.setting("agent.autoCommit"))
         for job in self.jobs:
             if job.action == MERGED_BEFORE or job.task is None:
@@ -400,44 +398,28 @@ class Run:
                 job.outcome = "agent exited 0 without commits"
             elif unsaved_work(self.repo, task.worktree):
                 job.outcome = "uncommitted or untracked work left in its worktree"
-            elif self.tf.check:
-                job.outcome = self._check(task)
-
-    def _check(self, task: Task) -> str:
-        """Run the task file's check in the task's worktree; '' when it passed, else why not."""
-        path = os.path.join(self.repo.task_dir(task.id), "check.log")
-        with open(path, "wb") as log:
-            code = subprocess.run([self.repo.setting("agent.shell"), "-c", self.tf.check], cwd=task.worktree,
-                                  env=agent.agent_env(task, starting.prompt_path(self.repo, task.id)),
-                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT).returncode
-        if code == 0:
-            return ""
-        reason = f"check failed (exit {code}): see {path}"
-        write_task(self.repo, task.id, state="check-failed", reason=reason)
-        return reason
 
     def _merge(self) -> None:
+        """Merge the ready tasks as `git agent-merge --check CHECK` would; clean up the merged ones."""
         from .commands.clean import remove_task, what_would_be_lost
-        from .commands.merge import _check_target_worktree, _merge_group
+        from .commands.merge import Options, check_failure_text, merge_tasks
 
         ready = [j for j in self.jobs if j.task is not None and not j.outcome and not j.merged]
-        checked_out = {w.branch: w.path for w in list_worktrees(self.repo) if w.branch}
         targets: dict[str, list[Job]] = {}
         for job in ready:
             assert job.task is not None
             targets.setdefault(job.task.base, []).append(job)
-        for target, group in targets.items():
+        options = Options(check=self.tf.check or None)
+        for group in targets.values():
             try:
-                if target in checked_out:
-                    _check_target_worktree(self.repo, checked_out[target])
-                with RepoLock(self.repo.common_dir, "merge"):
-                    attempts = _merge_group(self.repo, target, [j.task for j in group if j.task],
-                                            checked_out.get(target))
+                attempts, meanwhile = merge_tasks(self.repo, [j.task for j in group if j.task], options)
             except AgentError as exc:
                 for job in group:
                     job.outcome = f"not merged: {exc.message}"
                 continue
             by_id = {j.id: j for j in group}
+            for task_id in meanwhile:
+                by_id[task_id].merged, by_id[task_id].outcome = True, "merged meanwhile by another merge"
             for attempt in attempts:
                 job = by_id[attempt.task_id]
                 if attempt.status == "merged":
@@ -447,6 +429,11 @@ class Run:
                 elif attempt.status == "conflict":
                     job.state = "conflict"
                     job.outcome = f"conflict in {', '.join(attempt.conflicts)}"
+                elif attempt.status == "check-failed":
+                    job.state = "check-failed"
+                    last = (attempt.check_output.strip().splitlines() or ["no output"])[-1]
+                    job.outcome = f"check failed on the merged result: {last}"
+                    self.progress.message(check_failure_text(attempt))
                 else:
                     job.outcome = "nothing to merge"
         self.repo.reload_config()

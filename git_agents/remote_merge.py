@@ -13,13 +13,12 @@ whose result fails gets refs/agents/rejected/<id> (in the same atomic push) so t
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from datetime import datetime, timezone
 
 from .checks import Checker
-from .commands.merge import _message
+from .commands.merge import check_target_worktree, merge_message
 from .errors import AgentError, ExitCode
 from .lock import RepoLock
 from .merge_queue import Candidate, build_chain
@@ -154,7 +153,7 @@ def _merge_group(repo: Repo, queue: RemoteQueue, old: str, group: list[RemoteTas
         if git("rev-parse", f"{task.result}^1") != tip:
             raise AgentError(f"the result of task {task.id} on {queue.remote} is malformed (tip mismatch)")
         local = Task(task.id, title=task.title, branch=str(info.get("branch", "")))
-        candidates.append(Candidate(task.id, tip, _message(repo, local)))
+        candidates.append(Candidate(task.id, tip, merge_message(repo, local)))
     attempts, new = build_chain(git, old, candidates, checker, batch=batch)
     return new, attempts
 
@@ -207,13 +206,20 @@ def _advance_local(repo: Repo, moved: dict[str, tuple[str, str]]) -> None:
     for target, (_, new) in moved.items():
         local = git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{target}", ok=(0, 1)).out.strip()
         worktree = checked_out.get(target)
-        clean = worktree is None or not git.at(worktree).run("status", "--porcelain", "--untracked-files=no").out
-        if local and clean and git.ok("merge-base", "--is-ancestor", local, new) and (
-                worktree is None or not os.path.exists(os.path.join(worktree, git.at(worktree)(
-                    "rev-parse", "--git-path", "MERGE_HEAD")))):
+        if local and _movable(repo, worktree) and git.ok("merge-base", "--is-ancestor", local, new):
             advance_branch(git, target, local, new, worktree, f"agent-merge --remote: {target}")
         elif local != new:
             sys.stderr.write(f"hint: your local '{target}' was not updated; catch up with: git pull\n")
+
+
+def _movable(repo: Repo, worktree: str | None) -> bool:
+    """Whether a local target checked out in `worktree` (if any) may move: as a local merge decides."""
+    try:
+        if worktree is not None:
+            check_target_worktree(repo, worktree)
+    except AgentError:
+        return False
+    return True
 
 
 def _report(attempts: list[Attempt], problems: dict[str, str], remote: str,

@@ -4,8 +4,8 @@
     base = "main"             # branch to start from and merge into (default: the main worktree's)
     jobs = 2                  # agents running at once
     merge = true              # merge the successful tasks at the end
-    check = "make test"       # run in each finished task's worktree; a failure keeps it out
-    pool = false              # take worktrees from git agent-pool
+    check = "make test"       # each merged result must pass it (as git agent-merge --check)
+    pool = false              # take worktrees from git agent-pool (as git agent-spawn --pool)
 
     [[task]]
     id = "48"
@@ -88,6 +88,9 @@ def load(path: str) -> TaskFile:
     merge = _typed(path, data, "merge", bool, "")
     result.merge = True if merge is None else merge
     result.pool = bool(_typed(path, data, "pool", bool, ""))
+    if result.check and not result.merge:
+        raise _fail(path, "'check' gates the merges, and merge = false makes none "
+                          "(drop check, or check later with git agent-merge --check)")
     tasks = data.get("task", [])
     if not isinstance(tasks, list) or not tasks:
         raise _fail(path, "no tasks: add at least one [[task]] table with an id and a prompt")

@@ -204,6 +204,9 @@ def test_taskfile_errors_are_reported_with_the_file(project: Project, tmp_path: 
                                                   " and holds only letters, digits, '.', '_' and '-'"),
         ('colour = 1\n', "unknown setting 'colour' (known: agent, base, check, jobs, merge, pool)"),
         ('[[task]]\nid = "1"\nprompt = "x"\n[[task]]\nid = "1"\nprompt = "y"\n', "task id '1' is used twice"),
+        ('merge = false\ncheck = "true"\n[[task]]\nid = "1"\nprompt = "x"\n',
+         "'check' gates the merges, and merge = false makes none (drop check, or check later with"
+         " git agent-merge --check)"),
     ]:
         bad.write_text(text)
         proc = project.agent("run", str(bad))
@@ -304,3 +307,43 @@ def test_pool_true_takes_worktrees_from_the_pool_and_gives_them_back(project: Pr
     assert project.git("branch", "--format=%(refname:short)") == "main"
     assert project.git("config", "--get-regexp", "^agent-task\\.", check=False) == ""
     assert project.git("for-each-ref", "refs/agents/pool/") == ""
+
+
+def test_check_gates_each_merged_result_as_merge_check_does(project: Project, tmp_path: Path) -> None:
+    checked = tmp_path / "checked"
+    agent = write_script(tmp_path / "agent.sh", """
+        echo "$GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt"
+        if [ "$GIT_AGENT_TASK" = 2 ]; then echo oops > broken.txt; fi
+        git add . && git commit -q -m "$GIT_AGENT_TASK"
+    """)
+    check = (f"echo $(ls file-*.txt broken.txt 2>/dev/null) >> {checked}; "
+             "if [ -e broken.txt ]; then echo 'checking...'; echo 'broken.txt must not exist'; exit 1; fi")
+    tasks = "".join(f'\n[[task]]\nid = "{n}"\nprompt = "do {n}"\n' for n in (1, 2, 3))
+    (tmp_path / "tasks.toml").write_text(f'agent = "{agent}"\njobs = 2\ncheck = """{check}"""\n{tasks}')
+    base = project.git("rev-parse", "main")
+
+    dry = project.ok("run", "--dry-run", str(tmp_path / "tasks.toml"))
+    assert dry.stdout.splitlines()[1] == f"Merge only the results that pass the check (in a scratch worktree): {check}"
+    proc = project.agent("run", str(tmp_path / "tasks.toml"))
+
+    assert (proc.returncode, proc.stderr) == (1, "")
+    shas = project.git("log", "--first-parent", "--format=%h", "--abbrev=12", f"{base}..main").split()
+    assert proc.stdout.endswith(
+        "Check failed for task 2 (not merged; branch and worktree kept):\n"
+        "    checking...\n    broken.txt must not exist\n"
+        "\nReport:\n"
+        f"  1  merged ({shas[1]})\n"
+        "  2  check failed on the merged result: broken.txt must not exist; kept task-2 in ../project-worktrees/task-2\n"
+        f"  3  merged ({shas[0]})\n"
+        "2 merged, 1 not merged\n")
+    # the check ran on each merged result in turn (task 3's on top of task 1's, without task 2's)
+    assert checked.read_text() == "file-1.txt\nbroken.txt file-1.txt file-2.txt\nfile-1.txt file-3.txt\n"
+    assert project.git("log", "--first-parent", "--format=%s", f"{base}..main").splitlines() == [
+        "feat: Task 3 - do 3", "feat: Task 1 - do 1"]
+    assert not (project.path / "broken.txt").exists()
+    rows = _status(project)
+    assert {k: r["state"] for k, r in rows.items()} == {"2": "check-failed"}
+    assert project.git("config", "agent-task.2.reason") == "checking...\nbroken.txt must not exist"
+    assert project.git("branch", "--format=%(refname:short)").split() == ["main", "task-2"]
+    assert (project.worktrees / "task-2" / "broken.txt").read_text() == "oops\n"
+    assert not (project.path / ".git" / "agents" / "check-worktree").exists()

@@ -112,11 +112,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     recover.add_argument("--abort", action="store_true", help="undo an interrupted merge: put the target back")
 
 
-def _message(repo: Repo, task: Task) -> str:
+def merge_message(repo: Repo, task: Task) -> str:
+    """The message of a task's merge commit (agent.mergeMessage filled in)."""
     return render(repo.setting("agent.mergeMessage"), {"id": task.id, "title": task.title, "branch": task.branch})
 
 
-def _check_target_worktree(repo: Repo, worktree: str) -> None:
+def check_target_worktree(repo: Repo, worktree: str) -> None:
+    """Refuse (AgentError) to move a branch checked out in `worktree` that is mid-merge or has local changes."""
     git = repo.git.at(worktree)
     merge_head = git("rev-parse", "--git-path", "MERGE_HEAD")
     if os.path.exists(os.path.join(worktree, merge_head)):
@@ -243,7 +245,23 @@ def _by_target(tasks: list[Task]) -> dict[str, list[Task]]:
 
 
 def _execute(repo: Repo, to_merge: list[Task], problems: dict[str, str], opts: Options, carry: Carry | None) -> int:
-    """Merge the selected tasks, target by target, each target moving once (per conflict with --interactive)."""
+    """Merge the selected tasks and report."""
+    attempts, meanwhile = merge_tasks(repo, to_merge, opts, carry=carry)
+    if opts.show_empty:  # named explicitly: say so, as for a task merged before this run
+        problems.update((task_id, "already merged") for task_id in meanwhile)
+    return _report(repo, attempts, problems, opts, dry_run=False)
+
+
+def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
+                carry: Carry | None = None) -> tuple[list[Attempt], list[str]]:
+    """Merge tasks into their targets, target by target, each moving once (per conflict with --interactive).
+
+    The tasks must be eligible (see _select); with opts.check each merged result is checked
+    first and a failing task is left out ("check-failed"). Returns every attempt, in order,
+    and the ids of the tasks that another merge merged meanwhile (not attempted). Raises
+    AgentError when a target's worktree is dirty or mid-merge, or an interrupted merge waits
+    (checked before any target moves). Prints nothing.
+    """
     from ..checks import Checker
 
     waiting = journal_file.read(repo.state_dir)
@@ -253,7 +271,7 @@ def _execute(repo: Repo, to_merge: list[Task], problems: dict[str, str], opts: O
     checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
     for target in targets:
         if target in checked_out:
-            _check_target_worktree(repo, checked_out[target])
+            check_target_worktree(repo, checked_out[target])
         elif opts.interactive:
             raise AgentError(f"--interactive needs '{target}' checked out in a worktree, to resolve conflicts there",
                              hint=f"check it out (git switch {target}), or merge without --interactive")
@@ -264,8 +282,6 @@ def _execute(repo: Repo, to_merge: list[Task], problems: dict[str, str], opts: O
         # ... or may have merged some of these tasks meanwhile: decide on fresh metadata.
         repo.reload_config()
         done_meanwhile = {t.id for t in load_tasks(repo).values() if t.state == "merged"}
-        if opts.show_empty:  # named explicitly: say so, as for a task merged before this run
-            problems.update((t.id, "already merged") for t in to_merge if t.id in done_meanwhile)
         targets = {target: kept for target, group in targets.items()
                    if (kept := [t for t in group if t.id not in done_meanwhile])}
         groups = list(targets.items())
@@ -276,7 +292,7 @@ def _execute(repo: Repo, to_merge: list[Task], problems: dict[str, str], opts: O
                                     checker if opts.check else None, opts, carry, pending)
             if any(a.status == "resolving" for a in attempts):  # --interactive stopped for the user
                 break
-    return _report(repo, attempts, problems, opts, dry_run=False)
+    return attempts, [t.id for t in to_merge if t.id in done_meanwhile]
 
 
 def _refuse_if_interrupted(repo: Repo) -> None:
@@ -341,6 +357,12 @@ def _resolve_instructions(plan: Journal) -> str:
             f"(or put '{plan.target}' back where it was before this run: git agent-merge --abort)")
 
 
+def check_failure_text(attempt: Attempt) -> str:
+    """What is shown for a task whose merged result failed the check: a line and the tail of its output."""
+    return (f"Check failed for task {attempt.task_id} (not merged; branch and worktree kept):\n"
+            + "".join(f"    {line}\n" for line in attempt.check_output.splitlines()))
+
+
 def _report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: Options, *, dry_run: bool) -> int:
     show_empty = opts.show_empty
     merged = [a for a in attempts if a.status == "merged"]
@@ -355,9 +377,7 @@ def _report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts:
             if show_empty and opts.verbosity >= 0:
                 print(f"Task {a.task_id} has no commits to merge")
         elif a.status == "check-failed":
-            print(f"Check failed for task {a.task_id} (not merged; branch and worktree kept):")
-            for line in a.check_output.splitlines():
-                print(f"    {line}")
+            print(check_failure_text(a), end="")
         elif dry_run:
             print(f"Task {a.task_id} would conflict: {', '.join(a.conflicts)}")
             for line in a.messages:
@@ -393,7 +413,7 @@ def _plan(repo: Repo, target: str, tasks: list[Task], checker: object, *, batch:
     names = [f"refs/heads/{target}^{{commit}}"] + [f"refs/heads/{t.branch}^{{commit}}" for t in tasks]
     commits = git("rev-parse", *names).split()
     orig, tips = commits[0], commits[1:]
-    candidates = [Candidate(t.id, tip, _message(repo, t)) for t, tip in zip(tasks, tips)]
+    candidates = [Candidate(t.id, tip, merge_message(repo, t)) for t, tip in zip(tasks, tips)]
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
                                 stop_at_conflict=stop_at_conflict)
     return attempts, orig, new, {t.id: tip for t, tip in zip(tasks, tips)}
@@ -457,7 +477,7 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
     plan = Journal(target=target, worktree=worktree, old=new, new=new, entries=[], pending=later,
                    phase="resolving", run_old=carry.run_old,
                    landed=[*carry.landed, *(e for e in entries if e.status == "merged")], conflict=conflict,
-                   tip=tips[task.id], message=_message(repo, task),
+                   tip=tips[task.id], message=merge_message(repo, task),
                    options={"check": opts.check or "", "batch": "1" if opts.batch else ""})
     start_conflict_merge(repo, plan)
     stop.status, stop.check_output = "resolving", _resolve_instructions(plan)

@@ -17,9 +17,19 @@ agent.link, submodules, a port block and agent.setup), run the agents at most `j
 time, starting the next as one finishes, and show one line per task with its state, elapsed
 time and the last line of its log (redrawn in place on a terminal, appended when the output
 is not one). When all have finished, the successful tasks (agent exited 0 with commits and
-nothing left uncommitted; `check` passed, if set) are merged into the base branch in task
-order as git agent-merge does, merged tasks are cleaned up, and the rest are kept with the
-reason. Exits 1 if any task did not succeed.
+nothing left uncommitted) are merged into the base branch in task order as git agent-merge
+does, merged tasks are cleaned up, and the rest are kept with the reason. Exits 1 if any task
+did not succeed.
+
+`check` gates the merges as git agent-merge --check does: each task's merged result (on top
+of the tasks merged before it) is checked out in a scratch worktree and the command runs there
+with agent.shell; a task whose result fails is not merged but marked check-failed with the
+tail of the output (shown before the report), and the other tasks go on. It needs merge = true.
+
+With pool = true each new task takes a slot of the worktree pool, as git agent-spawn --pool
+does (growing the pool up to agent.poolMax when no slot is free; a task that finds it full
+fails, and --resume tries it again); cleaning a merged task gives its slot back to the pool
+at the new base.
 
 An agent that exits 0 leaving changes but no commit is reported as "exited 0, work not
 committed" (with agent.autoCommit true, its work is committed with the task's title).
@@ -35,8 +45,8 @@ The task file:
     base = "main"           # default: the branch of the main worktree
     jobs = 2                # agents at once (default 1)
     merge = true            # merge the successful tasks at the end (default true)
-    check = "make test"     # run in each finished task's worktree; failing keeps it out
-    pool = false            # worktrees from git agent-pool (not available yet)
+    check = "make test"     # each merged result must pass it (as git agent-merge --check)
+    pool = false            # take worktrees from git agent-pool (as git agent-spawn --pool)
 
     [[task]]
     id = "48"
