@@ -331,6 +331,7 @@ class Run:
                 starting.start(self.repo, job.task, job.command)
                 job.state, job.started = "running", time.monotonic()
                 running.append(job)
+                self.progress.update()  # now: under load a short agent may end before the next round
             for job in list(running):
                 if self._agent_ended(job):
                     running.remove(job)
