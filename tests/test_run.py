@@ -347,3 +347,25 @@ def test_check_gates_each_merged_result_as_merge_check_does(project: Project, tm
     assert project.git("branch", "--format=%(refname:short)").split() == ["main", "task-2"]
     assert (project.worktrees / "task-2" / "broken.txt").read_text() == "oops\n"
     assert not (project.path / ".git" / "agents" / "check-worktree").exists()
+
+
+def test_pool_max_full_pool_fails_the_task_and_resume_runs_it(project: Project, tmp_path: Path) -> None:
+    project.ok("pool", "create", "2")
+    project.git("config", "agent.poolMax", "2")
+    agent = write_script(tmp_path / "agent.sh", """
+        echo "$GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && git add . && git commit -q -m "$GIT_AGENT_TASK"
+    """)
+    tasks = "".join(f'\n[[task]]\nid = "{n}"\nprompt = "do {n}"\n' for n in (1, 2, 3))
+    (tmp_path / "tasks.toml").write_text(f'agent = "{agent}"\njobs = 2\npool = true\n{tasks}')
+
+    proc = project.agent("run", str(tmp_path / "tasks.toml"))
+
+    assert (proc.returncode, proc.stderr) == (1, "")
+    assert proc.stdout.endswith("  3  failed: pool exhausted: all 2 slot(s) are claimed\n2 merged, 1 not merged\n")
+    assert "task 3: failed: pool exhausted\n" in proc.stdout
+    assert project.git("config", "--get-regexp", "^agent-task\\.", check=False) == ""  # nothing recorded for 3
+    resumed = project.ok("run", "--resume", str(tmp_path / "tasks.toml"))
+    assert resumed.stdout.splitlines()[-2:] == [
+        f"  3  merged ({project.git('rev-parse', '--short=12', 'main')})", "3 merged, 0 not merged"]
+    assert sorted(p.name for p in project.path.glob("file-*.txt")) == ["file-1.txt", "file-2.txt", "file-3.txt"]
+    assert [s["state"] for s in json.loads(project.ok("pool", "list", "--json").stdout)["slots"]] == ["free", "free"]
