@@ -112,7 +112,7 @@ def _by_target(queue: RemoteQueue, tasks: list[RemoteTask]) -> dict[str, list[Re
 def _predict(repo: Repo, queue: RemoteQueue, ready: list[RemoteTask], problems: dict[str, str],
              verbosity: int) -> int:
     """--dry-run: the chain of in-memory merges onto the remote's targets, reported as a local dry run is."""
-    from .commands.merge import Options, _report as report_prediction
+    from .commands.merge import Options, report as report_prediction
 
     attempts: list[Attempt] = []
     for target, group in _by_target(queue, ready).items():

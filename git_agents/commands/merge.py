@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         attempts: list[Attempt] = []
         for target, group in _by_target(to_merge).items():
             attempts += _plan(repo, target, group, None, batch=False)[0]
-        return _report(repo, attempts, problems, opts, dry_run=True)
+        return report(repo, attempts, problems, opts, dry_run=True)
     return _execute(repo, to_merge, problems, opts, None)
 
 
@@ -249,7 +249,7 @@ def _execute(repo: Repo, to_merge: list[Task], problems: dict[str, str], opts: O
     attempts, meanwhile = merge_tasks(repo, to_merge, opts, carry=carry)
     if opts.show_empty:  # named explicitly: say so, as for a task merged before this run
         problems.update((task_id, "already merged") for task_id in meanwhile)
-    return _report(repo, attempts, problems, opts, dry_run=False)
+    return report(repo, attempts, problems, opts, dry_run=False)
 
 
 def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
@@ -363,7 +363,8 @@ def check_failure_text(attempt: Attempt) -> str:
             + "".join(f"    {line}\n" for line in attempt.check_output.splitlines()))
 
 
-def _report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: Options, *, dry_run: bool) -> int:
+def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: Options, *, dry_run: bool) -> int:
+    """Print each attempt (or, --dry-run, prediction) and each skipped task as git agent-merge does; the exit code."""
     show_empty = opts.show_empty
     merged = [a for a in attempts if a.status == "merged"]
     for a in attempts:
