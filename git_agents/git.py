@@ -122,6 +122,10 @@ class Git:
         """Run git and return its stdout with the trailing newline removed."""
         return self.run(*args, input=input).out.rstrip("\n")
 
+    def has_ref(self, ref: str) -> bool:
+        """Whether the full ref name `ref` (refs/heads/x, refs/agents/...) exists."""
+        return self.ok("show-ref", "--verify", "--quiet", ref)
+
     def ok(self, *args: str) -> bool:
         """Run git and say whether it exited 0 (for questions such as `merge-base --is-ancestor`)."""
         return self.run(*args, ok=range(0, 256)).code == 0

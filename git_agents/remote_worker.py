@@ -132,8 +132,7 @@ class Worker:
         for task in self._candidates():
             if len(self.held) >= self.jobs or self.stopping:
                 break
-            if task.id in local or self.repo.git.ok("show-ref", "--verify", "--quiet",
-                                                    f"refs/heads/{self.repo.branch_prefix}{task.id}"):
+            if task.id in local or self.repo.git.has_ref(f"refs/heads/{self.repo.branch_prefix}{task.id}"):
                 log(f"skipping task {task.id}: this clone already has a task or branch of that name"
                     f" (git agent-clean {task.id} to let this worker take it)")
                 self.skipped.add(task.id)

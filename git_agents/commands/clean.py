@@ -45,7 +45,7 @@ def is_merged(repo: Repo, task: Task) -> bool:
     if task.state == "merged":
         return True
     branch, target = f"refs/heads/{task.branch}", f"refs/heads/{task.base}"
-    if not repo.git.ok("show-ref", "--verify", "--quiet", branch):
+    if not repo.git.has_ref(branch):
         return False
     has_commits = not repo.git.ok("merge-base", "--is-ancestor", branch, task.base_commit or target)
     return has_commits and repo.git.ok("merge-base", "--is-ancestor", branch, target)
@@ -66,12 +66,11 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
             if count:
                 reasons.append(f"its slot {slot.name} has {count} commit(s) that no branch contains")
     branch = f"refs/heads/{task.branch}"
-    if task.branch and repo.git.ok("show-ref", "--verify", "--quiet", branch):
+    if task.branch and repo.git.has_ref(branch):
         target = f"refs/heads/{task.base}"
-        if not repo.git.ok("show-ref", "--verify", "--quiet", target) or \
-                not repo.git.ok("merge-base", "--is-ancestor", branch, target):
-            count = repo.git("rev-list", "--count", branch, "--not", target, "--") \
-                if repo.git.ok("show-ref", "--verify", "--quiet", target) else "some"
+        target_exists = repo.git.has_ref(target)
+        if not target_exists or not repo.git.ok("merge-base", "--is-ancestor", branch, target):
+            count = repo.git("rev-list", "--count", branch, "--not", target, "--") if target_exists else "some"
             reasons.append(f"its branch {task.branch} has {count} commit(s) not merged into {task.base}")
     return reasons
 
@@ -84,9 +83,9 @@ def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
         # Detaches the slot first, so the branch below is no longer checked out; a slot that
         # another claimer holds by now is left alone.
         pool.release(repo, task.slot, force=force, task=task.id)
-    elif task.worktree and (os.path.isdir(task.worktree) or os.path.lexists(task.worktree)):
+    elif task.worktree and os.path.lexists(task.worktree):
         remove_worktree(repo, task.worktree, force=force)
-    if task.branch and repo.git.ok("show-ref", "--verify", "--quiet", f"refs/heads/{task.branch}"):
+    if task.branch and repo.git.has_ref(f"refs/heads/{task.branch}"):
         repo.git.run("branch", "-D", "--quiet", task.branch)
     release_ports(repo, task)
     delete_task(repo, task.id)

@@ -537,7 +537,8 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
 
 
 def _note_fields(repo: Repo, task: Task, merged_at: str, attempt: Attempt) -> dict[str, str]:
-    state, code, finished = agent_state(repo, task)
+    # Only the exit code and end time go into the note: skip the uncommitted-work probe.
+    _, code, finished = agent_state(repo, task, check_work=False)
     return {"task": task.id, "title": task.title, "branch": task.branch, "agent": task.agent or "-",
             "prompt-hash": task.prompt_hash or "-", "base": task.base_commit, "target": task.base,
             "started": task.started or task.created, "finished": finished or "-",

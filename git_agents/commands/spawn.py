@@ -130,7 +130,7 @@ def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: 
     if task_id in load_tasks(repo):
         raise AgentError(f"task '{task_id}' already exists",
                          hint=f"pick another id, or remove it first with: git agent-clean {task_id}")
-    if repo.git.ok("show-ref", "--verify", "--quiet", f"refs/heads/{branch}"):
+    if repo.git.has_ref(f"refs/heads/{branch}"):
         raise AgentError(f"a branch named '{branch}' already exists",
                          hint=f"delete or rename it (git branch -m {branch} <new>), or pick another id")
     if worktree and os.path.lexists(worktree):
