@@ -1,0 +1,47 @@
+"""Fixtures of the end-to-end suite: the pinned real CLIs, a hermetic home, no network but loopback.
+
+Marked `e2e` (run alone with `python -m pytest -m e2e`, leave out with `-m 'not e2e'`). The
+CLIs are installed on first use at their pins (tests/e2e/pins.py) into
+$GIT_AGENTS_E2E_PREFIX (default ~/.cache/git-agents-e2e); `python -m tests.e2e.install`
+installs them ahead of time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from . import install
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e is marked e2e."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send any proxied request to a closed loopback port: nothing leaves this machine."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def cli_path(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """cli_path("claude") -> the pinned executable, installed if needed, its directory put on PATH."""
+
+    def get(name: str) -> Path:
+        if not install.installed(name):
+            install.install([name])
+        exe = install.executable(name)
+        monkeypatch.setenv("PATH", f"{exe.parent}{os.pathsep}{os.environ['PATH']}")
+        return exe
+
+    return get

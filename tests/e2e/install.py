@@ -1,0 +1,61 @@
+"""Install the pinned agent CLIs (pins.py) into one prefix, once: `python -m tests.e2e.install`.
+
+npm packages go to <prefix>/npm (executables in <prefix>/npm/node_modules/.bin), PyPI ones to
+their own virtual environment <prefix>/venv-<name> so their dependencies never meet ours.
+The prefix is $GIT_AGENTS_E2E_PREFIX, else ~/.cache/git-agents-e2e. A CLI already installed at
+its pinned version is not installed again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .pins import PINS
+
+
+def prefix() -> Path:
+    """Where the pinned CLIs live."""
+    return Path(os.environ.get("GIT_AGENTS_E2E_PREFIX") or Path.home() / ".cache" / "git-agents-e2e")
+
+
+def executable(name: str) -> Path:
+    """The path of a pinned CLI's executable (installed or not)."""
+    registry, _spec, exe = PINS[name]
+    if registry == "npm":
+        return prefix() / "npm" / "node_modules" / ".bin" / exe
+    return prefix() / f"venv-{name}" / "bin" / exe
+
+
+def _stamp(name: str) -> Path:
+    return prefix() / f".installed-{name}"
+
+
+def installed(name: str) -> bool:
+    """Whether the pinned version of `name` is installed."""
+    stamp = _stamp(name)
+    return executable(name).exists() and stamp.exists() and stamp.read_text() == PINS[name][1]
+
+
+def install(names: list[str] | None = None) -> None:
+    """Install the named CLIs (default: all) that are not installed at their pins."""
+    wanted = [n for n in (names or list(PINS)) if not installed(n)]
+    npm = [n for n in wanted if PINS[n][0] == "npm"]
+    if npm:
+        (prefix() / "npm").mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error",
+                        "--prefix", str(prefix() / "npm"), *(PINS[n][1] for n in npm)], check=True)
+    for name in wanted:
+        if PINS[name][0] == "pypi":
+            venv = prefix() / f"venv-{name}"
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", PINS[name][1]],
+                           check=True)
+    for name in wanted:
+        _stamp(name).write_text(PINS[name][1])
+
+
+if __name__ == "__main__":
+    install(sys.argv[1:] or None)
