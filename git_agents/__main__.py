@@ -2,7 +2,7 @@
 
 import sys
 
-from .cli import COMMANDS, main
+from git_agents.cli.dispatch import COMMANDS, main
 
 if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
     sys.stderr.write("usage: python -m git_agents <%s> [<args>]\n" % "|".join(COMMANDS))

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from git_agents.cli import COMMANDS, build_parser, documented_actions, load, option_label, usage_lines
-from git_agents.completion import bash_script
-from git_agents.completion_zsh import zsh_script
+from git_agents.cli.completion import bash_script
+from git_agents.cli.completion_zsh import zsh_script
+from git_agents.cli.dispatch import (
+    COMMANDS,
+    build_parser,
+    documented_actions,
+    load,
+    option_label,
+    usage_lines,
+)
 
 from .conftest import ROOT, Project, run
 
@@ -30,11 +37,11 @@ def test_dash_h_prints_git_style_usage_on_stdout(verb: str, project: Project) ->
 
 
 def test_dash_h_imports_neither_the_command_nor_git_machinery() -> None:
-    code = ("import sys, io; sys.stdout = io.StringIO(); from git_agents.cli import main; "
+    code = ("import sys, io; sys.stdout = io.StringIO(); from git_agents.cli.dispatch import main; "
             "assert main('spawn', ['-h']) == 0; sys.stdout = sys.__stdout__; "
             "print(sorted(m for m in sys.modules if m.startswith('git_agents') or m in ('subprocess', 'plumbum')))")
     proc = run([sys.executable, "-c", code], ROOT, check=True)
-    assert proc.stdout == "['git_agents', 'git_agents._help', 'git_agents.cli', 'git_agents.errors']\n"
+    assert proc.stdout == "['git_agents', 'git_agents.cli', 'git_agents.cli.dispatch', 'git_agents.cli.help_texts', 'git_agents.core', 'git_agents.core.errors']\n"
 
 
 @pytest.mark.parametrize("verb", list(COMMANDS))

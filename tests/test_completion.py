@@ -66,7 +66,7 @@ def test_option_values_complete_by_kind(two_tasks: Project) -> None:
 
 
 def test_umbrella_completes_commands_then_their_arguments(two_tasks: Project) -> None:
-    from git_agents.cli import COMMANDS
+    from git_agents.cli.dispatch import COMMANDS
 
     assert complete(two_tasks.path, "git", "agent", "") == sorted(f"{v} " for v in [*COMMANDS, "completion"])
     assert complete(two_tasks.path, "git", "agent", "merge", "") == ["48 ", "fix-2 "]
@@ -104,7 +104,7 @@ def zsh_complete(cwd: Path, *lines: str) -> list[list[str]]:
 
 @pytest.mark.skipif(ZSH is None, reason="zsh is not installed")
 def test_zsh_completes_through_its_own_git_completion(two_tasks: Project) -> None:
-    from git_agents.cli import COMMANDS
+    from git_agents.cli.dispatch import COMMANDS
 
     assert zsh_complete(two_tasks.path, "git agent-merge ", "git agent-merge --", "git agent-spawn --base=fe",
                         "git agent-status --color=", "git agent ", "git agent merge ", "git-agent-clean ",

@@ -57,8 +57,8 @@ def test_config_metadata_writes_race_without_loss(project: Project) -> None:
     """40 processes write task metadata at once (plain `git config` loses a quarter of these)."""
     script = (
         "import sys\n"
-        "from git_agents.repo import Repo\n"
-        "from git_agents.store import write_task\n"
+        "from git_agents.core.repo import Repo\n"
+        "from git_agents.tasks.store import write_task\n"
         "i = sys.argv[1]\n"
         "write_task(Repo.discover(), 'r' + i, title='title ' + i, branch='b' + i, state='s' + i)\n"
     )
@@ -74,8 +74,8 @@ def test_notes_race_without_loss(project: Project) -> None:
     commits = [project.git("commit-tree", "HEAD^{tree}", "-p", base, "-m", f"c{i}") for i in range(30)]
     script = (
         "import sys\n"
-        "from git_agents.repo import Repo\n"
-        "from git_agents.notes import add_note, read_note\n"
+        "from git_agents.core.repo import Repo\n"
+        "from git_agents.tasks.notes import add_note, read_note\n"
         "add_note(Repo.discover(), sys.argv[2], {'task': sys.argv[1]})\n"
     )
     _race_python(project, script, [[str(i), c] for i, c in enumerate(commits)])

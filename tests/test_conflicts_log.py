@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from git_agents.predict import changed_files
-from git_agents.git import Git
+from git_agents.core.git import Git
+from git_agents.merging.predict import changed_files
 
 from .conftest import Project
 from .test_merge_queue import make_tasks

@@ -10,15 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from git_agents import manpage
-from git_agents.cli import COMMANDS, build_parser, documented_actions, load, option_label, subcommands
-from git_agents.settings import SETTINGS
+from git_agents.cli import manpage
+from git_agents.cli.dispatch import (
+    COMMANDS,
+    build_parser,
+    documented_actions,
+    load,
+    option_label,
+    subcommands,
+)
+from git_agents.core.settings import SETTINGS
 
 from .conftest import ROOT, run
 
 
 def test_generated_files_match_the_committed_ones() -> None:
-    assert manpage.stale(str(ROOT)) == [], "regenerate with: python -m git_agents.manpage"
+    assert manpage.stale(str(ROOT)) == [], "regenerate with: python -m git_agents.cli.manpage"
 
 
 def _man_options(page: str) -> set[str]:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from git_agents.merging import parse_merge_tree
+from git_agents.merging.inmemory import parse_merge_tree
 
 from .conftest import Project, run
 
@@ -407,8 +407,8 @@ def test_parallel_merges_merge_each_task_once(project: Project) -> None:
 
 
 def test_add_notes_writes_many_notes_in_one_commit(project: Project) -> None:
-    from git_agents.notes import add_note, add_notes, read_note
-    from git_agents.repo import Repo
+    from git_agents.core.repo import Repo
+    from git_agents.tasks.notes import add_note, add_notes, read_note
 
     # 300 distinct commits to annotate (more than git's 256-note threshold for a fan-out tree)
     parent = project.git("rev-parse", "HEAD")

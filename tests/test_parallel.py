@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from git_agents.overview import parallel_map
+from git_agents.tasks.status import parallel_map
 
 
 def test_parallel_map_keeps_order_and_raises() -> None:

@@ -274,7 +274,7 @@ def test_racing_spawns_grow_the_pool_to_pool_max_and_no_further(project: Project
 
 
 def test_claim_blob_round_trip_and_damaged_claims() -> None:
-    from git_agents.pool import Claim
+    from git_agents.pool.slots import Claim
 
     held = Claim("pool-3", "abc", task="48", pid="123", pid_start="456", claimed_at="2026-01-01T00:00:00+00:00",
                  host="box", commit="f" * 40)

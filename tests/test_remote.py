@@ -405,9 +405,9 @@ def test_a_failing_setup_is_published_as_a_failed_result(tmp_path: Path, daemon_
 
 STALE_VIEW_CLAIM = """
 import subprocess, sys
-from git_agents.remote_queue import RemoteQueue
-from git_agents.remote_worker import Worker
-from git_agents.repo import Repo
+from git_agents.remote.queue import RemoteQueue
+from git_agents.remote.worker import Worker
+from git_agents.core.repo import Repo
 
 repo = Repo.discover()
 queue = RemoteQueue(repo)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from git_agents.orchestrator import NEW, Job, Progress
-from git_agents.repo import Repo
-from git_agents.taskfile import TaskSpec
+from git_agents.core.repo import Repo
+from git_agents.run.orchestrator import NEW, Job, Progress
+from git_agents.run.taskfile import TaskSpec
 
 from .conftest import Project, write_script
 

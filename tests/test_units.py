@@ -7,10 +7,10 @@ import subprocess
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from git_agents.ids import id_problem, sort_key
-from git_agents.notes import format_note, parse_note
-from git_agents.prompt import render
-from git_agents.repo import parse_config_list
+from git_agents.core.repo import parse_config_list
+from git_agents.tasks.ids import id_problem, sort_key
+from git_agents.tasks.notes import format_note, parse_note
+from git_agents.tasks.prompt import render
 
 from .conftest import Project
 

@@ -7,14 +7,20 @@ import os
 import shutil
 import sys
 
-from .. import agent, pool
-from ..cli import add_verbosity
-from ..errors import ExitCode, UsageError
-from ..ports import release as release_ports
-from ..repo import Repo
-from ..selection import select_tasks
-from ..store import Task, delete_task
-from ..worktrees import describe_unsaved, prune_worktrees, remove_worktree, unsaved_work
+from git_agents.commands.options import add_verbosity
+from git_agents.core.errors import ExitCode, UsageError
+from git_agents.core.repo import Repo
+from git_agents.core.worktrees import (
+    describe_unsaved,
+    prune_worktrees,
+    remove_worktree,
+    unsaved_work,
+)
+from git_agents.pool import slots as pool
+from git_agents.tasks import agent
+from git_agents.tasks.ports import release as release_ports
+from git_agents.tasks.selection import select_tasks
+from git_agents.tasks.store import Task, delete_task
 
 USAGE = "git agent-clean [--force] (--merged | --all | <id>...)"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import ExitCode
-from ..predict import Branch, fill_file_sets, predict_pairs
-from ..repo import Repo
-from ..selection import select_tasks
+from git_agents.core.errors import ExitCode
+from git_agents.core.repo import Repo
+from git_agents.merging.predict import Branch, fill_file_sets, predict_pairs
+from git_agents.tasks.selection import select_tasks
 
 USAGE = "git agent-conflicts [--json] [<id>...]"
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if not pairs:
         print(f"No overlapping changes among {len(branches)} task(s) with commits.")
         return code
-    from ..output import table
+    from git_agents.core.output import table
 
     rows = [[f"{p.a} + {p.b}" if p.kind == "task" else f"{p.a} + {p.b} (target)", ", ".join(p.overlap),
              f"conflict: {', '.join(p.conflicts)}" if p.conflict else "merges cleanly"] for p in pairs]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import AgentError
-from ..notes import NOTES_REF, parse_note
-from ..repo import Repo
+from git_agents.core.errors import AgentError
+from git_agents.core.repo import Repo
+from git_agents.tasks.notes import NOTES_REF, parse_note
 
 USAGE = "git agent-log [--json] [-n <count>] [<revision>]"
 
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print(f"No task merges in the history of {args.revision}.")
         return 0
-    from ..output import table
+    from git_agents.core.output import table
 
     cells = [[r["commit"][:12], r.get("task", "-"), r.get("merged", "-"), r.get("exit", "-"), r.get("check", "-"),
               r.get("agent", "-"), r.get("title", "")] for r in rows]

@@ -7,11 +7,11 @@ import os
 import sys
 import time
 
-from .. import agent
-from ..errors import AgentError
-from ..overview import agent_state
-from ..repo import Repo
-from ..selection import select_tasks
+from git_agents.core.errors import AgentError
+from git_agents.core.repo import Repo
+from git_agents.tasks import agent
+from git_agents.tasks.selection import select_tasks
+from git_agents.tasks.status import agent_state
 
 USAGE = "git agent-logs [-f] <id>"
 

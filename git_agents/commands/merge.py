@@ -7,19 +7,19 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from ..cli import add_verbosity
-from .. import journal as journal_file
-from ..errors import AgentError, ExitCode, UsageError
-from ..ids import sort_key
-from ..journal import Entry, Journal
-from ..lock import RepoLock
-from ..merging import Attempt
-from ..overview import agent_state
-from ..prompt import render
-from ..repo import Repo
-from ..selection import select_tasks
-from ..store import Task, load_tasks, now_iso
-from ..worktrees import list_worktrees, unsaved_work
+from git_agents.commands.options import add_verbosity
+from git_agents.core.errors import AgentError, ExitCode, UsageError
+from git_agents.core.lock import RepoLock
+from git_agents.core.repo import Repo
+from git_agents.core.worktrees import list_worktrees, unsaved_work
+from git_agents.merging import journal as journal_file
+from git_agents.merging.inmemory import Attempt
+from git_agents.merging.journal import Entry, Journal
+from git_agents.tasks.ids import sort_key
+from git_agents.tasks.prompt import render
+from git_agents.tasks.selection import select_tasks
+from git_agents.tasks.status import agent_state
+from git_agents.tasks.store import Task, load_tasks, now_iso
 
 USAGE = """\
 git agent-merge [<options>] (--all | <id>...)
@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     if args.remote:
         if args.interactive or args.rebase:  # both work in the task's worktree, which is on another machine
             raise UsageError("--remote cannot be combined with --interactive or --rebase")
-        from ..remote_merge import merge_remote
+        from git_agents.remote.merge import merge_remote
 
         return merge_remote(repo, args.remote, args.ids, check=check, batch=args.check_batch,
                             dry_run=args.dry_run, verbosity=args.verbosity)
@@ -262,7 +262,7 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
     AgentError when a target's worktree is dirty or mid-merge, or an interrupted merge waits
     (checked before any target moves). Prints nothing.
     """
-    from ..checks import Checker
+    from git_agents.merging.checks import Checker
 
     waiting = journal_file.read(repo.state_dir)
     if waiting is not None and waiting.phase == "resolving":  # says more than "in the middle of a merge"
@@ -311,7 +311,7 @@ def _refuse_if_interrupted(repo: Repo) -> None:
 
 def _recover(repo: Repo, *, abort: bool) -> int:
     """--continue / --abort: finish or undo the run recorded in the journal."""
-    from ..merge_queue import land, undo
+    from git_agents.merging.chain import land, undo
 
     with RepoLock(repo.common_dir, "merge"):
         plan = journal_file.read(repo.state_dir)
@@ -336,7 +336,7 @@ def _recover(repo: Repo, *, abort: bool) -> int:
 
 def _continue_resolved(repo: Repo, plan: Journal) -> int:
     """--continue of an --interactive run: commit the resolution, then merge the remaining tasks."""
-    from ..resolve import commit_resolution, start_conflict_merge
+    from git_agents.merging.interactive import commit_resolution, start_conflict_merge
 
     entry = commit_resolution(repo, plan)
     if entry is None:  # the conflicted merge was not in progress: set it up again
@@ -407,7 +407,7 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
 def _plan(repo: Repo, target: str, tasks: list[Task], checker: object, *, batch: bool,
           stop_at_conflict: bool = False) -> tuple[list[Attempt], str, str, dict[str, str]]:
     """The chain of in-memory merges for one target: (attempts, old commit, new commit, tips by task)."""
-    from ..merge_queue import Candidate, build_chain
+    from git_agents.merging.chain import Candidate, build_chain
 
     git = repo.git
     # One call for the target and every tip.
@@ -446,7 +446,7 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
 
     Call it under the "merge" lock. With --interactive, a conflict ends the list as a "resolving" attempt.
     """
-    from ..merge_queue import land, signals_deferred
+    from git_agents.merging.chain import land, signals_deferred
 
     _refuse_if_interrupted(repo)  # a journal left behind must be dealt with first (it would be overwritten)
     opts = opts or Options()
@@ -467,7 +467,7 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
             land(repo, plan)
     if stop is None:
         return attempts
-    from ..resolve import start_conflict_merge
+    from git_agents.merging.interactive import start_conflict_merge
 
     task = by_id[stop.task_id]
     later = [t.id for t in tasks[tasks.index(task) + 1:]] + pending
@@ -488,8 +488,8 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
 def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object,
                           opts: Options, carry: Carry | None, pending: list[str]) -> list[Attempt]:
     """--rebase: land the chain up to each conflict, rebase that task onto the target, and go on."""
-    from ..merge_queue import land, signals_deferred
-    from ..rebasing import rebase_onto_target
+    from git_agents.merging.chain import land, signals_deferred
+    from git_agents.merging.rebase import rebase_onto_target
 
     _refuse_if_interrupted(repo)
 

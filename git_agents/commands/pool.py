@@ -7,15 +7,22 @@ import math
 import os
 import sys
 
-from .. import agent, pool, starting
-from ..cli import add_verbosity
-from ..errors import AgentError, ExitCode, UsageError
-from ..output import table, use_colour
-from ..prompt import default_title
-from ..repo import Repo
-from ..selection import resolve_base
-from ..store import load_tasks, now_iso
-from .spawn import add_task_text_options, load_template, plan_task, task_text
+from git_agents.commands.options import add_verbosity
+from git_agents.commands.spawn import (
+    add_task_text_options,
+    load_template,
+    plan_task,
+    task_text,
+)
+from git_agents.core.errors import AgentError, ExitCode, UsageError
+from git_agents.core.output import table, use_colour
+from git_agents.core.repo import Repo
+from git_agents.lifecycle import start as starting
+from git_agents.pool import slots as pool
+from git_agents.tasks import agent
+from git_agents.tasks.prompt import default_title
+from git_agents.tasks.selection import resolve_base
+from git_agents.tasks.store import load_tasks, now_iso
 
 USAGE = """\
 git agent-pool create <n> [--base <branch>]

@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
-from ..errors import AgentError
-from ..repo import Repo
-from ..selection import select_tasks
+from git_agents.core.errors import AgentError
+from git_agents.core.repo import Repo
+from git_agents.tasks.selection import select_tasks
 
 USAGE = "git agent-prompt <id>"
 

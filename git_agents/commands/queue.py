@@ -7,11 +7,11 @@ import json
 import sys
 import time
 
-from ..errors import AgentError, ExitCode, UsageError
-from ..output import table, use_colour
-from ..remote_queue import RemoteQueue, RemoteTask, Update, ref
-from ..repo import Repo
-from ..selection import current_branch
+from git_agents.core.errors import AgentError, ExitCode, UsageError
+from git_agents.core.output import table, use_colour
+from git_agents.core.repo import Repo
+from git_agents.remote.queue import RemoteQueue, RemoteTask, Update, ref
+from git_agents.tasks.selection import current_branch
 
 USAGE = "git agent-queue push [--remote <remote>] <file>\n   or: git agent-queue list [--remote <remote>] [--json]"
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 def push(args: argparse.Namespace) -> int:
     """Publish the task file's tasks, all or none."""
-    from ..taskfile import load
+    from git_agents.run.taskfile import load
 
     taskfile = load(args.taskfile)
     specs = taskfile.tasks

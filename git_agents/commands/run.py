@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..orchestrator import Run, describe, plan
-from ..repo import Repo
-from ..taskfile import load
+from git_agents.core.repo import Repo
+from git_agents.run.orchestrator import Run, describe, plan
+from git_agents.run.taskfile import load
 
 USAGE = "git agent-run [--resume] [--dry-run] <taskfile>"
 
@@ -75,9 +75,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the task file."""
-    from ..selection import resolve_base
-
-    from .spawn import pool_request
+    from git_agents.commands.spawn import pool_request
+    from git_agents.tasks.selection import resolve_base
 
     tf = load(args.taskfile)
     repo = Repo.discover()

@@ -6,16 +6,18 @@ import argparse
 import os
 import sys
 
-from .. import agent, pool, starting
-from ..cli import add_verbosity
-from ..errors import AgentError, ExitCode, UsageError
-from ..ids import check_id
-from ..presets import expand as expand_preset
-from ..prompt import DEFAULT_TEMPLATE, default_title
-from ..repo import Repo
-from ..selection import resolve_base
-from ..settings import parse_bool
-from ..store import Task, load_tasks, now_iso
+from git_agents.commands.options import add_verbosity
+from git_agents.core.errors import AgentError, ExitCode, UsageError
+from git_agents.core.repo import Repo
+from git_agents.core.settings import parse_bool
+from git_agents.lifecycle import start as starting
+from git_agents.pool import slots as pool
+from git_agents.tasks import agent
+from git_agents.tasks.ids import check_id
+from git_agents.tasks.presets import expand as expand_preset
+from git_agents.tasks.prompt import DEFAULT_TEMPLATE, default_title
+from git_agents.tasks.selection import resolve_base
+from git_agents.tasks.store import Task, load_tasks, now_iso
 
 USAGE = "git agent-spawn [<options>] <id>..."
 

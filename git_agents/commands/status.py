@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..cli import add_verbosity
-from ..output import table, use_colour
-from ..overview import collect
-from ..repo import Repo
-from ..selection import select_tasks
+from git_agents.commands.options import add_verbosity
+from git_agents.core.output import table, use_colour
+from git_agents.core.repo import Repo
+from git_agents.tasks.selection import select_tasks
+from git_agents.tasks.status import collect
 
 USAGE = "git agent-status [--json] [<id>...]"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from .. import agent
-from ..errors import ExitCode, UsageError
-from ..repo import Repo
-from ..selection import select_tasks
+from git_agents.core.errors import ExitCode, UsageError
+from git_agents.core.repo import Repo
+from git_agents.tasks import agent
+from git_agents.tasks.selection import select_tasks
 
 USAGE = "git agent-stop [--all] [<id>...]"
 

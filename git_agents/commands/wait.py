@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..cli import add_verbosity
-from ..errors import ExitCode, UsageError
-from ..overview import agent_state
-from ..repo import Repo
-from ..selection import select_tasks
+from git_agents.commands.options import add_verbosity
+from git_agents.core.errors import ExitCode, UsageError
+from git_agents.core.repo import Repo
+from git_agents.tasks.selection import select_tasks
+from git_agents.tasks.status import agent_state
 
 USAGE = "git agent-wait [--timeout <seconds>] (--all | <id>...)"
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import agent
-
-from ..cli import add_verbosity
-from ..errors import UsageError
-from ..remote_queue import RemoteQueue
-from ..remote_worker import Worker, default_name
-from ..repo import Repo
+from git_agents.commands.options import add_verbosity
+from git_agents.core.errors import UsageError
+from git_agents.core.repo import Repo
+from git_agents.remote.queue import RemoteQueue
+from git_agents.remote.worker import Worker, default_name
+from git_agents.tasks import agent
 
 USAGE = "git agent-worker [--remote <remote>] [--jobs <n>] [--agent <command>] [--lease <seconds>] [--once]"
 

@@ -1,0 +1,102 @@
+"""The steps of starting a task, shared by `git agent-spawn` and `git agent-run`.
+
+create (metadata, worktree, prompt file) -> prepare.make_ready (copies, links, port, setup)
+-> start (the agent, detached under its supervisor).
+"""
+
+from __future__ import annotations
+
+import os
+
+from git_agents.core.repo import Repo
+from git_agents.core.worktrees import add_worktree
+from git_agents.pool import slots as pool
+from git_agents.tasks import agent
+from git_agents.tasks.prepare import SetupFailed, make_ready
+from git_agents.tasks.prompt import prompt_hash, render
+from git_agents.tasks.store import Task, create_task, delete_task, now_iso, write_task
+
+SETUP_TAIL = 20  # lines of a failed setup's output shown on the terminal
+
+
+def prompt_path(repo: Repo, task_id: str) -> str:
+    """The file holding the prompt a task's agent is given."""
+    return os.path.join(repo.task_dir(task_id), "prompt.md")
+
+
+def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.PoolRequest | None = None,
+           owner: tuple[int, str] | None = None) -> str:
+    """Record the task, give it its worktree on a new branch, write its prompt; return the prompt file.
+
+    The worktree is a new one, or with a pool `request` a claimed pool slot switched to the
+    task's branch (`owner`: the claiming process, see pool.claim).
+    """
+    if request is None:
+        create_task(repo, task)
+        try:
+            add_worktree(repo, task.worktree, task.branch, task.base_commit)
+        except BaseException:
+            delete_task(repo, task.id)
+            raise
+    else:
+        held = pool.claim(repo, task=task.id, owner=owner, request=request, base_commit=task.base_commit)
+        task.worktree, task.slot = held.path, held.slot
+        try:
+            create_task(repo, task)
+        except BaseException:
+            pool.drop_claim(repo, held)  # the slot was not touched yet
+            raise
+        try:
+            pool.switch_to_branch(repo, held, task.branch, task.base_commit)
+        except BaseException:
+            delete_task(repo, task.id)
+            pool.release(repo, held.slot, force=True, task=task.id)
+            raise
+    prompt = render(template, {"id": task.id, "title": task.title, "branch": task.branch,
+                               "worktree": task.worktree, "base": task.base, "prompt": text})
+    os.makedirs(repo.task_dir(task.id), exist_ok=True)
+    prompt_file = prompt_path(repo, task.id)
+    with open(prompt_file, "w", encoding="utf-8") as fh:
+        fh.write(prompt)
+    write_task(repo, task.id, prompt_hash=prompt_hash(prompt))
+    return prompt_file
+
+
+def start(repo: Repo, task: Task, command: str) -> int:
+    """Start the task's agent; record its pid; return the pid."""
+    task.agent = command
+    pid, pid_start = agent.launch(task, command, repo.setting("agent.shell"), repo.task_dir(task.id),
+                                  prompt_path(repo, task.id))
+    task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""
+    write_task(repo, task.id, agent=command, pid=task.pid, pid_start=pid_start, started=task.started,
+               state=None, reason=None)
+    if task.slot:  # the agent now holds the slot: `git agent-pool list` shows its pid
+        pool.set_owner(repo, task.slot, task.id, pid, pid_start)
+    return pid
+
+
+def ready(repo: Repo, task: Task) -> SetupFailed | None:
+    """Make the task's worktree ready (prepare.make_ready); on a failed setup mark the task
+    failed and return the failure (show it with setup_failure_text), else None."""
+    try:
+        make_ready(repo, task, prompt_path(repo, task.id))
+    except SetupFailed as exc:
+        fail(repo, task, exc.message)
+        return exc
+    return None
+
+
+def fail(repo: Repo, task: Task, reason: str) -> None:
+    """Mark a task that could not start its agent as failed."""
+    task.state, task.reason = "failed", reason
+    write_task(repo, task.id, state="failed", reason=reason)
+
+
+def setup_failure_text(task: Task, error: SetupFailed) -> str:
+    """What the user sees when a task's setup failed: the message and the tail of the output."""
+    lines = error.output.rstrip("\n").splitlines()
+    shown = lines[-SETUP_TAIL:]
+    head = f"error: task {task.id}: {error.message}; the agent was not started\n"
+    if len(lines) > len(shown):
+        head += f"  ... ({len(lines) - len(shown)} earlier lines: git agent-logs {task.id})\n"
+    return head + "".join(f"  | {line}\n" for line in shown)

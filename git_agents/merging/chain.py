@@ -1,0 +1,194 @@
+"""The merge queue: chain tasks' merges in memory, gate them on a check, then land them crash-safely.
+
+`build_chain` makes the merge commits (merge-tree + commit-tree) one on top of the other, as
+the sequential `git merge --no-ff` loop would, without touching a ref or worktree; `--dry-run`
+stops there. `land` then moves the target once and writes notes and task states, driven by a
+journal (see journal.py) so that a run killed at any point can be finished (`land` again) or
+undone (`undo`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+from git_agents.core.errors import AgentError
+from git_agents.core.git import Git
+from git_agents.core.repo import Repo
+from git_agents.merging import journal as journal_file
+from git_agents.merging.checks import Checker, CheckResult, first_failing
+from git_agents.merging.inmemory import Attempt, advance_branch, merge_in_memory
+from git_agents.merging.journal import Journal
+from git_agents.tasks.notes import NOTES_REF, add_notes
+from git_agents.tasks.store import write_task
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A task ready to merge: its id, branch tip and merge-commit message."""
+
+    task_id: str
+    tip: str
+    message: str
+
+
+def _chain(git: Git, start: str, candidates: Sequence[Candidate],
+           gate: Callable[[Attempt], CheckResult | None], stop: bool = False) -> tuple[list[Attempt], str]:
+    """Merge candidates one on top of the other from `start`; `gate` may veto a merged result.
+
+    With `stop`, the chain ends at the first conflict (whose attempt is the last one returned).
+    """
+    attempts = []
+    current, tree = start, git("rev-parse", f"{start}^{{tree}}")
+    for cand in candidates:
+        attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree)
+        if attempt.status == "merged":
+            verdict = gate(attempt)
+            if verdict is not None:
+                _record_check(attempt, verdict)
+            if attempt.status == "merged":
+                current, tree = attempt.commit, attempt.tree
+        attempts.append(attempt)
+        if stop and attempt.status == "conflict":
+            break
+    return attempts, current
+
+
+def _record_check(attempt: Attempt, verdict: CheckResult) -> None:
+    attempt.check = "passed" if verdict.passed else "failed"
+    if not verdict.passed:
+        attempt.status, attempt.check_output = "check-failed", verdict.tail
+
+
+def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: Checker | None = None,
+                *, batch: bool = False, stop_at_conflict: bool = False) -> tuple[list[Attempt], str]:
+    """Every candidate's attempt, in order, and the commit the target would end at.
+
+    With a checker, each merged result is checked before the chain goes on (a failing task is
+    left out); with `batch`, only the final result is checked and a failure is bisected to the
+    first task that breaks it, which is left out before the rest is chained again. With
+    `stop_at_conflict` the chain ends at the first conflict.
+    """
+    stop = stop_at_conflict
+    if checker is None:
+        return _chain(git, start, candidates, lambda a: None, stop)
+    if not batch:
+        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop)
+    done: list[Attempt] = []
+    rest = list(candidates)
+    base = start
+    while True:
+        attempts, end = _chain(git, base, rest, lambda a: None, stop)
+        merged = [a for a in attempts if a.status == "merged"]
+        if not merged:
+            return done + attempts, end
+        results: dict[str, CheckResult] = {end: checker.check(end)}
+        if results[end].passed:
+            for a in merged:
+                a.check = "passed"
+            return done + attempts, end
+
+        def fails(commit: str) -> bool:
+            if commit not in results:
+                results[commit] = checker.check(commit)
+            return not results[commit].passed
+
+        culprit = merged[first_failing([a.commit for a in merged], fails)]
+        index = attempts.index(culprit)
+        for a in attempts[:index]:
+            if a.status == "merged":
+                a.check = "passed"
+        _record_check(culprit, results[culprit.commit])
+        done += attempts[:index + 1]
+        base = git("rev-parse", f"{culprit.commit}^1")  # the chain as it was just before the culprit
+        culprit.commit = ""
+        rest = rest[index + 1:]
+
+
+_DEFERRED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and friends until the block ends (they are then delivered as usual).
+
+    The mask is inherited by the git processes started meanwhile, so a Ctrl-C, which the
+    terminal sends to the whole process group, cannot stop `git merge` half-way through a
+    checkout either. Only SIGKILL gets through, and the journal covers that.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def land(repo: Repo, plan: Journal) -> None:
+    """Carry out a journal's plan: move the target if it has not moved, then write notes and states.
+
+    Idempotent, so `--continue` simply runs it again. The journal is removed last.
+    """
+    with signals_deferred():
+        _land(repo, plan)
+
+
+def _land(repo: Repo, plan: Journal) -> None:
+    git = repo.git
+    ref = f"refs/heads/{plan.target}"
+    at = git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()
+    if at == plan.old and plan.new != plan.old:
+        advance_branch(git, plan.target, plan.old, plan.new, plan.worktree or None, plan.reason)
+    elif at != plan.new:
+        raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
+                         f"started ({plan.old[:12]}) nor where it was going ({plan.new[:12]})",
+                         hint="put the branch back, or remove the journal by hand: " + journal_file.path(repo.state_dir))
+    add_notes(repo, {e.commit: e.note for e in plan.entries if e.status == "merged"})
+    for entry in plan.entries:
+        write_task(repo, entry.task_id, **entry.state)
+    journal_file.remove(repo.state_dir)
+
+
+def undo(repo: Repo, plan: Journal) -> None:
+    """Put the target back where the interrupted run found it and forget what it wrote."""
+    with signals_deferred():
+        _undo(repo, plan)
+
+
+def _undo(repo: Repo, plan: Journal) -> None:
+    git = repo.git
+    ref = f"refs/heads/{plan.target}"
+    back = plan.run_old or plan.old  # an --interactive run goes back to where it started
+    wt = git.at(plan.worktree) if plan.worktree else None
+    if plan.phase == "resolving" and wt is not None and os.path.exists(
+            os.path.join(plan.worktree, wt("rev-parse", "--git-path", "MERGE_HEAD"))):
+        wt.run("merge", "--abort")
+    at = git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()
+    if at == plan.new and plan.new != back:
+        if wt is not None and wt.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() == ref:
+            # --keep refuses rather than overwrite local changes to files the reset would touch.
+            wt.run("reset", "--keep", "--quiet", back, env={"GIT_REFLOG_ACTION": "agent-merge --abort"})
+        else:
+            git.run("update-ref", "-m", "agent-merge --abort", ref, back, plan.new)
+    elif at == back and plan.new != back and wt is not None and \
+            wt.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() == ref and \
+            wt.ok("diff-index", "--cached", "--quiet", plan.new, "--"):
+        # Interrupted between updating the worktree and the ref: take the worktree back too.
+        wt.run("read-tree", "-m", "-u", plan.new, back)
+    elif at != back:
+        raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
+                         f"started ({back[:12]}) nor where it was going ({plan.new[:12]}); not touching it",
+                         hint="finish with `git agent-merge --continue`, or move the branch yourself and remove "
+                              "the journal: " + journal_file.path(repo.state_dir))
+    entries = [*plan.landed, *plan.entries]
+    commits = [e.commit for e in entries if e.status == "merged" and e.commit]
+    if commits:
+        from git_agents.core.lock import RepoLock
+
+        with RepoLock(repo.common_dir):
+            git.run("notes", f"--ref={NOTES_REF}", "remove", "--ignore-missing", *commits)
+    for entry in entries:
+        write_task(repo, entry.task_id, **entry.before)
+    journal_file.remove(repo.state_dir)

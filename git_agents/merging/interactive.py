@@ -1,0 +1,61 @@
+"""`git agent-merge --interactive`: a conflict left for the user in the target's worktree, then committed.
+
+The run's journal (phase "resolving") is written before `git merge --no-ff` starts, so an
+interruption at any point leaves something `--continue` or `--abort` understands.
+"""
+
+from __future__ import annotations
+
+import os
+
+from git_agents.core.errors import AgentError
+from git_agents.core.repo import Repo
+from git_agents.merging import journal as journal_file
+from git_agents.merging.journal import Entry, Journal
+
+
+def _merge_in_progress(repo: Repo, worktree: str) -> bool:
+    git = repo.git.at(worktree)
+    return os.path.exists(os.path.join(worktree, git("rev-parse", "--git-path", "MERGE_HEAD")))
+
+
+def start_conflict_merge(repo: Repo, plan: Journal) -> None:
+    """Record the plan, then run the real `git merge --no-ff` of the task in the target's worktree."""
+    journal_file.write(repo.state_dir, plan)
+    repo.git.at(plan.worktree).run("merge", "--no-ff", "--no-edit", "-m", plan.message, plan.tip, ok=(0, 1),
+                                   env={"GIT_REFLOG_ACTION": "agent-merge --interactive"})
+
+
+def commit_resolution(repo: Repo, plan: Journal) -> Entry | None:
+    """Commit the user's resolution and record the task as merged; None if no merge is in progress."""
+    from git_agents.merging.chain import land
+
+    assert plan.conflict is not None
+    git = repo.git.at(plan.worktree)
+    ref = f"refs/heads/{plan.target}"
+    if git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != ref:
+        raise AgentError(f"the worktree at {plan.worktree} is no longer on '{plan.target}'",
+                         hint=f"switch back (git switch {plan.target}) and run git agent-merge --continue again")
+    head = git("rev-parse", "HEAD")
+    if _merge_in_progress(repo, plan.worktree):
+        unmerged = [p for p in git.run("diff", "--name-only", "--diff-filter=U", "-z").out.split("\0") if p]
+        if unmerged:
+            raise AgentError(f"task {plan.conflict.task_id} still has unresolved conflicts: {', '.join(unmerged)}",
+                             hint="edit them, `git add` them, then run git agent-merge --continue again")
+        git.run("commit", "--quiet", "--no-verify", "-F", "-", input=plan.message + "\n")
+        commit = git("rev-parse", "HEAD")
+    elif head == plan.new:
+        return None
+    elif git("rev-parse", f"{head}^@").split() == [plan.new, plan.tip]:
+        commit = head  # the user committed the resolution already
+    else:
+        raise AgentError(f"'{plan.target}' moved to {head[:12]}, which is not the merge of task "
+                         f"{plan.conflict.task_id}",
+                         hint="put it back and run git agent-merge --continue, or undo the run: git agent-merge --abort")
+    entry = plan.conflict
+    entry.commit = commit
+    entry.state["merge_commit"] = commit
+    # Notes and state go through an ordinary journalled landing (the branch is already there).
+    land(repo, Journal(target=plan.target, worktree=plan.worktree, old=plan.new, new=commit, entries=[entry],
+                       reason="agent-merge --continue"))
+    return entry

@@ -1,0 +1,254 @@
+"""`git agent-merge --remote R`: merge the finished tasks of a shared queue into the remote's branches.
+
+The merges are computed here, in memory, with the same code as a local merge (merging.py),
+on top of the remote's target tip; then one atomic push moves each target with a lease on its
+old value, the notes ref with a lease on its old value, and creates refs/agents/merged/<id>.
+If anyone moved any of them meanwhile, nothing changes on the remote: fetch, merge again, retry.
+
+The check gate and the dry run are the local merge queue's (merge_queue.build_chain, checks.py):
+each merged result is checked in the scratch worktree before the chain goes on, and a task
+whose result fails gets refs/agents/rejected/<id> (in the same atomic push) so that
+`git agent-queue list` shows it as check-failed; a later run checks it again.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+
+from git_agents.commands.merge import check_target_worktree, merge_message
+from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.lock import RepoLock
+from git_agents.core.repo import Repo
+from git_agents.core.worktrees import list_worktrees
+from git_agents.merging.chain import Candidate, build_chain
+from git_agents.merging.checks import Checker
+from git_agents.merging.inmemory import Attempt, advance_branch
+from git_agents.remote.queue import RemoteQueue, RemoteTask, Update, ref
+from git_agents.tasks.notes import NOTES_REF, add_notes
+from git_agents.tasks.store import Task, now_iso
+
+MAX_ROUNDS = 10
+
+
+def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str | None = None,
+                 batch: bool = False, dry_run: bool = False, verbosity: int = 0) -> int:
+    """Merge finished queue tasks (all, or `ids`) into their targets on the remote; the exit code.
+
+    With `check`, each merged result is checked in the scratch worktree before the chain goes
+    on (as a local merge does, see checks.py); a result that fails is left out and recorded on
+    the remote as refs/agents/rejected/<id>. With `dry_run`, only predict: nothing is pushed.
+    """
+    queue = RemoteQueue(repo, remote)
+    # A pattern, not refs/notes/agents itself: that fails the fetch while the remote has no notes yet.
+    notes_track = f"refs/agents/remote-notes/{queue.name}/{NOTES_REF.removeprefix('refs/notes/')}"
+    for round_ in range(MAX_ROUNDS):
+        queue.fetch(f"+refs/notes/*:refs/agents/remote-notes/{queue.name}/*")
+        tasks = queue.tasks()
+        unknown = [i for i in ids if i not in tasks or not tasks[i].queue]
+        if unknown:
+            raise AgentError(f"no such task in the queue on {queue.remote}: {', '.join(unknown)}",
+                             hint="git agent-queue list shows the queue")
+        chosen = [tasks[i] for i in ids] if ids else list(tasks.values())
+        ready, problems = _ready(chosen, explicit=bool(ids))
+        if dry_run:
+            return _predict(repo, queue, ready, problems, verbosity)
+        if not ready:
+            return _report([], problems, queue.remote, {}, verbosity)
+        attempts: list[Attempt] = []
+        updates: list[Update] = []
+        moved: dict[str, tuple[str, str]] = {}
+        notes: dict[str, dict[str, str]] = {}
+        with RepoLock(repo.common_dir, "merge"), Checker(repo, check or "") as checker:
+            remote_notes = _sync_notes(repo, notes_track)
+            for target, group in _by_target(queue, ready).items():
+                old = queue.head(target)
+                if old is None:
+                    for task in group:
+                        problems[task.id] = f"its target branch '{target}' is not on {queue.remote}"
+                    continue
+                new, done = _merge_group(repo, queue, old, group, checker if check else None, batch)
+                attempts += done
+                if new != old:
+                    moved[target] = (old, new)
+                    updates.append(Update(f"refs/heads/{target}", new, old))
+                for a in done:
+                    task = tasks[a.task_id]
+                    if a.status == "merged":
+                        notes[a.commit] = _note_fields(queue, task, target, old, a)
+                    if a.status == "check-failed":
+                        updates.append(_rejection(queue, task, a, target, old, str(check)))
+                    elif task.rejected:  # it merges (or conflicts) now: the earlier check failure is history
+                        updates.append(Update(ref("rejected", task.id), None, task.rejected))
+            merged = [a for a in attempts if a.status == "merged"]
+            if not updates:
+                return _report(attempts, problems, queue.remote, moved, verbosity)
+            if merged:
+                add_notes(repo, notes)
+                updates.append(Update(NOTES_REF, repo.git("rev-parse", NOTES_REF), remote_notes))
+                updates += [Update(ref("merged", a.task_id), a.commit, "") for a in merged]
+            result = queue.push(updates, atomic=True)
+        if result.ok:
+            _advance_local(repo, moved)
+            return _report(attempts, problems, queue.remote, moved, verbosity)
+        if not any(result.lost(u.ref) for u in updates) and "atomic transaction failed" not in result.reason():
+            # (a server-side transaction failure with no culprit named is a ref lock held: retry too)
+            raise AgentError(f"{queue.remote} refused the merge push: {result.reason()}; nothing changed there")
+        sys.stderr.write(f"note: {queue.remote} moved while merging (round {round_ + 1}); merging again\n")
+        time.sleep(0.05 * (round_ + 1))
+    raise AgentError(f"{queue.remote} kept moving while merging; gave up after {MAX_ROUNDS} rounds, nothing changed",
+                     hint="run git agent-merge --all --remote again")
+
+
+def _by_target(queue: RemoteQueue, tasks: list[RemoteTask]) -> dict[str, list[RemoteTask]]:
+    """The tasks grouped by the branch their queue entry names as base, in order."""
+    targets: dict[str, list[RemoteTask]] = {}
+    for task in tasks:
+        targets.setdefault(str(queue.spec(task)[0].get("base")), []).append(task)
+    return targets
+
+
+def _predict(repo: Repo, queue: RemoteQueue, ready: list[RemoteTask], problems: dict[str, str],
+             verbosity: int) -> int:
+    """--dry-run: the chain of in-memory merges onto the remote's targets, reported as a local dry run is."""
+    from git_agents.commands.merge import Options
+    from git_agents.commands.merge import report as report_prediction
+
+    attempts: list[Attempt] = []
+    for target, group in _by_target(queue, ready).items():
+        old = queue.head(target)
+        if old is None:
+            problems.update((task.id, f"its target branch '{target}' is not on {queue.remote}") for task in group)
+        else:
+            attempts += _merge_group(repo, queue, old, group, None, False)[1]
+    return report_prediction(repo, attempts, problems, Options(verbosity=verbosity), dry_run=True)
+
+
+def _ready(tasks: list[RemoteTask], *, explicit: bool) -> tuple[list[RemoteTask], dict[str, str]]:
+    """The tasks to merge now, and why the others are not merged (only what the user should hear)."""
+    ready, problems = [], {}
+    for task in tasks:
+        if task.merged:
+            if explicit:
+                problems[task.id] = "already merged"
+        elif not task.result:
+            if explicit:
+                problems[task.id] = "it has no result yet (still queued or running)"
+        elif task.result_info.get("exit") != 0:
+            problems[task.id] = f"its agent exited {task.result_info.get('exit')}"
+        else:
+            ready.append(task)
+    return ready, problems
+
+
+def _merge_group(repo: Repo, queue: RemoteQueue, old: str, group: list[RemoteTask],
+                 checker: Checker | None, batch: bool) -> tuple[str, list[Attempt]]:
+    """Chain each task's published tip onto `old` in memory (checking each result); the new tip and attempts."""
+    git = repo.git
+    candidates = []
+    for task in group:
+        info = task.result_info
+        tip = str(info.get("tip", ""))
+        # The result commit's parent is the tip the worker published: trust the object, not the text.
+        if git("rev-parse", f"{task.result}^1") != tip:
+            raise AgentError(f"the result of task {task.id} on {queue.remote} is malformed (tip mismatch)")
+        local = Task(task.id, title=task.title, branch=str(info.get("branch", "")))
+        candidates.append(Candidate(task.id, tip, merge_message(repo, local)))
+    attempts, new = build_chain(git, old, candidates, checker, batch=batch)
+    return new, attempts
+
+
+def _rejection(queue: RemoteQueue, task: RemoteTask, attempt: Attempt, target: str, base: str,
+               command: str) -> Update:
+    """The update recording that a task's merged result failed the check (replacing an earlier record)."""
+    record = {"id": task.id, "reason": "check-failed", "check": command, "output": attempt.check_output,
+              "target": target, "base": base, "at": time.time()}
+    commit = queue.record_commit(f"agent-merge: task {task.id} failed the merge check", record,
+                                 parents=(task.result,))
+    return Update(ref("rejected", task.id), commit, task.rejected)
+
+
+def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, target_tip: str,
+                 attempt: Attempt) -> dict[str, str]:
+    info = task.result_info
+
+    def when(key: str) -> str:  # as now_iso() writes times
+        value = info.get(key)
+        if not isinstance(value, (int, float)):
+            return "-"
+        return datetime.fromtimestamp(value, timezone.utc).astimezone().isoformat(timespec="seconds")
+
+    return {"task": task.id, "title": task.title, "branch": str(info.get("branch", "")),
+            "worker": str(info.get("worker", "-")), "remote": queue.remote, "target": target,
+            "base": target_tip, "started": when("started"), "finished": when("finished"),
+            "exit": str(info.get("exit")), "merged": now_iso(), "check": attempt.check or "-"}
+
+
+def _sync_notes(repo: Repo, track: str) -> str:
+    """Make the local notes contain the remote's (so pushing them loses nothing); the remote's value."""
+    git = repo.git
+    remote = git.run("rev-parse", "--verify", "--quiet", track, ok=(0, 1)).out.strip()
+    if not remote:
+        return ""
+    local = git.run("rev-parse", "--verify", "--quiet", NOTES_REF, ok=(0, 1)).out.strip()
+    with RepoLock(repo.common_dir):  # the notes lock (see notes.add_note)
+        if not local or git.ok("merge-base", "--is-ancestor", local, remote):
+            git.run("update-ref", NOTES_REF, remote, *([local] if local else [""]))
+        elif not git.ok("merge-base", "--is-ancestor", remote, local):
+            git.run("notes", f"--ref={NOTES_REF}", "merge", "--quiet", "-s", "cat_sort_uniq", track)
+    return remote
+
+
+def _advance_local(repo: Repo, moved: dict[str, tuple[str, str]]) -> None:
+    """Fast-forward the local copies of the targets when that is safe; otherwise say how to catch up."""
+    checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
+    git = repo.git
+    for target, (_, new) in moved.items():
+        local = git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{target}", ok=(0, 1)).out.strip()
+        worktree = checked_out.get(target)
+        if local and _movable(repo, worktree) and git.ok("merge-base", "--is-ancestor", local, new):
+            advance_branch(git, target, local, new, worktree, f"agent-merge --remote: {target}")
+        elif local != new:
+            sys.stderr.write(f"hint: your local '{target}' was not updated; catch up with: git pull\n")
+
+
+def _movable(repo: Repo, worktree: str | None) -> bool:
+    """Whether a local target checked out in `worktree` (if any) may move: as a local merge decides."""
+    try:
+        if worktree is not None:
+            check_target_worktree(repo, worktree)
+    except AgentError:
+        return False
+    return True
+
+
+def _report(attempts: list[Attempt], problems: dict[str, str], remote: str,
+            moved: dict[str, tuple[str, str]], verbosity: int) -> int:
+    """Print what happened, as a local merge does; exit 1 if anything was not merged."""
+    merged = 0
+    for a in attempts:
+        if a.status == "merged":
+            merged += 1
+            if verbosity >= 0:
+                print(f"Merged task {a.task_id} ({a.commit[:12]})")
+        elif a.status == "conflict":
+            problems[a.task_id] = f"conflicts in {', '.join(a.conflicts)} (its branch stays on {remote})"
+        elif a.status == "check-failed":
+            print(f"Check failed for task {a.task_id} (not merged; recorded on {remote} as "
+                  f"refs/agents/rejected/{a.task_id}):")
+            for line in a.check_output.splitlines():
+                print(f"    {line}")
+            problems[a.task_id] = "its merged result failed the check"
+        else:
+            problems[a.task_id] = "it has no commits to merge"
+    if verbosity >= 0:
+        for target, (old, new) in moved.items():
+            print(f"Pushed {target} to {remote} ({old[:12]}..{new[:12]})")
+    for task_id, why in problems.items():
+        sys.stderr.write(f"warning: not merged: task {task_id}: {why}\n")
+    if not merged and not problems:
+        print("Nothing to merge.")
+    else:
+        print(f"{merged} merged, {len(problems)} not merged")
+    return ExitCode.FAILED if problems else ExitCode.OK

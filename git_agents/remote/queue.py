@@ -1,0 +1,247 @@
+"""The task queue kept on a shared git remote: ref names, records, fetching and compare-and-swap pushes.
+
+Everything lives in refs on the remote, so any git server is the coordinator:
+
+    refs/agents/queue/<id>    a commit whose tree holds spec.json and prompt.md (published once)
+    refs/agents/claims/<id>   a commit whose message carries the claiming worker and its heartbeat
+    refs/agents/results/<id>  a commit (parent: the task branch tip) with exit code, times, log tail
+    refs/agents/merged/<id>   the merge commit that brought the task into its target branch
+    refs/agents/rejected/<id> a commit (parent: the result) saying the merged result failed the merge check
+
+Every change is a push with an expected old value (`--force-with-lease=<ref>:<old>`, empty =
+must not exist), which the server's receive-pack checks under its ref lock: two workers can
+never both create a claim, and only the holder of a claim can publish its result. Refs under
+refs/agents are not fetched by default; `fetch` maps them to refs/agents/remote/<name>/ and the
+remote's branches to refs/agents/remote-heads/<name>/ (pruned, so deleted claims disappear).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+
+from git_agents.core.errors import AgentError
+from git_agents.core.lock import RepoLock
+from git_agents.core.repo import Repo
+
+FORMAT_VERSION = 1
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+KINDS = ("queue", "claims", "results", "merged", "rejected")
+
+
+@dataclass
+class RemoteTask:
+    """What the remote says about one task id."""
+
+    id: str
+    queue: str = ""  # commit of refs/agents/queue/<id>
+    title: str = ""
+    claim: str = ""  # commit of refs/agents/claims/<id>, "" when unclaimed
+    claim_info: dict[str, object] = field(default_factory=dict)
+    result: str = ""
+    result_info: dict[str, object] = field(default_factory=dict)
+    merged: str = ""
+    rejected: str = ""  # commit of refs/agents/rejected/<id>: the last merge attempt failed its check
+    rejected_info: dict[str, object] = field(default_factory=dict)
+
+    def heartbeat_age(self, now: float | None = None) -> float | None:
+        """Seconds since the claim's last heartbeat (by the claimer's clock), None when unclaimed."""
+        beat = self.claim_info.get("heartbeat")
+        if not self.claim or not isinstance(beat, (int, float)):
+            return None
+        return max(0.0, (now if now is not None else time.time()) - beat)
+
+    def state(self) -> str:
+        """queued, claimed, done, failed, check-failed or merged."""
+        if self.merged:
+            return "merged"
+        if self.rejected:
+            return "check-failed"
+        if self.result:
+            return "done" if self.result_info.get("exit") == 0 else "failed"
+        return "claimed" if self.claim else "queued"
+
+
+@dataclass(frozen=True)
+class Update:
+    """One ref update of a push: set `ref` to `new` (None deletes it) if it is now `expect` ("" = absent)."""
+
+    ref: str
+    new: str | None
+    expect: str
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """How the remote answered each ref of a push."""
+
+    refs: dict[str, tuple[bool, str]]  # ref -> (updated?, git's summary such as "[rejected] (stale info)")
+    err: str = ""  # the remote's own messages ("remote: error: cannot lock ref ...")
+
+    @property
+    def ok(self) -> bool:
+        """Whether every ref was updated."""
+        return all(done for done, _ in self.refs.values())
+
+    def lost(self, ref: str) -> bool:
+        """Whether `ref` was refused because its value was not the expected one (someone else moved it).
+
+        The client checks the lease against the values the server advertised ("stale info"); the
+        server checks again under its ref lock, and a change in between shows as "but expected".
+        In an atomic push the server marks every ref "atomic transaction failed" and names the
+        culprit only in its error message, so that is read too.
+        """
+        done, summary = self.refs.get(ref, (False, ""))
+        if done:
+            return False
+        if any(s in summary for s in _LOST):
+            return True
+        return any(f"'{ref}'" in line and any(s in line for s in _LOST) for line in self.err.splitlines())
+
+    def reason(self) -> str:
+        """Why the push failed, in git's words (the first refusal that is not just "atomic ... failed")."""
+        refused = [s for done, s in self.refs.values() if not done]
+        return next((s for s in refused if "atomic" not in s), refused[0] if refused else "")
+
+
+_LOST = ("stale info", "fetch first", "already exists", "but expected", "incorrect old value", "non-fast-forward",
+         "unable to resolve reference")
+
+
+def message_json(message: str) -> dict[str, object]:
+    """The JSON record after the subject line of one of our commits ({} when there is none)."""
+    _, _, body = message.partition("\n\n")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _record(message: str, what: str) -> dict[str, object]:
+    """The JSON record of a claim or result, refused when a newer git-agents wrote it."""
+    record = message_json(message)
+    if record:
+        check_version(record, what)
+    return record
+
+
+def check_version(record: dict[str, object], what: str) -> None:
+    """Refuse records written by a newer git-agents (they may mean something else)."""
+    version = record.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise AgentError(f"{what} has format version {version!r}; this git-agents reads version {FORMAT_VERSION}",
+                         hint="upgrade git-agents on this machine")
+
+
+class RemoteQueue:
+    """The queue on one remote, seen from a local clone."""
+
+    def __init__(self, repo: Repo, remote: str | None = None) -> None:
+        self.repo = repo
+        self.git = repo.git
+        self.remote = remote or repo.setting("agent.remote")
+        configured = f"remote.{self.remote}.url" in repo.config
+        if not configured and "/" not in self.remote and ":" not in self.remote:
+            raise AgentError(f"'{self.remote}' is not a configured remote",
+                             hint="pass --remote <name-or-url>, or set agent.remote (git remote -v lists them)")
+        # Tracking refs need a name safe in a ref: the remote's own, or a digest of its URL.
+        self.name = self.remote if configured else "url-" + hashlib.sha1(self.remote.encode()).hexdigest()[:12]
+        self.track = f"refs/agents/remote/{self.name}"
+        self.heads = f"refs/agents/remote-heads/{self.name}"
+        self._have_empty_tree = False
+
+    # -- reading -------------------------------------------------------------------------------
+    def fetch(self, *extra: str) -> None:
+        """Bring the remote's refs/agents/*, its branches and `extra` refspecs into tracking refs."""
+        # One fetch per clone at a time: concurrent fetches race on the same tracking refs.
+        with RepoLock(self.repo.common_dir, "remote"):
+            self.git.run("fetch", "--prune", "--no-tags", "--quiet", "--no-write-fetch-head", self.remote,
+                         f"+refs/agents/*:{self.track}/*", f"+refs/heads/*:{self.heads}/*", *extra)
+
+    def tasks(self) -> dict[str, RemoteTask]:
+        """Every task id the remote knows (as of the last fetch), in id order."""
+        from git_agents.tasks.ids import sort_key
+
+        out = self.git.run("for-each-ref", "--format=%(refname)%00%(objectname)%00%(contents)%00%00",
+                           f"{self.track}/").out
+        tasks: dict[str, RemoteTask] = {}
+        for record in out.split("\0\0\n"):
+            if not record:
+                continue
+            ref, sha, message = (record.split("\0", 2) + ["", ""])[:3]
+            kind, _, task_id = ref[len(self.track) + 1:].partition("/")
+            if kind not in KINDS or not task_id:
+                continue
+            task = tasks.setdefault(task_id, RemoteTask(task_id))
+            if kind == "queue":
+                task.queue = sha
+                task.title = message.split("\n", 1)[0].partition(" - ")[2]
+            elif kind == "claims":
+                task.claim, task.claim_info = sha, _record(message, f"the claim on task {task_id}")
+            elif kind == "results":
+                task.result, task.result_info = sha, _record(message, f"the result of task {task_id}")
+            elif kind == "rejected":
+                task.rejected, task.rejected_info = sha, _record(message, f"the check record of task {task_id}")
+            else:
+                task.merged = sha
+        return {k: tasks[k] for k in sorted(tasks, key=sort_key)}
+
+    def head(self, branch: str) -> str | None:
+        """The remote's `branch` tip as of the last fetch."""
+        res = self.git.run("rev-parse", "--verify", "--quiet", f"{self.heads}/{branch}^{{commit}}", ok=(0, 1))
+        return res.out.strip() if res.code == 0 else None
+
+    def exists(self, ref: str) -> bool:
+        """Whether the remote has `ref` now (asked of the server, not of the last fetch)."""
+        return bool(self.git.run("ls-remote", self.remote, ref).out.strip())
+
+    def spec(self, task: RemoteTask) -> tuple[dict[str, object], str]:
+        """(spec.json, prompt.md) of a queued task."""
+        spec = json.loads(self.git.run("cat-file", "blob", f"{task.queue}:spec.json").out)
+        check_version(spec, f"queue entry '{task.id}'")
+        prompt = self.git.run("cat-file", "blob", f"{task.queue}:prompt.md").out
+        return spec, prompt
+
+    # -- writing -------------------------------------------------------------------------------
+    def record_commit(self, subject: str, record: dict[str, object], *, tree: str = EMPTY_TREE,
+                      parents: tuple[str, ...] = ()) -> str:
+        """A commit whose message is `subject` and a JSON record (with our format version)."""
+        if tree == EMPTY_TREE and not self._have_empty_tree:
+            self.git.run("hash-object", "-w", "-t", "tree", "--stdin", input="")
+            self._have_empty_tree = True
+        body = json.dumps({"version": FORMAT_VERSION, **record}, indent=1, sort_keys=True)
+        args = ["commit-tree", tree]
+        for parent in parents:
+            args += ["-p", parent]
+        return self.git(*args, "-F", "-", input=f"{subject}\n\n{body}\n")
+
+    def push(self, updates: list[Update], *, atomic: bool) -> PushResult:
+        """Push ref updates, each guarded by its expected old value; report how each ref fared."""
+        args = ["push", "--porcelain", "--no-verify"]
+        if atomic:
+            args.append("--atomic")
+        args += [f"--force-with-lease={u.ref}:{u.expect}" for u in updates]
+        args.append(self.remote)
+        args += [f"{u.new or ''}:{u.ref}" for u in updates]
+        res = self.git.run(*args, ok=range(0, 256))
+        refs: dict[str, tuple[bool, str]] = {}
+        for line in res.out.splitlines():
+            flag, sep, rest = line.partition("\t")
+            if not sep or len(flag) != 1:
+                continue
+            spec, _, summary = rest.partition("\t")
+            refs[spec.rpartition(":")[2]] = (flag in " +-*=", summary)
+        missing = [u.ref for u in updates if u.ref not in refs]
+        if missing:  # no per-ref answer: the remote could not be reached or refused the whole push
+            from git_agents.core.errors import GitError
+
+            raise GitError(["git", *args], res.code, res.out, res.err)
+        return PushResult(refs, res.err)
+
+
+def ref(kind: str, task_id: str) -> str:
+    """The remote ref of one task record: ref("claims", "48") = refs/agents/claims/48."""
+    return f"refs/agents/{kind}/{task_id}"

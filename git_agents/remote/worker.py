@@ -1,0 +1,379 @@
+"""One worker: claims tasks from the remote queue, runs them with the core, publishes their results.
+
+A single-threaded loop (no locks between threads to get wrong): finish tasks whose agents have
+exited, renew claims that are due, claim new tasks while slots are free, sleep. Each claim is a
+compare-and-swap push, so a rejected push simply means another worker won. The result, the task
+branch and the removal of the claim go in one atomic push that also requires the claim to still
+be ours: a worker whose claim was taken over (it was presumed dead) can never publish.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+from git_agents.commands.spawn import load_template, plan_task
+from git_agents.core.errors import AgentError, GitError
+from git_agents.core.repo import Repo
+from git_agents.core.worktrees import remove_worktree, unsaved_work
+from git_agents.lifecycle import start as starting
+from git_agents.remote.queue import RemoteQueue, RemoteTask, Update, ref
+from git_agents.tasks import agent
+from git_agents.tasks.ports import release as release_ports
+from git_agents.tasks.prepare import SetupFailed, make_ready
+from git_agents.tasks.presets import expand
+from git_agents.tasks.store import Task, delete_task, load_tasks, now_iso, write_task
+
+LOG_TAIL_LINES = 20
+CLAIM_WINDOW = 8
+
+
+@dataclass
+class Job:
+    """A task this worker holds a claim on."""
+
+    task_id: str
+    queue: str  # the queue entry's commit (parent of every claim commit, so claims stay small)
+    claim: str  # our current claim commit on the remote
+    claimed: float
+    beat: float  # when we last renewed the claim
+    branch: str = ""
+    started: float = 0.0
+    exit_code: int | None = None  # set when the agent could not even start
+
+
+def log(message: str) -> None:
+    """A progress line (workers usually run unattended: keep one line per event)."""
+    sys.stdout.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stdout.flush()
+
+
+class Worker:
+    """Runs queued tasks from one remote in one clone."""
+
+    def __init__(self, repo: Repo, queue: RemoteQueue, *, jobs: int, agent_command: str | None,
+                 lease: float, poll: float, once: bool, name: str, verbosity: int = 0) -> None:
+        self.repo = repo
+        self.queue = queue
+        self.jobs = jobs
+        self.agent_command = agent_command
+        self.lease = lease
+        self.poll = poll
+        self.once = once
+        self.name = name
+        self.verbosity = verbosity  # -1: only failures, take-overs and hand-backs; 1: also heartbeats
+        self.held: dict[str, Job] = {}
+        self.skipped: set[str] = set()  # ids this clone cannot run (left-overs of an earlier run here)
+        self.stopping = 0  # 1: finish what is in hand; 2: hand it back now
+        self.failures = 0
+        self.tasks: dict[str, RemoteTask] = {}
+        self.next_fetch = 0.0  # fetch the queue again no earlier than this (monotonic)
+        self.to_clean: list[Job] = []  # published tasks whose local worktree and branch can go
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Work until stopped (or, with `once`, until no task is left to run); the exit code."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._say(f"worker {self.name} on {self.queue.remote}: up to {self.jobs} task(s) at a time")
+            while True:
+                self._finish_exited()
+                self._heartbeat()
+                if self.stopping >= 2:
+                    self._hand_back()
+                    return 130
+                if self.stopping and not self.held:
+                    self._clean_all()
+                    self._say("stopped")
+                    return 0
+                try:
+                    fetched = self._claim_more()
+                except GitError as error:  # the remote is unreachable: the work in hand goes on
+                    log(f"cannot reach {self.queue.remote}: {error.message.splitlines()[0]}")
+                    fetched, self.next_fetch = False, time.monotonic() + self.poll
+                self._clean_all()  # after claiming: cleaning up is not on the way to the next task
+                if fetched and self.once and not self.held and self._drained():
+                    return 1 if self.failures or self.skipped else 0
+                # Short naps: agents' exits and signals are noticed quickly; the remote is asked every `poll` s.
+                time.sleep(min(0.1, max(0.01, self.next_fetch - time.monotonic())))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _say(self, message: str, level: int = 0) -> None:
+        """A progress line shown at this verbosity or above (failures always go through `log`)."""
+        if self.verbosity >= level:
+            log(message)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping += 1
+        if self.stopping == 1:
+            log(f"{signal.Signals(signum).name}: taking no new tasks, finishing {len(self.held)} in hand"
+                " (signal again to hand them back)")
+
+    # -- claiming ------------------------------------------------------------------------------
+    def _claim_more(self) -> bool:
+        """Fetch the queue (at most every `poll` seconds) and claim tasks while slots are free.
+
+        Returns whether it fetched with nothing left to claim, so the caller may check for the end.
+        """
+        if self.stopping or len(self.held) >= self.jobs or time.monotonic() < self.next_fetch:
+            return False
+        self.queue.fetch()
+        self.next_fetch = time.monotonic() + self.poll
+        self.tasks = self.queue.tasks()
+        local = load_tasks(self.repo)
+        claimed_any = False
+        for task in self._candidates():
+            if len(self.held) >= self.jobs or self.stopping:
+                break
+            if task.id in local or self.repo.git.has_ref(f"refs/heads/{self.repo.branch_prefix}{task.id}"):
+                log(f"skipping task {task.id}: this clone already has a task or branch of that name"
+                    f" (git agent-clean {task.id} to let this worker take it)")
+                self.skipped.add(task.id)
+                continue
+            if self._claim(task):
+                claimed_any = True
+        if claimed_any:
+            self.next_fetch = 0.0  # there may be more: look again as soon as a slot frees up
+        return not claimed_any
+
+    def _candidates(self) -> list[RemoteTask]:
+        """Claimable tasks, roughly in id order: the first few shuffled, so that workers that
+        fetched the same queue do not all race for the same task (each lost race costs a push)."""
+        found = []
+        for task in self.tasks.values():
+            if not task.queue or task.result or task.merged or task.id in self.held or task.id in self.skipped:
+                continue
+            age = task.heartbeat_age()
+            if task.claim and (age is None or age <= self.lease):
+                continue
+            found.append(task)
+        window = found[:CLAIM_WINDOW]
+        random.shuffle(window)
+        return window + found[CLAIM_WINDOW:]
+
+    def _claim(self, task: RemoteTask) -> bool:
+        """Claim one task (taking over a stale claim by CAS on its value); start it if we won."""
+        now = time.time()
+        commit = self.queue.record_commit(
+            f"agent-claim: task {task.id} by {self.name}",
+            {"task": task.id, "worker": self.name, "claimed": now, "heartbeat": now,
+             "took_over": task.claim_info.get("worker") if task.claim else None},
+            parents=(task.queue,))
+        result = self.queue.push([Update(ref("claims", task.id), commit, task.claim)], atomic=False)
+        if not result.ok:
+            return False  # another worker won (or took it over first)
+        # A finished task has no claim either (its result and the deletion of its claim are one
+        # atomic push), so creating a claim does not prove the task is still to do when our view of
+        # the queue is older than that push. A result that exists now means it is done: give back.
+        if self.queue.exists(ref("results", task.id)):
+            self.queue.push([Update(ref("claims", task.id), None, commit)], atomic=False)
+            return False
+        if task.claim:
+            log(f"took over task {task.id} from {task.claim_info.get('worker')}"
+                f" (no heartbeat for {task.heartbeat_age(now):.0f}s)")
+        else:
+            self._say(f"claimed task {task.id}")
+        job = Job(task.id, task.queue, commit, now, now)
+        self.held[task.id] = job
+        try:
+            self._start(task, job)
+        except AgentError as error:
+            log(f"task {task.id}: cannot start: {error.message}")
+            self._release(job)
+            self.skipped.add(task.id)
+        return True
+
+    def _start(self, task: RemoteTask, job: Job) -> None:
+        """Prepare and start the task exactly as git agent-run does, from the remote's base branch.
+
+        A worktree on a new branch, the prompt, the worktree made ready (copies, links, port,
+        agent.setup), then the agent. A setup failure or a missing agent program becomes a
+        failed result (published like any other), not a crash.
+        """
+        spec, text = self.queue.spec(task)
+        base = str(spec.get("base") or "")
+        base_commit = self.queue.head(base)
+        if base_commit is None:
+            raise AgentError(f"base branch '{base}' is not on {self.queue.remote}")
+        command = self.agent_command or str(spec.get("agent") or "") or self.repo.setting("agent.command")
+        if not command:  # hand it back: a worker with an agent configured can run it
+            raise AgentError("neither the task file nor this worker names an agent command"
+                             " (pass --agent or set agent.command)")
+        command = expand(self.repo, command)
+        planned = plan_task(self.repo, task.id, base, base_commit)
+        planned.title, planned.agent, planned.created = str(spec.get("title") or f"Task {task.id}"), command, now_iso()
+        prompt_file = starting.create(self.repo, planned, text, load_template(self.repo))
+        job.branch, job.started = planned.branch, time.time()
+        try:
+            make_ready(self.repo, planned, prompt_file)
+        except SetupFailed as exc:
+            self._fail_start(planned, job, 125, "", exc.message)  # run_setup has logged its output
+            return
+        missing = agent.missing_program(command, planned.worktree)
+        if missing:
+            self._fail_start(planned, job, 127, f"git-agents: agent command not found: {missing}\n",
+                             f"agent command not found: {missing}")
+            return
+        starting.start(self.repo, planned, command)
+
+    def _fail_start(self, task: Task, job: Job, code: int, output: str, reason: str) -> None:
+        """Record why the agent was not started; the result is published with `code` and `output`."""
+        job.exit_code = code
+        if output:
+            with open(agent.log_path(self.repo.task_dir(task.id)), "a", encoding="utf-8") as fh:
+                fh.write(output)
+        starting.fail(self.repo, task, reason)
+        log(f"task {task.id}: {reason}")
+
+    # -- heartbeats ----------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        """Renew every claim older than lease/3, each by CAS on our previous claim commit."""
+        now = time.time()
+        due = [j for j in self.held.values() if now - j.beat >= self.lease / 3]
+        if not due:
+            return
+        updates, renewed = [], {}
+        for job in due:
+            commit = self.queue.record_commit(
+                f"agent-claim: task {job.task_id} by {self.name}",
+                {"task": job.task_id, "worker": self.name, "claimed": job.claimed, "heartbeat": now},
+                parents=(job.queue,))
+            updates.append(Update(ref("claims", job.task_id), commit, job.claim))
+            renewed[job.task_id] = commit
+        try:
+            result = self.queue.push(updates, atomic=False)
+        except GitError as error:  # the remote is unreachable: try again at the next turn
+            log(f"heartbeat failed: {error.message.splitlines()[0]}")
+            return
+        for job in due:
+            claim_ref = ref("claims", job.task_id)
+            if result.refs.get(claim_ref, (False, ""))[0]:
+                job.claim, job.beat = renewed[job.task_id], now
+                self._say(f"renewed the claim on task {job.task_id}", level=1)
+            elif result.lost(claim_ref):
+                self._abandon(job, "its claim was taken over by another worker")
+
+    def _abandon(self, job: Job, why: str) -> None:
+        """Stop working on a task we no longer own; its local branch and worktree stay for inspection."""
+        log(f"task {job.task_id}: {why}; stopping its agent (its branch {job.branch} stays in this clone)")
+        task = load_tasks(self.repo).get(job.task_id)
+        if task and task.pid:
+            agent.stop(task.pid, task.pid_start)
+        if task:
+            write_task(self.repo, job.task_id, state="failed", reason=why)
+        self.held.pop(job.task_id, None)
+
+    # -- finishing -----------------------------------------------------------------------------
+    def _finish_exited(self) -> None:
+        """Publish the result of every held task whose agent has ended."""
+        for job in list(self.held.values()):
+            if not job.branch:
+                continue
+            record = agent.read_exit(self.repo.task_dir(job.task_id))
+            if record is None and job.exit_code is None:
+                continue
+            code = record.code if record is not None else job.exit_code
+            self._publish(job, int(code if code is not None else 1))
+
+    def _publish(self, job: Job, code: int) -> None:
+        """Push branch + result and delete the claim in one atomic push that requires the claim to be ours."""
+        git = self.repo.git
+        tip = git("rev-parse", "--verify", f"refs/heads/{job.branch}^{{commit}}")
+        finished = time.time()
+        record = {"task": job.task_id, "worker": self.name, "exit": code, "started": job.started,
+                  "finished": finished, "branch": job.branch, "tip": tip, "log_tail": self._log_tail(job.task_id)}
+        result_commit = self.queue.record_commit(f"agent-result: task {job.task_id} exit {code}", record,
+                                                 parents=(tip,))
+        updates = [Update(f"refs/heads/{job.branch}", tip, ""),
+                   Update(ref("results", job.task_id), result_commit, ""),
+                   Update(ref("claims", job.task_id), None, job.claim)]
+        for attempt in range(5):
+            try:
+                result = self.queue.push(updates, atomic=True)
+            except GitError as error:
+                log(f"task {job.task_id}: publishing failed ({error.message.splitlines()[0]}); retrying")
+                time.sleep(min(2 ** attempt, 10))
+                continue
+            if result.ok:
+                break
+            if result.lost(ref("claims", job.task_id)):
+                self._abandon(job, "its claim was taken over by another worker before it finished")
+                return
+            if result.lost(updates[0].ref) or result.lost(updates[1].ref):
+                self.failures += 1
+                self._abandon(job, f"{self.queue.remote} already has a branch {job.branch} or a result for it;"
+                                   " nothing was published")
+                return
+            time.sleep(0.05 * (attempt + 1))  # a transient refusal (a ref lock held): try again
+        else:
+            log(f"task {job.task_id}: could not publish its result; keeping the claim and retrying later")
+            return
+        self.held.pop(job.task_id, None)
+        self.next_fetch = 0.0
+        if code != 0:
+            self.failures += 1
+        message = f"task {job.task_id} {'done' if code == 0 else f'failed (exit {code})'}: pushed {job.branch}"
+        self._say(message, level=-1 if code else 0)
+        self.to_clean.append(job)
+
+    def _log_tail(self, task_id: str) -> str:
+        try:
+            with open(agent.log_path(self.repo.task_dir(task_id)), encoding="utf-8", errors="replace") as fh:
+                return "".join(fh.readlines()[-LOG_TAIL_LINES:])
+        except OSError:
+            return ""
+
+    def _clean_all(self) -> None:
+        while self.to_clean:
+            self._clean_local(self.to_clean.pop())
+
+    def _clean_local(self, job: Job) -> None:
+        """Remove the task's worktree and local branch once everything is on the remote (never unsaved work)."""
+        task = load_tasks(self.repo).get(job.task_id)
+        if task is None:
+            return
+        if os.path.isdir(task.worktree) and unsaved_work(self.repo, task.worktree):
+            log(f"task {job.task_id}: its worktree {task.worktree} has uncommitted work; kept")
+            return
+        release_ports(self.repo, task)
+        remove_worktree(self.repo, task.worktree)
+        self.repo.git.run("branch", "-D", "--quiet", job.branch)
+        delete_task(self.repo, job.task_id)
+
+    # -- giving back ---------------------------------------------------------------------------
+    def _release(self, job: Job) -> None:
+        """Delete our claim (only if it is still ours) so another worker can run the task."""
+        try:
+            self.queue.push([Update(ref("claims", job.task_id), None, job.claim)], atomic=False)
+        except GitError as error:
+            log(f"task {job.task_id}: could not release its claim ({error.message.splitlines()[0]});"
+                " it will be taken over when its lease expires")
+        self.held.pop(job.task_id, None)
+
+    def _hand_back(self) -> None:
+        """Stop the agents in hand and release their claims (their local work stays in this clone)."""
+        for job in list(self.held.values()):
+            task = load_tasks(self.repo).get(job.task_id)
+            if task and task.pid:
+                agent.stop(task.pid, task.pid_start)
+            if task:
+                write_task(self.repo, job.task_id, state="failed", reason="handed back to the queue")
+            self._release(job)
+            log(f"handed task {job.task_id} back to the queue")
+
+    def _drained(self) -> bool:
+        """Whether nothing is left that this worker could ever run (every task has a result or is skipped)."""
+        return all(t.result or t.merged or not t.queue or t.id in self.skipped for t in self.tasks.values())
+
+
+def default_name() -> str:
+    """hostname:pid, unique enough to tell workers apart in `git agent-queue list`."""
+    return f"{socket.gethostname()}:{os.getpid()}"

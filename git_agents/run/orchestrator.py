@@ -1,0 +1,468 @@
+"""The `git agent-run` loop: prepare every task, run at most `jobs` agents, merge, clean, report.
+
+Tasks are ordinary git-agents tasks (the same metadata, worktrees and logs as `git agent-spawn`
+makes), so `git agent-status`, `logs` and `stop` work on them while the run goes on, and a
+stopped run is picked up again (`--resume`) from what the repository records:
+- a task whose agent exited (whatever its code) is finished and not run again;
+- a task marked `interrupted` (its agent was stopped by Ctrl-C), never started, or whose
+  preparation failed, is started again in its existing worktree;
+- a task whose agent still runs is watched;
+- a task merged by an earlier run of the same task file is skipped (the run's journal in
+  `<common-dir>/agents/runs/` remembers it after its worktree and metadata are cleaned).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.repo import Repo
+from git_agents.core.settings import parse_bool
+from git_agents.core.worktrees import unsaved_work
+from git_agents.lifecycle import start as starting
+from git_agents.pool import slots as pool
+from git_agents.run.taskfile import TaskFile, TaskSpec
+from git_agents.tasks import agent
+from git_agents.tasks.prepare import SetupFailed, make_ready
+from git_agents.tasks.presets import expand
+from git_agents.tasks.status import NOT_COMMITTED, agent_state
+from git_agents.tasks.store import Task, load_tasks, now_iso, write_task
+
+POLL_SECONDS = 0.1
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colours and cursor moves in an agent's output
+
+# What a job is doing; the run loop moves each job forward through these.
+NEW, START, RERUN, WATCH, FINISHED, MERGED_BEFORE = "new", "start", "re-run", "watch", "finished", "merged"
+
+
+@dataclass
+class Job:
+    """One task of the task file as the run sees it."""
+
+    spec: TaskSpec
+    command: str  # the agent command line (preset expanded)
+    action: str  # one of NEW, START, RERUN, WATCH, FINISHED, MERGED_BEFORE
+    task: Task | None = None
+    state: str = "queued"  # what the progress display shows
+    started: float = 0.0  # time.monotonic() when its agent started (0: not yet)
+    ended: float = 0.0
+    outcome: str = ""  # final: "merged (<commit>)" or why it was not merged
+    merged: bool = False
+
+    @property
+    def id(self) -> str:
+        """The task id."""
+        return self.spec.id
+
+
+# -- the journal of merged tasks ----------------------------------------------------------------
+def journal_path(repo: Repo, taskfile: str) -> str:
+    """Where a run of `taskfile` records which of its tasks it merged."""
+    key = hashlib.sha1(os.path.realpath(taskfile).encode()).hexdigest()[:16]
+    return os.path.join(repo.state_dir, "runs", key)
+
+
+def merged_before(repo: Repo, taskfile: str) -> dict[str, str]:
+    """task id -> merge commit, for the tasks earlier runs of `taskfile` merged."""
+    try:
+        with open(journal_path(repo, taskfile), encoding="utf-8") as fh:
+            rows = [line.split() for line in fh]
+    except OSError:
+        return {}
+    return {row[1]: row[2] for row in rows if len(row) == 3 and row[0] == "merged"}
+
+
+def _journal(repo: Repo, taskfile: str, task_id: str, commit: str) -> None:
+    path = journal_path(repo, taskfile)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"merged {task_id} {commit}\n")
+
+
+# -- planning -----------------------------------------------------------------------------------
+def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool) -> list[Job]:
+    """What the run will do with each task; refuses ids, branches or paths in use unless resuming."""
+    from git_agents.commands.spawn import plan_task
+
+    default_agent = tf.agent or repo.setting("agent.command")
+    existing = load_tasks(repo)
+    done = merged_before(repo, tf.path) if resume else {}
+    jobs = []
+    for spec in tf.tasks:
+        written = spec.agent or default_agent
+        if not written.strip():
+            raise AgentError(f"task {spec.id} has no agent",
+                             hint="set agent in the task file (globally or per task), or git config agent.command")
+        command = agent.absolutise_program(expand(repo, written), os.path.dirname(os.path.abspath(tf.path)))
+        task = existing.get(spec.id)
+        if task is None and spec.id not in done:
+            plan_task(repo, spec.id, base, base_commit, pooled=tf.pool)  # fails now, before anything is created
+        if task is None:
+            jobs.append(Job(spec, command, MERGED_BEFORE if spec.id in done else NEW,
+                            outcome=f"merged ({done[spec.id][:12]}, earlier run)" if spec.id in done else ""))
+            continue
+        if not resume:
+            raise AgentError(f"task '{spec.id}' already exists",
+                             hint=f"continue the earlier run with: git agent-run --resume {tf.path}\n"
+                                  f"or remove the task first with: git agent-clean {spec.id}")
+        action = _resume_action(repo, task)
+        outcome = f"merged ({task.merge_commit[:12]}, earlier run)" if action == MERGED_BEFORE else ""
+        jobs.append(Job(spec, command, action, task, outcome=outcome))
+    return jobs
+
+
+def _resume_action(repo: Repo, task: Task) -> str:
+    if task.state == "merged":
+        return MERGED_BEFORE
+    if task.state == "interrupted":
+        return RERUN
+    state, _, _ = agent_state(repo, task, check_work=False)
+    if state in ("not started", "failed to start"):
+        return START
+    if state == "died":
+        return RERUN
+    return WATCH if state == "running" else FINISHED
+
+
+def describe(tf: TaskFile, jobs: list[Job], base: str) -> str:
+    """The plan as `--dry-run` prints it."""
+    then = "then merge the successful ones in task order" if tf.merge else "no merge (merge = false)"
+    lines = [f"Run {len(jobs)} task(s) from {tf.path} on {base}, {tf.jobs} at a time; {then}."]
+    if tf.pool:
+        lines.append("Take each new task's worktree from the pool (git agent-pool), as spawn --pool does.")
+    if tf.check:
+        lines.append(f"Merge only the results that pass the check (in a scratch worktree): {tf.check}")
+    width = max(len(j.id) for j in jobs)
+    labels = {NEW: "create and run", START: "prepare and run", RERUN: "run again", WATCH: "still running: watch",
+              FINISHED: "finished: merge only", MERGED_BEFORE: "merged: skip"}
+    for j in jobs:
+        lines.append(f"  {j.id.ljust(width)}  {labels[j.action]:<21}  {j.spec.title}")
+        if j.action in (NEW, START, RERUN):
+            lines.append(f"  {''.ljust(width)}  agent: {j.command}")
+    return "\n".join(lines)
+
+
+# -- progress -----------------------------------------------------------------------------------
+def last_log_line(repo: Repo, task_id: str) -> str:
+    """The last non-empty line of a task's log (read from its end only)."""
+    try:
+        with open(agent.log_path(repo.task_dir(task_id)), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    for line in reversed(tail.splitlines()):
+        line = "".join(ch for ch in _ANSI.sub("", line) if ch.isprintable()).strip()
+        if line:
+            return line
+    return ""
+
+
+def _terminal_size() -> os.terminal_size:
+    import shutil
+
+    return shutil.get_terminal_size()
+
+
+def _elapsed(job: Job) -> str:
+    if not job.started:
+        return ""
+    seconds = int((job.ended or time.monotonic()) - job.started)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Progress:
+    """One line per task: redrawn in place on a terminal, appended on change otherwise."""
+
+    def __init__(self, repo: Repo, jobs: list[Job], stream: TextIO) -> None:
+        self.repo = repo
+        self.jobs = jobs
+        self.stream = stream
+        # In place only when the block fits on the screen: the cursor cannot go above its top.
+        self.tty = stream.isatty() and len(jobs) < _terminal_size().lines - 1
+        self.drawn: list[str] = []  # the lines on the terminal now, below the cursor's row
+        self.shown: dict[str, str] = {}
+        self.width = max(len(j.id) for j in jobs)
+
+    def _log(self, job: Job) -> str:
+        return last_log_line(self.repo, job.id) if job.started or job.state.startswith("failed") else ""
+
+    def message(self, text: str) -> None:
+        """Print other output; on a terminal the progress block is drawn again below it."""
+        self.stream.write(text)
+        self.stream.flush()
+        self.drawn = []
+
+    def line(self, job: Job) -> str:
+        """The task's progress line on a terminal."""
+        return f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {self._log(job)}".rstrip()
+
+    def plain(self, job: Job) -> str:
+        """The line appended when the task's state changes and the output is not a terminal."""
+        elapsed = f" after {_elapsed(job)}" if job.ended else ""
+        log = self._log(job) if job.ended or job.state.startswith("failed") else ""
+        return f"task {job.id}: {job.state}{elapsed}" + (f": {log}" if log else "")
+
+    def update(self) -> None:
+        """Show the current state of every job."""
+        if self.tty:
+            columns = _terminal_size().columns
+            lines = [self.line(j)[:columns - 1] for j in self.jobs]
+            if lines == self.drawn:
+                return
+            # up to the first line of the block, then rewrite each line (\x1b[2K: clear it first)
+            self.stream.write("\x1b[F" * len(self.drawn) + "".join(f"\x1b[2K{line}\n" for line in lines))
+            self.drawn = lines
+        else:
+            for j in self.jobs:
+                if self.shown.get(j.id) != j.state:
+                    self.shown[j.id] = j.state
+                    self.stream.write(f"{self.plain(j)}\n" if j.state != "queued" else "")
+        self.stream.flush()
+
+
+# -- running ------------------------------------------------------------------------------------
+class Run:
+    """One `git agent-run`."""
+
+    def __init__(self, repo: Repo, tf: TaskFile, jobs: list[Job], base: str, base_commit: str,
+                 stream: TextIO = sys.stdout, *, request: pool.PoolRequest | None = None) -> None:
+        self.repo = repo
+        self.request = request  # take worktrees from the pool (pool = true), as spawn --pool does
+        self.tf = tf
+        self.jobs = jobs
+        self.base = base
+        self.base_commit = base_commit
+        self.progress = Progress(repo, jobs, stream)
+        self.stream = stream
+        self.stop_requested = False
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.stop_requested = True
+
+    def _checkpoint(self) -> None:
+        """Stop here if Ctrl-C was pressed (it is held pending while SIGINT is blocked)."""
+        if self.stop_requested or signal.SIGINT in signal.sigpending():
+            self.stop_requested = True
+            raise KeyboardInterrupt
+
+    def execute(self) -> int:
+        """Prepare, run, merge, clean, report; return the exit code.
+
+        Ctrl-C reaches the whole foreground process group, so a git command running at that
+        moment would die half-way (`git config` then leaves config.lock behind, and every
+        later write fails). SIGINT is therefore blocked for the whole run, which every child
+        inherits (agents are started with it unblocked), and the loop looks for a pending one
+        at its checkpoints: it stops between steps, never inside one.
+        """
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            try:
+                self._prepare_all()
+                self._run_agents()
+            except KeyboardInterrupt:
+                return self._interrupted()
+            self._settle()
+            if self.tf.merge:
+                self._merge()
+            return self._report()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending one only sets the flag
+            signal.signal(signal.SIGINT, previous)
+
+    def _prepare_all(self) -> None:
+        from git_agents.commands.spawn import load_template, plan_task
+
+        template = load_template(self.repo)
+        for job in self.jobs:
+            if job.action == MERGED_BEFORE:
+                job.state = "merged"
+            elif job.action == FINISHED:
+                job.state = "finished"
+            elif job.action == WATCH:
+                job.state, job.started = "running", time.monotonic()
+            if job.action not in (NEW, START):
+                continue
+            self._checkpoint()
+            job.state = "preparing"
+            self.progress.update()
+            if job.action == NEW:
+                task = plan_task(self.repo, job.id, self.base, self.base_commit, pooled=self.request is not None)
+                task.title, task.created = job.spec.title, now_iso()
+                try:
+                    # The run holds a pooled slot until the task's agent starts (starting.start hands it over).
+                    starting.create(self.repo, task, job.spec.text, template, request=self.request,
+                                    owner=(os.getpid(), agent.process_start(os.getpid()) or ""))
+                except pool.PoolExhausted as exc:  # nothing was recorded: a resumed run tries again
+                    job.state, job.outcome = "failed: pool exhausted", f"failed: {exc.message}"
+                    continue
+                job.task = task
+            assert job.task is not None
+            try:
+                make_ready(self.repo, job.task, starting.prompt_path(self.repo, job.id))
+            except SetupFailed as exc:
+                starting.fail(self.repo, job.task, exc.message)
+                job.state = "failed: setup"
+                self.progress.message(starting.setup_failure_text(job.task, exc))
+                continue
+            missing = agent.missing_program(job.command, job.task.worktree)
+            if missing:
+                starting.fail(self.repo, job.task, f"agent command not found: {missing}")
+                job.state = "failed: agent not found"
+                continue
+            job.state = "queued"
+        self.progress.update()
+
+    def _run_agents(self) -> None:
+        queue = [j for j in self.jobs if j.state == "queued"]
+        running = [j for j in self.jobs if j.state == "running"]
+        while queue or running:
+            self._checkpoint()
+            while queue and len(running) < self.tf.jobs:
+                job = queue.pop(0)
+                assert job.task is not None
+                starting.start(self.repo, job.task, job.command)
+                job.state, job.started = "running", time.monotonic()
+                running.append(job)
+                self.progress.update()  # now: under load a short agent may end before the next round
+            for job in list(running):
+                if self._agent_ended(job):
+                    running.remove(job)
+            self.progress.update()
+            if queue or running:
+                time.sleep(POLL_SECONDS)
+        self._checkpoint()  # after the last agent, before merging
+
+    def _agent_ended(self, job: Job) -> bool:
+        task = job.task
+        assert task is not None
+        task_dir = self.repo.task_dir(task.id)
+        record = agent.read_exit(task_dir)
+        if record is None and agent.is_alive(task.pid, task.pid_start):
+            return False
+        record = record or agent.read_exit(task_dir)  # it may have written it just now
+        job.ended = time.monotonic()
+        job.state = f"exited {record.code}" if record else "died"
+        return True
+
+    def _interrupted(self) -> int:
+        stopped = []
+        for job in self.jobs:
+            if job.state == "running" and job.task is not None:
+                agent.stop(job.task.pid, job.task.pid_start)
+                write_task(self.repo, job.id, state="interrupted", reason="git agent-run was interrupted")
+                job.state = "interrupted"
+                stopped.append(job.id)
+        self.progress.update()
+        what = f"stopped the agents of task(s) {', '.join(stopped)}; " if stopped else ""
+        self.stream.write(f"Interrupted: {what}every worktree and branch is kept.\n"
+                          f"Resume with: git agent-run --resume {self.tf.path}\n")
+        self.stream.flush()
+        return ExitCode.INTERRUPTED
+
+    # -- after the agents -------------------------------------------------------------------------
+    def _settle(self) -> None:
+        """Decide, for each task, whether it is ready to merge; auto-commit where asked."""
+        auto_commit = parse_bool(self.repo.setting("agent.autoCommit"))
+        for job in self.jobs:
+            if job.action == MERGED_BEFORE or job.task is None:
+                job.merged = job.action == MERGED_BEFORE
+                continue
+            task = job.task
+            if task.state == "failed":
+                job.outcome = f"failed: {task.reason}"
+                continue
+            state, code, _ = agent_state(self.repo, task)
+            if state == NOT_COMMITTED and auto_commit:
+                git = self.repo.git.at(task.worktree)
+                try:
+                    git.run("add", "--all")
+                    git.run("commit", "--quiet", "-m", task.title)  # hooks run, as for any commit
+                    state = "exited"
+                except AgentError as exc:
+                    job.outcome = f"{NOT_COMMITTED} (agent.autoCommit failed: {exc.message.splitlines()[0]})"
+                    continue
+            if state == NOT_COMMITTED:
+                job.state = job.outcome = NOT_COMMITTED
+            elif state != "exited":
+                job.outcome = f"agent {state}"
+            elif code != 0:
+                job.outcome = f"agent exited {code}"
+            elif self.repo.git.ok("merge-base", "--is-ancestor", f"refs/heads/{task.branch}", task.base_commit):
+                job.outcome = "agent exited 0 without commits"
+            elif unsaved_work(self.repo, task.worktree):
+                job.outcome = "uncommitted or untracked work left in its worktree"
+
+    def _merge(self) -> None:
+        """Merge the ready tasks as `git agent-merge --check CHECK` would; clean up the merged ones."""
+        from git_agents.commands.clean import remove_task, what_would_be_lost
+        from git_agents.commands.merge import Options, check_failure_text, merge_tasks
+
+        ready = [j for j in self.jobs if j.task is not None and not j.outcome and not j.merged]
+        targets: dict[str, list[Job]] = {}
+        for job in ready:
+            assert job.task is not None
+            targets.setdefault(job.task.base, []).append(job)
+        options = Options(check=self.tf.check or None)
+        for group in targets.values():
+            try:
+                attempts, meanwhile = merge_tasks(self.repo, [j.task for j in group if j.task], options)
+            except AgentError as exc:
+                for job in group:
+                    job.outcome = f"not merged: {exc.message}"
+                continue
+            by_id = {j.id: j for j in group}
+            for task_id in meanwhile:
+                by_id[task_id].merged, by_id[task_id].outcome = True, "merged meanwhile by another merge"
+            for attempt in attempts:
+                job = by_id[attempt.task_id]
+                if attempt.status == "merged":
+                    job.merged, job.state = True, "merged"
+                    job.outcome = f"merged ({attempt.commit[:12]})"
+                    _journal(self.repo, self.tf.path, job.id, attempt.commit)
+                elif attempt.status == "conflict":
+                    job.state = "conflict"
+                    job.outcome = f"conflict in {', '.join(attempt.conflicts)}"
+                elif attempt.status == "check-failed":
+                    job.state = "check-failed"
+                    last = (attempt.check_output.strip().splitlines() or ["no output"])[-1]
+                    job.outcome = f"check failed on the merged result: {last}"
+                    self.progress.message(check_failure_text(attempt))
+                else:
+                    job.outcome = "nothing to merge"
+        self.repo.reload_config()
+        tasks = load_tasks(self.repo)
+        for job in self.jobs:
+            task = tasks.get(job.id)
+            if job.merged and task is not None and not what_would_be_lost(self.repo, task):
+                remove_task(self.repo, task, force=False)
+
+    def _report(self) -> int:
+        width = max(len(j.id) for j in self.jobs)
+        lines = ["", "Report:"]
+        failed = 0
+        for job in self.jobs:
+            if job.merged or (not self.tf.merge and not job.outcome):
+                text = job.outcome or "finished (merge = false)"
+            else:
+                failed += 1
+                text = job.outcome or "not merged"
+                if job.task is not None and job.task.worktree:
+                    text += f"; kept {job.task.branch} in {os.path.relpath(job.task.worktree)}"
+            lines.append(f"  {job.id.ljust(width)}  {text}")
+        merged = sum(j.merged for j in self.jobs)
+        summary = f"{merged} merged, {failed} not merged" if self.tf.merge else \
+            f"{len(self.jobs) - failed} succeeded, {failed} failed"
+        lines.append(summary)
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+        return ExitCode.FAILED if failed else ExitCode.OK

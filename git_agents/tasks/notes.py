@@ -1,0 +1,75 @@
+"""The durable record: a git note on each merge commit under refs/notes/agents.
+
+A note is a block of `key: value` lines headed by a format version, readable in
+`git log --notes=agents` and parsed back by `parse_note`.
+"""
+
+from __future__ import annotations
+
+from git_agents.core.git import Git
+from git_agents.core.lock import RepoLock
+from git_agents.core.repo import Repo
+
+NOTES_REF = "refs/notes/agents"
+NOTE_VERSION = "1"
+_HEADER = "git-agents-note"
+
+
+def format_note(fields: dict[str, str]) -> str:
+    """Render a note: a version line, then one `key: value` line per field (newlines folded)."""
+    lines = [f"{_HEADER}: {NOTE_VERSION}"]
+    for key, value in fields.items():
+        lines.append(f"{key}: {' '.join(str(value).splitlines())}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_note(text: str) -> dict[str, str] | None:
+    """The fields of a note written by format_note, or None for any other note."""
+    lines = text.split("\n")
+    if not lines or not lines[0].startswith(_HEADER + ":"):
+        return None
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        key, sep, value = line.partition(": ")
+        if sep:
+            fields[key] = value
+    return fields
+
+
+def add_note(repo: Repo, commit: str, fields: dict[str, str]) -> None:
+    """Attach (or replace) the note on `commit`. Serialised: concurrent `git notes add` loses notes."""
+    with RepoLock(repo.common_dir):
+        repo.git.run("notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", commit, input=format_note(fields))
+
+
+def add_notes(repo: Repo, notes: dict[str, dict[str, str]], message: str = "Notes added by 'git agent-merge'") -> None:
+    """Attach (or replace) many notes in one notes commit: all of them are recorded, or none.
+
+    One `git fast-import` stream instead of a `git notes add` per commit (which would also leave
+    a half-written set behind if interrupted). fast-import keeps git's notes fan-out, and refuses
+    to move the notes ref unless it is still where we read it: serialised by the meta lock.
+    """
+    if not notes:
+        return
+    git = repo.git
+    with RepoLock(repo.common_dir):
+        old = git.run("rev-parse", "--verify", "--quiet", f"{NOTES_REF}^{{commit}}", ok=(0, 1)).out.strip()
+        ident = git("var", "GIT_COMMITTER_IDENT")
+        chunks = [f"commit {NOTES_REF}\ncommitter {ident}\n", _data(message + "\n")]
+        if old:
+            chunks.append(f"from {old}\n")
+        for commit, fields in notes.items():
+            chunks.append(f"N inline {commit}\n")
+            chunks.append(_data(format_note(fields)))
+        chunks.append("\n")
+        git.run("fast-import", "--quiet", "--done", input="".join(chunks) + "done\n")
+
+
+def _data(text: str) -> str:
+    return f"data {len(text.encode())}\n{text}\n"
+
+
+def read_note(git: Git, commit: str) -> dict[str, str] | None:
+    """The note on `commit`, if git-agents wrote one."""
+    res = git.run("notes", f"--ref={NOTES_REF}", "show", commit, ok=(0, 1))
+    return parse_note(res.out) if res.code == 0 else None

@@ -1,0 +1,114 @@
+"""Port block leases: each task holds a block of consecutive ports no other task holds.
+
+A lease is the ref `refs/agents/ports/<first-port>`, pointing at a blob that names the task.
+It is created with `git update-ref <ref> <blob> ""` (create only if absent), git's atomic
+compare-and-swap, so of several processes leasing at the same moment exactly one gets each
+block. Before taking a block every port in it is checked free by binding it. The block's
+number (1, 2, ...) is the task's GIT_AGENT_INDEX. A lease whose task no longer exists (its
+metadata was removed by hand) is taken back.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from git_agents.core.errors import AgentError
+from git_agents.core.repo import Repo
+from git_agents.tasks.store import Task, load_tasks, write_task
+
+REF_PREFIX = "refs/agents/ports/"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A leased port block."""
+
+    port: int  # the first port of the block
+    index: int  # 1 for the first block of the range, 2 for the next, ...
+
+
+def port_range(repo: Repo) -> tuple[int, int, int]:
+    """(low, high, block size) from agent.portRange and agent.portBlock."""
+    raw = repo.setting("agent.portRange")
+    try:
+        low, high = (int(p) for p in raw.replace(" ", "").split("-", 1))
+        size = int(repo.setting("agent.portBlock"))
+    except ValueError:
+        low = high = size = 0
+    if not (0 < low <= high < 65536 and 0 < size <= high - low + 1):
+        raise AgentError(f"bad port range '{raw}' with blocks of '{repo.setting('agent.portBlock')}'",
+                         hint="set e.g. git config agent.portRange 20000-29999 and agent.portBlock 10")
+    return low, high, size
+
+
+def ports_free(first: int, count: int) -> bool:
+    """Whether nothing listens on any of the ports (checked by binding each one)."""
+    for port in range(first, first + count):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("", port))
+            except OSError:
+                return False
+    return True
+
+
+def _holders(repo: Repo) -> dict[str, tuple[str, str]]:
+    """ref -> (blob, task id) of every lease, read with two git calls."""
+    out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)", REF_PREFIX).out
+    refs = [tuple(line.split(" ", 1)) for line in out.splitlines()]
+    if not refs:
+        return {}
+    batch = repo.git.run("cat-file", "--batch", input="".join(f"{sha}\n" for sha, _ in refs)).out
+    owners: dict[str, str] = {}
+    pos = 0
+    while pos < len(batch):
+        header_end = batch.index("\n", pos)
+        sha, _, rest = batch[pos:header_end].partition(" ")
+        size = int(rest.split()[-1]) if rest and not rest.endswith("missing") else 0
+        body = batch[header_end + 1:header_end + 1 + size]
+        owners[sha] = body.strip().removeprefix("task ")
+        pos = header_end + 1 + size + (1 if size or not rest.endswith("missing") else 0)
+    return {ref: (sha, owners.get(sha, "")) for sha, ref in refs}
+
+
+def lease(repo: Repo, task: Task) -> Lease:
+    """Lease a free port block for `task`, record it in the task's metadata, and return it."""
+    low, high, size = port_range(repo)
+    blob = repo.git("hash-object", "-w", "--stdin", input=f"task {task.id}\n")
+    holders = _holders(repo)
+    # Read the tasks after the leases: a task always exists before its lease is taken.
+    repo.reload_config()
+    live = set(load_tasks(repo))
+    for number, first in enumerate(range(low, high - size + 2, size), start=1):
+        ref = f"{REF_PREFIX}{first}"
+        held = holders.get(ref)
+        if held and held[1] == task.id:
+            return _record(repo, task, Lease(first, number))
+        if held and held[1] in live:
+            continue
+        if held:  # the task that held it is gone: take the lease back, unless someone else just did
+            if repo.git.run("update-ref", "-d", ref, held[0], ok=range(0, 256)).code != 0:
+                continue
+        if not ports_free(first, size):
+            continue
+        if repo.git.run("update-ref", ref, blob, "", ok=range(0, 256)).code == 0:
+            return _record(repo, task, Lease(first, number))
+    raise AgentError(f"no free block of {size} ports left in {low}-{high}",
+                     hint="clean finished tasks (git agent-clean --merged) or widen agent.portRange")
+
+
+def _record(repo: Repo, task: Task, held: Lease) -> Lease:
+    task.port, task.index = str(held.port), str(held.index)
+    write_task(repo, task.id, port=task.port, index=task.index)
+    return held
+
+
+def release(repo: Repo, task: Task) -> None:
+    """Give the task's port block back (only if the task still holds it)."""
+    if not task.port:
+        return
+    ref = f"{REF_PREFIX}{task.port}"
+    held = _holders(repo).get(ref)
+    if held and held[1] == task.id:
+        repo.git.run("update-ref", "-d", ref, held[0], ok=range(0, 256))

@@ -1,0 +1,136 @@
+"""Making a new worktree ready to work in: what git does not check out, then agent.setup.
+
+A fresh worktree lacks every ignored file (`.env`, build output, `node_modules`), and an agent
+working there then draws wrong conclusions or cannot build. This module:
+- copies the ignored files listed in `.worktreeinclude` at the main worktree's root (gitignore
+  syntax; git itself does the matching) and the `agent.copy` globs, copy-on-write where the
+  filesystem supports it (`cp --reflink=auto`);
+- symlinks the `agent.link` paths (large directories such as node_modules) from the main worktree;
+- initialises submodules when the worktree has a `.gitmodules`;
+- leases the task's port block;
+- runs `agent.setup` in the worktree, its output appended to the task's log.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+
+from git_agents.core.errors import AgentError
+from git_agents.core.lock import RepoLock
+from git_agents.core.repo import Repo
+from git_agents.tasks import agent, ports
+from git_agents.tasks.store import Task
+
+INCLUDE_FILE = ".worktreeinclude"
+
+
+class SetupFailed(AgentError):
+    """agent.setup (or submodule initialisation) failed; the agent must not start."""
+
+    def __init__(self, message: str, output: str) -> None:
+        super().__init__(message)
+        self.output = output
+
+
+def _values(repo: Repo, key: str) -> list[str]:
+    return [v for v in repo.config.get(key.lower(), []) if v.strip()]
+
+
+def included_files(repo: Repo) -> list[str]:
+    """Ignored files of the main worktree that `.worktreeinclude` lists (paths relative to it)."""
+    main = repo.main_worktree
+    if not os.path.isfile(os.path.join(main, INCLUDE_FILE)):
+        return []
+    git = repo.git.at(main)
+    listed = git.run("ls-files", "-z", "--others", "--ignored", f"--exclude-from={INCLUDE_FILE}").out
+    candidates = [p for p in listed.split("\0") if p]
+    if not candidates:
+        return []
+    # Only files git ignores: a listed file that is tracked or merely untracked is not copied.
+    ignored = git.run("check-ignore", "-z", "--stdin", input="\0".join(candidates) + "\0", ok=(0, 1)).out
+    return [p for p in ignored.split("\0") if p]
+
+
+def _globbed(root: str, patterns: list[str]) -> list[str]:
+    found: dict[str, None] = {}
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern, root_dir=root, recursive=True, include_hidden=True)):
+            found[os.path.normpath(path)] = None
+    return [p for p in found if not p.startswith("..") and not os.path.isabs(p) and p != ".git"]
+
+
+def copy_files(source: str, dest: str, paths: list[str]) -> None:
+    """Copy `paths` (relative to `source`) to the same places under `dest`, keeping what dest has."""
+    todo = [p for p in paths if not os.path.lexists(os.path.join(dest, p))]
+    for i in range(0, len(todo), 500):
+        proc = subprocess.run(["cp", "-R", "-p", "--reflink=auto", "--parents", "-t", dest, "--", *todo[i:i + 500]],
+                              cwd=source, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise AgentError(f"could not copy ignored files into {dest}: {proc.stderr.strip()}")
+
+
+def link_paths(repo: Repo, dest: str, paths: list[str]) -> None:
+    """Symlink `paths` of the main worktree into `dest`; keep git from seeing the links as untracked."""
+    made = []
+    for path in paths:
+        link = os.path.join(dest, path)
+        if os.path.lexists(link):
+            continue
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(os.path.join(repo.main_worktree, path), link)
+        made.append(path)
+    if not made:
+        return
+    # `node_modules/` in .gitignore matches directories only, not a symlink: exclude the links
+    # in the repository's info/exclude, which the main worktree (where they are real) shares.
+    shown = repo.git.at(dest).run("check-ignore", "-z", "--stdin", input="\0".join(made) + "\0", ok=(0, 1)).out
+    missing = [p for p in made if p not in set(shown.split("\0"))]
+    if missing:
+        exclude = os.path.join(repo.common_dir, "info", "exclude")
+        with RepoLock(repo.common_dir):
+            os.makedirs(os.path.dirname(exclude), exist_ok=True)
+            with open(exclude, "a", encoding="utf-8") as fh:
+                fh.write("# symlinked into task worktrees by git-agents (agent.link)\n")
+                fh.write("".join(f"/{p}\n" for p in missing))
+
+
+def populate(repo: Repo, worktree: str) -> None:
+    """Copy included and agent.copy files, make agent.link symlinks, initialise submodules."""
+    main = repo.main_worktree
+    copy_files(main, worktree, included_files(repo) + _globbed(main, _values(repo, "agent.copy")))
+    link_paths(repo, worktree, _globbed(main, _values(repo, "agent.link")))
+    if os.path.isfile(os.path.join(worktree, ".gitmodules")):
+        res = repo.git.at(worktree).run("submodule", "update", "--init", "--recursive", ok=range(0, 256))
+        if res.code != 0:
+            raise SetupFailed(f"submodule initialisation failed (exit {res.code})", res.out + res.err)
+
+
+def run_setup(repo: Repo, task: Task, prompt_file: str) -> None:
+    """Run agent.setup in the task's worktree; its output goes to the task's log. Raise on failure."""
+    command = repo.setting("agent.setup")
+    if not command.strip():
+        return
+    task_dir = repo.task_dir(task.id)
+    os.makedirs(task_dir, exist_ok=True)
+    proc = subprocess.run([repo.setting("agent.shell"), "-c", command], cwd=task.worktree,
+                          env=agent.agent_env(task, prompt_file), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = proc.stdout.decode("utf-8", "replace")
+    with open(agent.log_path(task_dir), "a", encoding="utf-8") as log:
+        log.write(f"git-agents: setup: {command}\n{output}")
+        if proc.returncode != 0:
+            log.write(f"git-agents: setup failed (exit {proc.returncode}); the agent was not started\n")
+    if proc.returncode != 0:
+        raise SetupFailed(f"setup failed (exit {proc.returncode}): {command}", output)
+
+
+def make_ready(repo: Repo, task: Task, prompt_file: str) -> None:
+    """Everything a new task's worktree needs before its agent starts (raises SetupFailed)."""
+    populate(repo, task.worktree)
+    try:
+        ports.lease(repo, task)
+    except AgentError as exc:
+        raise SetupFailed(exc.message, exc.hint or "") from exc
+    run_setup(repo, task, prompt_file)

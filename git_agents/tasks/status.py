@@ -1,0 +1,245 @@
+"""What `git agent-status` shows: each task's state, computed with a fixed number of git calls.
+
+One config read (the tasks), one `for-each-ref` (branch tips), one `rev-list` per target
+branch (commits ahead and fork points), one `diff-tree --stdin` (files changed), and one
+`git status` per live worktree, run in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable, TypeVar
+
+from git_agents.core.repo import Repo
+from git_agents.core.worktrees import list_worktrees, unsaved_work
+from git_agents.tasks import agent
+from git_agents.tasks.store import Task
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class TaskStatus:
+    """A task as `status` reports it."""
+
+    id: str
+    title: str
+    branch: str
+    worktree: str
+    base: str
+    state: str  # the one word or phrase shown in the STATE column
+    agent: str  # not started | running | exited | exited 0, work not committed | died | failed to start
+    exit_code: int | None
+    pid: int | None
+    started: str
+    finished: str
+    ahead: int | None
+    files_changed: int | None
+    uncommitted: bool | None
+    worktree_exists: bool
+    conflicts: list[str]
+    reason: str
+    slot: str
+
+    def to_json(self) -> dict[str, object]:
+        """The task as a JSON object (see git-agent-status(1))."""
+        return asdict(self)
+
+
+NOT_COMMITTED = "exited 0, work not committed"
+
+
+def work_not_committed(repo: Repo, task: Task) -> bool:
+    """Whether the task's branch has no commits of its own while its worktree holds changes."""
+    if not task.worktree or not os.path.isdir(task.worktree) or not task.base_commit:
+        return False
+    tip = repo.git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{task.branch}", ok=(0, 1)).out.strip()
+    return tip == task.base_commit and bool(unsaved_work(repo, task.worktree))
+
+
+def agent_state(repo: Repo, task: Task, *, check_work: bool = True) -> tuple[str, int | None, str]:
+    """(agent state, exit code, finish time) of a task's agent.
+
+    An agent that exited 0 without a commit of its own but with changes in its worktree is
+    NOT_COMMITTED rather than "exited" (with `check_work`; it costs two git calls).
+    """
+    if task.state == "failed" and not task.pid:
+        return "failed to start", None, ""
+    if not task.agent:
+        return "not started", None, ""
+    record = agent.read_exit(repo.task_dir(task.id))
+    if record is not None:
+        if check_work and record.code == 0 and work_not_committed(repo, task):
+            return NOT_COMMITTED, 0, record.finished
+        return "exited", record.code, record.finished
+    if agent.is_alive(task.pid, task.pid_start):
+        return "running", None, ""
+    return "died", None, ""
+
+
+def _branch_tips(repo: Repo, names: set[str]) -> dict[str, str]:
+    if not names:
+        return {}
+    out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)",
+                       *sorted(f"refs/heads/{n}" for n in names)).out
+    tips = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition(" ")
+        tips[ref.removeprefix("refs/heads/")] = sha
+    return tips
+
+
+def _ahead_and_forks(repo: Repo, target_tip: str, tips: list[str]) -> dict[str, tuple[int, str]]:
+    """For each tip: (commits not in the target, one fork point) from one rev-list walk."""
+    out = repo.git.run("rev-list", "--boundary", "--parents", *tips, "--not", target_tip).out
+    parents: dict[str, list[str]] = {}
+    boundary: set[str] = set()
+    for line in out.splitlines():
+        if line.startswith("-"):
+            boundary.add(line[1:].split()[0])
+            continue
+        sha, *ps = line.split()
+        parents[sha] = ps
+    result = {}
+    for tip in tips:
+        if tip not in parents:
+            result[tip] = (0, tip)
+            continue
+        seen: set[str] = set()
+        fork = ""
+        stack = [tip]
+        while stack:
+            sha = stack.pop()
+            if sha in seen:
+                continue
+            if sha in boundary or sha not in parents:
+                fork = fork or sha
+                continue
+            seen.add(sha)
+            stack.extend(parents[sha])
+        result[tip] = (len(seen), fork)
+    return result
+
+
+def _files_changed(repo: Repo, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Number of files that differ for each (old, new) pair, from one `diff-tree --stdin` call."""
+    pairs = [p for p in pairs if p[0] and p[0] != p[1]]
+    counts = {p: 0 for p in pairs}
+    if not pairs:
+        return counts
+    unique = list(dict.fromkeys(pairs))
+    # diff-tree prints nothing for an empty diff, so leave out pairs with equal trees: then
+    # every pair left prints its old side's id first, in order.
+    commits = list(dict.fromkeys(c for p in unique for c in p))
+    trees = dict(zip(commits, repo.git("rev-parse", *(f"{c}^{{tree}}" for c in commits)).split()))
+    unique = [p for p in unique if trees[p[0]] != trees[p[1]]]
+    if not unique:
+        return counts
+    out = repo.git.run("diff-tree", "-r", "--name-only", "-z", "--stdin",
+                       input="".join(f"{a} {b}\n" for a, b in unique)).out
+    pending = iter(unique)
+    expected = next(pending)
+    current: tuple[str, str] | None = None
+    for field in out.split("\0"):
+        if not field:
+            continue
+        if expected is not None and field == expected[0]:
+            current, expected = expected, next(pending, None)
+        elif current is not None:
+            counts[current] += 1
+    return counts
+
+
+def parallel_map(fn: Callable[[T], R], items: list[T], workers: int = 8) -> list[R]:
+    """`[fn(x) for x in items]` on a few threads (each waits on its own git process); the first
+    exception is re-raised. Plain threading: concurrent.futures imports logging (~15 ms)."""
+    if len(items) < 2:
+        return [fn(x) for x in items]
+    import threading
+
+    results: list[R | None] = [None] * len(items)
+    errors: list[BaseException] = []
+    pending = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while not errors:
+            with lock:
+                i = next(pending, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException as exc:  # noqa: B036 - handed to the calling thread
+                errors.append(exc)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(workers, len(items)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value]
+
+
+def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[TaskStatus]:
+    """The status of each task."""
+    if not tasks:
+        return []
+    live_worktrees = {os.path.realpath(w.path) for w in list_worktrees(repo) if not w.prunable}
+    tips = _branch_tips(repo, {t.branch for t in tasks if t.branch} | {t.base for t in tasks if t.base})
+    ahead: dict[str, tuple[int, str]] = {}
+    by_target: dict[str, list[str]] = {}
+    for t in tasks:
+        tip = tips.get(t.branch)
+        target = tips.get(t.base) or t.base_commit
+        if tip and target:
+            by_target.setdefault(target, []).append(tip)
+    for target, group in by_target.items():
+        for tip, value in _ahead_and_forks(repo, target, sorted(set(group))).items():
+            ahead[f"{target} {tip}"] = value
+    pairs = {}
+    for t in tasks:
+        tip = tips.get(t.branch)
+        target = tips.get(t.base) or t.base_commit
+        if tip and target and f"{target} {tip}" in ahead:
+            pairs[t.id] = (ahead[f"{target} {tip}"][1], tip)
+    changed = _files_changed(repo, list(pairs.values()))
+
+    exists = {t.id: bool(t.worktree) and os.path.realpath(t.worktree) in live_worktrees
+              and os.path.isdir(t.worktree) for t in tasks}
+    dirty: dict[str, bool] = {}
+    if check_dirty:
+        todo = [t for t in tasks if exists[t.id]]
+        for t, entries in zip(todo, parallel_map(lambda t: unsaved_work(repo, t.worktree), todo)):
+            dirty[t.id] = bool(entries)
+
+    result = []
+    for t in tasks:
+        state_word, code, finished = agent_state(repo, t, check_work=False)
+        tip = tips.get(t.branch)
+        target = tips.get(t.base) or t.base_commit
+        n_ahead = ahead.get(f"{target} {tip}", (None, ""))[0] if tip else None
+        files = changed.get(pairs[t.id], 0) if t.id in pairs else None
+        if t.state in ("merged", "conflict", "check-failed", "interrupted"):
+            shown = t.state
+        elif t.state == "failed":
+            shown = "failed" + (f": {t.reason}" if t.reason else "")
+        elif not exists[t.id]:
+            shown = "worktree missing"
+        elif state_word == "exited" and code == 0 and n_ahead == 0 and dirty.get(t.id):
+            shown = state_word = NOT_COMMITTED
+        elif state_word == "exited":
+            shown = f"exited {code}"
+        else:
+            shown = state_word
+        result.append(TaskStatus(
+            id=t.id, title=t.title, branch=t.branch, worktree=t.worktree, base=t.base, state=shown,
+            agent=state_word, exit_code=code, pid=int(t.pid) if t.pid.isdigit() else None,
+            started=t.started, finished=finished, ahead=n_ahead, files_changed=files,
+            uncommitted=dirty.get(t.id), worktree_exists=exists[t.id], conflicts=t.conflict_files,
+            reason=t.reason, slot=t.slot))
+    return result
