@@ -199,13 +199,3 @@ def loader(verb: str) -> str:
     """The lazily loaded file completion/git-agent-<verb>: it sources completion/git-agent."""
     return (f"# bash-completion loads this file for `git agent-{verb}`; the functions are in git-agent.\n"
             '. "${BASH_SOURCE[0]%/*}/git-agent"\n')
-
-
-def files() -> dict[str, str]:
-    """Generated completion files: name (under completion/) -> content."""
-    from git_agents.cli.completion_zsh import zsh_script
-
-    out = {"git-agent": bash_script()}
-    out.update({f"git-agent-{verb}": loader(verb) for verb in COMMANDS})
-    out["_git-agent.zsh"] = zsh_script()  # not installed: `git agent completion zsh` prints it
-    return out

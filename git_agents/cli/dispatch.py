@@ -197,10 +197,3 @@ def entry() -> None:
         sys.stderr.write(f"fatal: {name} is not a git-agents command\n")
         sys.exit(ExitCode.FATAL)
     sys.exit(main(verb))
-
-
-def agent() -> None:
-    """Entry point of the umbrella command git-agent (`git agent <verb> ...`)."""
-    from git_agents.cli.umbrella import main as umbrella_main
-
-    sys.exit(umbrella_main(sys.argv[1:]))

@@ -293,9 +293,19 @@ def readme_with_table(readme: str) -> str:
 # -- generation --------------------------------------------------------------------------------
 
 
+def completion_files() -> dict[str, str]:
+    """Generated completion files: name (under completion/) -> content."""
+    from git_agents.cli.completion import bash_script, loader
+    from git_agents.cli.completion_zsh import zsh_script
+
+    out = {"git-agent": bash_script()}
+    out.update({f"git-agent-{verb}": loader(verb) for verb in COMMANDS})
+    out["_git-agent.zsh"] = zsh_script()  # not installed: `git agent completion zsh` prints it
+    return out
+
+
 def generated(root: str = ROOT) -> dict[str, str]:
     """Every generated file: path relative to `root` -> content."""
-    from git_agents.cli.completion import files as completion_files
 
     out = {f"man/{name}": text for name, text in pages().items()}
     out["git_agents/cli/help_texts.py"] = help_module()

@@ -65,3 +65,8 @@ def _completion(argv: list[str]) -> int:
 
     sys.stdout.write(bash_script() if argv[0] == "bash" else zsh_script())
     return ExitCode.OK
+
+
+def entry() -> None:
+    """Entry point of the umbrella command git-agent (`git agent <verb> ...`)."""
+    sys.exit(main(sys.argv[1:]))

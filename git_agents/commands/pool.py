@@ -8,16 +8,12 @@ import os
 import sys
 
 from git_agents.commands.options import add_verbosity
-from git_agents.commands.spawn import (
-    add_task_text_options,
-    load_template,
-    plan_task,
-    task_text,
-)
+from git_agents.commands.spawn import add_task_text_options, task_text
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
 from git_agents.lifecycle import start as starting
+from git_agents.lifecycle.start import load_template, plan_task
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent
 from git_agents.tasks.prompt import default_title

@@ -75,7 +75,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the task file."""
-    from git_agents.commands.spawn import pool_request
+    from git_agents.lifecycle.start import pool_request
     from git_agents.tasks.selection import resolve_base
 
     tf = load(args.taskfile)

@@ -7,17 +7,16 @@ import os
 import sys
 
 from git_agents.commands.options import add_verbosity
-from git_agents.core.errors import AgentError, ExitCode, UsageError
+from git_agents.core.errors import AgentError, ExitCode
 from git_agents.core.repo import Repo
-from git_agents.core.settings import parse_bool
 from git_agents.lifecycle import start as starting
-from git_agents.pool import slots as pool
+from git_agents.lifecycle.start import load_template, plan_task, pool_request
 from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.presets import expand as expand_preset
-from git_agents.tasks.prompt import DEFAULT_TEMPLATE, default_title
+from git_agents.tasks.prompt import default_title
 from git_agents.tasks.selection import resolve_base
-from git_agents.tasks.store import Task, load_tasks, now_iso
+from git_agents.tasks.store import now_iso
 
 USAGE = "git agent-spawn [<options>] <id>..."
 
@@ -105,55 +104,6 @@ def task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) ->
             return fh.read()
     except OSError as exc:
         raise AgentError(f"cannot read prompt file '{path}': {exc.strerror}") from exc
-
-
-def load_template(repo: Repo) -> str:
-    """The prompt template: agent.promptTemplate, or the built-in one."""
-    path = repo.setting("agent.promptTemplate")
-    if not path:
-        return DEFAULT_TEMPLATE
-    path = os.path.join(repo.main_worktree, os.path.expanduser(path))
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise AgentError(f"cannot read agent.promptTemplate '{path}': {exc.strerror}",
-                         hint="fix the path with: git config agent.promptTemplate <file>") from exc
-
-
-def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False) -> Task:
-    """The task `spawn` would create, after checking that nothing is in its way.
-
-    A pooled task gets its worktree (a pool slot) only when it is created.
-    """
-    check_id(task_id)
-    branch = repo.branch_prefix + task_id
-    worktree = "" if pooled else os.path.join(repo.worktree_root, branch.replace("/", "-"))
-    if task_id in load_tasks(repo):
-        raise AgentError(f"task '{task_id}' already exists",
-                         hint=f"pick another id, or remove it first with: git agent-clean {task_id}")
-    if repo.git.has_ref(f"refs/heads/{branch}"):
-        raise AgentError(f"a branch named '{branch}' already exists",
-                         hint=f"delete or rename it (git branch -m {branch} <new>), or pick another id")
-    if worktree and os.path.lexists(worktree):
-        raise AgentError(f"'{worktree}' already exists", hint="move it away, or pick another id")
-    return Task(task_id, branch=branch, worktree=worktree, base=base, base_commit=base_commit)
-
-
-def pool_request(repo: Repo, enabled: bool | None, pool_max: int | None) -> pool.PoolRequest | None:
-    """How spawn takes worktrees: None for a new worktree per task, else from the pool, growing it."""
-    if pool_max is not None and pool_max < 0:
-        raise UsageError("--pool-max must be 0 (no limit) or more")
-    if enabled is None:
-        enabled = pool_max is not None or parse_bool(repo.setting("agent.pool"))
-    if not enabled:
-        return None
-    limit = pool_max if pool_max is not None else repo.setting("agent.poolMax")
-    try:
-        return pool.PoolRequest(grow=int(limit))
-    except ValueError:
-        raise AgentError(f"agent.poolMax must be a number, not '{limit}'",
-                         hint="fix it with: git config agent.poolMax <n>") from None
 
 
 def run(args: argparse.Namespace) -> int:

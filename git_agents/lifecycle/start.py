@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import os
 
+from git_agents.core.errors import AgentError, UsageError
 from git_agents.core.repo import Repo
+from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent
+from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, make_ready
-from git_agents.tasks.prompt import prompt_hash, render
-from git_agents.tasks.store import Task, create_task, delete_task, now_iso, write_task
+from git_agents.tasks.prompt import DEFAULT_TEMPLATE, prompt_hash, render
+from git_agents.tasks.store import (
+    Task,
+    create_task,
+    delete_task,
+    load_tasks,
+    now_iso,
+    write_task,
+)
 
 SETUP_TAIL = 20  # lines of a failed setup's output shown on the terminal
 
@@ -100,3 +110,54 @@ def setup_failure_text(task: Task, error: SetupFailed) -> str:
     if len(lines) > len(shown):
         head += f"  ... ({len(lines) - len(shown)} earlier lines: git agent-logs {task.id})\n"
     return head + "".join(f"  | {line}\n" for line in shown)
+
+
+def load_template(repo: Repo) -> str:
+    """The prompt template: agent.promptTemplate, or the built-in one."""
+    path = repo.setting("agent.promptTemplate")
+    if not path:
+        return DEFAULT_TEMPLATE
+    path = os.path.join(repo.main_worktree, os.path.expanduser(path))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise AgentError(f"cannot read agent.promptTemplate '{path}': {exc.strerror}",
+                         hint="fix the path with: git config agent.promptTemplate <file>") from exc
+
+
+def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False) -> Task:
+    """The task `spawn` would create, after checking that nothing is in its way.
+
+    A pooled task gets its worktree (a pool slot) only when it is created.
+    """
+    check_id(task_id)
+    branch = repo.branch_prefix + task_id
+    worktree = "" if pooled else os.path.join(repo.worktree_root, branch.replace("/", "-"))
+    if task_id in load_tasks(repo):
+        raise AgentError(f"task '{task_id}' already exists",
+                         hint=f"pick another id, or remove it first with: git agent-clean {task_id}")
+    if repo.git.has_ref(f"refs/heads/{branch}"):
+        raise AgentError(f"a branch named '{branch}' already exists",
+                         hint=f"delete or rename it (git branch -m {branch} <new>), or pick another id")
+    if worktree and os.path.lexists(worktree):
+        raise AgentError(f"'{worktree}' already exists", hint="move it away, or pick another id")
+    return Task(task_id, branch=branch, worktree=worktree, base=base, base_commit=base_commit)
+
+
+def pool_request(repo: Repo, enabled: bool | None, pool_max: int | None) -> pool.PoolRequest | None:
+    """How spawn takes worktrees: None for a new worktree per task, else from the pool, growing it."""
+    if pool_max is not None and pool_max < 0:
+        raise UsageError("--pool-max must be 0 (no limit) or more")
+    if enabled is None:
+        enabled = pool_max is not None or parse_bool(repo.setting("agent.pool"))
+    if not enabled:
+        return None
+    limit = pool_max if pool_max is not None else repo.setting("agent.poolMax")
+    try:
+        return pool.PoolRequest(grow=int(limit))
+    except ValueError:
+        raise AgentError(f"agent.poolMax must be a number, not '{limit}'",
+                         hint="fix it with: git config agent.poolMax <n>") from None
+
+

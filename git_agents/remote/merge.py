@@ -17,7 +17,6 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from git_agents.commands.merge import check_target_worktree, merge_message
 from git_agents.core.errors import AgentError, ExitCode
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
@@ -25,6 +24,7 @@ from git_agents.core.worktrees import list_worktrees
 from git_agents.merging.chain import Candidate, build_chain
 from git_agents.merging.checks import Checker
 from git_agents.merging.inmemory import Attempt, advance_branch
+from git_agents.merging.queue import check_target_worktree, merge_message
 from git_agents.remote.queue import RemoteQueue, RemoteTask, Update, ref
 from git_agents.tasks.notes import NOTES_REF, add_notes
 from git_agents.tasks.store import Task, now_iso
@@ -112,8 +112,8 @@ def _by_target(queue: RemoteQueue, tasks: list[RemoteTask]) -> dict[str, list[Re
 def _predict(repo: Repo, queue: RemoteQueue, ready: list[RemoteTask], problems: dict[str, str],
              verbosity: int) -> int:
     """--dry-run: the chain of in-memory merges onto the remote's targets, reported as a local dry run is."""
-    from git_agents.commands.merge import Options
-    from git_agents.commands.merge import report as report_prediction
+    from git_agents.merging.queue import Options
+    from git_agents.merging.report import report as report_prediction
 
     attempts: list[Attempt] = []
     for target, group in _by_target(queue, ready).items():

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
-from git_agents.commands.spawn import load_template, plan_task
 from git_agents.core.errors import AgentError, GitError
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import remove_worktree, unsaved_work
 from git_agents.lifecycle import start as starting
+from git_agents.lifecycle.start import load_template, plan_task
 from git_agents.remote.queue import RemoteQueue, RemoteTask, Update, ref
 from git_agents.tasks import agent
 from git_agents.tasks.ports import release as release_ports

@@ -89,7 +89,7 @@ def _journal(repo: Repo, taskfile: str, task_id: str, commit: str) -> None:
 # -- planning -----------------------------------------------------------------------------------
 def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool) -> list[Job]:
     """What the run will do with each task; refuses ids, branches or paths in use unless resuming."""
-    from git_agents.commands.spawn import plan_task
+    from git_agents.lifecycle.start import plan_task
 
     default_agent = tf.agent or repo.setting("agent.command")
     existing = load_tasks(repo)
@@ -280,7 +280,7 @@ class Run:
             signal.signal(signal.SIGINT, previous)
 
     def _prepare_all(self) -> None:
-        from git_agents.commands.spawn import load_template, plan_task
+        from git_agents.lifecycle.start import load_template, plan_task
 
         template = load_template(self.repo)
         for job in self.jobs:
@@ -404,8 +404,8 @@ class Run:
 
     def _merge(self) -> None:
         """Merge the ready tasks as `git agent-merge --check CHECK` would; clean up the merged ones."""
-        from git_agents.commands.clean import remove_task, what_would_be_lost
-        from git_agents.commands.merge import Options, check_failure_text, merge_tasks
+        from git_agents.lifecycle.remove import remove_task, what_would_be_lost
+        from git_agents.merging.queue import Options, check_failure_text, merge_tasks
 
         ready = [j for j in self.jobs if j.task is not None and not j.outcome and not j.merged]
         targets: dict[str, list[Job]] = {}

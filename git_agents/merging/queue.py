@@ -1,0 +1,328 @@
+"""The merge queue: which tasks merge now, their chain of in-memory merges per target, and landing it.
+
+One path for every merge: git agent-merge, git agent-run and merge --remote all select,
+plan and land through here, and report through merging.report. Prints nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from git_agents.core.errors import AgentError
+from git_agents.core.lock import RepoLock
+from git_agents.core.repo import Repo
+from git_agents.core.worktrees import list_worktrees, unsaved_work
+from git_agents.merging import journal as journal_file
+from git_agents.merging.inmemory import Attempt
+from git_agents.merging.journal import Entry, Journal
+from git_agents.tasks.prompt import render
+from git_agents.tasks.status import agent_state
+from git_agents.tasks.store import Task, load_tasks, now_iso
+
+
+def merge_message(repo: Repo, task: Task) -> str:
+    """The message of a task's merge commit (agent.mergeMessage filled in)."""
+    return render(repo.setting("agent.mergeMessage"), {"id": task.id, "title": task.title, "branch": task.branch})
+
+
+def check_target_worktree(repo: Repo, worktree: str) -> None:
+    """Refuse (AgentError) to move a branch checked out in `worktree` that is mid-merge or has local changes."""
+    git = repo.git.at(worktree)
+    merge_head = git("rev-parse", "--git-path", "MERGE_HEAD")
+    if os.path.exists(os.path.join(worktree, merge_head)):
+        raise AgentError(f"the worktree at {worktree} is in the middle of a merge",
+                         hint="finish it (git commit) or abort it (git merge --abort) first")
+    dirty = git.run("status", "--porcelain", "--untracked-files=no").out
+    if dirty.strip():
+        raise AgentError(f"the worktree at {worktree} has uncommitted changes; merging would mix them in",
+                         hint="commit or stash them first (git stash)")
+
+
+def eligible(repo: Repo, task: Task, explicit: bool) -> str | None:
+    """Why a task is not merged now (None: go ahead)."""
+    if task.state == "merged":
+        return "already merged"
+    state, code, _ = agent_state(repo, task)
+    if state == "running":
+        return "its agent is still running"
+    if not explicit and state not in ("exited", "not started"):
+        return f"its agent {state}"
+    if not explicit and state == "exited" and code != 0:
+        return f"its agent exited {code}"
+    return None
+
+
+@dataclass
+class Options:
+    """How a run merges: its check, and whether it stops at a conflict."""
+
+    check: str | None = None
+    batch: bool = False
+    interactive: bool = False
+    rebase: bool = False
+    show_empty: bool = True  # report tasks without commits (not with --all)
+    verbosity: int = 0  # -1 quiet, 1 verbose
+
+
+@dataclass
+class Carry:
+    """What an --interactive run has done before the current stretch: its start and its merges."""
+
+    run_old: str = ""
+    landed: list[Entry] = field(default_factory=list)
+
+
+def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[list[Task], dict[str, str]]:
+    """The tasks to merge now, and why each other one is skipped."""
+    problems: dict[str, str] = {}
+    to_merge: list[Task] = []
+    branches = set(repo.git("for-each-ref", "--format=%(refname)", "refs/heads/").splitlines())
+    dirty = dirty_worktrees(repo, [t for t in tasks if t.state != "merged"])
+    for task in tasks:
+        why = eligible(repo, task, explicit=explicit)
+        if why is None and task.id in dirty:
+            why = "its worktree has uncommitted or untracked work (commit it, or it would be left out)"
+        if why is None and f"refs/heads/{task.branch}" not in branches:
+            why = f"its branch '{task.branch}' is gone"
+        if why:
+            if explicit or why != "already merged":
+                problems[task.id] = why
+            continue
+        to_merge.append(task)
+    return to_merge, problems
+
+
+def dirty_worktrees(repo: Repo, tasks: list[Task]) -> set[str]:
+    """Ids of the tasks whose worktree holds uncommitted or untracked work.
+
+    One `git status` per worktree, run in parallel: on a large tree each costs a full index
+    refresh, and twenty in a row would cost more than the merges themselves.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = [t for t in tasks if t.worktree and os.path.isdir(t.worktree)]
+    if not todo:
+        return set()
+    with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
+        found = list(pool.map(lambda t: bool(unsaved_work(repo, t.worktree)), todo))
+    return {t.id for t, is_dirty in zip(todo, found) if is_dirty}
+
+
+def by_target(tasks: list[Task]) -> dict[str, list[Task]]:
+    targets: dict[str, list[Task]] = {}
+    for task in tasks:
+        targets.setdefault(task.base, []).append(task)
+    return targets
+
+
+def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
+                carry: Carry | None = None) -> tuple[list[Attempt], list[str]]:
+    """Merge tasks into their targets, target by target, each moving once (per conflict with --interactive).
+
+    The tasks must be eligible (see select_mergeable); with opts.check each merged result is checked
+    first and a failing task is left out ("check-failed"). Returns every attempt, in order,
+    and the ids of the tasks that another merge merged meanwhile (not attempted). Raises
+    AgentError when a target's worktree is dirty or mid-merge, or an interrupted merge waits
+    (checked before any target moves). Prints nothing.
+    """
+    from git_agents.merging.checks import Checker
+
+    waiting = journal_file.read(repo.state_dir)
+    if waiting is not None and waiting.phase == "resolving":  # says more than "in the middle of a merge"
+        refuse_if_interrupted(repo)
+    targets = by_target(to_merge)
+    checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
+    for target in targets:
+        if target in checked_out:
+            check_target_worktree(repo, checked_out[target])
+        elif opts.interactive:
+            raise AgentError(f"--interactive needs '{target}' checked out in a worktree, to resolve conflicts there",
+                             hint=f"check it out (git switch {target}), or merge without --interactive")
+    attempts: list[Attempt] = []
+    with RepoLock(repo.common_dir, "merge"), Checker(repo, opts.check or "") as checker:
+        # Only under the lock: a journal seen without it may belong to a run still in progress.
+        refuse_if_interrupted(repo)
+        # ... or may have merged some of these tasks meanwhile: decide on fresh metadata.
+        repo.reload_config()
+        done_meanwhile = {t.id for t in load_tasks(repo).values() if t.state == "merged"}
+        targets = {target: kept for target, group in targets.items()
+                   if (kept := [t for t in group if t.id not in done_meanwhile])}
+        groups = list(targets.items())
+        for n, (target, group) in enumerate(groups):
+            pending = [t.id for _, later in groups[n + 1:] for t in later]
+            merge_group = _merge_group_rebasing if opts.rebase else _merge_group
+            attempts += merge_group(repo, target, group, checked_out.get(target),
+                                    checker if opts.check else None, opts, carry, pending)
+            if any(a.status == "resolving" for a in attempts):  # --interactive stopped for the user
+                break
+    return attempts, [t.id for t in to_merge if t.id in done_meanwhile]
+
+
+def refuse_if_interrupted(repo: Repo) -> None:
+    plan = journal_file.read(repo.state_dir)
+    if plan is None:
+        return
+    if plan.phase == "resolving":
+        raise AgentError(f"a merge into '{plan.target}' is waiting for the conflict of task "
+                         f"{plan.conflict.task_id if plan.conflict else '?'} to be resolved in {plan.worktree}",
+                         hint="resolve it and `git add` the files, then: git agent-merge --continue\n"
+                              "or undo the whole run with: git agent-merge --abort")
+    raise AgentError(f"an earlier merge into '{plan.target}' was interrupted",
+                     hint="finish it with: git agent-merge --continue\n"
+                          "or undo it with: git agent-merge --abort")
+
+
+def resolve_instructions(plan: Journal) -> str:
+    assert plan.conflict is not None
+    return (f"Resolve the conflict of task {plan.conflict.task_id} in {plan.worktree}, `git add` the files, "
+            f"then run: git agent-merge --continue\n"
+            f"(or put '{plan.target}' back where it was before this run: git agent-merge --abort)")
+
+
+def check_failure_text(attempt: Attempt) -> str:
+    """What is shown for a task whose merged result failed the check: a line and the tail of its output."""
+    return (f"Check failed for task {attempt.task_id} (not merged; branch and worktree kept):\n"
+            + "".join(f"    {line}\n" for line in attempt.check_output.splitlines()))
+
+
+def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, batch: bool,
+          stop_at_conflict: bool = False) -> tuple[list[Attempt], str, str, dict[str, str]]:
+    """The chain of in-memory merges for one target: (attempts, old commit, new commit, tips by task)."""
+    from git_agents.merging.chain import Candidate, build_chain
+
+    git = repo.git
+    # One call for the target and every tip.
+    names = [f"refs/heads/{target}^{{commit}}"] + [f"refs/heads/{t.branch}^{{commit}}" for t in tasks]
+    commits = git("rev-parse", *names).split()
+    orig, tips = commits[0], commits[1:]
+    candidates = [Candidate(t.id, tip, merge_message(repo, t)) for t, tip in zip(tasks, tips)]
+    attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
+                                stop_at_conflict=stop_at_conflict)
+    return attempts, orig, new, {t.id: tip for t, tip in zip(tasks, tips)}
+
+
+def _entry(repo: Repo, task: Task, a: Attempt, target: str, merged_at: str) -> Entry | None:
+    """The journal entry of one decided attempt: the task state to write and the note (if merged)."""
+    if a.status == "merged":
+        state: dict[str, str | None] = {"state": "merged", "merge_commit": a.commit, "merged_at": merged_at,
+                                        "conflicts": None, "reason": None}
+        note = _note_fields(repo, task, merged_at, a)
+    elif a.status == "conflict":
+        state, note = {"state": "conflict", "conflicts": "\n".join(a.conflicts),
+                       "reason": f"conflicts with {target}"}, {}
+    elif a.status == "check-failed":
+        state, note = {"state": "check-failed", "conflicts": None, "reason": a.check_output or "check failed"}, {}
+    else:
+        return None
+    before = {k: (getattr(task, k) or None) for k in state}
+    state = {k: v for k, v in state.items() if v is not None or before[k] is not None}  # skip no-op unsets
+    return Entry(a.task_id, a.status, a.commit if a.status == "merged" else "", note, state,
+                 {k: before[k] for k in state})
+
+
+def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object = None,
+                 opts: Options | None = None, carry: Carry | None = None,
+                 pending: list[str] | None = None) -> list[Attempt]:
+    """Merge tasks into one target branch and move it once, journalled so an interruption can be recovered.
+
+    Call it under the "merge" lock. With --interactive, a conflict ends the list as a "resolving" attempt.
+    """
+    from git_agents.merging.chain import land, signals_deferred
+
+    refuse_if_interrupted(repo)  # a journal left behind must be dealt with first (it would be overwritten)
+    opts = opts or Options()
+    pending = pending or []
+
+    attempts, orig, new, tips = plan_chain(repo, target, tasks, checker, batch=opts.batch,
+                                      stop_at_conflict=opts.interactive)
+    by_id = {t.id: t for t in tasks}
+    merged_at = now_iso()
+    stop = attempts[-1] if opts.interactive and attempts and attempts[-1].status == "conflict" else None
+    entries = [e for a in attempts if a is not stop
+               for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
+    if entries:
+        plan = Journal(target=target, worktree=worktree or "", old=orig, new=new, entries=entries,
+                       reason=f"agent-merge: {len(attempts)} task(s) into {target}", pending=pending)
+        with signals_deferred():  # a Ctrl-C now would only leave a journal to --continue
+            journal_file.write(repo.state_dir, plan)
+            land(repo, plan)
+    if stop is None:
+        return attempts
+    from git_agents.merging.interactive import start_conflict_merge
+
+    task = by_id[stop.task_id]
+    later = [t.id for t in tasks[tasks.index(task) + 1:]] + pending
+    carry = carry or Carry(orig)
+    merged = Attempt(task.id, "merged", check=stop.check)
+    conflict = _entry(repo, task, merged, target, merged_at)
+    assert conflict is not None and worktree
+    plan = Journal(target=target, worktree=worktree, old=new, new=new, entries=[], pending=later,
+                   phase="resolving", run_old=carry.run_old,
+                   landed=[*carry.landed, *(e for e in entries if e.status == "merged")], conflict=conflict,
+                   tip=tips[task.id], message=merge_message(repo, task),
+                   options={"check": opts.check or "", "batch": "1" if opts.batch else ""})
+    start_conflict_merge(repo, plan)
+    stop.status, stop.check_output = "resolving", resolve_instructions(plan)
+    return attempts
+
+
+def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object,
+                          opts: Options, carry: Carry | None, pending: list[str]) -> list[Attempt]:
+    """--rebase: land the chain up to each conflict, rebase that task onto the target, and go on."""
+    from git_agents.merging.chain import land, signals_deferred
+    from git_agents.merging.rebase import rebase_onto_target
+
+    refuse_if_interrupted(repo)
+
+    done: list[Attempt] = []
+    rest = list(tasks)
+    failed: list[Entry] = []  # conflict records of tasks whose rebase failed, landed with the next stretch
+    rebased: set[str] = set()
+    while rest:
+        attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True)
+        stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
+        merged_at = now_iso()
+        by_id = {t.id: t for t in rest}
+        entries = failed + [e for a in attempts if a is not stop
+                            for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
+        failed = []
+        if entries:
+            plan = Journal(target=target, worktree=worktree or "", old=orig, new=new, entries=entries,
+                           reason=f"agent-merge --rebase: into {target}", pending=pending)
+            with signals_deferred():
+                journal_file.write(repo.state_dir, plan)
+                land(repo, plan)
+        for a in attempts:
+            a.rebased = a.task_id in rebased
+        done += [a for a in attempts if a is not stop]
+        if stop is None:
+            break
+        task = by_id[stop.task_id]
+        rest = rest[rest.index(task) + 1:]
+        why = None if task.id in rebased else rebase_onto_target(repo, task, target)
+        if why is None and task.id not in rebased:
+            rebased.add(task.id)
+            rest.insert(0, task)  # merge its rebased branch next
+            continue
+        stop.check_output = why or "it conflicts even after rebasing"
+        done.append(stop)
+        entry = _entry(repo, task, stop, target, merged_at)
+        if entry is not None:
+            failed.append(entry)
+    if failed:  # the last task's failure still needs its state written
+        plan = Journal(target=target, worktree=worktree or "", old=new, new=new, entries=failed, pending=pending)
+        with signals_deferred():
+            journal_file.write(repo.state_dir, plan)
+            land(repo, plan)
+    return done
+
+
+def _note_fields(repo: Repo, task: Task, merged_at: str, attempt: Attempt) -> dict[str, str]:
+    # Only the exit code and end time go into the note: skip the uncommitted-work probe.
+    _, code, finished = agent_state(repo, task, check_work=False)
+    return {"task": task.id, "title": task.title, "branch": task.branch, "agent": task.agent or "-",
+            "prompt-hash": task.prompt_hash or "-", "base": task.base_commit, "target": task.base,
+            "started": task.started or task.created, "finished": finished or "-",
+            "exit": "-" if code is None else str(code), "merged": merged_at,
+            "check": attempt.check or "-"}
