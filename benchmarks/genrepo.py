@@ -17,7 +17,7 @@ import os
 import random
 import subprocess
 import sys
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 IDENT = "Bench Mark <bench@example.com> 1700000000 +0000"
 

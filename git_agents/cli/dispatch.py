@@ -12,8 +12,9 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 

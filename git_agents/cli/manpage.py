@@ -15,8 +15,8 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Iterable
 from types import ModuleType
-from typing import Iterable
 
 from git_agents import __version__
 from git_agents.cli.dispatch import (

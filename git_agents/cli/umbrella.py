@@ -4,7 +4,7 @@ prints the shell completion script (`git agent completion bash`)."""
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from git_agents.cli.dispatch import COMMANDS
 from git_agents.cli.dispatch import main as run_command

@@ -18,8 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from git_agents.core.errors import GitError
 
@@ -97,7 +98,7 @@ class Git:
         self.cwd = os.fspath(cwd) if cwd is not None else None
         self.env = dict(env) if env else None
 
-    def at(self, cwd: str | os.PathLike[str]) -> "Git":
+    def at(self, cwd: str | os.PathLike[str]) -> Git:
         """The same gateway, running in another directory."""
         return Git(cwd, self.env)
 

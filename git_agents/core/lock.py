@@ -27,7 +27,7 @@ class RepoLock:
         self.path = os.path.join(common_dir, "agents", f"{name}.lock")
         self.timeout = timeout
 
-    def __enter__(self) -> "RepoLock":
+    def __enter__(self) -> RepoLock:
         if self.path in self._held:
             self._depth[self.path] += 1
             return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 _STATE_COLOURS = {
     "running": "YELLOW", "exited 0": "GREEN", "merged": "GREEN", "not started": "",

@@ -41,7 +41,7 @@ class Repo:
         self.git = Git(toplevel)
 
     @classmethod
-    def discover(cls, cwd: str | None = None) -> "Repo":
+    def discover(cls, cwd: str | None = None) -> Repo:
         """The repository around `cwd`; a clear error outside one or in a bare one."""
         res = Git(cwd).run("rev-parse", "--path-format=absolute", "--git-common-dir", "--git-dir",
                            "--is-bare-repository", "--is-inside-work-tree", "--show-toplevel",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 from git_agents.core.errors import AgentError
 from git_agents.core.git import Git

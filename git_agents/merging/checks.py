@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Callable, Sequence
 
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import add_worktree, list_worktrees, remove_worktree
@@ -52,7 +52,7 @@ class Checker:
         self._ready = False
         self.runs = 0
 
-    def __enter__(self) -> "Checker":
+    def __enter__(self) -> Checker:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

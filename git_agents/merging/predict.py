@@ -7,9 +7,9 @@ memory (`git merge-tree`), so fifty tasks cost a handful of merges, not 1,225.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Sequence
 
 from git_agents.core.git import Git
 from git_agents.merging.inmemory import merge_trees

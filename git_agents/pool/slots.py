@@ -73,7 +73,7 @@ class Claim:
                            "commit": self.commit, "nonce": self.nonce}, sort_keys=True) + "\n"
 
     @classmethod
-    def parse(cls, slot: str, oid: str, text: str) -> "Claim":
+    def parse(cls, slot: str, oid: str, text: str) -> Claim:
         """A claim read back from its blob; unknown or damaged content gives a claim with no details."""
         import json
 

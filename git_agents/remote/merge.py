@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from git_agents.core.errors import AgentError, ExitCode
 from git_agents.core.lock import RepoLock
@@ -177,7 +177,7 @@ def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, target_tip: 
         value = info.get(key)
         if not isinstance(value, (int, float)):
             return "-"
-        return datetime.fromtimestamp(value, timezone.utc).astimezone().isoformat(timespec="seconds")
+        return datetime.fromtimestamp(value, UTC).astimezone().isoformat(timespec="seconds")
 
     return {"task": task.id, "title": task.title, "branch": str(info.get("branch", "")),
             "worker": str(info.get("worker", "-")), "remote": queue.remote, "target": target,

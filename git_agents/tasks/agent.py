@@ -14,9 +14,9 @@ import shlex
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 from git_agents.tasks.store import Task
 
@@ -59,7 +59,7 @@ def read_exit(task_dir: str) -> ExitRecord | None:
     try:
         with open(exit_path(task_dir), encoding="utf-8") as fh:
             code, _, finished = fh.read().strip().partition(" ")
-        when = datetime.fromtimestamp(int(finished), timezone.utc).astimezone()
+        when = datetime.fromtimestamp(int(finished), UTC).astimezone()
         return ExitRecord(int(code), when.isoformat(timespec="seconds"))
     except (OSError, ValueError):
         return None

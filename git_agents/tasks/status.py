@@ -8,8 +8,9 @@ branch (commits ahead and fork points), one `diff-tree --stdin` (files changed),
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import list_worktrees, unsaved_work

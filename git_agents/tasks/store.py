@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from git_agents.core.errors import AgentError, GitError
 from git_agents.core.lock import RepoLock
@@ -63,7 +63,7 @@ class Task:
 
 def now_iso() -> str:
     """The current time as ISO 8601 with the local offset, as git prints dates (`--date=iso-strict`)."""
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
 def load_tasks(repo: Repo) -> dict[str, Task]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 # A route: (method, path prefix) -> handler(server, request) -> None (it writes the reply).
 Handler = Callable[["ScriptedModel", "Request"], None]
@@ -85,7 +86,7 @@ class ScriptedModel:
         assert self._httpd is not None
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def start(self) -> "ScriptedModel":
+    def start(self) -> ScriptedModel:
         """Serve in a background thread."""
         model = self
 
