@@ -16,9 +16,13 @@ from pathlib import Path
 from .pins import PINS
 
 
+# Read once, at import: the tests' sealed environment later moves HOME and drops GIT_* variables.
+_PREFIX = Path(os.environ.get("GIT_AGENTS_E2E_PREFIX") or Path.home() / ".cache" / "git-agents-e2e")
+
+
 def prefix() -> Path:
     """Where the pinned CLIs live."""
-    return Path(os.environ.get("GIT_AGENTS_E2E_PREFIX") or Path.home() / ".cache" / "git-agents-e2e")
+    return _PREFIX
 
 
 def executable(name: str) -> Path:
