@@ -27,7 +27,14 @@ class Preset:
 
 # name -> preset; each command line runs with agent.shell in the task's worktree.
 PRESETS: dict[str, Preset] = {
-    "claude": Preset('claude -p --dangerously-skip-permissions "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
+    # Claude Code: -p reads the prompt from standard input; as root it refuses to skip permissions
+    # unless told it is in a sandbox (IS_SANDBOX=1). --continue resumes the worktree's last session.
+    "claude": Preset(
+        'claude -p --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
+        interactive='claude --dangerously-skip-permissions "$(cat "$GIT_AGENT_PROMPT_FILE")"',
+        resume='claude -p --continue --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
+        env={"IS_SANDBOX": "1"},
+    ),
     "codex": Preset('codex exec --full-auto "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
     "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
     "gemini": Preset('gemini --yolo --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
