@@ -9,14 +9,19 @@ file-<task>.txt, and the turn after it with the final text. The user's identity 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from ..conftest import Project
+from git_agents.presets import PRESETS
+
+from ..conftest import Project, run
 from . import install
 from .model_server import Script, ScriptedModel
 from .protocols.anthropic import ROUTES
@@ -113,3 +118,66 @@ def test_a_prompt_over_128_kib(project: Project, model: ScriptedModel, tmp_path:
     assert first, "the whole prompt never reached the model"
     project.ok("merge", "--all")
     _assert_merged(project, ["7"])
+
+
+def _preset_env(project: Project, task: str, prompt_file: Path) -> dict[str, str]:
+    """What the engine gives an agent, for running a preset's other command lines by hand."""
+    return {**PRESETS["claude"].env, "GIT_AGENT_TASK": task, "GIT_AGENT_BRANCH": f"task-{task}",
+            "GIT_AGENT_WORKTREE": str(project.worktrees / f"task-{task}"), "GIT_AGENT_PROMPT_FILE": str(prompt_file)}
+
+
+def test_resume_continues_each_worktrees_own_session(project: Project, model: ScriptedModel,
+                                                     tmp_path: Path) -> None:
+    project.ok("spawn", "8", "--agent", "claude", "--prompt", "TASK-EIGHT: add your file.")
+    project.ok("spawn", "9", "--agent", "claude", "--prompt", "TASK-NINE: add your file.")
+    project.ok("wait", "--all", timeout=100)
+    _assert_committed(project, ["8", "9"])
+    follow_up = tmp_path / "follow-up.md"
+    follow_up.write_text("FOLLOW-UP: and now say what you did.")
+    seen = len(model.requests)
+    proc = run(["/bin/sh", "-c", PRESETS["claude"].resume], project.worktrees / "task-8",
+               env=_preset_env(project, "8", follow_up), timeout=100)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "Done: the change is committed."
+    bodies = [r.body for r in model.requests[seen:] if r.path.startswith("/v1/messages")]
+    assert any(b"FOLLOW-UP" in b and b"TASK-EIGHT" in b for b in bodies)  # the same conversation, told more
+    assert not any(b"TASK-NINE" in b for b in bodies)  # not the other worktree's
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_interactive_ui_starts_with_the_prompt_under_tmux(project: Project, model: ScriptedModel,
+                                                          tmp_path: Path) -> None:
+    # What a user has done once by hand: finished onboarding, approved the API key, trusted the
+    # repository (its worktrees share that trust) and accepted bypass mode.
+    home = Path(os.environ["HOME"])
+    key = os.environ["ANTHROPIC_API_KEY"]
+    (home / ".claude.json").write_text(json.dumps({
+        "hasCompletedOnboarding": True,
+        "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []},
+        "projects": {str(project.path.resolve()): {"hasTrustDialogAccepted": True}}}))
+    (home / ".claude").mkdir(exist_ok=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps({"skipDangerousModePermissionPrompt": True}))
+    project.ok("spawn", "10", "--prompt", "TASK-TEN: add your file.")  # no agent: the worktree only
+    prompt = tmp_path / "prompt.md"
+    prompt.write_text("TASK-TEN: add your file and commit it.")
+    worktree = project.worktrees / "task-10"
+    socket = str(tmp_path / "tmux.sock")
+    env = {**os.environ, **_preset_env(project, "10", prompt)}
+    subprocess.run(["tmux", "-S", socket, "new-session", "-d", "-x", "120", "-y", "40", "-c", str(worktree),
+                    PRESETS["claude"].interactive], env=env, check=True, cwd=worktree)
+    try:
+        screen = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            screen = subprocess.run(["tmux", "-S", socket, "capture-pane", "-p"], capture_output=True,
+                                    text=True).stdout
+            if "Done: the change is committed." in screen:
+                break
+            time.sleep(0.5)
+        assert "TASK-TEN: add your file and commit it." in screen, screen
+        assert "bypass permissions on" in screen, screen
+        assert "Done: the change is committed." in screen, screen
+        _assert_committed(project, ["10"])
+        assert project.git("status", "--porcelain", "--untracked-files=all", cwd=worktree) == ""
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
