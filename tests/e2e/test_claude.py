@@ -14,8 +14,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -170,7 +170,7 @@ def test_interactive_ui_starts_with_the_prompt_under_tmux(project: Project, mode
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             screen = subprocess.run(["tmux", "-S", socket, "capture-pane", "-p"], capture_output=True,
-                                    text=True).stdout
+                                    text=True, check=False).stdout
             if "Done: the change is committed." in screen:
                 break
             time.sleep(0.5)
@@ -180,4 +180,4 @@ def test_interactive_ui_starts_with_the_prompt_under_tmux(project: Project, mode
         _assert_committed(project, ["10"])
         assert project.git("status", "--porcelain", "--untracked-files=all", cwd=worktree) == ""
     finally:
-        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
