@@ -47,11 +47,12 @@ def model(cli_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModel]:
         fh.write("[user]\n\tname = Real User\n\temail = real.user@example.com\n")
     for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.delenv(var, raising=False)
+    for var in list(os.environ):  # nothing of a Claude Code session these tests may run inside
+        if var.startswith(("ANTHROPIC_", "CLAUDE_", "CLAUDECODE")):
+            monkeypatch.delenv(var)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-scripted-model-0123456789")
     monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    for var in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MODEL", "CLAUDE_CONFIG_DIR", "CLAUDECODE"):
-        monkeypatch.delenv(var, raising=False)
     # TODO(engine): the preset's env (IS_SANDBOX=1, needed as root) is not yet passed by the
     # engine; set it here until it is.
     monkeypatch.setenv("IS_SANDBOX", "1")
@@ -72,10 +73,10 @@ def _assert_committed(project: Project, tasks: list[str]) -> None:
             "Real User <real.user@example.com>"
 
 
-def _assert_merged(project: Project, tasks: list[str]) -> None:
+def _assert_merged(project: Project, tasks: list[str], branches: bool = True) -> None:
     for task in tasks:
         assert (project.path / f"file-{task}.txt").read_text() == f"work of task {task}\n"
-        assert project.git("merge-base", "--is-ancestor", f"task-{task}", "main", check=False) == ""
+        assert not branches or run(["git", "merge-base", "--is-ancestor", f"task-{task}", "main"], project.path).returncode == 0
     assert project.git("status", "--porcelain") == ""
 
 
@@ -103,7 +104,7 @@ def test_run_of_a_task_file_with_two_jobs(project: Project, model: ScriptedModel
                                for n in ("4", "5", "6")))
     proc = project.ok("run", str(tasks), timeout=110)
     assert proc.stdout.splitlines()[-1] == "3 merged, 0 not merged", proc.stdout + proc.stderr
-    _assert_merged(project, ["4", "5", "6"])
+    _assert_merged(project, ["4", "5", "6"], branches=False)  # agent-run names its branches itself
 
 
 def test_a_prompt_over_128_kib(project: Project, model: ScriptedModel, tmp_path: Path) -> None:
