@@ -97,6 +97,7 @@ def _race_spawns(project: Project, low: int, tmp_path: Path) -> None:
 def _fake(bin_dir: Path, name: str, out: Path) -> None:
     write_script(bin_dir / name, f"""
         printf '%s\\0' "$@" > {out / name}.args
+        cat > {out / name}.stdin
         echo "{name} ran" > {name}.txt && git add . && git commit -q -m "{name}"
     """)
 
@@ -109,11 +110,10 @@ def test_presets_expand_to_the_tools_command_lines(project: Project, tmp_path: P
     env = {"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
     project.ok("spawn", "1", "--prompt", "do one", "--agent", "claude", env=env)
     project.ok("wait", "1")
-    prompt = project.ok("prompt", "1").stdout.rstrip("\n")
-    assert (tmp_path / "claude.args").read_text().split("\0") == [
-        "-p", "--dangerously-skip-permissions", prompt.rstrip("\n"), ""]
+    assert (tmp_path / "claude.args").read_text().split("\0") == ["-p", "--dangerously-skip-permissions", ""]
+    assert (tmp_path / "claude.stdin").read_text() == project.ok("prompt", "1").stdout
     assert project.git("config", "agent-task.1.agent") == \
-        'claude -p --dangerously-skip-permissions "$(cat "$GIT_AGENT_PROMPT_FILE")"'
+        'claude -p --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"'
 
     # a task file: a global preset, a per-task preset, and a preset overridden in git config
     project.git("config", "agent.preset.claude", 'claude --model opus --print < "$GIT_AGENT_PROMPT_FILE"')

@@ -27,7 +27,18 @@ class Preset:
 
 # name -> preset; each command line runs with agent.shell in the task's worktree.
 PRESETS: dict[str, Preset] = {
-    "claude": Preset('claude -p --dangerously-skip-permissions "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
+    # Claude Code: -p reads the prompt from standard input; as root it refuses to skip permissions
+    # unless told it is in a sandbox (IS_SANDBOX=1). --continue resumes the last session of the
+    # current directory, so each worktree resumes its own.
+    "claude": Preset(
+        'claude -p --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
+        # the prompt is one argument here: past ~100 kB (the kernel takes 128 KiB) it names the file instead
+        interactive='claude --dangerously-skip-permissions "$(if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -le 100000 ]; '
+                    'then cat "$GIT_AGENT_PROMPT_FILE"; '
+                    'else printf \'Read the file %s and do the task it describes.\' "$GIT_AGENT_PROMPT_FILE"; fi)"',
+        resume='claude -p --continue --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
+        env={"IS_SANDBOX": "1"},
+    ),
     "codex": Preset('codex exec --full-auto "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
     "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
     "gemini": Preset('gemini --yolo --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"'),

@@ -1,0 +1,184 @@
+"""The real Claude Code CLI (`--agent claude`) against the scripted Anthropic model on 127.0.0.1.
+
+Claude Code is pointed at the server by ANTHROPIC_BASE_URL with a made-up ANTHROPIC_API_KEY;
+CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 turns off its update checks, telemetry and error
+reports. The scripted model answers the first turn with one Bash call that writes and commits
+file-<task>.txt, and the turn after it with the final text. The user's identity comes from
+~/.gitconfig, as on a real machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from git_agents.presets import PRESETS
+
+from ..conftest import Project, run
+from . import install
+from .model_server import Script, ScriptedModel
+from .protocols.anthropic import ROUTES
+
+COMMAND = ('echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && '
+           'git add "file-$GIT_AGENT_TASK.txt" && '
+           'git commit -q -m "task $GIT_AGENT_TASK: add file-$GIT_AGENT_TASK.txt"')
+
+# TODO(frame): install.prefix() is read after sealed_env has moved HOME into the test's tmp
+# directory and removed GIT_AGENTS_E2E_PREFIX (it starts with GIT_), so cli_path would install
+# into every test's own home. Take the prefix as it is at import time, under the real HOME.
+PREFIX = install.prefix()
+
+
+@pytest.fixture
+def model(cli_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModel]:  # type: ignore[no-untyped-def]
+    """The pinned claude on PATH, a hermetic home set up for it, and the scripted model it talks to."""
+    monkeypatch.setenv("GIT_AGENTS_E2E_PREFIX", str(PREFIX))
+    cli_path("claude")
+    server = ScriptedModel(Script(COMMAND), ROUTES).start()
+    home = Path(os.environ["HOME"])
+    with (home / ".gitconfig").open("a") as fh:
+        fh.write("[user]\n\tname = Real User\n\temail = real.user@example.com\n")
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    for var in list(os.environ):  # nothing of a Claude Code session these tests may run inside
+        if var.startswith(("ANTHROPIC_", "CLAUDE_", "CLAUDECODE")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-scripted-model-0123456789")
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    # TODO(engine): the preset's env (IS_SANDBOX=1, needed as root) is not yet passed by the
+    # engine; set it here until it is.
+    monkeypatch.setenv("IS_SANDBOX", "1")
+    yield server
+    server.stop()
+
+
+def _task_log(project: Project, task: str) -> str:
+    log = project.path / ".git" / "agents" / "tasks" / task / "agent.log"
+    return log.read_text() if log.exists() else "(no agent.log)"
+
+
+def _assert_committed(project: Project, tasks: list[str]) -> None:
+    for task in tasks:
+        assert project.git("show", f"task-{task}:file-{task}.txt", check=False) == f"work of task {task}", \
+            _task_log(project, task)
+        assert project.git("log", "-1", "--format=%an <%ae>", f"task-{task}") == \
+            "Real User <real.user@example.com>"
+
+
+def _assert_merged(project: Project, tasks: list[str], branches: bool = True) -> None:
+    for task in tasks:
+        assert (project.path / f"file-{task}.txt").read_text() == f"work of task {task}\n"
+        assert not branches or run(["git", "merge-base", "--is-ancestor", f"task-{task}", "main"], project.path).returncode == 0
+    assert project.git("status", "--porcelain") == ""
+
+
+def test_three_parallel_tasks_commit_and_merge(project: Project, model: ScriptedModel) -> None:
+    started = time.monotonic()
+    project.ok("spawn", "1", "2", "3", "--agent", "claude", "--prompt", "Add your task's file and commit it.")
+    project.ok("wait", "--all", timeout=100)
+    _assert_committed(project, ["1", "2", "3"])
+    status = project.ok("status").stdout
+    for task in ("1", "2", "3"):
+        assert project.git("status", "--porcelain", "--untracked-files=all",
+                           cwd=project.worktrees / f"task-{task}") == "", status
+    merged = project.ok("merge", "--all")
+    assert "3 merged" in merged.stdout, merged.stdout + merged.stderr
+    _assert_merged(project, ["1", "2", "3"])
+    # one scripted Bash call and one final turn per agent, nothing else needed from the model
+    assert sum(r.path.startswith("/v1/messages") for r in model.requests) >= 6
+    assert time.monotonic() - started < 100
+
+
+def test_run_of_a_task_file_with_two_jobs(project: Project, model: ScriptedModel, tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.toml"
+    tasks.write_text('agent = "claude"\njobs = 2\n'
+                     + "".join(f'[[task]]\nid = "{n}"\nprompt = "Add file-{n}.txt and commit it."\n'
+                               for n in ("4", "5", "6")))
+    proc = project.ok("run", str(tasks), timeout=110)
+    assert proc.stdout.splitlines()[-1] == "3 merged, 0 not merged", proc.stdout + proc.stderr
+    _assert_merged(project, ["4", "5", "6"], branches=False)  # agent-run names its branches itself
+
+
+def test_a_prompt_over_128_kib(project: Project, model: ScriptedModel, tmp_path: Path) -> None:
+    marker = "END-OF-THE-LONG-PROMPT-7f3a"
+    text = "Context line for the agent to read, long enough.\n" * 3000 + marker  # ~147 KiB
+    assert len(text.encode()) > 128 * 1024
+    (tmp_path / "long.md").write_text(text)
+    project.ok("spawn", "7", "--agent", "claude", "--prompt-file", str(tmp_path / "long.md"))
+    project.ok("wait", "7", timeout=100)
+    _assert_committed(project, ["7"])
+    first = [r for r in model.requests if r.path.startswith("/v1/messages") and marker.encode() in r.body]
+    assert first, "the whole prompt never reached the model"
+    project.ok("merge", "--all")
+    _assert_merged(project, ["7"])
+
+
+def _preset_env(project: Project, task: str, prompt_file: Path) -> dict[str, str]:
+    """What the engine gives an agent, for running a preset's other command lines by hand."""
+    return {**PRESETS["claude"].env, "GIT_AGENT_TASK": task, "GIT_AGENT_BRANCH": f"task-{task}",
+            "GIT_AGENT_WORKTREE": str(project.worktrees / f"task-{task}"), "GIT_AGENT_PROMPT_FILE": str(prompt_file)}
+
+
+def test_resume_continues_each_worktrees_own_session(project: Project, model: ScriptedModel,
+                                                     tmp_path: Path) -> None:
+    project.ok("spawn", "8", "--agent", "claude", "--prompt", "TASK-EIGHT: add your file.")
+    project.ok("spawn", "9", "--agent", "claude", "--prompt", "TASK-NINE: add your file.")
+    project.ok("wait", "--all", timeout=100)
+    _assert_committed(project, ["8", "9"])
+    follow_up = tmp_path / "follow-up.md"
+    follow_up.write_text("FOLLOW-UP: and now say what you did.")
+    seen = len(model.requests)
+    proc = run(["/bin/sh", "-c", PRESETS["claude"].resume], project.worktrees / "task-8",
+               env=_preset_env(project, "8", follow_up), timeout=100)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "Done: the change is committed."
+    bodies = [r.body for r in model.requests[seen:] if r.path.startswith("/v1/messages")]
+    assert any(b"FOLLOW-UP" in b and b"TASK-EIGHT" in b for b in bodies)  # the same conversation, told more
+    assert not any(b"TASK-NINE" in b for b in bodies)  # not the other worktree's
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_interactive_ui_starts_with_the_prompt_under_tmux(project: Project, model: ScriptedModel,
+                                                          tmp_path: Path) -> None:
+    # What a user has done once by hand: finished onboarding, approved the API key, trusted the
+    # repository (its worktrees share that trust) and accepted bypass mode.
+    home = Path(os.environ["HOME"])
+    key = os.environ["ANTHROPIC_API_KEY"]
+    (home / ".claude.json").write_text(json.dumps({
+        "hasCompletedOnboarding": True,
+        "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []},
+        "projects": {str(project.path.resolve()): {"hasTrustDialogAccepted": True}}}))
+    (home / ".claude").mkdir(exist_ok=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps({"skipDangerousModePermissionPrompt": True}))
+    project.ok("spawn", "10", "--prompt", "TASK-TEN: add your file.")  # no agent: the worktree only
+    prompt = tmp_path / "prompt.md"
+    prompt.write_text("TASK-TEN: add your file and commit it.")
+    worktree = project.worktrees / "task-10"
+    socket = str(tmp_path / "tmux.sock")
+    env = {**os.environ, **_preset_env(project, "10", prompt)}
+    subprocess.run(["tmux", "-S", socket, "new-session", "-d", "-x", "120", "-y", "40", "-c", str(worktree),
+                    PRESETS["claude"].interactive], env=env, check=True, cwd=worktree)
+    try:
+        screen = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            screen = subprocess.run(["tmux", "-S", socket, "capture-pane", "-p"], capture_output=True,
+                                    text=True, check=False).stdout
+            if "Done: the change is committed." in screen:
+                break
+            time.sleep(0.5)
+        assert "TASK-TEN: add your file and commit it." in screen, screen
+        assert "bypass permissions on" in screen, screen
+        assert "Done: the change is committed." in screen, screen
+        _assert_committed(project, ["10"])
+        assert project.git("status", "--porcelain", "--untracked-files=all", cwd=worktree) == ""
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
