@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import time
+
+import pytest
 from pathlib import Path
 
 from .conftest import Project, run, write_script
@@ -170,3 +172,19 @@ def test_a_lease_whose_task_is_gone_is_taken_back_and_none_left_fails_the_task(p
         "  | clean finished tasks (git agent-clean --merged) or widen agent.portRange\n"
         "hint: the worktree is kept at ../project-worktrees/task-3; fix the setup and run the agent there,"
         " or remove the task with: git agent-clean 3\n")
+
+
+def test_agents_commit_as_the_user_even_when_their_shell_hides_the_global_config(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # gemini's shell tool runs with GIT_CONFIG_GLOBAL=/dev/null: the identity must come in the environment
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(var)
+    with open(Path(os.environ["HOME"]) / ".gitconfig", "a") as fh:
+        fh.write("[user]\n\tname = Ada Lovelace\n\temail = ada@example.com\n")
+    agent = write_script(tmp_path / "hidden.sh", """
+        echo x > x.txt && git add x.txt && GIT_CONFIG_GLOBAL=/dev/null git commit -q -m x
+    """)
+    project.ok("spawn", "1", "--agent", str(agent))
+    assert project.agent("wait", "1").returncode == 0
+    assert project.git("log", "-1", "--format=%an <%ae> %cn <%ce>", "task-1") == \
+        "Ada Lovelace <ada@example.com> Ada Lovelace <ada@example.com>"

@@ -16,6 +16,7 @@ from git_agents.pool import slots as pool
 from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, make_ready
+from git_agents.tasks.presets import exclude_tool_files, preset_env, preset_for
 from git_agents.tasks.prompt import DEFAULT_TEMPLATE, prompt_hash, render
 from git_agents.tasks.store import (
     Task,
@@ -75,8 +76,12 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
 def start(repo: Repo, task: Task, command: str) -> int:
     """Start the task's agent; record its pid; return the pid."""
     task.agent = command
+    preset = preset_for(repo, command)
+    if preset is not None:
+        exclude_tool_files(repo, preset.exclude)
+    env = {**identity_env(repo, task.worktree), **preset_env(preset)}
     pid, pid_start = agent.launch(task, command, repo.setting("agent.shell"), repo.task_dir(task.id),
-                                  prompt_path(repo, task.id))
+                                  prompt_path(repo, task.id), env)
     task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""
     write_task(repo, task.id, agent=command, pid=task.pid, pid_start=pid_start, started=task.started,
                state=None, reason=None)
@@ -161,3 +166,22 @@ def pool_request(repo: Repo, enabled: bool | None, pool_max: int | None) -> pool
                          hint="fix it with: git config agent.poolMax <n>") from None
 
 
+def identity_env(repo: Repo, worktree: str) -> dict[str, str]:
+    """GIT_AUTHOR_* and GIT_COMMITTER_* names and emails as git would use them in `worktree`.
+
+    Some agents run their shell with the user's global config hidden (gemini sets
+    GIT_CONFIG_GLOBAL=/dev/null), so the identity from ~/.gitconfig is passed in the
+    environment, which git reads first. Variables already set, and an identity git cannot
+    work out, are left alone.
+    """
+    env: dict[str, str] = {}
+    for role in ("AUTHOR", "COMMITTER"):
+        if os.environ.get(f"GIT_{role}_NAME") and os.environ.get(f"GIT_{role}_EMAIL"):
+            continue
+        res = repo.git.at(worktree).run("var", f"GIT_{role}_IDENT", ok=range(0, 256))
+        name, sep, rest = res.out.partition(" <")
+        email = rest.partition(">")[0]
+        if res.code == 0 and sep and email:
+            env.setdefault(f"GIT_{role}_NAME", name)
+            env.setdefault(f"GIT_{role}_EMAIL", email)
+    return env

@@ -109,8 +109,10 @@ def agent_env(task: Task, prompt_file: str) -> dict[str, str]:
     return env
 
 
-def launch(task: Task, command: str, shell: str, task_dir: str, prompt_file: str) -> tuple[int, str]:
-    """Start `command` detached in the task's worktree; return (pid, process start stamp)."""
+def launch(task: Task, command: str, shell: str, task_dir: str, prompt_file: str,
+           extra_env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Start `command` detached in the task's worktree (with `extra_env` over its environment);
+    return (pid, process start stamp)."""
     os.makedirs(task_dir, exist_ok=True)
     for stale in (exit_path(task_dir), exit_path(task_dir) + ".tmp"):
         if os.path.exists(stale):
@@ -118,7 +120,7 @@ def launch(task: Task, command: str, shell: str, task_dir: str, prompt_file: str
     with open(log_path(task_dir), "ab") as log, _sigint_unblocked():
         proc = subprocess.Popen(
             ["/bin/sh", "-c", SUPERVISOR, "git-agent-supervisor", command, exit_path(task_dir), shell],
-            cwd=task.worktree, env=agent_env(task, prompt_file), stdin=subprocess.DEVNULL,
+            cwd=task.worktree, env={**agent_env(task, prompt_file), **(extra_env or {})}, stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     return proc.pid, process_start(proc.pid) or ""
 

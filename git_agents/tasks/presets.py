@@ -9,8 +9,10 @@ unattended command line. Any other value of --agent is a shell command line, run
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
+from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
 
 
@@ -23,6 +25,7 @@ class Preset:
     resume: str = ""  # a follow-up in the tool's previous session (git agent-continue)
     exclude: tuple[str, ...] = ()  # the tool's own files, kept out of "uncommitted work" (info/exclude)
     env: dict[str, str] = field(default_factory=dict)  # extra environment the tool needs
+    root_env: dict[str, str] = field(default_factory=dict)  # ... and only when run as root (containers, CI)
 
 
 # name -> preset; each command line runs with agent.shell in the task's worktree.
@@ -37,7 +40,7 @@ PRESETS: dict[str, Preset] = {
                     'then cat "$GIT_AGENT_PROMPT_FILE"; '
                     'else printf \'Read the file %s and do the task it describes.\' "$GIT_AGENT_PROMPT_FILE"; fi)"',
         resume='claude -p --continue --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
-        env={"IS_SANDBOX": "1"},
+        root_env={"IS_SANDBOX": "1"},
     ),
     "codex": Preset('codex exec --full-auto "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
     "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
@@ -59,3 +62,45 @@ def presets(repo: Repo) -> dict[str, str]:
 def expand(repo: Repo, agent: str) -> str:
     """The command line for `agent`: a preset's when it names one, else `agent` itself."""
     return presets(repo).get(agent.strip().lower(), agent) if agent.strip() else agent
+
+
+def preset_for(repo: Repo, command: str) -> Preset | None:
+    """The built-in preset whose command line (any of its forms, or this repository's override of it) is `command`."""
+    overrides = presets(repo)
+    for name, preset in PRESETS.items():
+        if command.strip() in (overrides.get(name), preset.command, preset.interactive, preset.resume):
+            return preset
+    return None
+
+
+def preset_env(preset: Preset | None) -> dict[str, str]:
+    """The environment a preset's tool needs, here (as root or not)."""
+    if preset is None:
+        return {}
+    return {**preset.env, **(preset.root_env if os.geteuid() == 0 else {})}
+
+
+EXCLUDE_MARK = "# git-agents: files coding agents leave in their worktrees"
+
+
+def exclude_tool_files(repo: Repo, patterns: tuple[str, ...]) -> None:
+    """Add `patterns` to the repository's shared info/exclude (once), so that the files a tool
+    leaves behind are never taken for the task's uncommitted work."""
+    if not patterns:
+        return
+    path = os.path.join(repo.common_dir, "info", "exclude")
+    with RepoLock(repo.common_dir, "exclude"):
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            text = ""
+        have = set(text.splitlines())
+        missing = [p for p in patterns if p not in have]
+        if not missing:
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        block = ("" if not text or text.endswith("\n") else "\n") + \
+            ("" if EXCLUDE_MARK in have else EXCLUDE_MARK + "\n") + "".join(p + "\n" for p in missing)
+        with open(path, "a", encoding="utf-8", errors="surrogateescape") as fh:
+            fh.write(block)
