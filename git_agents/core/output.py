@@ -3,8 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
+
+# C0 controls but tab and newline, DEL, and C1 controls: they move the cursor, clear the screen,
+# set the window title (ESC ] ... BEL) or start such sequences on terminals that honour 8-bit C1.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_AND_NEWLINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+def printable(text: str, *, newlines: bool = True) -> str:
+    """`text` safe to print on a terminal: each control character but tab (and, with `newlines`,
+    line feed) becomes a visible `\\xNN` escape, so `\\e[2J` prints as `\\x1b[2J` instead of
+    clearing the screen. For human-readable output only: JSON output stays exact.
+
+    Text from tasks and the remote (titles, reasons, check output, paths) passes through this
+    before it is printed; `newlines=False` for one-line fields such as a title in a table.
+    """
+    pattern = _CONTROL if newlines else _CONTROL_AND_NEWLINE
+    return pattern.sub(_escape, text) if pattern.search(text) else text
+
 
 _STATE_COLOURS = {
     "running": "YELLOW", "exited 0": "GREEN", "merged": "GREEN", "not started": "",
@@ -61,6 +84,8 @@ def state_colour(state: str) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool = False,
           state_column: int | None = None) -> str:
     """Rows aligned in columns under bold headers (the last column is not padded)."""
+    # Cells may hold titles and other text from tasks or the remote: no control characters reach the terminal.
+    rows = [[printable(str(cell), newlines=False) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
