@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError
@@ -145,6 +145,7 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 # What each kind of record must hold to be used (a field: the test its value must pass).
 _REQUIRED: dict[str, dict[str, Callable[[object], bool]]] = {
     "claims": {"heartbeat": _number},
@@ -153,7 +154,6 @@ _REQUIRED: dict[str, dict[str, Callable[[object], bool]]] = {
                 "branch": lambda v: isinstance(v, str)},
     "rejected": {},
 }
-_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _NAMES = {"claims": "claim", "results": "result", "rejected": "check record", "queue": "queue entry"}
 
 
@@ -329,7 +329,7 @@ class RemoteQueue:
         return bool(config.get("user.signingkey") or config.get("gpg.ssh.defaultkeycommand")
                     or (gpgsign and parse_bool(gpgsign[-1])))
 
-    def record_commit(self, subject: str, record: dict[str, object], *, tree: str = EMPTY_TREE,
+    def record_commit(self, subject: str, record: Mapping[str, object], *, tree: str = EMPTY_TREE,
                       parents: tuple[str, ...] = (), sign: bool = False) -> str:
         """A commit whose message is `subject` and a JSON record (with our format version).
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from types import FrameType
 
 from git_agents.core.errors import AgentError, GitError
+from git_agents.core.output import printable
 from git_agents.core.repo import Repo
+from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import remove_worktree, unsaved_work
 from git_agents.lifecycle import start as starting
 from git_agents.lifecycle.start import load_template, plan_task
-from git_agents.core.output import printable
-from git_agents.core.settings import parse_bool
 from git_agents.remote.queue import BadRecord, RemoteQueue, RemoteTask, Spec, Update, ref
 from git_agents.tasks import agent
 from git_agents.tasks.ports import release as release_ports

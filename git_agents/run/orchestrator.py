@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.output import printable
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import unsaved_work
@@ -143,7 +144,7 @@ def describe(tf: TaskFile, jobs: list[Job], base: str) -> str:
     labels = {NEW: "create and run", START: "prepare and run", RERUN: "run again", WATCH: "still running: watch",
               FINISHED: "finished: merge only", MERGED_BEFORE: "merged: skip"}
     for j in jobs:
-        lines.append(f"  {j.id.ljust(width)}  {labels[j.action]:<21}  {j.spec.title}")
+        lines.append(f"  {j.id.ljust(width)}  {labels[j.action]:<21}  {printable(j.spec.title, newlines=False)}")
         if j.action in (NEW, START, RERUN):
             lines.append(f"  {''.ljust(width)}  agent: {j.command}")
     return "\n".join(lines)
@@ -203,13 +204,14 @@ class Progress:
 
     def line(self, job: Job) -> str:
         """The task's progress line on a terminal."""
-        return f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {self._log(job)}".rstrip()
+        return printable(f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {self._log(job)}".rstrip(),
+                         newlines=False)
 
     def plain(self, job: Job) -> str:
         """The line appended when the task's state changes and the output is not a terminal."""
         elapsed = f" after {_elapsed(job)}" if job.ended else ""
         log = self._log(job) if job.ended or job.state.startswith("failed") else ""
-        return f"task {job.id}: {job.state}{elapsed}" + (f": {log}" if log else "")
+        return printable(f"task {job.id}: {job.state}{elapsed}" + (f": {log}" if log else ""), newlines=False)
 
     def update(self) -> None:
         """Show the current state of every job."""
@@ -463,6 +465,6 @@ class Run:
         summary = f"{merged} merged, {failed} not merged" if self.tf.merge else \
             f"{len(self.jobs) - failed} succeeded, {failed} failed"
         lines.append(summary)
-        self.stream.write("\n".join(lines) + "\n")
+        self.stream.write(printable("\n".join(lines)) + "\n")  # outcomes hold reasons and paths
         self.stream.flush()
         return ExitCode.FAILED if failed else ExitCode.OK

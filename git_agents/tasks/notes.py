@@ -22,7 +22,7 @@ NOTE_FIELDS: dict[str, str] = {
     "title": "The task's title.",
     "branch": "The task branch that was merged (task-<id>).",
     "agent": "The agent command line that ran.",
-    "prompt-hash": "SHA-256 of the prompt file the agent was given.",
+    "prompt-hash": "The first 16 hex digits of the SHA-256 of the prompt the agent was given.",
     "base": "The commit the task branch started from (not the target's tip when it merged).",
     "target": "The branch the task was merged into.",
     "started": "When the agent started (ISO 8601, local time).",
