@@ -156,8 +156,18 @@ class Worker:
                     f" (git agent-clean {task.id} to let this worker take it)")
                 self.skipped.add(task.id)
                 continue
-            if self._claim(task):
-                claimed_any = True
+            try:
+                claimed = self._claim(task)
+            except AgentError:
+                raise  # the remote or this clone: the loop's business, not this task's
+            except Exception as error:  # noqa: BLE001  (a record no check foresaw: it must not stop the worker)
+                log(f"warning: skipping task {task.id}: {type(error).__name__}: {error}")
+                self.skipped.add(task.id)
+                job = self.held.get(task.id)
+                if job is not None:
+                    self._release(job)
+                continue
+            claimed_any = claimed_any or claimed
         if claimed_any:
             self.next_fetch = 0.0  # there may be more: look again as soon as a slot frees up
         return not claimed_any
@@ -253,9 +263,11 @@ class Worker:
         if self.queue.exists(ref("results", task.id)):
             self.queue.push([Update(ref("claims", task.id), None, commit)], atomic=False)
             return False
-        if task.claim:
+        if task.claim and "claims" in task.bad:
+            log(f"took over task {task.id} from an unreadable claim")
+        elif task.claim:
             log(f"took over task {task.id} from {task.claim_info.get('worker')}"
-                f" (no heartbeat for {task.heartbeat_age(now):.0f}s)")
+                f" (no heartbeat for {task.heartbeat_age(now) or 0:.0f}s)")
         else:
             self._say(f"claimed task {task.id}")
         job = Job(task.id, task.queue, commit, now, now)
