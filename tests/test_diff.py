@@ -15,7 +15,8 @@ def _spawn_with_commit(project: Project, tmp_path: Path, task: str, name: str, t
     project.ok("wait", task)
 
 
-def test_diff_shows_the_change_against_the_fork_point_not_later_target_commits(project: Project, tmp_path: Path) -> None:
+def test_diff_shows_the_change_against_the_fork_point_not_later_target_commits(
+        project: Project, tmp_path: Path) -> None:
     _spawn_with_commit(project, tmp_path, "1", "src/a.txt", "from task 1")
     project.commit_file("later.txt", "on main after the fork\n")  # must not show as removed by the task
     proc = project.ok("diff", "1")
