@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -41,7 +43,36 @@ SETTINGS = {
 
 
 @pytest.fixture
-def model(project: Project, cli_path: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModel]:
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    """A proxy on 127.0.0.1 that answers nothing and records what was asked of it: the first line
+    of each request (`CONNECT host:443 ...`). The CLI must ask it nothing (no telemetry, no update check)."""
+    asked: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    asked.append(conn.recv(512).split(b"\r\n", 1)[0])
+                except OSError:
+                    asked.append(b"(nothing read)")
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, url)
+    yield asked
+    listener.close()
+
+
+@pytest.fixture
+def model(project: Project, cli_path: Callable[[str], Path], proxy: list[bytes],
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModel]:
     """The scripted model serving, gemini installed and configured in the test's HOME, identity in ~/.gitconfig."""
     monkeypatch.setenv("GIT_AGENTS_E2E_PREFIX", PREFIX)  # TODO(frame): see PREFIX
     cli_path("gemini")
@@ -57,6 +88,7 @@ def model(project: Project, cli_path: Callable[[str], Path], monkeypatch: pytest
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
     yield server
     server.stop()
+    assert proxy == [], f"gemini tried to reach past the scripted model: {proxy}"
 
 
 def identity_env(project: Project) -> dict[str, str]:
