@@ -44,7 +44,15 @@ PRESETS: dict[str, Preset] = {
     ),
     "codex": Preset('codex exec --full-auto "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
     "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
-    "gemini": Preset('gemini --yolo --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
+    # gemini: stdin not a terminal = headless; --skip-trust, since a new worktree is an untrusted
+    # folder (headless gemini exits 55 there); --resume latest is this worktree's last session.
+    # Its UI takes a first message only as an argument (stdin must be the terminal; @file is
+    # truncated), so the interactive line is limited to prompts under 128 KiB.
+    "gemini": Preset(
+        'gemini --skip-trust --approval-mode=yolo < "$GIT_AGENT_PROMPT_FILE"',
+        interactive='gemini --skip-trust --approval-mode=yolo --prompt-interactive "$(cat "$GIT_AGENT_PROMPT_FILE")"',
+        resume='gemini --skip-trust --approval-mode=yolo --resume latest < "$GIT_AGENT_PROMPT_FILE"',
+    ),
 }
 
 _CONFIG_PREFIX = "agent.preset."
