@@ -30,6 +30,14 @@ PRESETS: dict[str, Preset] = {
     "claude": Preset('claude -p --dangerously-skip-permissions "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
     "codex": Preset('codex exec --full-auto "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
     "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
+    # opencode: `run` reads the prompt from standard input (not a TTY) and appends it to any
+    # message; --auto approves the permission prompts it would otherwise reject unattended.
+    # --continue takes the last session of this directory (the worktree).
+    "opencode": Preset(
+        'opencode run --auto < "$GIT_AGENT_PROMPT_FILE"',
+        interactive='opencode --auto --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"',
+        resume='opencode run --auto --continue < "$GIT_AGENT_PROMPT_FILE"',
+    ),
     "gemini": Preset('gemini --yolo --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
 }
 
