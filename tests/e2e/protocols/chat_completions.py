@@ -26,7 +26,7 @@ from ..model_server import Handler, Request, ScriptedModel
 _ids = itertools.count(1)
 SHELL_TOOLS = ("bash", "shell", "run_shell_command", "shell_command", "exec_command")
 MODEL = "scripted"
-_TASK = re.compile(r"on branch task-(\S+)")
+_TASK = re.compile(r"on branch task-([\w.-]*[\w-])")  # "on branch task-48." ends a sentence
 
 
 def _text(content: Any) -> str:
