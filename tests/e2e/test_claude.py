@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from git_agents.tasks.presets import PRESETS, preset_env
 
 from ..conftest import Project, run
