@@ -25,10 +25,23 @@ class Preset:
     env: dict[str, str] = field(default_factory=dict)  # extra environment the tool needs
 
 
+_CODEX = ('codex exec --sandbox workspace-write'
+          ' --add-dir "$(git rev-parse --path-format=absolute --git-common-dir)"'
+          ' --add-dir "$(git rev-parse --absolute-git-dir)"')
+
 # name -> preset; each command line runs with agent.shell in the task's worktree.
 PRESETS: dict[str, Preset] = {
     "claude": Preset('claude -p --dangerously-skip-permissions "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
-    "codex": Preset('codex exec --full-auto "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
+    # codex's workspace-write sandbox keeps every git dir read-only, and a linked worktree's git
+    # dirs (<common>/.git and <common>/.git/worktrees/<name>) lie outside the worktree: both are
+    # added as writable roots so the agent can commit; the rest of the sandbox stays (no network).
+    "codex": Preset(
+        _CODEX + ' - < "$GIT_AGENT_PROMPT_FILE"',
+        # the TUI takes its first message as one argument: past ~100 KB, point it at the file
+        interactive='if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -lt 100000 ]; then p=$(cat "$GIT_AGENT_PROMPT_FILE");'
+                    ' else p="Your task is in the file $GIT_AGENT_PROMPT_FILE: read it and do it."; fi; '
+                    + _CODEX.replace("codex exec ", "codex ") + ' "$p"',
+        resume=_CODEX + ' resume --last - < "$GIT_AGENT_PROMPT_FILE"'),
     "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
     "gemini": Preset('gemini --yolo --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
 }

@@ -97,6 +97,7 @@ def _race_spawns(project: Project, low: int, tmp_path: Path) -> None:
 def _fake(bin_dir: Path, name: str, out: Path) -> None:
     write_script(bin_dir / name, f"""
         printf '%s\\0' "$@" > {out / name}.args
+        cat > {out / name}.stdin
         echo "{name} ran" > {name}.txt && git add . && git commit -q -m "{name}"
     """)
 
@@ -123,7 +124,10 @@ def test_presets_expand_to_the_tools_command_lines(project: Project, tmp_path: P
     assert proc.stdout.splitlines()[-1] == "2 merged, 0 not merged"
     assert (tmp_path / "claude.args").read_text().split("\0") == ["--model", "opus", "--print", ""]
     codex = (tmp_path / "codex.args").read_text().split("\0")
-    assert codex[:2] == ["exec", "--full-auto"] and codex[2].endswith("Your task: three\n\nthree") and codex[3:] == [""]
+    common = project.path / ".git"
+    assert codex == ["exec", "--sandbox", "workspace-write", "--add-dir", str(common),
+                     "--add-dir", str(common / "worktrees" / "task-3"), "-", ""]
+    assert (tmp_path / "codex.stdin").read_text().endswith("Your task: three\n\nthree\n")
 
     missing = project.agent("spawn", "4", "--prompt", "x", "--agent", "gemini")
     assert missing.returncode == 1
