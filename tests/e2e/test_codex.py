@@ -8,13 +8,15 @@ with its final text. The user's identity comes from ~/.gitconfig, as it does for
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project
+from git_agents.presets import PRESETS
+from tests.conftest import Project, run
 
 from . import install
 from .model_server import Script, ScriptedModel
@@ -44,8 +46,13 @@ model = "scripted"
 model_provider = "scripted"
 check_for_update_on_startup = false
 
+# without these two codex exec reaches out to github.com, api.github.com, chatgpt.com (plugin
+# marketplace sync) and ab.chatgpt.com (analytics); the tests' closed proxy would refuse them
 [analytics]
 enabled = false
+
+[features]
+plugins = false
 
 [model_providers.scripted]
 name = "Scripted"
@@ -122,3 +129,26 @@ def test_prompt_over_128_kib(project: Project, model: ScriptedModel, tmp_path: P
     assert any(big.strip().splitlines()[-1] in t and len(t) > len(big) - 10 for t in texts)
     project.ok("merge", "--all")
     _assert_merged(project, ["1"])
+
+
+def test_resume_continues_the_tasks_own_session(project: Project, model: ScriptedModel, tmp_path: Path) -> None:
+    # TODO(lead): through the engine's follow-up verb once it runs Preset.resume; until then the
+    # preset's resume line is run as the engine would: /bin/sh -c in the worktree, prompt by file.
+    project.ok("spawn", "1", "--agent", "codex", "--prompt", "First task: the apple.")
+    project.ok("spawn", "2", "--agent", "codex", "--prompt", "Second task: the pear.")
+    assert project.agent("wait", "--all", timeout=100).returncode == 0
+    _assert_committed(project, ["1", "2"])
+    model.script = Script(COMMIT.replace("file-", "more-"), "Done: the follow-up is committed.")
+    (tmp_path / "follow-up.md").write_text("Follow-up: one more file.\n")
+    before = len(model.requests)
+    worktree = project.worktrees / "task-1"
+    env = {"GIT_AGENT_TASK": "1", "GIT_AGENT_BRANCH": "task-1", "GIT_AGENT_WORKTREE": str(worktree),
+           "GIT_AGENT_PROMPT_FILE": str(tmp_path / "follow-up.md")}
+    proc = run(["/bin/sh", "-c", PRESETS["codex"].resume], worktree, env=env, timeout=100)
+    assert proc.returncode == 0, proc.stderr
+    assert "Done: the follow-up is committed." in proc.stdout
+    assert project.git("show", "task-1:more-1.txt") == "work of task 1"
+    assert project.git("rev-list", "--count", "main..task-1") == "2"
+    # the follow-up went on in task 1's session (history from cwd task-1), not in task 2's newer one
+    turn = json.dumps(openai_responses.body(model.requests[before])["input"])
+    assert "First task: the apple." in turn and "Follow-up: one more file." in turn and "the pear" not in turn
