@@ -40,7 +40,7 @@ PRESETS: dict[str, Preset] = {
         # the TUI takes its first message as one argument: past ~100 KB, point it at the file
         interactive='if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -lt 100000 ]; then p=$(cat "$GIT_AGENT_PROMPT_FILE");'
                     ' else p="Your task is in the file $GIT_AGENT_PROMPT_FILE: read it and do it."; fi; '
-                    + _CODEX.replace("codex exec ", "codex ") + ' "$p"',
+                    + _CODEX.replace("codex exec ", "codex --no-daemon ") + ' "$p"',
         resume=_CODEX + ' resume --last - < "$GIT_AGENT_PROMPT_FILE"'),
     "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
     "gemini": Preset('gemini --yolo --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
