@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +154,38 @@ def test_resume_continues_the_tasks_own_session(project: Project, model: Scripte
     # the follow-up went on in task 1's session (history from cwd task-1), not in task 2's newer one
     turn = json.dumps(openai_responses.body(model.requests[before])["input"])
     assert "First task: the apple." in turn and "Follow-up: one more file." in turn and "the pear" not in turn
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_interactive_line_starts_the_tui_with_the_prompt(project: Project, model: ScriptedModel,
+                                                         tmp_path: Path) -> None:
+    # TODO(lead): through the engine once it starts Preset.interactive in tmux; run here as it would.
+    project.ok("spawn", "1", "--prompt", "Add your file and commit it.")  # a worktree, no agent
+    worktree = project.worktrees / "task-1"
+    prompt_file = project.ok("prompt", "1").stdout
+    (tmp_path / "prompt.md").write_text(prompt_file)
+    env = {**os.environ, "GIT_AGENT_TASK": "1", "GIT_AGENT_PROMPT_FILE": str(tmp_path / "prompt.md"),
+           "TERM": "xterm-256color"}
+    env.pop("TMUX", None)
+    tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]
+    run([*tmux, "new-session", "-d", "-x", "160", "-y", "45", "-s", "agent", "-c", str(worktree),
+         "/bin/sh", "-c", PRESETS["codex"].interactive + "; echo AGENT-EXITED $?; sleep 60"], tmp_path, env=env, check=True)
+    try:
+        def screen_shows(text: str) -> str:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                shown = run([*tmux, "capture-pane", "-p", "-t", "agent"], tmp_path).stdout
+                if text in shown or "AGENT-EXITED" in shown:
+                    return shown
+                time.sleep(0.3)
+            return shown
+
+        # a repository codex has not seen yet: the TUI asks once to trust it (saved in ~/.codex/config.toml)
+        shown = screen_shows("Trust this folder?")
+        assert "Trust this folder?" in shown, shown
+        run([*tmux, "send-keys", "-t", "agent", "Enter"], tmp_path, check=True)
+        shown = screen_shows("Done: the change is committed.")
+        assert "Done: the change is committed." in shown and "Your task: Add your file" in shown, shown
+        assert project.git("show", "task-1:file-1.txt") == "work of task 1"
+    finally:
+        run([*tmux, "kill-server"], tmp_path)
