@@ -96,8 +96,9 @@ def test_three_parallel_tasks_commit_and_merge(project: Project, model: Scripted
     logs = {i: project.agent("logs", i).stdout for i in "123"}
     assert waited.returncode == 0, f"{waited.stdout}\n{waited.stderr}\n{logs}"
     _assert_committed(project, ["1", "2", "3"])
-    status = project.ok("status").stdout
-    assert "dirty" not in status and "not committed" not in status, status
+    tasks = json.loads(project.ok("status", "--json").stdout)["tasks"]
+    assert [(t["id"], t["state"], t["uncommitted"], t["ahead"]) for t in tasks] == \
+        [(i, "exited 0", False, 1) for i in "123"], tasks
     merged = project.ok("merge", "--all")
     assert merged.stdout.splitlines()[-1] == "3 merged, 0 not merged"
     _assert_merged(project, ["1", "2", "3"])
@@ -187,5 +188,6 @@ def test_interactive_line_starts_the_tui_with_the_prompt(project: Project, model
         shown = screen_shows("Done: the change is committed.")
         assert "Done: the change is committed." in shown and "Your task: Add your file" in shown, shown
         assert project.git("show", "task-1:file-1.txt") == "work of task 1"
+        assert project.git("status", "--porcelain", cwd=worktree) == ""  # the TUI left no files of its own
     finally:
         run([*tmux, "kill-server"], tmp_path)
