@@ -91,13 +91,13 @@ class Worker:
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
         """Work until stopped (or, with `once`, until no task is left to run); the exit code."""
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         if self.queue.signs():  # find out now, not when the first result is to be published
             try:
                 self.queue.record_commit("agent-worker: signing test", {}, sign=True)
             except GitError as error:
                 raise AgentError(f"cannot sign result commits: {error.message.splitlines()[0]}",
                                  hint="check user.signingkey and gpg.format (git commit-tree -S must work)") from None
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self._say(f"worker {self.name} on {self.queue.remote}: up to {self.jobs} task(s) at a time")
             while True:
