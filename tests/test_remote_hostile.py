@@ -331,3 +331,17 @@ def test_control_characters_in_local_titles_are_escaped_in_status(project: Proje
     shown = project.ok("status").stdout
     assert "\x1b" not in shown and "\x07" not in shown and SHOWN in shown
     assert json.loads(project.ok("status", "--json").stdout)["tasks"][0]["title"] == EVIL
+
+
+def test_a_worker_that_cannot_sign_says_so_before_claiming(tmp_path: Path, bare: Path,  # noqa: F811
+                                                           committing_agent: Path) -> None:
+    publisher = clone(tmp_path, f"file://{bare}", "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "t.toml", ["1"], committing_agent)))
+    machine = clone(tmp_path, f"file://{bare}", "machine")
+    machine.git("config", "gpg.format", "ssh")
+    machine.git("config", "user.signingkey", str(tmp_path / "no-such-key"))
+    refused = machine.agent("worker", "--once")
+    assert refused.returncode == 128
+    assert refused.stderr.startswith("fatal: cannot sign result commits: ")
+    assert refused.stderr.endswith("hint: check user.signingkey and gpg.format (git commit-tree -S must work)\n")
+    assert states(publisher) == {"1": "queued"} and remote_refs(publisher, "refs/agents/claims/") == {}
