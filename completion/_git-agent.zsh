@@ -34,7 +34,7 @@ _git-agent-spawn () {
 		'--title=[short title (default\: first line of the task text)]:text: ' \
 		'--prompt=[the task text]:text: ' \
 		'--prompt-file=[read the task text from <file> ({id} is replaced by the id; - reads stdin)]:file:_files' \
-		'--agent=[agent command line, run with the shell in the worktree, or a preset\: claude, codex, aider, gemini (see agent.preset.<name>)]:command: ' \
+		'--agent=[agent command line, run with the shell in the worktree, or a preset\: claude, codex, gemini, aider, opencode (see agent.preset.<name>)]:command: ' \
 		'--no-agent[do not start an agent, even if agent.command is set]' \
 		'--base=[branch to start from and merge back into (default\: the main worktree'\''s branch)]:branch:__git_agent_zsh_branches' \
 		'--pool[take a free slot of the worktree pool instead of creating a worktree, adding a slot when none is free (default\: agent.pool)]' \

@@ -31,8 +31,8 @@ The agent runs with GIT_AGENT_TASK, GIT_AGENT_BRANCH, GIT_AGENT_WORKTREE, GIT_AG
 GIT_AGENT_PROMPT_FILE set, and GIT_AGENT_PORT (the first of a block of ports leased to the
 task alone, returned by git agent-clean) and GIT_AGENT_INDEX (1, 2, ...); its output goes to
 agent.log in the task's directory inside the repository's git directory. Without an agent
-command spawn only prepares the worktree. --agent claude, codex, aider or gemini runs that
-tool non-interactively on the prompt file (git config agent.preset.<name> adds or overrides
+command spawn only prepares the worktree. --agent claude, codex, gemini, aider or opencode runs that
+tool unattended on the prompt file (git config agent.preset.<name> adds or overrides
 a preset).
 
 Each new worktree is made ready before its agent starts: the ignored files listed in
@@ -65,8 +65,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("ids", nargs="+", metavar="<new-id>", help="task ids: letters, digits, '.', '_' or '-'")
     add_task_text_options(p)
     p.add_argument("--agent", metavar="<command>",
-                   help="agent command line, run with the shell in the worktree, or a preset: claude, codex, "
-                        "aider, gemini (see agent.preset.<name>)")
+                   help="agent command line, run with the shell in the worktree, or a preset: claude, codex, gemini, "
+                        "aider, opencode (see agent.preset.<name>)")
     p.add_argument("--no-agent", action="store_true", help="do not start an agent, even if agent.command is set")
     p.add_argument("--base", metavar="<branch>",
                    help="branch to start from and merge back into (default: the main worktree's branch)")

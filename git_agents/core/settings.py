@@ -36,7 +36,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Message of each task's merge commit; placeholders {id}, {title}, {branch}."),
     Setting("agent.preset.<name>", "",
             "Adds or overrides an agent preset: `--agent <name>` runs this command line (it should read "
-            "the prompt from \"$GIT_AGENT_PROMPT_FILE\"). Built in: claude, codex, aider, gemini."),
+            "the prompt from \"$GIT_AGENT_PROMPT_FILE\"). Built in: claude, codex, gemini, aider, opencode."),
     Setting("agent.autoCommit", "false",
             "When an agent exits 0 leaving uncommitted work and no commits, commit that work on the task "
             "branch with the task's title (git agent-run) instead of reporting \"work not committed\"."),
