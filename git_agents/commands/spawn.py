@@ -9,11 +9,11 @@ import sys
 from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import AgentError, ExitCode
 from git_agents.core.repo import Repo
+from git_agents.core.settings import parse_bool
 from git_agents.lifecycle import start as starting
 from git_agents.lifecycle.start import load_template, plan_task, pool_request
 from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
-from git_agents.core.settings import parse_bool
 from git_agents.tasks.presets import expand as expand_preset
 from git_agents.tasks.presets import expand_interactive
 from git_agents.tasks.prompt import default_title

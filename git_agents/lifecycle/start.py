@@ -82,7 +82,8 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
     env = {**identity_env(repo, task.worktree), **preset_env(preset)}
-    args = (command, repo.setting("agent.shell"), repo.task_dir(task.id), prompt_file or prompt_path(repo, task.id), env)
+    args = (command, repo.setting("agent.shell"), repo.task_dir(task.id),
+            prompt_file or prompt_path(repo, task.id), env)
     window_keys: dict[str, str | None] = {}
     if in_tmux:
         pid, pid_start, window = tmux.launch(repo, task, *args)
