@@ -24,9 +24,9 @@ USAGE = "git agent-continue [<options>] <id> (--prompt <text> | --prompt-file <f
 
 DESCRIPTION = """\
 Run the task's agent again in its existing worktree and on its branch, with a follow-up:
-a new round. Where the agent is a preset whose tool can resume its own session (claude
---continue, codex exec resume --last), the follow-up goes to that session, which keeps its
-context, and the round's prompt file holds the follow-up alone; any other agent command runs
+a new round. Where the agent is a preset with a resume form (claude's is claude -p
+--continue: the last session of the worktree), the follow-up goes to the tool's own session,
+which keeps its context, and the round's prompt file holds the follow-up alone; any other agent command runs
 again as given, on a prompt file that holds the task's previous prompt followed by the
 follow-up. The round's prompt is the file named by GIT_AGENT_PROMPT_FILE, prompt-<n>.md in
 the task's directory.
