@@ -217,7 +217,8 @@ def test_continue_runs_a_second_round_with_the_follow_up_and_the_note_lists_both
 
     cont = project.ok("continue", "5", "--prompt", "please fix it")
     pid = task_key(project, "5", "pid")
-    assert cont.stdout == f"Continued task 5 (round 2) on branch task-5 in ../project-worktrees/task-5 (agent pid {pid})\n"
+    assert cont.stdout == ("Continued task 5 (round 2) on branch task-5 in ../project-worktrees/task-5"
+                           f" (agent pid {pid})\n")
     project.ok("wait", "5")
     given = (project.worktrees / "task-5" / "given.txt").read_text()
     assert given == first.rstrip() + "\n\nFollow-up (round 2):\n\nplease fix it\n"
@@ -229,7 +230,8 @@ def test_continue_runs_a_second_round_with_the_follow_up_and_the_note_lists_both
     assert (r1["round"], r1["exit"], r2["round"], r2["exit"]) == ("1", "4", "2", "0")
     assert r1["prompt-hash"] == hashlib.sha256(first.encode()).hexdigest()[:16]
     assert r2["prompt-hash"] == hashlib.sha256(given.encode()).hexdigest()[:16]
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:]+[+-][\d:]+", r[k]) for r in (r1, r2) for k in ("started", "finished"))
+    stamp = r"\d{4}-\d\d-\d\dT[\d:]+[+-][\d:]+"
+    assert all(re.fullmatch(stamp, r[k]) for r in (r1, r2) for k in ("started", "finished"))
     assert "\ngit-agents: round 2 of task 5: " in (project.path / ".git/agents/tasks/5/agent.log").read_text()
 
     merged = project.agent("continue", "5", "--prompt", "more")
@@ -276,3 +278,36 @@ def test_continue_needs_a_follow_up(project: Project) -> None:
     proc = project.agent("continue", "4")
     assert proc.returncode == 129
     assert proc.stderr.startswith("error: give the follow-up with --prompt or --prompt-file\nusage: git agent-continue")
+
+
+def test_parallel_spawns_share_one_session(
+        project: Project, tmp_path: Path, tmux_server: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    # the session does not exist yet: every spawn races to create it, and must end up in it
+    script = write_script(tmp_path / "interactive.sh", INTERACTIVE)
+    procs = [subprocess.Popen(["git", "agent-spawn", "--tmux", f"p{n}", "--agent", str(script), "--prompt", "p"],
+                              cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in range(6)]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert [r[2] for r in results] == [0] * 6, results
+    sessions = tmux_server("list-sessions", "-F", "#{session_name}").stdout.split()
+    assert sessions == [session_of(project)]
+    names = tmux_server("list-windows", "-t", f"={sessions[0]}", "-F", "#{window_name}").stdout.split()
+    assert sorted(names) == [f"p{n}" for n in range(6)]
+    for n in range(6):
+        project.ok("send", f"p{n}", "quit 0")
+    project.ok("wait", "--all", timeout=60)
+
+
+def test_concurrent_continues_start_one_round(project: Project, tmp_path: Path) -> None:
+    agent = write_script(tmp_path / "agent.sh", "sleep 2\n")
+    project.ok("spawn", "r", "--agent", str(agent), "--prompt", "p")
+    project.ok("wait", "r")
+    procs = [subprocess.Popen(["git", "agent-continue", "r", "--prompt", f"follow-up {n}"], cwd=project.path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(5)]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert sorted(r[2] for r in results) == [0, 128, 128, 128, 128], results
+    assert {r[1] for r in results if r[2]} == {
+        "fatal: task r's agent is still running\nhint: wait for it (git agent-wait r) or stop it (git agent-stop r)\n"}
+    assert task_key(project, "r", "round") == "2"
+    assert not (project.path / ".git/agents/tasks/r/prompt-3.md").exists()
+    project.ok("wait", "r")
