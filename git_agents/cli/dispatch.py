@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "queue": "Publish tasks to a shared remote for workers, and show the queue",
     "worker": "Claim and run tasks from the queue on a shared remote",
     "conflicts": "Show which tasks change the same files and which would conflict",
+    "diff": "Show a task's change against where it left its target, for review",
     "log": "List merged tasks from the notes on their merge commits",
     "pool": "Keep a pool of warm worktrees that tasks claim and release",
     "attach": "Show an interactive agent's tmux window",

@@ -179,21 +179,25 @@ def pool_request(repo: Repo, enabled: bool | None, pool_max: int | None) -> pool
 
 
 def identity_env(repo: Repo, worktree: str) -> dict[str, str]:
-    """GIT_AUTHOR_* and GIT_COMMITTER_* names and emails as git would use them in `worktree`.
+    """The user's identity as git would use it in `worktree`, in the agent's environment.
 
     Some agents run their shell with the user's global config hidden (gemini sets
-    GIT_CONFIG_GLOBAL=/dev/null), so the identity from ~/.gitconfig is passed in the
-    environment, which git reads first. Variables already set, and an identity git cannot
-    work out, are left alone.
+    GIT_CONFIG_GLOBAL=/dev/null), so the identity from ~/.gitconfig is passed on twice:
+    as GIT_AUTHOR_*/GIT_COMMITTER_* (which git reads first) and as user.name/user.email in
+    GIT_CONFIG_COUNT entries (which survive tools that drop variables whose names mention
+    AUTH, as gemini's redaction does). An identity git cannot work out is left alone.
     """
     env: dict[str, str] = {}
     for role in ("AUTHOR", "COMMITTER"):
-        if os.environ.get(f"GIT_{role}_NAME") and os.environ.get(f"GIT_{role}_EMAIL"):
-            continue
         res = repo.git.at(worktree).run("var", f"GIT_{role}_IDENT", ok=range(0, 256))
         name, sep, rest = res.out.partition(" <")
         email = rest.partition(">")[0]
         if res.code == 0 and sep and email:
-            env.setdefault(f"GIT_{role}_NAME", name)
-            env.setdefault(f"GIT_{role}_EMAIL", email)
+            env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = name, email
+    if "GIT_AUTHOR_NAME" in env:
+        count = os.environ.get("GIT_CONFIG_COUNT", "")
+        n = int(count) if count.isdigit() else 0
+        env.update({f"GIT_CONFIG_KEY_{n}": "user.name", f"GIT_CONFIG_VALUE_{n}": env["GIT_AUTHOR_NAME"],
+                    f"GIT_CONFIG_KEY_{n + 1}": "user.email", f"GIT_CONFIG_VALUE_{n + 1}": env["GIT_AUTHOR_EMAIL"],
+                    "GIT_CONFIG_COUNT": str(n + 2)})
     return env

@@ -43,8 +43,40 @@ PRESETS: dict[str, Preset] = {
         root_env={"IS_SANDBOX": "1"},
     ),
     "codex": Preset('codex exec --full-auto "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
-    "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
-    "gemini": Preset('gemini --yolo --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
+    # aider: edits from the model's reply and commits each edit itself. It would otherwise write
+    # `.aider*` into a new .gitignore (--no-gitignore), look for a new version and ask about
+    # analytics, and fetch any URL in the prompt (--no-detect-urls). Its history files and tag
+    # cache (.aider.chat.history.md, .aider.input.history, .aider.tags.cache.v4/) stay in the
+    # worktree: --restore-chat-history reads the history back. No way to open its UI with a
+    # first message, so the interactive line runs the prompt, then opens the UI on that chat.
+    "aider": Preset(
+        'aider --yes-always --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
+        ' --no-detect-urls --message-file "$GIT_AGENT_PROMPT_FILE"',
+        interactive='aider --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
+                    ' --no-detect-urls --message-file "$GIT_AGENT_PROMPT_FILE";'
+                    ' exec aider --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
+                    ' --restore-chat-history',
+        resume='aider --yes-always --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
+               ' --no-detect-urls --restore-chat-history --message-file "$GIT_AGENT_PROMPT_FILE"',
+        exclude=(".aider*",),
+    ),
+    # opencode: `run` reads the prompt from standard input (not a TTY) and appends it to any
+    # message; --auto approves the permission prompts it would otherwise reject unattended.
+    # --continue takes the last session of this directory (the worktree).
+    "opencode": Preset(
+        'opencode run --auto < "$GIT_AGENT_PROMPT_FILE"',
+        interactive='opencode --auto --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"',
+        resume='opencode run --auto --continue < "$GIT_AGENT_PROMPT_FILE"',
+    ),
+    # gemini: stdin not a terminal = headless; --skip-trust, since a new worktree is an untrusted
+    # folder (headless gemini exits 55 there); --resume latest is this worktree's last session.
+    # Its UI takes a first message only as an argument (stdin must be the terminal; @file is
+    # truncated), so the interactive line is limited to prompts under 128 KiB.
+    "gemini": Preset(
+        'gemini --skip-trust --approval-mode=yolo < "$GIT_AGENT_PROMPT_FILE"',
+        interactive='gemini --skip-trust --approval-mode=yolo --prompt-interactive "$(cat "$GIT_AGENT_PROMPT_FILE")"',
+        resume='gemini --skip-trust --approval-mode=yolo --resume latest < "$GIT_AGENT_PROMPT_FILE"',
+    ),
 }
 
 _CONFIG_PREFIX = "agent.preset."
