@@ -23,6 +23,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.branchPrefix", "task-", "Prefix of task branch names: task 48 works on branch task-48."),
     Setting("agent.command", "",
             "Agent command run in each new worktree when spawn is given no --agent (a shell command line)."),
+    Setting("agent.tmux", "false",
+            "When true, spawn and run start each agent interactively in its own window of the repository's "
+            "tmux session (as spawn --tmux; see git agent-attach)."),
     Setting("agent.shell", "/bin/sh", "Shell that runs agent commands (as `<shell> -c <command>`)."),
     Setting("agent.promptTemplate", "",
             "Path of a file that replaces the built-in prompt template; placeholders {id}, {title}, "
