@@ -32,7 +32,10 @@ NOTE_FIELDS: dict[str, str] = {
     "worker": "The git agent-worker that ran the agent (--remote merges); - for a task run in this clone.",
     "remote": "The shared remote whose queue the task came from; - for a local merge.",
     "check": "The merge check: passed, or - when none ran.",
+    "rounds": "Only for a task continued with git agent-continue (absent otherwise): one entry per round, "
+              "separated by \"; \".",
 }
+_OPTIONAL = {"rounds"}  # left out when not given, instead of written as "-"
 
 
 def note_fields(**values: str) -> dict[str, str]:
@@ -40,7 +43,7 @@ def note_fields(**values: str) -> dict[str, str]:
     given = {k.replace("_", "-"): v for k, v in values.items()}
     unknown = set(given) - set(NOTE_FIELDS)
     assert not unknown, f"not a note field: {unknown}"
-    return {key: str(given.get(key) or "-") for key in NOTE_FIELDS}
+    return {key: str(given.get(key) or "-") for key in NOTE_FIELDS if key not in _OPTIONAL or given.get(key)}
 
 
 def format_note(fields: dict[str, str]) -> str:
