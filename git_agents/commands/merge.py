@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
@@ -111,6 +112,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="stop at the first conflict, in the target's worktree, for you to resolve")
     p.add_argument("--rebase", action="store_true",
                    help="rebase a conflicting task onto the target so far (in its worktree) and merge it if that applies")
+    p.add_argument("--resolve", nargs="?", const="", metavar="<agent>",
+                   help="have an agent resolve a conflicting task in its worktree, then merge it "
+                        "(default: agent.resolveAgent, else the task's own agent)")
     recover = p.add_mutually_exclusive_group()
     recover.add_argument("--continue", dest="cont", action="store_true", help="finish an interrupted merge")
     recover.add_argument("--abort", action="store_true", help="undo an interrupted merge: put the target back")
@@ -119,7 +123,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Merge the tasks (or predict, continue or abort)."""
     if args.cont or args.abort:
-        if args.ids or args.all or args.dry_run or args.interactive or args.check or args.check_batch or args.rebase:
+        if args.ids or args.all or args.dry_run or args.interactive or args.check or args.check_batch or args.rebase \
+                or args.resolve is not None:
             raise UsageError(f"--{'continue' if args.cont else 'abort'} takes no tasks or other options")
         return _recover(Repo.discover(), abort=args.abort)
     if not args.ids and not args.all:
@@ -131,16 +136,22 @@ def run(args: argparse.Namespace) -> int:
     if args.check_batch and not check:
         raise UsageError("--check-batch needs a check command (--check <cmd> or agent.mergeCheck)")
     if args.remote:
-        if args.interactive or args.rebase:  # both work in the task's worktree, which is on another machine
-            raise UsageError("--remote cannot be combined with --interactive or --rebase")
+        if args.interactive or args.rebase or args.resolve is not None:  # they work in the task's worktree,
+            # which is on another machine
+            raise UsageError("--remote cannot be combined with --interactive, --rebase or --resolve")
         from git_agents.remote.merge import merge_remote
 
         return merge_remote(repo, args.remote, args.ids, check=check, batch=args.check_batch,
                             dry_run=args.dry_run, verbosity=args.verbosity)
     if args.rebase and (args.interactive or args.check_batch):
         raise UsageError("--rebase cannot be combined with --interactive or --check-batch")
+    if args.resolve is not None and (args.interactive or args.rebase or args.check_batch):
+        raise UsageError("--resolve cannot be combined with --interactive, --rebase or --check-batch")
+    from git_agents.lifecycle.start import launch_resolver, resolve_options
+
+    resolve, attempts = resolve_options(repo, args.resolve, os.getcwd())
     opts = Options(check, args.check_batch, args.interactive, args.rebase, show_empty=not args.all,
-                   verbosity=args.verbosity)
+                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=attempts, launcher=launch_resolver)
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:
         tasks.sort(key=lambda t: sort_key(t.id))
