@@ -26,6 +26,7 @@ _KEYS = {
     "created": "created", "started": "started", "state": "state", "reason": "reason",
     "conflicts": "conflicts", "merge_commit": "mergeCommit", "slot": "slot",
     "prompt_hash": "promptHash", "merged_at": "mergedAt", "port": "port", "index": "index",
+    "after": "after",
 }
 
 
@@ -44,7 +45,7 @@ class Task:
     pid_start: str = ""
     created: str = ""
     started: str = ""
-    state: str = ""  # "", "failed", "conflict", "merged", "check-failed", "interrupted"
+    state: str = ""  # "", "failed", "conflict", "merged", "check-failed", "interrupted", "blocked"
     reason: str = ""
     conflicts: str = ""  # newline-separated paths
     merge_commit: str = ""
@@ -53,6 +54,7 @@ class Task:
     merged_at: str = ""
     port: str = ""  # first port of the task's leased block (GIT_AGENT_PORT)
     index: str = ""  # GIT_AGENT_INDEX: 1, 2, ... (the leased block's number)
+    after: str = ""  # space-separated ids of the tasks it waits for (git agent-run's `after`)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
