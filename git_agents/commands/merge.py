@@ -81,6 +81,22 @@ before the run.
 rebased onto the target in the task's own worktree and, if that applies cleanly, merged; if
 the rebase conflicts too it is aborted (branch and worktree as they were) and the task is
 reported as a conflict.
+
+--resolve[=<agent>] hands a conflicting task to an agent instead of skipping it: the merges so
+far land, then in the task's worktree `git merge --no-ff --no-commit <target>` runs (with rerere
+on, so a resolution recorded earlier is reused; if that settles every file no agent is needed)
+and leaves the conflicts there. The resolver (<agent>, else agent.resolveAgent, else the
+task's own agent; a preset or a shell command) starts there with a prompt naming the
+conflicting files, git's CONFLICT lines, the earlier tasks that changed those files and the
+rule: keep both intents, commit the merge, touch no other file. When it exits 0 the result is
+checked: no unmerged paths, no conflict markers in the files that conflicted, HEAD is the merge
+of the target's tip into the old task tip, no other file changed than the conflicting ones
+(against the plain merge), nothing uncommitted. Then the task goes back into the queue of the
+same run (and through --check, if given). Otherwise, after agent.resolveAttempts attempts
+(default 1), the task branch and worktree are put back exactly as they were and the task is
+reported as a conflict with the tail of the resolver's log. The note of a resolved merge records
+resolved-by and resolve-attempts. With --dry-run, --resolve says which tasks would need a
+resolver. The value is taken only after '=': `--resolve 48` is --resolve and task 48.
 """
 
 
@@ -89,6 +105,7 @@ git agent-merge --dry-run --all                # what would merge, what would co
 git agent-merge --all --check 'make test'      # merge only results whose tests pass
 git agent-merge --all --check-batch            # agent.mergeCheck once on the lot; bisect on failure
 git agent-merge 48 50 --interactive            # stop at a conflict; resolve; git agent-merge --continue
+git agent-merge --all --resolve=claude         # claude resolves each conflicting task, then it merges
 git agent-merge --abort                        # after an interruption: put the target back
 git agent-merge --all --remote origin --check 'make test'  # merge the workers' results that pass
 """
