@@ -126,6 +126,6 @@ def test_resolve_true_resolves_conflicts_unattended(project: Project, tmp_path: 
 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.endswith("6 merged, 0 not merged\n")
-    assert f"  2  merged (" in proc.stdout and f") after its conflict was resolved by {agent}\n" in proc.stdout
+    assert "  2  merged (" in proc.stdout and f") after its conflict was resolved by {agent}\n" in proc.stdout
     assert (project.path / "shared.txt").read_text() == "line 1\nline 2 (task 2)\nline 2 (task 1)\nline 3\n"
     assert (project.path / "other.txt").read_text() == "other 1 (task 4)\nother 1 (task 3)\nother 2\n"

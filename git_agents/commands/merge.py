@@ -166,9 +166,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--resolve cannot be combined with --interactive, --rebase or --check-batch")
     from git_agents.lifecycle.start import launch_resolver, resolve_options
 
-    resolve, attempts = resolve_options(repo, args.resolve, os.getcwd())
+    resolve, tries = resolve_options(repo, args.resolve, os.getcwd())
     opts = Options(check, args.check_batch, args.interactive, args.rebase, show_empty=not args.all,
-                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=attempts, launcher=launch_resolver)
+                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=tries, launcher=launch_resolver)
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:
         tasks.sort(key=lambda t: sort_key(t.id))

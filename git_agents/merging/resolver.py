@@ -242,8 +242,8 @@ def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip
                   env={"LC_ALL": "C", "LANGUAGE": "C", "GIT_REFLOG_ACTION": "agent-merge --resolve",
                        "GIT_MERGE_AUTOEDIT": "no"})
     if not _merge_in_progress(git, worktree):
-        why = (res.err or res.out).strip().splitlines()
-        return Resolution(False, command, n, "git merge did not start" + (f": {why[-1]}" if why else ""))
+        said = (res.err or res.out).strip().splitlines()
+        return Resolution(False, command, n, "git merge did not start" + (f": {said[-1]}" if said else ""))
     messages = [line.strip() for line in (res.out + res.err).splitlines() if line.startswith("CONFLICT")]
     conflicted = _unmerged(git)
     # the plain merge's conflicted files: those rerere settled are still the ones allowed to differ
@@ -251,8 +251,8 @@ def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip
     allowed = list(dict.fromkeys(conflicted + [p for p in plain.split("\0")[1:] if p]))
     if not conflicted:  # rerere's recorded resolutions settled every file
         git.run(*RERERE, "commit", "--quiet", "--no-edit", "--no-verify", ok=range(0, 256))
-        why = verify(git, repo, worktree, old, target_tip, allowed)
-        return Resolution(why is None, "rerere", n, why or "")
+        refused = verify(git, repo, worktree, old, target_tip, allowed)
+        return Resolution(refused is None, "rerere", n, refused or "")
     directory = run_dir(repo, task.id, n)
     os.makedirs(directory, exist_ok=True)
     prompt_file = os.path.join(directory, "prompt.md")
@@ -268,5 +268,5 @@ def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip
         raise
     if code != 0:
         return Resolution(False, command, n, f"the resolver exited {code}", _log_tail(directory))
-    why = verify(git, repo, worktree, old, target_tip, allowed)
-    return Resolution(why is None, command, n, why or "", "" if why is None else _log_tail(directory))
+    refused = verify(git, repo, worktree, old, target_tip, allowed)
+    return Resolution(refused is None, command, n, refused or "", "" if refused is None else _log_tail(directory))

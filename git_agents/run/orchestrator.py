@@ -148,7 +148,8 @@ def describe(tf: TaskFile, jobs: list[Job], base: str) -> str:
         lines.append(f"Start at once: {', '.join(at_once) or 'none'}")
         for j in jobs:
             if j.spec.after:
-                lines.append(f"  {j.id} waits for {', '.join(j.spec.after)} to merge, then starts from {base} as it is then")
+                lines.append(f"  {j.id} waits for {', '.join(j.spec.after)} to merge, "
+                             f"then starts from {base} as it is then")
     width = max(len(j.id) for j in jobs)
     labels = {NEW: "create and run", START: "prepare and run", RERUN: "run again", WATCH: "still running: watch",
               FINISHED: "finished: merge only", MERGED_BEFORE: "merged: skip"}
@@ -525,8 +526,8 @@ class Run:
         for job in ready:
             assert job.task is not None
             targets.setdefault(job.task.base, []).append(job)
-        resolve, attempts = resolve_options(self.repo, self.tf.resolve, os.path.dirname(os.path.abspath(self.tf.path)))
-        options = Options(check=self.tf.check or None, resolve=resolve, resolve_attempts=attempts,
+        resolve, tries = resolve_options(self.repo, self.tf.resolve, os.path.dirname(os.path.abspath(self.tf.path)))
+        options = Options(check=self.tf.check or None, resolve=resolve, resolve_attempts=tries,
                           launcher=launch_resolver)
         for group in targets.values():
             try:

@@ -117,7 +117,7 @@ def load(path: str) -> TaskFile:
 
 
 def _check_after(path: str, tf: TaskFile) -> None:
-    """Refuse `after` naming unknown tasks or making a cycle (naming them), or needing merges that merge = false forbids."""
+    """Refuse `after` naming unknown tasks or making a cycle (naming them), or with merge = false."""
     ids = {spec.id for spec in tf.tasks}
     for spec in tf.tasks:
         unknown = [a for a in spec.after if a not in ids]
