@@ -43,6 +43,8 @@ prerequisite failed, conflicted (unresolved) or failed its check is blocked and 
 are the tasks that wait for it; the report names the prerequisite. Unknown ids and cycles are
 refused when the file is read. jobs still caps how many agents run at once. --dry-run prints the
 schedule: which tasks start at once and which wait for what.
+With tmux = true (or agent.tmux) each agent runs interactively in its own tmux window, as git
+agent-spawn --tmux does: git agent-attach and git agent-send reach it while the run waits.
 
 An agent that exits 0 leaving changes but no commit is reported as "exited 0, work not
 committed" (with agent.autoCommit true, its work is committed with the task's title).
@@ -61,6 +63,8 @@ The task file:
     check = "make test"     # each merged result must pass it (as git agent-merge --check)
     pool = false            # take worktrees from git agent-pool (as git agent-spawn --pool)
     resolve = true          # an agent resolves conflicting tasks (true: each task's own; or a name)
+    tmux = false            # agents interactive in tmux windows (as git agent-spawn --tmux;
+                            # default: agent.tmux)
 
     [[task]]
     id = "48"

@@ -7,6 +7,7 @@
     check = "make test"       # each merged result must pass it (as git agent-merge --check)
     pool = false              # take worktrees from git agent-pool (as git agent-spawn --pool)
     resolve = true            # an agent resolves a task that conflicts (true: its own; or an agent name)
+    tmux = false              # each agent interactive in a tmux window (as git agent-spawn --tmux)
 
     [[task]]
     id = "48"
@@ -26,7 +27,7 @@ from git_agents.core.errors import AgentError
 from git_agents.tasks.ids import id_problem
 from git_agents.tasks.prompt import default_title
 
-_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "task"}
+_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "tmux", "task"}
 _TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent", "after"}
 
 
@@ -53,6 +54,7 @@ class TaskFile:
     check: str = ""
     pool: bool = False
     resolve: str | None = None  # None: no resolving; "": each task's own agent; else the resolver
+    tmux: bool | None = None  # None: agent.tmux decides
     tasks: list[TaskSpec] = field(default_factory=list)
 
 
@@ -92,6 +94,7 @@ def load(path: str) -> TaskFile:
     merge = _typed(path, data, "merge", bool, "")
     result.merge = True if merge is None else merge
     result.pool = bool(_typed(path, data, "pool", bool, ""))
+    result.tmux = _typed(path, data, "tmux", bool, "")
     if result.check and not result.merge:
         raise _fail(path, "'check' gates the merges, and merge = false makes none "
                           "(drop check, or check later with git agent-merge --check)")
