@@ -371,7 +371,7 @@ def test_usage_and_configuration_errors(tmp_path: Path, daemon_url: str, committ
                                                    " [--lease <seconds>] [--once]\n")
     rebase = publisher.agent("merge", "--all", "--remote", "origin", "--rebase")
     assert (rebase.returncode, rebase.stderr.splitlines()[0]) == (
-        129, "error: --remote cannot be combined with --interactive or --rebase")
+        129, "error: --remote cannot be combined with --interactive, --rebase or --resolve")
     assert remote_refs(publisher, "refs/agents/") == {}
 
 

@@ -59,6 +59,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.mergeCheck", "",
             "Command (run with agent.shell in a scratch worktree) that each merged result must pass before "
             "`git agent-merge` lets the target advance; empty: no check. --check overrides it."),
+    Setting("agent.resolveAgent", "",
+            "Agent (a preset or a shell command) that `git agent-merge --resolve` starts to resolve a task's "
+            "conflict with its target; empty: the task's own agent. `--resolve=<agent>` overrides it."),
+    Setting("agent.resolveAttempts", "1",
+            "How many times `--resolve` (and `resolve = true` in a task file) lets a resolver try one task's "
+            "conflict before the task is reported as a conflict."),
     Setting("color.agent", "",
             "Colour in git agent output: always, never, or auto/true (on a terminal); falls back to color.ui."),
     Setting("agent.remote", "origin",

@@ -26,7 +26,8 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
         if a.status == "merged":
             if opts.verbosity >= 0:
                 _print(f"Task {a.task_id} would merge cleanly" if dry_run else
-                      f"Merged task {a.task_id} ({a.commit[:12]})" + (" after rebasing it" if a.rebased else ""))
+                       f"Merged task {a.task_id} ({a.commit[:12]})" + (" after rebasing it" if a.rebased else "")
+                       + (f" after its conflict was resolved by {a.resolved_by}" if a.resolved_by else ""))
             if opts.verbosity > 0 and not dry_run:
                 _print(f"  {repo.git('log', '-1', '--format=%s', a.commit)}")
         elif a.status == "up-to-date":
@@ -38,9 +39,15 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
             _print(f"Task {a.task_id} would conflict: {', '.join(a.conflicts)}")
             for line in a.messages:
                 _print(f"    {line}")
+            if opts.resolve is not None:
+                _print(f"    it would need a resolver: {opts.resolve or 'its own agent'}")
         elif a.status == "conflict" and a.check_output:  # --rebase tried and failed
             _print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} ({a.check_output}; "
                   "not merged; branch and worktree kept)")
+            if a.resolve_log:
+                _print("    the resolver's log ends:")
+                for line in a.resolve_log.splitlines():
+                    _print(f"    | {line}")
         elif a.status == "resolving":
             _print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)}")
             _print(a.check_output)  # the instructions
