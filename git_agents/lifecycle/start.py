@@ -74,20 +74,40 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
 
 
 def start(repo: Repo, task: Task, command: str) -> int:
-    """Start the task's agent; record its pid; return the pid."""
+    """Start the task's agent; record its pid; return the pid.
+
+    Refuses while a process of the task's previous launch still runs in the worktree. The
+    launch id is recorded before the fork, so a starter killed before it records the pid
+    leaves a launch that is found again by its id (agent.find_launch), not a second copy.
+    """
+    previous = agent.running(task)
+    if previous is not None:
+        raise AgentError(f"task {task.id}: its previous agent still runs (pid {previous[0]})",
+                         hint=f"wait for it (git agent-wait {task.id}) or stop it (git agent-stop {task.id})")
     task.agent = command
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
     env = {**identity_env(repo, task.worktree), **preset_env(preset)}
+    task.launch, task.pid, task.pid_start = agent.new_launch_id(), "", ""
+    write_task(repo, task.id, agent=command, launch=task.launch, pid=None, pid_start=None)
     pid, pid_start = agent.launch(task, command, repo.setting("agent.shell"), repo.task_dir(task.id),
-                                  prompt_path(repo, task.id), env)
+                                  prompt_path(repo, task.id), env, task.launch)
     task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""
     write_task(repo, task.id, agent=command, pid=task.pid, pid_start=pid_start, started=task.started,
                state=None, reason=None)
     if task.slot:  # the agent now holds the slot: `git agent-pool list` shows its pid
         pool.set_owner(repo, task.slot, task.id, pid, pid_start)
     return pid
+
+
+def adopt(repo: Repo, task: Task) -> None:
+    """Record the pid of a launch that was started but whose pid was not recorded (found by its id)."""
+    if task.launch and not task.pid:
+        found = agent.find_launch(task.launch)
+        if found is not None:
+            task.pid, task.pid_start = found
+            write_task(repo, task.id, pid=task.pid, pid_start=task.pid_start)
 
 
 def ready(repo: Repo, task: Task) -> SetupFailed | None:

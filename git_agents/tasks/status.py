@@ -66,17 +66,24 @@ def agent_state(repo: Repo, task: Task, *, check_work: bool = True) -> tuple[str
     An agent that exited 0 without a commit of its own but with changes in its worktree is
     NOT_COMMITTED rather than "exited" (with `check_work`; it costs two git calls).
     """
-    if task.state == "failed" and not task.pid:
+    if task.state == "failed" and not task.pid and not task.launch:
         return "failed to start", None, ""
     if not task.agent:
         return "not started", None, ""
-    record = agent.read_exit(repo.task_dir(task.id))
+    # Running while any process of the launch's group is alive, even after its supervisor has
+    # written an exit record (a child that ignored SIGTERM, or one left in the background).
+    pid, start = agent.locate(task)
+    if pid and agent.is_alive(pid, start):
+        return "running", None, ""
+    record = agent.read_exit(repo.task_dir(task.id), task.launch)
     if record is not None:
         if check_work and record.code == 0 and work_not_committed(repo, task):
             return NOT_COMMITTED, 0, record.finished
         return "exited", record.code, record.finished
-    if agent.is_alive(task.pid, task.pid_start):
-        return "running", None, ""
+    if task.state == "failed" and not task.pid:
+        return "failed to start", None, ""
+    if task.launch and not pid:
+        return "not started", None, ""  # recorded as about to start, but no process of it was ever found
     return "died", None, ""
 
 

@@ -26,6 +26,7 @@ _KEYS = {
     "created": "created", "started": "started", "state": "state", "reason": "reason",
     "conflicts": "conflicts", "merge_commit": "mergeCommit", "slot": "slot",
     "prompt_hash": "promptHash", "merged_at": "mergedAt", "port": "port", "index": "index",
+    "launch": "launch",
 }
 
 
@@ -53,6 +54,7 @@ class Task:
     merged_at: str = ""
     port: str = ""  # first port of the task's leased block (GIT_AGENT_PORT)
     index: str = ""  # GIT_AGENT_INDEX: 1, 2, ... (the leased block's number)
+    launch: str = ""  # the id of the agent's latest launch (see tasks.agent), written before it forks
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
