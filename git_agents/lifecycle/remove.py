@@ -54,8 +54,8 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
             keep.append(slot.claim.commit)
         count = commits_on_detached_head(repo, task.worktree, keep)
         if count:
-            where = f"its slot {task.slot}" if task.slot else "its worktree"
-            reasons.append(f"{where} has a detached HEAD with {count} commit(s) that no branch contains")
+            reasons.append(f"its slot {task.slot} has {count} commit(s) that no branch contains" if task.slot else
+                           f"its worktree has a detached HEAD with {count} commit(s) that no branch contains")
     branch = f"refs/heads/{task.branch}"
     if task.branch and repo.git.has_ref(branch):
         target = f"refs/heads/{task.base}"

@@ -89,8 +89,11 @@ def start(repo: Repo, task: Task, command: str) -> int:
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
     env = {**identity_env(repo, task.worktree), **preset_env(preset)}
-    task.launch, task.pid, task.pid_start = agent.new_launch_id(), "", ""
-    write_task(repo, task.id, agent=command, launch=task.launch, pid=None, pid_start=None)
+    # One git call before the fork (the record is written key by key): the launch id, and the
+    # previous launch's pid forgotten only when there is one (a re-run).
+    task.launch = agent.new_launch_id()
+    write_task(repo, task.id, launch=task.launch, **({"pid": None} if task.pid else {}))
+    task.pid, task.pid_start = "", ""
     pid, pid_start = agent.launch(task, command, repo.setting("agent.shell"), repo.task_dir(task.id),
                                   prompt_path(repo, task.id), env, task.launch)
     task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""

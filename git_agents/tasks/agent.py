@@ -344,7 +344,7 @@ def locate(task: Task) -> tuple[str, str]:
 
 def running(task: Task) -> tuple[str, str] | None:
     """(pid, start stamp) of the task's agent while any process of its latest launch runs, else None."""
-    if not task.agent:
+    if not task.agent and not task.launch:
         return None
     pid, start = locate(task)
     return (pid, start) if pid and is_alive(pid, start) else None
