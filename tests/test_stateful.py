@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from .conftest import Project, write_script
 from .test_killpoints import _group_alive, _pids, _reachable, _unsaved
@@ -18,7 +18,7 @@ from .test_killpoints import _group_alive, _pids, _reachable, _unsaved
 AGENTS = {
     "stubborn": """
         trap '' TERM
-        sleep 1
+        sleep 3
         echo "stubborn $GIT_AGENT_TASK" > "s-$GIT_AGENT_TASK.txt" && git add . && git commit -q -m "stubborn"
     """,
     "detach": """
@@ -26,13 +26,15 @@ AGENTS = {
         echo "detached $GIT_AGENT_TASK" > "d-$GIT_AGENT_TASK.txt" && git add . && git commit -q -m "detached"
     """,
     "fork": """
-        (sleep 0.7; echo "late $GIT_AGENT_TASK" > "f-$GIT_AGENT_TASK.txt"; git add .; git commit -q -m late) &
+        (sleep 3; echo "late $GIT_AGENT_TASK" > "f-$GIT_AGENT_TASK.txt"; git add .; git commit -q -m late) &
         exit 0
     """,
     "plain": """
         echo "plain $GIT_AGENT_TASK" > "p-$GIT_AGENT_TASK.txt" && git add . && git commit -q -m "plain"
     """,
 }
+
+KINDS = ["fork", "stubborn", "detach", "plain"]
 
 
 class Repository(RuleBasedStateMachine):
@@ -54,14 +56,29 @@ class Repository(RuleBasedStateMachine):
         self.slot_claims: list[str] = []
         self.before = _reachable(self.project)
         self.unsaved = _unsaved(self.project)
+        self.agents: dict[str, int] = {}  # task -> its agent's process group, before the step
 
     def _step(self, *command: str) -> None:
         self.before, self.unsaved = _reachable(self.project), _unsaved(self.project)
+        self.agents = self._agents()
         proc = self.project.agent(*command, timeout=120)  # type: ignore[arg-type]
         assert "Traceback" not in proc.stderr, (command, proc.stderr)
         assert proc.returncode in (0, 1), (command, proc.returncode, proc.stderr)
 
-    @rule(kind=st.sampled_from(sorted(AGENTS)), pooled=st.booleans())
+    def _agents(self) -> dict[str, int]:
+        out = self.project.git("config", "--get-regexp", r"^agent-task\..*\.pid$", check=False)
+        return {line.split()[0].split(".")[1]: int(line.split()[1]) for line in out.splitlines()}
+
+    # Hypothesis tries the first elements first: the nastiest agent, removed or stopped at once.
+    @initialize(kind=st.sampled_from(KINDS), pooled=st.booleans(), then=st.sampled_from(["clean", "stop", "none"]))
+    def first_task(self, kind: str, pooled: bool, then: str) -> None:
+        self.spawn(kind, pooled)
+        if then == "clean":
+            self._step("clean", self.ids[-1])
+        elif then == "stop":
+            self._step("stop", self.ids[-1], "--timeout", "0.5")
+
+    @rule(kind=st.sampled_from(KINDS), pooled=st.booleans())
     def spawn(self, kind: str, pooled: bool) -> None:
         task = str(self.next_id)
         self.next_id += 1
@@ -106,6 +123,10 @@ class Repository(RuleBasedStateMachine):
             assert path.is_file(), f"{path} vanished"
             assert path.read_text() == text or path.name.startswith(("s-", "d-", "f-", "p-")), f"{path} changed"
         assert self.project.agent("status").returncode == 0
+        # no task was removed while a process of its agent still ran in its worktree
+        left = self._agents()
+        for task, pid in self.agents.items():
+            assert task in left or not _group_alive(pid), f"task {task} removed while its agent still runs"
 
     def teardown(self) -> None:
         import os
