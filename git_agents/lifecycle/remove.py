@@ -52,10 +52,10 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
         slot = pool.read_slots(repo, details=True).get(task.slot) if task.slot else None
         if slot and slot.claim and slot.claim.task == task.id and slot.claim.commit:
             keep.append(slot.claim.commit)
-        count = commits_on_detached_head(repo, task.worktree, keep)
-        if count:
-            reasons.append(f"its slot {task.slot} has {count} commit(s) that no branch contains" if task.slot else
-                           f"its worktree has a detached HEAD with {count} commit(s) that no branch contains")
+        detached = commits_on_detached_head(repo, task.worktree, keep)
+        if detached:
+            reasons.append(f"its slot {task.slot} has {detached} commit(s) that no branch contains" if task.slot else
+                           f"its worktree has a detached HEAD with {detached} commit(s) that no branch contains")
     branch = f"refs/heads/{task.branch}"
     if task.branch and repo.git.has_ref(branch):
         target = f"refs/heads/{task.base}"
