@@ -76,20 +76,34 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
 def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt_file: str = "",
           record: dict[str, str | None] | None = None) -> int:
     """Start the task's agent (in a tmux window with `in_tmux`, see tasks/tmux.py) on `prompt_file`
-    (default: the task's prompt); record its pid, and `record`'s keys with it; return the pid."""
+    (default: the task's prompt); record its pid, and `record`'s keys with it; return the pid.
+
+    Refuses while a process of the task's previous launch still runs in the worktree. The
+    launch id is recorded before the fork, so a starter killed before it records the pid
+    leaves a launch that is found again by its id (agent.find_launch), not a second copy.
+    """
+    previous = agent.running(task)
+    if previous is not None:
+        raise AgentError(f"task {task.id}: its previous agent still runs (pid {previous[0]})",
+                         hint=f"wait for it (git agent-wait {task.id}) or stop it (git agent-stop {task.id})")
     task.agent = command
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
     env = {**identity_env(repo, task.worktree), **preset_env(preset)}
+    # One git call before the fork (the record is written key by key): the launch id, and the
+    # previous launch's pid forgotten only when there is one (a re-run).
+    task.launch = agent.new_launch_id()
+    write_task(repo, task.id, launch=task.launch, **({"pid": None} if task.pid else {}))
+    task.pid, task.pid_start = "", ""
     args = (command, repo.setting("agent.shell"), repo.task_dir(task.id),
             prompt_file or prompt_path(repo, task.id), env)
     window_keys: dict[str, str | None] = {}
     if in_tmux:
-        pid, pid_start, window = tmux.launch(repo, task, *args)
+        pid, pid_start, window = tmux.launch(repo, task, *args, launch_id=task.launch)
         window_keys = tmux.record_keys(window)
     else:
-        pid, pid_start = agent.launch(task, *args)
+        pid, pid_start = agent.launch(task, *args, launch_id=task.launch)
         if task.tmux_pane:  # an earlier round ran in tmux: this one does not
             window_keys = tmux.record_keys(None)
     task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""
@@ -142,6 +156,15 @@ def resolve_options(repo: Repo, value: str | None, invoked_from: str) -> tuple[s
         raise AgentError(f"agent.resolveAttempts must be a number of at least 1, not '{raw}'",
                          hint="fix it with: git config agent.resolveAttempts <n>")
     return command, attempts
+
+
+def adopt(repo: Repo, task: Task) -> None:
+    """Record the pid of a launch that was started but whose pid was not recorded (found by its id)."""
+    if task.launch and not task.pid:
+        found = agent.find_launch(task.launch)
+        if found is not None:
+            task.pid, task.pid_start = found
+            write_task(repo, task.id, pid=task.pid, pid_start=task.pid_start)
 
 
 def ready(repo: Repo, task: Task) -> SetupFailed | None:

@@ -131,6 +131,11 @@ def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool)
 def _resume_action(repo: Repo, task: Task) -> str:
     if task.state == "merged":
         return MERGED_BEFORE
+    # An agent started by a run killed before it recorded the pid is found by its launch id;
+    # one that still runs (even one marked interrupted) is watched, never started a second time.
+    starting.adopt(repo, task)
+    if agent.running(task) is not None:
+        return WATCH
     if task.state == "interrupted":
         return RERUN
     state, _, _ = agent_state(repo, task, check_work=False)
@@ -453,19 +458,20 @@ class Run:
         task = job.task
         assert task is not None
         task_dir = self.repo.task_dir(task.id)
-        record = agent.read_exit(task_dir)
-        if record is None and agent.is_alive(task.pid, task.pid_start):
+        if agent.running(task) is not None:  # any process of its group: the supervisor may have ended first
             return False
-        record = record or agent.read_exit(task_dir)  # it may have written it just now
+        record = agent.read_exit(task_dir, task.launch)
         job.ended = time.monotonic()
         job.state = f"exited {record.code}" if record else "died"
         return True
 
     def _interrupted(self) -> int:
         stopped = []
+        # every process of each group is gone before its task is called interrupted
+        agent.stop_tasks([(j.task, self.repo.task_dir(j.id)) for j in self.jobs
+                          if j.state == "running" and j.task is not None])
         for job in self.jobs:
             if job.state == "running" and job.task is not None:
-                agent.stop(job.task.pid, job.task.pid_start)
                 write_task(self.repo, job.id, state="interrupted", reason="git agent-run was interrupted")
                 job.state = "interrupted"
                 stopped.append(job.id)

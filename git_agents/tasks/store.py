@@ -30,6 +30,7 @@ _KEYS = {
     # interactive agents (tasks/tmux.py) and follow-up rounds (git agent-continue)
     "tmux_socket": "tmuxSocket", "tmux_session": "tmuxSession", "tmux_window": "tmuxWindow",
     "tmux_pane": "tmuxPane", "round": "round", "round_prompt_hash": "roundPromptHash", "rounds": "rounds",
+    "launch": "launch",
 }
 
 
@@ -65,6 +66,7 @@ class Task:
     round: str = ""  # the agent's current round: "" for the first, 2, 3, ... after git agent-continue
     round_prompt_hash: str = ""  # the prompt hash of the current round when it is not the first
     rounds: str = ""  # the finished earlier rounds, one line each (tasks/rounds.py)
+    launch: str = ""  # the id of the agent's latest launch (see tasks.agent), written before it forks
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
