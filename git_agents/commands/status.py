@@ -20,7 +20,8 @@ worktree and title. The state is one of: not started (no agent was run), running
 exited 0, work not committed (the agent left changes but no commit), died (the agent ended
 without recording an exit status), failed (spawn could not start it, or its setup failed),
 interrupted (git agent-run was stopped while it ran), worktree missing, conflict (the last
-merge attempt conflicted), check-failed, merged.
+merge attempt conflicted), check-failed, merged, incomplete (the record was left half-written
+by an interrupted command: nothing acts on it as on a whole one; clean removes it).
 """
 
 JSON_VERSION = 1

@@ -56,10 +56,16 @@ def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
     """Stop the agent, remove worktree (or release its pool slot) and branch, forget the task."""
     if force and task.agent:
         agent.stop(task.pid, task.pid_start)
-    if task.slot:
+    slot = task.slot
+    if not slot and not task.complete and task.worktree:
+        # A record left half-written (no `created`) may lack its `slot`: never take the worktree
+        # for the task's own when it is a pool slot; release the slot instead of deleting it.
+        real = os.path.realpath(task.worktree)
+        slot = next((s.name for s in pool.read_slots(repo).values() if os.path.realpath(s.path) == real), "")
+    if slot:
         # Detaches the slot first, so the branch below is no longer checked out; a slot that
         # another claimer holds by now is left alone.
-        pool.release(repo, task.slot, force=force, task=task.id)
+        pool.release(repo, slot, force=force, task=task.id)
     elif task.worktree and os.path.lexists(task.worktree):
         remove_worktree(repo, task.worktree, force=force)
     if task.branch and repo.git.has_ref(f"refs/heads/{task.branch}"):

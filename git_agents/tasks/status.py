@@ -225,7 +225,9 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
         target = tips.get(t.base) or t.base_commit
         n_ahead = ahead.get(f"{target} {tip}", (None, ""))[0] if tip else None
         files = changed.get(pairs[t.id], 0) if t.id in pairs else None
-        if t.state in ("merged", "conflict", "check-failed", "interrupted"):
+        if not t.complete:  # written half-way by an interrupted command (no `created`)
+            shown = "incomplete"
+        elif t.state in ("merged", "conflict", "check-failed", "interrupted"):
             shown = t.state
         elif t.state == "failed":
             shown = "failed" + (f": {t.reason}" if t.reason else "")
