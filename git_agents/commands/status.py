@@ -6,6 +6,7 @@ import argparse
 import os
 
 from git_agents.commands.options import add_verbosity
+from git_agents.core.git import quote_paths
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
 from git_agents.tasks.selection import select_tasks
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         headers[-1:-1] = ["PID", "STARTED", "FINISHED"]
     cells = []
     for r in rows:
-        state = r.state + (f": {', '.join(r.conflicts)}" if r.state == "conflict" and r.conflicts else "")
+        state = r.state + (f": {quote_paths(r.conflicts, repo.config)}" if r.state == "conflict" and r.conflicts else "")
         where = os.path.relpath(r.worktree) if r.worktree else "-"
         row = [r.id, state, "-" if r.ahead is None else str(r.ahead),
                "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted), r.branch, where]

@@ -99,6 +99,38 @@ def quote_path(path: str, *, quote_non_ascii: bool = True) -> str:
     return f'"{"".join(out)}"' if needs else path
 
 
+_UNQUOTE = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def unquote_path(text: str) -> str:
+    """The inverse of `quote_path` (also reads git's own quoted paths): the exact path again."""
+    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        return text
+    body, out, i = text[1:-1], bytearray(), 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt in _UNQUOTE:
+                out.append(_UNQUOTE[nxt])
+                i += 2
+                continue
+            if body[i + 1:i + 4].isdigit() and len(body[i + 1:i + 4]) == 3:
+                out.append(int(body[i + 1:i + 4], 8) & 0xFF)
+                i += 4
+                continue
+        out += encode(ch)
+        i += 1
+    return decode(bytes(out))
+
+
+def quote_paths(paths: Iterable[str], config: Mapping[str, list[str]] | None = None) -> str:
+    """Paths for a message, comma-separated, each quoted as git would with this repository's core.quotePath."""
+    values = (config or {}).get("core.quotepath") or ["true"]
+    plain = values[-1].strip().lower() in ("false", "no", "off", "0")
+    return ", ".join(quote_path(p, quote_non_ascii=not plain) for p in paths)
+
+
 def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
              input: bytes | None) -> tuple[int, bytes, bytes]:
     """Run git once through plumbum; return (exit status, stdout, stderr) as bytes."""
@@ -171,7 +203,7 @@ def _check_version(cwd: str | None, env: dict[str, str] | None) -> None:
         have = ".".join(map(str, version))
         need = ".".join(map(str, MIN_VERSION))
         raise AgentError(f"git-agents needs git {need} or later; this is git {have}",
-                         hint=f"install a newer git (https://git-scm.com/downloads), or put one first on PATH")
+                         hint="install a newer git (https://git-scm.com/downloads), or put one first on PATH")
 
 
 @dataclass(frozen=True)

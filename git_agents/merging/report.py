@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from git_agents.core.errors import ExitCode
+from git_agents.core.git import quote_paths
 from git_agents.core.repo import Repo
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.queue import Options, check_failure_text
@@ -27,17 +28,17 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
         elif a.status == "check-failed":
             print(check_failure_text(a), end="")
         elif dry_run:
-            print(f"Task {a.task_id} would conflict: {', '.join(a.conflicts)}")
+            print(f"Task {a.task_id} would conflict: {quote_paths(a.conflicts, repo.config)}")
             for line in a.messages:
                 print(f"    {line}")
         elif a.status == "conflict" and a.check_output:  # --rebase tried and failed
-            print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} ({a.check_output}; "
+            print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)} ({a.check_output}; "
                   "not merged; branch and worktree kept)")
         elif a.status == "resolving":
-            print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)}")
+            print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)}")
             print(a.check_output)  # the instructions
         else:
-            print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} (not merged; branch and worktree kept)")
+            print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)} (not merged; branch and worktree kept)")
     for task_id, why in problems.items():
         sys.stderr.write(f"warning: skipped task {task_id}: {why}\n")
     not_merged = len(problems) + sum(a.status in ("conflict", "check-failed", "resolving")

@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime
 
 from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.git import quote_paths
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import list_worktrees
@@ -233,7 +234,7 @@ def _report(attempts: list[Attempt], problems: dict[str, str], remote: str,
             if verbosity >= 0:
                 print(f"Merged task {a.task_id} ({a.commit[:12]})")
         elif a.status == "conflict":
-            problems[a.task_id] = f"conflicts in {', '.join(a.conflicts)} (its branch stays on {remote})"
+            problems[a.task_id] = f"conflicts in {quote_paths(a.conflicts)} (its branch stays on {remote})"
         elif a.status == "check-failed":
             print(f"Check failed for task {a.task_id} (not merged; recorded on {remote} as "
                   f"refs/agents/rejected/{a.task_id}):")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from git_agents.core.configfile import edit_config_file, has_subsection
 from git_agents.core.errors import AgentError
+from git_agents.core.git import quote_path, unquote_path
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
 from git_agents.tasks.ids import sort_key
@@ -65,8 +66,14 @@ class Task:
 
     @property
     def conflict_files(self) -> list[str]:
-        """The paths that conflicted at the last merge attempt."""
-        return [p for p in self.conflicts.split("\n") if p]
+        """The paths that conflicted at the last merge attempt (exact: see join_paths)."""
+        return [unquote_path(p) for p in self.conflicts.split("\n") if p]
+
+
+def join_paths(paths: list[str]) -> str:
+    """Paths as one `conflicts` value: one a line, a path holding a newline, a quote or a byte that is
+    not UTF-8 quoted as git quotes it, so `Task.conflict_files` gives back the exact paths."""
+    return "\n".join(quote_path(p, quote_non_ascii=False) for p in paths)
 
 
 def now_iso() -> str:
