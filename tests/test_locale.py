@@ -31,8 +31,14 @@ def _outcome(project: Project, lang: str) -> dict[str, object]:
     """30 spawns and 16 racing `pool claim --task` on 8 slots at the same moment, under `lang`."""
     env = {**os.environ, "LANG": lang, "LC_ALL": "", "LANGUAGE": ""}
     env.pop("LC_ALL")
-    spawns = _start_together([["git", "agent-spawn", str(i), "--no-agent", "--prompt", f"do {i}"]
-                              for i in range(1, 31)], project.path, env)
+    # plain `git config` writers race the spawns for git's config.lock: a spawn that read git's
+    # (translated) "could not lock config file" to decide whether to retry would fail here
+    writers = [["sh", "-c", f"for n in 1 2 3 4 5; do until git config --add user.w{i} $n 2>/dev/null; "
+                            "do :; done; done"] for i in range(10)]
+    raced = _start_together([["git", "agent-spawn", str(i), "--no-agent", "--prompt", f"do {i}"]
+                             for i in range(1, 31)] + writers, project.path, env)
+    spawns = raced[:30]
+    assert [r.returncode for r in raced[30:]] == [0] * 10
     subprocess.run(["git", "agent-pool", "create", "8"], cwd=project.path, env=env, check=True,
                    capture_output=True)
     claims = _start_together([["git", "agent-pool", "claim", "--task", f"p{i}"] for i in range(16)],
@@ -46,6 +52,7 @@ def _outcome(project: Project, lang: str) -> dict[str, object]:
         "claimed": sorted((r["state"], r["slot"][:5]) for r in rows if r["id"].startswith("p")),  # winners vary
         "worktrees": project.git("worktree", "list", "--porcelain").count("worktree "),
         "config_lock": (project.path / ".git" / "config.lock").exists(),
+        "writes": [project.git("config", "--get-all", f"user.w{i}").split() for i in range(10)],
     }
 
 

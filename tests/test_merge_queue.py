@@ -361,7 +361,8 @@ def test_rebase_retries_a_conflicting_task_onto_the_target(project: Project) -> 
     assert proc.stdout.splitlines() == [
         f"Merged task 1 ({log[2].split()[0][:12]})",
         f"Merged task 2 ({log[1].split()[0][:12]}) after rebasing it",
-        "Conflict in task 3: shared.txt (the rebase did not apply cleanly either; not merged; branch and worktree kept)",
+        "Conflict in task 3: shared.txt (the rebase did not apply cleanly either; "
+        "not merged; branch and worktree kept)",
         f"Merged task 4 ({log[0].split()[0][:12]})",
         "3 merged, 1 not merged",
     ]

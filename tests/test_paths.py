@@ -34,7 +34,8 @@ def test_a_path_that_is_not_utf8_conflicts_and_is_reported_without_loss(project:
     merged = project.agent("merge", "--all")
     assert merged.returncode == 1
     assert merged.stdout == ('Merged task 1 (' + project.git("rev-parse", "main")[:12] + ')\n'
-                             'Conflict in task 2: "caf\\351.txt", "new\\nline.txt" (not merged; branch and worktree kept)\n'
+                             'Conflict in task 2: "caf\\351.txt", "new\\nline.txt" '
+                             "(not merged; branch and worktree kept)\n"
                              "1 merged, 1 not merged\n")
     # as git quotes the same paths
     assert project.git("ls-tree", "--name-only", "main") .splitlines() == [

@@ -499,7 +499,8 @@ def test_a_check_failure_record_goes_when_the_task_conflicts_instead(tmp_path: P
     """)
     publisher = worked_queue(tmp_path, f"file://{bare}", ["1"], agent)
     failed = publisher.agent("merge", "--all", "--remote", "origin", "--check", CHECK)
-    assert (failed.returncode, failed.stderr) == (1, "warning: not merged: task 1: its merged result failed the check\n")
+    assert (failed.returncode, failed.stderr) == (
+        1, "warning: not merged: task 1: its merged result failed the check\n")
     assert set(remote_refs(publisher, "refs/agents/rejected/")) == {"refs/agents/rejected/1"}
 
     (publisher.path / "file-1.txt").write_text("someone else's\n")

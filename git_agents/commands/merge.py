@@ -110,7 +110,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--interactive", action="store_true",
                    help="stop at the first conflict, in the target's worktree, for you to resolve")
     p.add_argument("--rebase", action="store_true",
-                   help="rebase a conflicting task onto the target so far (in its worktree) and merge it if that applies")
+                   help="rebase a conflicting task onto the target so far (in its worktree) "
+                        "and merge it if that applies")
     recover = p.add_mutually_exclusive_group()
     recover.add_argument("--continue", dest="cont", action="store_true", help="finish an interrupted merge")
     recover.add_argument("--abort", action="store_true", help="undo an interrupted merge: put the target back")

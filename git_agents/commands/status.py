@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         headers[-1:-1] = ["PID", "STARTED", "FINISHED"]
     cells = []
     for r in rows:
-        state = r.state + (f": {quote_paths(r.conflicts, repo.config)}" if r.state == "conflict" and r.conflicts else "")
+        state = r.state
+        if r.state == "conflict" and r.conflicts:
+            state += f": {quote_paths(r.conflicts, repo.config)}"
         where = os.path.relpath(r.worktree) if r.worktree else "-"
         row = [r.id, state, "-" if r.ahead is None else str(r.ahead),
                "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted), r.branch, where]

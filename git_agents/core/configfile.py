@@ -119,9 +119,9 @@ def apply_edits(data: bytes, values: Mapping[str, str | None],
     edits: dict[tuple[str, str | None, str], str | None] = {}
     spelled: dict[tuple[str, str | None, str], str] = {}  # the name as the caller wrote it, as git keeps it
     for key, value in values.items():
-        section, sub, name = _split_key(key)
-        edits[(section, sub, name)] = value
-        spelled[(section, sub, name)] = key.rpartition(".")[2]
+        section, sub, lower = _split_key(key)
+        edits[(section, sub, lower)] = value
+        spelled[(section, sub, lower)] = key.rpartition(".")[2]
     kept: list[tuple[tuple[str, str | None] | None, str | None, bytes]] = []
     for where, name, line in lines:
         if where in drop_sections:

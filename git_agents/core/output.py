@@ -16,7 +16,7 @@ _STATE_COLOURS = {
 _OFF = ("false", "never", "no", "off", "0")
 
 
-def use_colour(choice: str | None = None, stream=None, config: dict[str, list[str]] | None = None) -> bool:
+def use_colour(choice: str | None = None, stream: object = None, config: dict[str, list[str]] | None = None) -> bool:
     """Whether to colour output, as git decides: --color=always/never first, then NO_COLOR, then
     git config color.agent (else color.ui): false/never off, always on; else only on a terminal."""
     if choice == "always":
@@ -38,7 +38,7 @@ def paint(text: str, colour: str, enabled: bool) -> str:
     """`text` in `colour` (a colorama Fore name) when enabled."""
     if not enabled or not colour:
         return text
-    from colorama import (  # ~9 ms: only when colouring
+    from colorama import (  # type: ignore[import-untyped]  # ~9 ms: only when colouring
         Fore,
         Style,
         just_fix_windows_console,

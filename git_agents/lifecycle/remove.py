@@ -47,8 +47,8 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
         target = f"refs/heads/{task.base}"
         target_exists = repo.git.has_ref(target)
         if not target_exists or not repo.git.ok("merge-base", "--is-ancestor", branch, target):
-            count = repo.git("rev-list", "--count", branch, "--not", target, "--") if target_exists else "some"
-            reasons.append(f"its branch {task.branch} has {count} commit(s) not merged into {task.base}")
+            ahead = repo.git("rev-list", "--count", branch, "--not", target, "--") if target_exists else "some"
+            reasons.append(f"its branch {task.branch} has {ahead} commit(s) not merged into {task.base}")
     return reasons
 
 

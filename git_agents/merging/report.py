@@ -38,7 +38,8 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
             print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)}")
             print(a.check_output)  # the instructions
         else:
-            print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)} (not merged; branch and worktree kept)")
+            print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)} "
+                  "(not merged; branch and worktree kept)")
     for task_id, why in problems.items():
         sys.stderr.write(f"warning: skipped task {task_id}: {why}\n")
     not_merged = len(problems) + sum(a.status in ("conflict", "check-failed", "resolving")

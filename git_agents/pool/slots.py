@@ -166,8 +166,9 @@ def read_slots(repo: Repo, *, details: bool = False) -> dict[str, Slot]:
     if details:
         claimed = [s.claim for s in slots.values() if s.claim]
         for c, text in zip(claimed, _read_blobs(repo, [c.oid for c in claimed])):
-            slots[c.slot].claim = Claim.parse(c.slot, c.oid, text)
-            slots[c.slot].claim.path = c.path
+            parsed = Claim.parse(c.slot, c.oid, text)
+            parsed.path = c.path
+            slots[c.slot].claim = parsed
     return {k: slots[k] for k in sorted(slots, key=lambda n: int(n.split("-", 1)[1]))}
 
 

@@ -141,13 +141,14 @@ def _files_changed(repo: Repo, pairs: list[tuple[str, str]]) -> dict[tuple[str, 
     out = repo.git.run("diff-tree", "-r", "--name-only", "-z", "--stdin",
                        input="".join(f"{a} {b}\n" for a, b in unique)).out
     pending = iter(unique)
-    expected = next(pending)
+    expected: tuple[str, str] | None = next(pending)
     current: tuple[str, str] | None = None
     for field in out.split("\0"):
         if not field:
             continue
         if expected is not None and field == expected[0]:
-            current, expected = expected, next(pending, None)
+            current = expected
+            expected = next(pending, None)
         elif current is not None:
             counts[current] += 1
     return counts

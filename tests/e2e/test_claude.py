@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from git_agents.presets import PRESETS
 
 from ..conftest import Project, run
@@ -76,7 +75,8 @@ def _assert_committed(project: Project, tasks: list[str]) -> None:
 def _assert_merged(project: Project, tasks: list[str], branches: bool = True) -> None:
     for task in tasks:
         assert (project.path / f"file-{task}.txt").read_text() == f"work of task {task}\n"
-        assert not branches or run(["git", "merge-base", "--is-ancestor", f"task-{task}", "main"], project.path).returncode == 0
+        merged = run(["git", "merge-base", "--is-ancestor", f"task-{task}", "main"], project.path)
+        assert not branches or merged.returncode == 0
     assert project.git("status", "--porcelain") == ""
 
 
