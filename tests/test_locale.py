@@ -33,7 +33,7 @@ def _outcome(project: Project, lang: str) -> dict[str, object]:
     env.pop("LC_ALL")
     # plain `git config` writers race the spawns for git's config.lock: a spawn that read git's
     # (translated) "could not lock config file" to decide whether to retry would fail here
-    writers = [["sh", "-c", f"for n in 1 2 3 4 5; do until git config --add user.w{i} $n 2>/dev/null; "
+    writers = [["sh", "-c", f"n=0; while [ $n -lt 150 ]; do n=$((n+1)); until git config user.w{i} $n 2>/dev/null; "
                             "do :; done; done"] for i in range(10)]
     raced = _start_together([["git", "agent-spawn", str(i), "--no-agent", "--prompt", f"do {i}"]
                              for i in range(1, 31)] + writers, project.path, env)
@@ -52,7 +52,7 @@ def _outcome(project: Project, lang: str) -> dict[str, object]:
         "claimed": sorted((r["state"], r["slot"][:5]) for r in rows if r["id"].startswith("p")),  # winners vary
         "worktrees": project.git("worktree", "list", "--porcelain").count("worktree "),
         "config_lock": (project.path / ".git" / "config.lock").exists(),
-        "writes": [project.git("config", "--get-all", f"user.w{i}").split() for i in range(10)],
+        "writes": [project.git("config", "--get-all", f"user.w{i}") for i in range(10)],
     }
 
 
