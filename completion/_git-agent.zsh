@@ -12,7 +12,7 @@ __git_agent_zsh_tasks () {
 __git_agent_zsh_slots () {
 	local -a slots expl
 	slots=(${(f)"$(git for-each-ref --format='%(refname:strip=3)' refs/agents/pool/ 2>/dev/null)"}
-	       ${${(M)${(f)"$(git worktree list --porcelain 2>/dev/null)"}:#worktree */pool-*}##*/})
+		${${(M)${(f)"$(git worktree list --porcelain 2>/dev/null)"}:#worktree */pool-*}##*/})
 	_wanted slots expl 'pool slot' compadd -a slots
 }
 

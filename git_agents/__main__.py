@@ -5,6 +5,6 @@ import sys
 from git_agents.cli.dispatch import COMMANDS, main
 
 if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-    sys.stderr.write("usage: python -m git_agents <%s> [<args>]\n" % "|".join(COMMANDS))
+    sys.stderr.write(f"usage: python -m git_agents <{'|'.join(COMMANDS)}> [<args>]\n")
     sys.exit(129)
 sys.exit(main(sys.argv[1], sys.argv[2:]))

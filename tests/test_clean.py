@@ -49,7 +49,8 @@ def test_clean_refuses_unmerged_branch(project: Project, committing_agent: Path)
 
 
 def test_clean_refuses_running_agent_and_force_stops_it(project: Project, tmp_path: Path) -> None:
-    sleeper = write_script(tmp_path / "sleeper.sh", "echo $$ > \"$GIT_AGENT_WORKTREE/../sleeper.pid\"\nexec sleep 300\n")
+    sleeper = write_script(tmp_path / "sleeper.sh",
+                           "echo $$ > \"$GIT_AGENT_WORKTREE/../sleeper.pid\"\nexec sleep 300\n")
     project.ok("spawn", "3", "--agent", str(sleeper))
     assert _state(project, "3")["state"] == "running"
     proc = project.agent("clean", "3")

@@ -41,7 +41,8 @@ def test_dash_h_imports_neither_the_command_nor_git_machinery() -> None:
             "assert main('spawn', ['-h']) == 0; sys.stdout = sys.__stdout__; "
             "print(sorted(m for m in sys.modules if m.startswith('git_agents') or m in ('subprocess', 'plumbum')))")
     proc = run([sys.executable, "-c", code], ROOT, check=True)
-    assert proc.stdout == "['git_agents', 'git_agents.cli', 'git_agents.cli.dispatch', 'git_agents.cli.help_texts', 'git_agents.core', 'git_agents.core.errors']\n"
+    assert proc.stdout == ("['git_agents', 'git_agents.cli', 'git_agents.cli.dispatch', 'git_agents.cli.help_texts', "
+                           "'git_agents.core', 'git_agents.core.errors']\n")
 
 
 @pytest.mark.parametrize("verb", list(COMMANDS))

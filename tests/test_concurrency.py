@@ -81,3 +81,36 @@ def test_notes_race_without_loss(project: Project) -> None:
     _race_python(project, script, [[str(i), c] for i, c in enumerate(commits)])
     for i, commit in enumerate(commits):
         assert project.git("notes", "--ref=refs/notes/agents", "show", commit) == f"git-agents-note: 1\ntask: {i}"
+
+
+def test_whole_records_race_with_each_other_and_with_git_config(project: Project) -> None:
+    """30 processes record whole tasks while 20 `git config` writers run beside them: every record
+    is whole (written in one step, git's config.lock honoured), every git write survives, and a
+    record costs no git process."""
+    script = (
+        "import sys\n"
+        "from git_agents.core.repo import Repo\n"
+        "from git_agents.tasks.store import Task, create_task\n"
+        "i = sys.argv[1]\n"
+        "create_task(Repo.discover(), Task('r' + i, title='title ' + i + '\\nsecond line', branch='b' + i,\n"
+        "            worktree='/w/caf\\udce9 ' + i, slot='pool-' + i, base='main', created='2024-01-01'))\n"
+    )
+    trace = project.path.parent / "trace"
+    writers = [["sh", "-c", f'until git config --add user.race{i} v{i} 2>/dev/null; do sleep 0.01; done']
+               for i in range(20)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GIT_AGENTS_TRACE": str(trace)}
+    results = _start_together([[sys.executable, "-c", script, str(i)] for i in range(30)] + writers,
+                              project.path, env)
+    assert [(r.returncode, r.stderr) for r in results if r.returncode] == []
+    for i in range(30):
+        raw = subprocess.run(["git", "config", "--get-regexp", f"^agent-task\\.r{i}\\."], cwd=project.path,
+                             capture_output=True, check=True).stdout
+        assert raw.decode("latin-1").splitlines() == [  # the exact bytes, \xe9 included
+            f"agent-task.r{i}.title title {i}", "second line", f"agent-task.r{i}.branch b{i}",
+            f"agent-task.r{i}.worktree /w/caf\xe9 {i}", f"agent-task.r{i}.base main",
+            f"agent-task.r{i}.slot pool-{i}", f"agent-task.r{i}.created 2024-01-01"]
+    for i in range(20):
+        assert project.git("config", "--get", f"user.race{i}") == f"v{i}"
+    # per process: `git version` and the rev-parse of Repo.discover; the record itself runs no git
+    assert len(trace.read_text().splitlines()) == 60
+    assert not (project.path / ".git" / "config.lock").exists()

@@ -197,8 +197,9 @@ def test_abort_puts_target_back_and_forgets_notes_and_states(project: Project) -
         key, _, value = line.partition(" ")
         project.git("config", "--add", key, value)
 
-    # die after the target moved and the notes were written, before the task states
-    killed = project.agent("merge", "--all", env={"GIT_AGENTS_TEST_KILL_AFTER": str(notes_call + 2)})
+    # die after the target moved, before the notes are written (the task states that follow the
+    # notes are written without a git call, so no git call separates notes from states any more)
+    killed = project.agent("merge", "--all", env={"GIT_AGENTS_TEST_KILL_AFTER": str(notes_call + 1)})
     assert killed.returncode == 137
     new = project.git("rev-parse", "main")
     assert new != old and journal_path(project).exists()
@@ -361,7 +362,8 @@ def test_rebase_retries_a_conflicting_task_onto_the_target(project: Project) -> 
     assert proc.stdout.splitlines() == [
         f"Merged task 1 ({log[2].split()[0][:12]})",
         f"Merged task 2 ({log[1].split()[0][:12]}) after rebasing it",
-        "Conflict in task 3: shared.txt (the rebase did not apply cleanly either; not merged; branch and worktree kept)",
+        "Conflict in task 3: shared.txt (the rebase did not apply cleanly either; "
+        "not merged; branch and worktree kept)",
         f"Merged task 4 ({log[0].split()[0][:12]})",
         "3 merged, 1 not merged",
     ]

@@ -376,3 +376,20 @@ def test_claim_task_makes_the_slot_ready_and_clean_wipes_it(project: Project) ->
     assert project.ok("clean", "9").stdout == "Removed task 9\n"
     assert not (slot / ".env").exists() and not (slot / ".env.setup-ran").exists()
     assert_free_at(project, slot, project.git("rev-parse", "main"))
+
+
+def test_a_record_without_created_is_incomplete_and_clean_releases_its_slot(project: Project) -> None:
+    """Issue 10 item 6: an older git-agents killed between two keys left `worktree` but no `slot`
+    (and no `created`); status shows the record as incomplete and clean frees the pool slot
+    instead of deleting it."""
+    project.ok("pool", "create", "1")
+    project.ok("pool", "claim", "--task", "5")
+    slot = project.worktrees / "pool-1"
+    for key in ("slot", "created", "promptHash"):
+        project.git("config", "--unset", f"agent-task.5.{key}")
+    status = json.loads(project.ok("status", "--json").stdout)["tasks"][0]
+    assert (status["id"], status["state"], status["slot"]) == ("5", "incomplete", "")
+    assert project.ok("status").stdout.splitlines()[1].split()[:2] == ["5", "incomplete"]
+    assert project.ok("clean", "5").stdout == "Removed task 5\n"
+    assert_free_at(project, slot, project.git("rev-parse", "main"))
+    assert pool_json(project)["pool-1"]["state"] == "free"

@@ -7,9 +7,9 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from .conftest import Project, run, write_script
 

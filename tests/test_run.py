@@ -148,7 +148,8 @@ def test_interrupted_run_resumes_without_rerunning_finished_tasks(project: Proje
     assert runs.read_text() == "a\nb\nb\nc\n"
     # the run blocks SIGINT while it works; its agents must not inherit that (dash as /bin/sh
     # unblocks it anyway; where /bin/sh is bash, only agent._sigint_unblocked does)
-    assert (tmp_path / "sigblk").read_text().split() == ["SigBlk:", "0000000000000000"] * 4, (tmp_path / "sigblk").read_text()
+    blocked = (tmp_path / "sigblk").read_text()
+    assert blocked.split() == ["SigBlk:", "0000000000000000"] * 4, blocked
     assert project.git("log", "--first-parent", "--format=%s", "main").splitlines() == [
         "feat: Task c - do c", "feat: Task b - do b", "feat: Task a - do a", "initial"]
     assert project.git("branch", "--format=%(refname:short)") == "main"
@@ -156,9 +157,12 @@ def test_interrupted_run_resumes_without_rerunning_finished_tasks(project: Proje
     # everything merged: resuming once more runs nothing
     final = project.ok("run", "--resume", str(taskfile))
     assert runs.read_text() == "a\nb\nb\nc\n"
-    assert final.stdout.splitlines()[-5:] == ["Report:", f"  a  merged ({project.git('rev-parse', '--short=12', 'main~2')}, earlier run)",
-                                              f"  b  merged ({project.git('rev-parse', '--short=12', 'main~1')}, earlier run)",
-                                              f"  c  merged ({project.git('rev-parse', '--short=12', 'main')}, earlier run)",
+    def short(rev: str) -> str:
+        return project.git("rev-parse", "--short=12", rev)
+
+    assert final.stdout.splitlines()[-5:] == ["Report:", f"  a  merged ({short('main~2')}, earlier run)",
+                                              f"  b  merged ({short('main~1')}, earlier run)",
+                                              f"  c  merged ({short('main')}, earlier run)",
                                               "3 merged, 0 not merged"]
 
 
@@ -169,7 +173,8 @@ def test_setup_failure_fails_the_task_and_the_agent_never_starts(project: Projec
         echo x > "$GIT_AGENT_TASK.txt" && git add . && git commit -q -m "$GIT_AGENT_TASK"
     """)
     project.git("config", "agent.setup",
-                'echo "installing for $GIT_AGENT_TASK"; case "$GIT_AGENT_TASK" in 2*) echo "no deps" >&2; exit 2;; esac')
+                'echo "installing for $GIT_AGENT_TASK"; '
+                'case "$GIT_AGENT_TASK" in 2*) echo "no deps" >&2; exit 2;; esac')
     (tmp_path / "tasks.toml").write_text(
         f'agent = "{agent}"\njobs = 2\n[[task]]\nid = "1"\nprompt = "one"\n[[task]]\nid = "2"\nprompt = "two"\n')
 
@@ -221,7 +226,8 @@ def test_taskfile_errors_are_reported_with_the_file(project: Project, tmp_path: 
         bad.write_text(text)
         proc = project.agent("run", str(bad))
         assert (proc.returncode, proc.stderr) == (
-            128, f"fatal: {bad}: {message}\nhint: the format is in git help agent-run (DESCRIPTION) and the README\n"), text
+            128, f"fatal: {bad}: {message}\n"
+                 "hint: the format is in git help agent-run (DESCRIPTION) and the README\n"), text
     bad.write_text('[[task]]\nid = "1"\nprompt = "x"\n')
     proc = project.agent("run", str(bad))
     assert proc.stderr == ("fatal: task 1 has no agent\n"
@@ -343,7 +349,8 @@ def test_check_gates_each_merged_result_as_merge_check_does(project: Project, tm
         "    checking...\n    broken.txt must not exist\n"
         "\nReport:\n"
         f"  1  merged ({shas[1]})\n"
-        "  2  check failed on the merged result: broken.txt must not exist; kept task-2 in ../project-worktrees/task-2\n"
+        "  2  check failed on the merged result: broken.txt must not exist; "
+        "kept task-2 in ../project-worktrees/task-2\n"
         f"  3  merged ({shas[0]})\n"
         "2 merged, 1 not merged\n")
     # the check ran on each merged result in turn (task 3's on top of task 1's, without task 2's)

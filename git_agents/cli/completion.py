@@ -117,7 +117,7 @@ def value_kind(action: argparse.Action) -> str:
     words:a,b or none."""
     if action.choices:
         return "words:" + ",".join(str(c) for c in action.choices)
-    return _kind_of_metavar(action.metavar)
+    return _kind_of_metavar(action.metavar if isinstance(action.metavar, str) else None)
 
 
 def _spec(parser: argparse.ArgumentParser) -> tuple[str, str, str]:

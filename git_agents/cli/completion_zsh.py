@@ -28,7 +28,7 @@ __git_agent_zsh_tasks () {
 __git_agent_zsh_slots () {
 	local -a slots expl
 	slots=(${(f)"$(git for-each-ref --format='%(refname:strip=3)' refs/agents/pool/ 2>/dev/null)"}
-	       ${${(M)${(f)"$(git worktree list --porcelain 2>/dev/null)"}:#worktree */pool-*}##*/})
+		${${(M)${(f)"$(git worktree list --porcelain 2>/dev/null)"}:#worktree */pool-*}##*/})
 	_wanted slots expl 'pool slot' compadd -a slots
 }
 
@@ -65,7 +65,8 @@ def _action(kind: str) -> str:
 
 
 def _message(action: argparse.Action) -> str:
-    return _describe((action.metavar or action.dest).strip("<>")) or "value"
+    name = action.metavar if isinstance(action.metavar, str) else action.dest
+    return _describe((name or action.dest).strip("<>")) or "value"
 
 
 def specs(parser: argparse.ArgumentParser, *, with_help: bool = True) -> list[str]:
@@ -107,7 +108,8 @@ def function(verb: str, parser: argparse.ArgumentParser) -> str:
     lines = [f"{name} () {{", "\tlocal curcontext=$curcontext state line ret=1",
              f"\t{_arguments([*specs(parser), _quote(': :->command'), _quote('*:: :->args')], chr(9))} && ret=0",
              "\tcase $state in",
-             f"\tcommand) local -a commands; commands=({described}); _describe -t commands command commands && ret=0 ;;",
+             f"\tcommand) local -a commands; commands=({described}); "
+             "_describe -t commands command commands && ret=0 ;;",
              "\targs)", "\t\tcase $words[1] in"]
     for sub_name, sub in subs.items():
         lines.append(f"\t\t{sub_name}) {_arguments(specs(sub, with_help=False), chr(9) * 2)} && ret=0 ;;")

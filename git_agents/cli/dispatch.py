@@ -182,6 +182,12 @@ def main(verb: str, argv: Sequence[str] | None = None) -> int:
         if verb in HELP:
             sys.stdout.write(HELP[verb])
             return ExitCode.OK
+    # Text from git (its messages, a path inside them) may hold bytes that are not UTF-8, kept as
+    # surrogates by the gateway: write them back as those bytes, as git itself prints them, rather
+    # than fail. Lists of paths are quoted first (core.git.quote_paths); JSON escapes them.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")
     module = load(verb)
     parser = build_parser(verb, module)
     args = parser.parse_args(argv)

@@ -201,6 +201,17 @@ false or never; --color=always (or color.agent=always) forces it.
 
 Listing commands accept --json and then print one JSON object with a "version" field; the
 version changes only when a field is removed or changes meaning (new fields may appear).
+
+Paths: a path may hold any byte but NUL. In text output a path that needs it is quoted as git
+quotes paths (core.quotePath): in double quotes, with C escapes (\\n, \\t, \\", \\\\) and
+each byte that is not printable ASCII as three octal digits, e.g. "caf\\351.txt"; with
+core.quotePath=false, valid UTF-8 is printed as it is and only the other bytes are escaped. In
+JSON a path is a string decoded as UTF-8 in which each byte that is not valid UTF-8, 0xNN, is
+the lone surrogate U+DCNN, written \\udcNN (Python's "surrogateescape"): "caf\\udce9.txt" is the
+bytes caf, 0xe9, .txt. Python gives the exact bytes back with os.fsencode(value) or
+value.encode("utf-8", "surrogateescape"); elsewhere, map each \\udc80-\\udcff to its low byte
+and encode the rest as UTF-8.
+
 `git agent-spawn --porcelain` prints one "key value" line per fact (id, branch, worktree, pid),
 with a blank line between tasks.
 

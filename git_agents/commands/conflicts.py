@@ -6,6 +6,7 @@ import argparse
 import json
 
 from git_agents.core.errors import ExitCode
+from git_agents.core.git import quote_paths
 from git_agents.core.repo import Repo
 from git_agents.merging.predict import Branch, fill_file_sets, predict_pairs
 from git_agents.tasks.selection import select_tasks
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     from git_agents.core.output import table
 
-    rows = [[f"{p.a} + {p.b}" if p.kind == "task" else f"{p.a} + {p.b} (target)", ", ".join(p.overlap),
-             f"conflict: {', '.join(p.conflicts)}" if p.conflict else "merges cleanly"] for p in pairs]
+    rows = [[f"{p.a} + {p.b}" if p.kind == "task" else f"{p.a} + {p.b} (target)", quote_paths(p.overlap, repo.config),
+             f"conflict: {quote_paths(p.conflicts, repo.config)}" if p.conflict else "merges cleanly"] for p in pairs]
     print(table(["PAIR", "SAME FILES", "PREDICTION"], rows))
     return code

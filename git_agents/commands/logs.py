@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from typing import IO
 
 from git_agents.core.errors import AgentError
 from git_agents.core.repo import Repo
@@ -28,7 +29,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=float, default=0.2, metavar="<seconds>", help=argparse.SUPPRESS)
 
 
-def _copy(fh, out) -> bool:
+def _copy(fh: IO[bytes], out: IO[bytes]) -> bool:
     chunk = fh.read()
     if chunk:
         out.write(chunk)

@@ -138,7 +138,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--interactive", action="store_true",
                    help="stop at the first conflict, in the target's worktree, for you to resolve")
     p.add_argument("--rebase", action="store_true",
-                   help="rebase a conflicting task onto the target so far (in its worktree) and merge it if that applies")
+                   help="rebase a conflicting task onto the target so far (in its worktree) "
+                        "and merge it if that applies")
     p.add_argument("--resolve", nargs="?", const="", metavar="<agent>",
                    help="have an agent resolve a conflicting task in its worktree, then merge it "
                         "(default: agent.resolveAgent, else the task's own agent)")

@@ -199,7 +199,7 @@ def slot_rows(repo: Repo) -> list[dict[str, object]]:
     for slot in pool.read_slots(repo, details=True).values():
         held = slot.claim
         alive = held.alive() if held else None
-        stale = bool(held) and pool.is_stale(held, task_ids)
+        stale = held is not None and pool.is_stale(held, task_ids)
         if not slot.exists:
             state = "missing"
         elif held is None:
@@ -232,7 +232,8 @@ def _list(args: argparse.Namespace, repo: Repo) -> int:
         pid = "" if r["pid"] is None else f"{r['pid']}" + ("" if r["alive"] is not False else " (ended)")
         cells.append([str(r["slot"]), str(r["state"]), str(r["task"]), pid, str(r["claimed_at"]),
                       os.path.relpath(str(r["path"]))])
-    print(table(["SLOT", "STATE", "TASK", "PID", "SINCE", "PATH"], cells, colour=use_colour(getattr(args, "color", None), config=repo.config), state_column=1))
+    colour = use_colour(getattr(args, "color", None), config=repo.config)
+    print(table(["SLOT", "STATE", "TASK", "PID", "SINCE", "PATH"], cells, colour=colour, state_column=1))
     return ExitCode.OK
 
 

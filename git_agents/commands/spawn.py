@@ -106,7 +106,7 @@ def add_task_text_options(p: argparse.ArgumentParser) -> None:
 def task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) -> str:
     """The task text of --prompt or --prompt-file."""
     if args.prompt is not None:
-        return args.prompt
+        return str(args.prompt)
     if args.prompt_file is None:
         return ""
     if args.prompt_file == "-":

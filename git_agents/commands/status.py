@@ -6,6 +6,7 @@ import argparse
 import os
 
 from git_agents.commands.options import add_verbosity
+from git_agents.core.git import quote_paths
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
 from git_agents.tasks.selection import select_tasks
@@ -20,10 +21,11 @@ worktree and title. The state is one of: not started (no agent was run), running
 exited 0, work not committed (the agent left changes but no commit), died (the agent ended
 without recording an exit status), failed (spawn could not start it, or its setup failed),
 interrupted (git agent-run was stopped while it ran), worktree missing, conflict (the last
-merge attempt conflicted), check-failed, merged. An agent is running while any process it
-started is alive. A worktree whose HEAD was detached and holds commits that no branch
-contains adds ", detached HEAD with <n> commit(s) not on any branch" to the state: that work
-is on no branch, and git agent-clean keeps the task until it is.
+merge attempt conflicted), check-failed, merged, incomplete (the record was left half-written
+by an interrupted command: nothing acts on it as on a whole one; clean removes it). An agent
+is running while any process it started is alive. A worktree whose HEAD was detached and
+holds commits that no branch contains adds ", detached HEAD with <n> commit(s) not on any
+branch" to the state: that work is on no branch, and git agent-clean keeps the task until it is.
 """
 
 JSON_VERSION = 1
@@ -35,7 +37,8 @@ column), agent (not started, running, exited, died or failed to start), exit_cod
 started, finished, ahead (commits not in the target branch), files_changed, uncommitted
 (true, false or null when the worktree is missing), worktree_exists, conflicts (paths),
 reason, slot and detached_commits (commits only the worktree's detached HEAD holds, 0 when
-its HEAD is on a branch, null when the worktree is missing). "version" changes only when a field is removed or changes meaning.
+its HEAD is on a branch, null when the worktree is missing). "version" changes only when a
+field is removed or changes meaning.
 """
 
 
@@ -69,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         headers[-1:-1] = ["PID", "STARTED", "FINISHED"]
     cells = []
     for r in rows:
-        state = r.state + (f": {', '.join(r.conflicts)}" if r.state == "conflict" and r.conflicts else "")
+        state = r.state
+        if r.state == "conflict" and r.conflicts:
+            state += f": {quote_paths(r.conflicts, repo.config)}"
         where = os.path.relpath(r.worktree) if r.worktree else "-"
         row = [r.id, state, "-" if r.ahead is None else str(r.ahead),
                "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted), r.branch, where]

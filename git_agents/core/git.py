@@ -9,6 +9,17 @@ at start-up: `-h` and the commands that run no git never pay for it. The import 
 50-130 ms on a loaded two-core machine (benchmarks/startup.py prints it); swapping the
 runner is a change to `_run_git` alone. plumbum copies `os.environ` once at import, so each
 call passes the current environment explicitly.
+
+Output is read as bytes. `Result.raw` holds stdout exactly as git wrote it; `Result.out` is
+the same bytes decoded as UTF-8 with `surrogateescape`, so a path byte that is not UTF-8
+comes back as a lone surrogate (U+DC80-U+DCFF) and `os.fsencode` gives the exact bytes again:
+paths survive a trip through `str`, through argv and through `input` (encoded the same way).
+Callers that print a path use `quote_path`, as git quotes paths; `--json` output keeps the
+surrogates as `\\udcXX` escapes (documented in git-agents(7)).
+
+git 2.39 is the floor: the first git call of a process also asks `git version` (one short
+call, never made by `-h` or by commands that run no git) and stops with a clear `fatal:`
+on an older git.
 """
 
 from __future__ import annotations
@@ -18,36 +29,111 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from git_agents.core.errors import GitError
+from git_agents.core.errors import AgentError, GitError
+
+MIN_VERSION = (2, 39)
 
 _GIT: Any = None
-_CALLS = 0  # git calls made by this process, for the test-only kill hook below
+_VERSION_CHECKED = False
+
+#: Functions called with the argv before every git call. Empty in production; the test suite
+#: registers its crash hook here (tests/hooks/sitecustomize.py), so the hook costs nothing
+#: outside the tests.
+CALL_HOOKS: list[Callable[[list[str]], None]] = []
 
 
-def _maybe_kill() -> None:
-    """Test-only crash hook: GIT_AGENTS_TEST_KILL_AFTER=<n>[:<signal>] signals this process before its n-th git call.
+def add_call_hook(hook: Callable[[list[str]], None]) -> None:
+    """Call `hook(argv)` before every git call of this process (for tests: crash at an exact point)."""
+    CALL_HOOKS.append(hook)
 
-    The signal is KILL unless named (e.g. `7:INT`, as Ctrl-C would). Lets tests interrupt a
-    command at an exact point (between two git calls) to prove it recovers.
-    """
-    global _CALLS
-    _CALLS += 1
-    limit, _, name = os.environ.get("GIT_AGENTS_TEST_KILL_AFTER", "").partition(":")
-    if limit.isdigit() and _CALLS == int(limit):
-        import signal
 
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.kill(os.getpid(), getattr(signal, f"SIG{name or 'KILL'}"))
+def decode(raw: bytes) -> str:
+    """Bytes from git as str: UTF-8, with bytes that are not UTF-8 kept as surrogates (round-trips)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def encode(text: str) -> bytes:
+    """The inverse of `decode`: the exact bytes of a path read from git."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+_QUOTE = {ord("\a"): "\\a", ord("\b"): "\\b", ord("\t"): "\\t", ord("\n"): "\\n", ord("\v"): "\\v",
+          ord("\f"): "\\f", ord("\r"): "\\r", ord('"'): '\\"', ord("\\"): "\\\\"}
+
+
+def quote_path(path: str, *, quote_non_ascii: bool = True) -> str:
+    """`path` as git prints it (core.quotePath): unchanged when plain, else in double quotes with
+    C escapes and bytes >= 0x80 as octal (`"caf\\351.txt"`). With `quote_non_ascii=False`
+    (core.quotePath=false) valid UTF-8 is left as it is and only undecodable bytes are octal."""
+    raw = encode(path)
+    out: list[str] = []
+    needs = False
+    if quote_non_ascii:
+        for byte in raw:
+            if byte in _QUOTE:
+                out.append(_QUOTE[byte])
+                needs = True
+            elif byte < 0x20 or byte >= 0x7F:
+                out.append(f"\\{byte:03o}")
+                needs = True
+            else:
+                out.append(chr(byte))
+    else:
+        for ch in path:
+            code = ord(ch)
+            if code in _QUOTE:
+                out.append(_QUOTE[code])
+                needs = True
+            elif 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
+                out.append(f"\\{code - 0xDC00:03o}")
+                needs = True
+            elif code < 0x20 or code == 0x7F:
+                out.append(f"\\{code:03o}")
+                needs = True
+            else:
+                out.append(ch)
+    return f'"{"".join(out)}"' if needs else path
+
+
+_UNQUOTE = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def unquote_path(text: str) -> str:
+    """The inverse of `quote_path` (also reads git's own quoted paths): the exact path again."""
+    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        return text
+    body, out, i = text[1:-1], bytearray(), 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt in _UNQUOTE:
+                out.append(_UNQUOTE[nxt])
+                i += 2
+                continue
+            if body[i + 1:i + 4].isdigit() and len(body[i + 1:i + 4]) == 3:
+                out.append(int(body[i + 1:i + 4], 8) & 0xFF)
+                i += 4
+                continue
+        out += encode(ch)
+        i += 1
+    return decode(bytes(out))
+
+
+def quote_paths(paths: Iterable[str], config: Mapping[str, list[str]] | None = None) -> str:
+    """Paths for a message, comma-separated, each quoted as git would with this repository's core.quotePath."""
+    values = (config or {}).get("core.quotepath") or ["true"]
+    plain = values[-1].strip().lower() in ("false", "no", "off", "0")
+    return ", ".join(quote_path(p, quote_non_ascii=not plain) for p in paths)
 
 
 def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
-             input: str | None) -> tuple[int, str, str]:
-    """Run git once through plumbum; return (exit status, stdout, stderr)."""
+             input: bytes | None) -> tuple[int, bytes, bytes]:
+    """Run git once through plumbum; return (exit status, stdout, stderr) as bytes."""
     global _GIT
     if _GIT is None:
         from plumbum import local  # heavy: imported only by commands that run git
@@ -55,17 +141,19 @@ def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
         _GIT = local["git"]
     stdin: Any = subprocess.DEVNULL
     if input is not None:
-        stdin = tempfile.TemporaryFile("w+", encoding="utf-8")
+        stdin = tempfile.TemporaryFile("w+b")
         stdin.write(input)
         stdin.flush()
         stdin.seek(0)
     try:
-        code, out, err = _GIT[argv].run(retcode=None, cwd=cwd, stdin=stdin,
-                                        env={**os.environ, **env} if env else dict(os.environ))
+        # popen + communicate, not .run(): .run() decodes with errors ignored and loses path bytes.
+        proc = _GIT[argv].popen(cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, **env} if env else dict(os.environ))
+        out, err = proc.communicate()
     finally:
         if input is not None:
             stdin.close()
-    return code, out, err
+    return proc.returncode, out, err
 
 
 def _trace(argv: list[str], cwd: str | None, seconds: float, code: int) -> None:
@@ -75,20 +163,61 @@ def _trace(argv: list[str], cwd: str | None, seconds: float, code: int) -> None:
     where = f" (in {cwd})" if cwd else ""
     line = f"trace: git-agents: {seconds * 1000:7.1f} ms exit {code}: git {' '.join(argv)}{where}\n"
     if os.path.isabs(target):
-        with open(target, "a", encoding="utf-8") as fh:
+        with open(target, "a", encoding="utf-8", errors="surrogateescape") as fh:
             fh.write(line)
     else:
-        sys.stderr.write(line)
+        sys.stderr.write(line.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
         sys.stderr.flush()
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """(2, 39, 5) from `git version 2.39.5` (also `2.39.0.windows.1`, `2.40.0-rc1`)."""
+    words = text.split()
+    digits: list[int] = []
+    for part in (words[2] if len(words) > 2 else "").split("."):
+        lead = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            lead += ch
+        if not lead:
+            break
+        digits.append(int(lead))
+    return tuple(digits)
+
+
+def _check_version(cwd: str | None, env: dict[str, str] | None) -> None:
+    """Once per process: stop with a clear fatal when git is older than the floor."""
+    global _VERSION_CHECKED
+    _VERSION_CHECKED = True
+    for hook in CALL_HOOKS:  # the version call counts as a git call like any other (trace, hooks)
+        hook(["version"])
+    start = time.perf_counter()
+    try:
+        code, out, _ = _run_git(["version"], cwd if cwd and os.path.isdir(cwd) else None, env, None)
+    except OSError:
+        return  # git missing: the real call reports it
+    _trace(["version"], cwd, time.perf_counter() - start, code)
+    version = parse_version(decode(out))
+    if code == 0 and version and version[:2] < MIN_VERSION:
+        have = ".".join(map(str, version))
+        need = ".".join(map(str, MIN_VERSION))
+        raise AgentError(f"git-agents needs git {need} or later; this is git {have}",
+                         hint="install a newer git (https://git-scm.com/downloads), or put one first on PATH")
 
 
 @dataclass(frozen=True)
 class Result:
-    """What one git call returned."""
+    """What one git call returned: `raw` is stdout's exact bytes, `out` the same decoded (see `decode`)."""
 
     code: int
-    out: str
+    raw: bytes
     err: str
+
+    @property
+    def out(self) -> str:
+        """stdout as str, undecodable bytes kept as surrogates."""
+        return decode(self.raw)
 
 
 class Git:
@@ -102,26 +231,41 @@ class Git:
         """The same gateway, running in another directory."""
         return Git(cwd, self.env)
 
-    def run(self, *args: str, ok: Iterable[int] = (0,), input: str | None = None,
-            env: Mapping[str, str] | None = None) -> Result:
-        """Run `git <args>`; raise GitError unless the exit status is in `ok`."""
+    def run(self, *args: str, ok: Iterable[int] = (0,), input: str | bytes | None = None,
+            env: Mapping[str, str] | None = None, c_locale: bool = False) -> Result:
+        """Run `git <args>`; raise GitError unless the exit status is in `ok`.
+
+        `c_locale=True` runs git with LC_ALL=C: use it for any call whose stderr is read (git
+        translates its messages)."""
         argv = [str(a) for a in args]
-        _maybe_kill()
         extra = {**(self.env or {}), **(env or {})}
+        if not _VERSION_CHECKED:
+            _check_version(self.cwd, extra)
+        for hook in CALL_HOOKS:
+            hook(argv)
+        if c_locale:
+            extra["LC_ALL"] = "C"
+        data = encode(input) if isinstance(input, str) else input
         start = time.perf_counter()
         try:
-            code, out, err = _run_git(argv, self.cwd, extra, input)
+            code, raw, err_bytes = _run_git(argv, self.cwd, extra, data)
         except OSError as exc:  # git itself missing, or cwd gone
             _trace(argv, self.cwd, time.perf_counter() - start, -1)
             raise GitError(["git", *argv], -1, "", str(exc)) from exc
         _trace(argv, self.cwd, time.perf_counter() - start, code)
+        err = err_bytes.decode("utf-8", "replace")  # messages for people: never a path we act on
         if code not in tuple(ok):
-            raise GitError(["git", *argv], code, out, err)
-        return Result(code, out, err)
+            raise GitError(["git", *argv], code, decode(raw), err)
+        return Result(code, raw, err)
 
     def __call__(self, *args: str, input: str | None = None) -> str:
         """Run git and return its stdout with the trailing newline removed."""
         return self.run(*args, input=input).out.rstrip("\n")
+
+    def z(self, *args: str, ok: Iterable[int] = (0,), input: str | bytes | None = None) -> list[str]:
+        """Run git with NUL-separated output (pass `-z` in `args`) and return its fields, empty ones left out;
+        each path is exact (see `decode`)."""
+        return [decode(f) for f in self.run(*args, ok=ok, input=input).raw.split(b"\0") if f]
 
     def has_ref(self, ref: str) -> bool:
         """Whether the full ref name `ref` (refs/heads/x, refs/agents/...) exists."""
@@ -135,7 +279,10 @@ class Git:
         """Run git with this process's terminal (stdin, stdout, stderr, so git's own pager and
         colour rules apply) and return its exit status: for commands that show git's output as is."""
         argv = [str(a) for a in args]
-        _maybe_kill()
+        if not _VERSION_CHECKED:
+            _check_version(self.cwd, self.env)
+        for hook in CALL_HOOKS:
+            hook(argv)
         start = time.perf_counter()
         env = {**os.environ, **(self.env or {})}
         try:

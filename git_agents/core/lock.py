@@ -46,7 +46,7 @@ class RepoLock:
                 if time.monotonic() > deadline:
                     os.close(fd)
                     raise AgentError(f"another git-agents process has held {self.path} for {self.timeout:.0f}s",
-                                     hint="wait for it to finish, or find it with: fuser " + self.path)
+                                     hint="wait for it to finish, or find it with: fuser " + self.path) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
         self._held[self.path] = fd

@@ -61,8 +61,8 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
         target = f"refs/heads/{task.base}"
         target_exists = repo.git.has_ref(target)
         if not target_exists or not repo.git.ok("merge-base", "--is-ancestor", branch, target):
-            count = repo.git("rev-list", "--count", branch, "--not", target, "--") if target_exists else "some"
-            reasons.append(f"its branch {task.branch} has {count} commit(s) not merged into {task.base}")
+            ahead = repo.git("rev-list", "--count", branch, "--not", target, "--") if target_exists else "some"
+            reasons.append(f"its branch {task.branch} has {ahead} commit(s) not merged into {task.base}")
     return reasons
 
 
@@ -79,10 +79,16 @@ def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
         if found is not None:
             raise AgentError(f"not removing task {task.id}: its agent is still running (pid {found[0]})",
                              hint=f"stop it first with: git agent-stop {task.id}", code=ExitCode.FAILED)
-    if task.slot:
+    slot = task.slot
+    if not slot and not task.complete and task.worktree:
+        # A record left half-written (no `created`) may lack its `slot`: never take the worktree
+        # for the task's own when it is a pool slot; release the slot instead of deleting it.
+        real = os.path.realpath(task.worktree)
+        slot = next((s.name for s in pool.read_slots(repo).values() if os.path.realpath(s.path) == real), "")
+    if slot:
         # Detaches the slot first, so the branch below is no longer checked out; a slot that
         # another claimer holds by now is left alone.
-        pool.release(repo, task.slot, force=force, task=task.id)
+        pool.release(repo, slot, force=force, task=task.id)
     elif task.worktree and os.path.lexists(task.worktree):
         remove_worktree(repo, task.worktree, force=force)
     if task.branch and repo.git.has_ref(f"refs/heads/{task.branch}"):

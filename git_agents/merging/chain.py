@@ -91,7 +91,7 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
                 a.check = "passed"
             return done + attempts, end
 
-        def fails(commit: str) -> bool:
+        def fails(commit: str, results: dict[str, CheckResult] = results) -> bool:
             if commit not in results:
                 results[commit] = checker.check(commit)
             return not results[commit].passed
@@ -144,7 +144,8 @@ def _land(repo: Repo, plan: Journal) -> None:
     elif at != plan.new:
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
                          f"started ({plan.old[:12]}) nor where it was going ({plan.new[:12]})",
-                         hint="put the branch back, or remove the journal by hand: " + journal_file.path(repo.state_dir))
+                         hint="put the branch back, or remove the journal by hand: "
+                              + journal_file.path(repo.state_dir))
     add_notes(repo, {e.commit: e.note for e in plan.entries if e.status == "merged"})
     for entry in plan.entries:
         write_task(repo, entry.task_id, **entry.state)

@@ -51,7 +51,8 @@ def commit_resolution(repo: Repo, plan: Journal) -> Entry | None:
     else:
         raise AgentError(f"'{plan.target}' moved to {head[:12]}, which is not the merge of task "
                          f"{plan.conflict.task_id}",
-                         hint="put it back and run git agent-merge --continue, or undo the run: git agent-merge --abort")
+                         hint="put it back and run git agent-merge --continue, "
+                              "or undo the run: git agent-merge --abort")
     entry = plan.conflict
     entry.commit = commit
     entry.state["merge_commit"] = commit

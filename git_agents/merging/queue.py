@@ -20,7 +20,7 @@ from git_agents.tasks import rounds
 from git_agents.tasks.notes import note_fields
 from git_agents.tasks.prompt import render
 from git_agents.tasks.status import agent_state
-from git_agents.tasks.store import Task, load_tasks, now_iso
+from git_agents.tasks.store import Task, join_paths, load_tasks, now_iso
 
 
 def merge_message(repo: Repo, task: Task) -> str:
@@ -216,7 +216,7 @@ def _entry(repo: Repo, task: Task, a: Attempt, target: str, merged_at: str) -> E
                                         "conflicts": None, "reason": None}
         note = _note_fields(repo, task, merged_at, a)
     elif a.status == "conflict":
-        state, note = {"state": "conflict", "conflicts": "\n".join(a.conflicts),
+        state, note = {"state": "conflict", "conflicts": join_paths(a.conflicts),
                        "reason": f"conflicts with {target}"}, {}
     elif a.status == "check-failed":
         state, note = {"state": "check-failed", "conflicts": None, "reason": a.check_output or "check failed"}, {}

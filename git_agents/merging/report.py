@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from git_agents.core.errors import ExitCode
+from git_agents.core.git import quote_paths
 from git_agents.core.output import printable
 from git_agents.core.repo import Repo
 from git_agents.merging.inmemory import Attempt
@@ -36,23 +37,23 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
         elif a.status == "check-failed":
             _print(check_failure_text(a, kept), end="")
         elif dry_run:
-            _print(f"Task {a.task_id} would conflict: {', '.join(a.conflicts)}")
+            _print(f"Task {a.task_id} would conflict: {quote_paths(a.conflicts, repo.config)}")
             for line in a.messages:
                 _print(f"    {line}")
             if opts.resolve is not None:
                 _print(f"    it would need a resolver: {opts.resolve or 'its own agent'}")
         elif a.status == "conflict" and a.check_output:  # --rebase tried and failed
-            _print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} ({a.check_output}; "
+            _print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)} ({a.check_output}; "
                   "not merged; branch and worktree kept)")
             if a.resolve_log:
                 _print("    the resolver's log ends:")
                 for line in a.resolve_log.splitlines():
                     _print(f"    | {line}")
         elif a.status == "resolving":
-            _print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)}")
+            _print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)}")
             _print(a.check_output)  # the instructions
         else:
-            _print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} (not merged; {kept})")
+            _print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)} (not merged; {kept})")
     if opts.verbosity >= 0:
         for line in landed:
             _print(line)

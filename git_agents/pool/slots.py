@@ -166,8 +166,9 @@ def read_slots(repo: Repo, *, details: bool = False) -> dict[str, Slot]:
     if details:
         claimed = [s.claim for s in slots.values() if s.claim]
         for c, text in zip(claimed, _read_blobs(repo, [c.oid for c in claimed])):
-            slots[c.slot].claim = Claim.parse(c.slot, c.oid, text)
-            slots[c.slot].claim.path = c.path
+            parsed = Claim.parse(c.slot, c.oid, text)
+            parsed.path = c.path
+            slots[c.slot].claim = parsed
     return {k: slots[k] for k in sorted(slots, key=lambda n: int(n.split("-", 1)[1]))}
 
 
@@ -204,12 +205,20 @@ def _write_claim(repo: Repo, claim: Claim) -> Claim:
 
 
 def _try_create(repo: Repo, claim: Claim) -> bool:
-    """Create the claim ref only if it does not exist (git's compare-and-swap): True if we won."""
-    res = repo.git.run("update-ref", "-m", f"git-agents: claim {claim.slot}", ref_of(claim.slot), claim.oid, "",
-                       ok=range(0, 256))
-    if res.code != 0 and "cannot lock ref" not in res.err:  # not a lost race: a real failure
-        raise GitError(["git", "update-ref", ref_of(claim.slot), claim.oid, ""], res.code, res.out, res.err)
-    return res.code == 0
+    """Create the claim ref only if it does not exist (git's compare-and-swap): True if we won.
+
+    Decided by exit codes, not by git's (translated) messages: when the create fails and the ref
+    now exists, another process won; when it does not exist, its creator may still hold the ref's
+    lock, so try again briefly before calling it a real failure."""
+    args = ["update-ref", "-m", f"git-agents: claim {claim.slot}", ref_of(claim.slot), claim.oid, ""]
+    for _ in range(50):
+        res = repo.git.run(*args, ok=range(0, 256))
+        if res.code == 0:
+            return True
+        if repo.git.has_ref(ref_of(claim.slot)):
+            return False  # a lost race
+        time.sleep(0.02)
+    raise GitError(["git", *args], res.code, res.out, res.err)
 
 
 def _new_claim(repo: Repo, slot: str, commit: str, task: str, owner: tuple[int, str]) -> Claim:
@@ -223,7 +232,10 @@ def drop_claim(repo: Repo, claim: Claim) -> bool:
         res = repo.git.run("update-ref", "-d", ref_of(claim.slot), claim.oid, ok=range(0, 256))
         if res.code == 0:
             return True
-        if "Unable to create" not in res.err:  # anything but a briefly held lock: the claim changed
+        # Failed: either the claim changed (or is gone), or another process briefly holds the
+        # ref's lock. Ask the ref, not git's (translated) message.
+        now = repo.git.run("rev-parse", "--verify", "--quiet", ref_of(claim.slot), ok=(0, 1)).out.strip()
+        if now != claim.oid:
             return False
         time.sleep(0.02)
     return False

@@ -355,7 +355,7 @@ class RemoteQueue:
         args += [f"--force-with-lease={u.ref}:{u.expect}" for u in updates]
         args.append(self.remote)
         args += [f"{u.new or ''}:{u.ref}" for u in updates]
-        res = self.git.run(*args, ok=range(0, 256))
+        res = self.git.run(*args, ok=range(0, 256), c_locale=True)  # its messages are read (lost())
         refs: dict[str, tuple[bool, str]] = {}
         for line in res.out.splitlines():
             flag, sep, rest = line.partition("\t")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.git import quote_paths
 from git_agents.core.output import printable
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
@@ -567,7 +568,7 @@ class Run:
                     _journal(self.repo, self.tf.path, job.id, attempt.commit)
                 elif attempt.status == "conflict":
                     job.state = "conflict"
-                    job.outcome = f"conflict in {', '.join(attempt.conflicts)}"
+                    job.outcome = f"conflict in {quote_paths(attempt.conflicts, self.repo.config)}"
                     if attempt.check_output:  # the resolver tried
                         job.outcome += f" ({attempt.check_output})"
                     if attempt.resolve_log:

@@ -65,7 +65,8 @@ def _fail(path: str, message: str) -> AgentError:
 def _typed(path: str, table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     value = table.get(key)
     if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-        raise _fail(path, f"{where}'{key}' must be {'a string' if kind is str else 'an integer' if kind is int else 'true or false'}")
+        wanted = "a string" if kind is str else "an integer" if kind is int else "true or false"
+        raise _fail(path, f"{where}'{key}' must be {wanted}")
     return value
 
 

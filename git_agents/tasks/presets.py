@@ -56,7 +56,6 @@ PRESETS: dict[str, Preset] = {
                     ' else p="Your task is in the file $GIT_AGENT_PROMPT_FILE: read it and do it."; fi; '
                     + _CODEX.replace("codex exec ", "codex --no-daemon ") + ' "$p"',
         resume=_CODEX + ' resume --last - < "$GIT_AGENT_PROMPT_FILE"'),
-    "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
     # aider: edits from the model's reply and commits each edit itself. It would otherwise write
     # `.aider*` into a new .gitignore (--no-gitignore), look for a new version and ask about
     # analytics, and fetch any URL in the prompt (--no-detect-urls). Its history files and tag

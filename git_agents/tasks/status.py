@@ -149,13 +149,14 @@ def _files_changed(repo: Repo, pairs: list[tuple[str, str]]) -> dict[tuple[str, 
     out = repo.git.run("diff-tree", "-r", "--name-only", "-z", "--stdin",
                        input="".join(f"{a} {b}\n" for a, b in unique)).out
     pending = iter(unique)
-    expected = next(pending)
+    expected: tuple[str, str] | None = next(pending)
     current: tuple[str, str] | None = None
     for field in out.split("\0"):
         if not field:
             continue
         if expected is not None and field == expected[0]:
-            current, expected = expected, next(pending, None)
+            current = expected
+            expected = next(pending, None)
         elif current is not None:
             counts[current] += 1
     return counts
@@ -244,7 +245,9 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
         target = tips.get(t.base) or t.base_commit
         n_ahead = ahead.get(f"{target} {tip}", (None, ""))[0] if tip else None
         files = changed.get(pairs[t.id], 0) if t.id in pairs else None
-        if t.state in ("merged", "conflict", "check-failed", "interrupted"):
+        if not t.complete:  # written half-way by an interrupted command (no `created`)
+            shown = "incomplete"
+        elif t.state in ("merged", "conflict", "check-failed", "interrupted"):
             shown = t.state
         elif t.state == "failed":
             shown = "failed" + (f": {t.reason}" if t.reason else "")

@@ -1,18 +1,22 @@
 """Live task metadata, kept in the repository's git config as `agent-task.<id>.<key>`.
 
-Reads take the whole configuration in one git call (see Repo.config). Writes happen under
-the repository lock and retry when something outside git-agents holds git's own config lock,
-so concurrent `git agent-*` processes never lose a write.
+Reads take the whole configuration in one git call (see Repo.config). A write edits the
+config file in one step, no git process (core.configfile: git's own config.lock protocol, under
+the repository lock), so concurrent `git agent-*` processes never lose a write, `git config`
+running beside them never sees half a record, and a new record appears whole. A record without
+`created` (left by an older git-agents killed between two keys) is incomplete: `Task.complete`
+is False and nothing acts on it as on a complete one.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from git_agents.core.errors import AgentError, GitError
+from git_agents.core.configfile import edit_config_file, has_subsection
+from git_agents.core.errors import AgentError
+from git_agents.core.git import quote_path, unquote_path
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
 from git_agents.tasks.ids import sort_key
@@ -70,9 +74,20 @@ class Task:
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
+    def complete(self) -> bool:
+        """Whether the record was written whole (`created` is written with, or after, every other key)."""
+        return bool(self.created)
+
+    @property
     def conflict_files(self) -> list[str]:
-        """The paths that conflicted at the last merge attempt."""
-        return [p for p in self.conflicts.split("\n") if p]
+        """The paths that conflicted at the last merge attempt (exact: see join_paths)."""
+        return [unquote_path(p) for p in self.conflicts.split("\n") if p]
+
+
+def join_paths(paths: list[str]) -> str:
+    """Paths as one `conflicts` value: one a line, a path holding a newline, a quote or a byte that is
+    not UTF-8 quoted as git quotes it, so `Task.conflict_files` gives back the exact paths."""
+    return "\n".join(quote_path(p, quote_non_ascii=False) for p in paths)
 
 
 def now_iso() -> str:
@@ -100,55 +115,37 @@ def load_tasks(repo: Repo) -> dict[str, Task]:
     return {k: tasks[k] for k in sorted(tasks, key=sort_key)}
 
 
-def _config(repo: Repo, *args: str, ok: tuple[int, ...] = (0,)) -> int:
-    """Run one `git config` write, retrying while another program holds git's config lock."""
-    config_file = os.path.join(repo.common_dir, "config")
-    deadline = time.monotonic() + 10
-    while True:
-        res = repo.git.run("config", "--file", config_file, *args, ok=range(0, 256))
-        if res.code in ok:
-            return res.code
-        if "could not lock config file" not in res.err:
-            raise GitError(["git", "config", *args], res.code, res.out, res.err)
-        if time.monotonic() > deadline:
-            # Every git-agents writer holds our own lock here, so a config.lock that stays this
-            # long was left by a git process that was killed, or is held by another program.
-            raise AgentError(f"could not lock {config_file}: {config_file}.lock has existed for over 10 seconds",
-                             hint=f"if no other git process is running, remove {config_file}.lock")
-        time.sleep(0.01)
-
-
 def write_config(repo: Repo, values: dict[str, str | None]) -> None:
-    """Set (or, for None, unset) repository config keys, under the repository lock."""
+    """Set (or, for None, unset) repository config keys in one step, under the repository lock."""
     with RepoLock(repo.common_dir):
-        for key, value in values.items():
-            if value is None:
-                _config(repo, "--unset-all", key, ok=(0, 5))
-            else:
-                _config(repo, "--replace-all", key, str(value))
+        edit_config_file(os.path.join(repo.common_dir, "config"), values)
     repo.reload_config()
 
 
 def write_task(repo: Repo, task_id: str, **values: str | None) -> None:
-    """Set (or, for None, unset) some of a task's keys."""
+    """Set (or, for None, unset) some of a task's keys (one write of the config file)."""
     write_config(repo, {f"{SECTION}.{task_id}.{_KEYS[attr]}": value for attr, value in values.items()})
 
 
 def create_task(repo: Repo, task: Task) -> None:
-    """Record a new task; fail if its id is already taken (checked under the lock, so races are safe)."""
+    """Record a new task in one write; fail if its id is already taken (checked under the lock, so races are safe).
+
+    The record carries `created`: a reader that sees a record without it (left by an older
+    git-agents killed half-way) knows it is incomplete (Task.complete)."""
+    config_file = os.path.join(repo.common_dir, "config")
     with RepoLock(repo.common_dir):
-        repo.reload_config()
-        if task.id in load_tasks(repo):
+        if has_subsection(config_file, SECTION, task.id):
             raise AgentError(f"task '{task.id}' already exists",
                              hint=f"pick another id, or remove it first with: git agent-clean {task.id}")
-        values = {attr: getattr(task, attr) for attr in _KEYS if getattr(task, attr)}
-        # `created` goes last: a reader that sees it knows the record is complete.
-        values.pop("created", None)
-        write_task(repo, task.id, **values, created=task.created or now_iso())
+        values: dict[str, str | None] = {f"{SECTION}.{task.id}.{_KEYS[attr]}": getattr(task, attr)
+                                         for attr in _KEYS if getattr(task, attr) and attr != "created"}
+        values[f"{SECTION}.{task.id}.created"] = task.created or now_iso()
+        edit_config_file(config_file, values)
+    repo.reload_config()
 
 
 def delete_task(repo: Repo, task_id: str) -> None:
     """Forget a task's live metadata (its durable history stays in the notes)."""
     with RepoLock(repo.common_dir):
-        _config(repo, "--remove-section", f"{SECTION}.{task_id}", ok=(0, 128))
+        edit_config_file(os.path.join(repo.common_dir, "config"), {}, remove_sections=[(SECTION, task_id)])
     repo.reload_config()

@@ -1,0 +1,44 @@
+"""Test-only: the crash hook, installed into every git-agents process the tests start.
+
+The test suite puts this directory on PYTHONPATH (tests/conftest.py), so Python imports this
+module at start-up; production never does, and its git gateway runs no hook at all.
+
+GIT_AGENTS_TEST_KILL_AFTER=<n>[:<signal>] signals the process before its n-th git call (KILL
+unless named, e.g. `7:INT` as Ctrl-C would), so a test can interrupt a command at an exact
+point, between two git calls, and prove it recovers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_SPEC = os.environ.get("GIT_AGENTS_TEST_KILL_AFTER", "")
+
+
+def _install(spec: str) -> None:
+    limit, _, name = spec.partition(":")
+    if not limit.isdigit():
+        return
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import signal
+
+    from git_agents.core.git import add_call_hook
+
+    calls = 0
+
+    def kill(argv: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == int(limit):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), getattr(signal, f"SIG{name or 'KILL'}"))
+
+    add_call_hook(kill)
+
+
+if _SPEC:
+    _install(_SPEC)
