@@ -174,20 +174,8 @@ def test_run_killed_before_it_recorded_the_pid_resumes_without_a_second_copy(pro
     """)
     taskfile = tmp_path / "tasks.toml"
     taskfile.write_text(f'agent = "{agent}"\n\n[[task]]\nid = "a"\nprompt = "do a"\n')
-    # find the git call that records the pid in a dry run of the same file, in another repository
-    other = Project(tmp_path / "other")
-    other.path.mkdir()
-    other.git("init", "-q")
-    other.commit_file("README", "readme\n", "initial")
-    (tmp_path / "go").touch()
-    trace = tmp_path / "trace"
-    other.ok("run", str(taskfile), env={"GIT_AGENTS_TRACE": str(trace)})
-    calls = _trace_calls(trace)
-    moment = next(i for i, line in enumerate(calls, 1) if "--replace-all agent-task.a.pid " in line)
-    (tmp_path / "go").unlink()
-    runs.unlink()
-
-    killed = project.agent("run", str(taskfile), env={"GIT_AGENTS_TEST_KILL_AFTER": str(moment)})
+    # killed at the moment it would record the agent's pid: the agent has been started
+    killed = project.agent("run", str(taskfile), env={"GIT_AGENTS_TEST_KILL_BEFORE_WRITE": "agent-task.a.pid"})
     assert killed.returncode == -signal.SIGKILL or killed.returncode == 137
     _wait_for(runs)
     row = _rows(project)["a"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from git_agents.core.errors import AgentError
 
@@ -158,9 +158,17 @@ def apply_edits(data: bytes, values: Mapping[str, str | None],
     return b"".join(result)
 
 
+#: Called with the keys of every write before it starts. Empty in production; the test suite
+#: registers its crash hook here too (tests/hooks/sitecustomize.py), to kill a command at the
+#: moment it would record a given key, now that records are written without a git call.
+WRITE_HOOKS: list[Callable[[list[str]], None]] = []
+
+
 def edit_config_file(path: str, values: Mapping[str, str | None],
                      remove_sections: Iterable[tuple[str, str | None]] = ()) -> None:
     """Apply `apply_edits` to the config file at `path` in one atomic step (git's config.lock protocol)."""
+    for hook in WRITE_HOOKS:
+        hook(list(values))
     lock = path + ".lock"
     deadline = time.monotonic() + LOCK_WAIT
     while True:

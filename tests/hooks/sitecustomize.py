@@ -6,6 +6,9 @@ module at start-up; production never does, and its git gateway runs no hook at a
 GIT_AGENTS_TEST_KILL_AFTER=<n>[:<signal>] signals the process before its n-th git call (KILL
 unless named, e.g. `7:INT` as Ctrl-C would), so a test can interrupt a command at an exact
 point, between two git calls, and prove it recovers.
+
+GIT_AGENTS_TEST_KILL_BEFORE_WRITE=<key> kills it (SIGKILL) just before it writes a config
+record that sets or unsets <key> (task records are written without a git call).
 """
 
 from __future__ import annotations
@@ -40,5 +43,24 @@ def _install(spec: str) -> None:
     add_call_hook(kill)
 
 
+def _install_write_kill(key: str) -> None:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import signal
+
+    from git_agents.core.configfile import WRITE_HOOKS
+
+    def kill(keys: list[str]) -> None:
+        if key in (k.lower() for k in keys):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    WRITE_HOOKS.append(kill)
+
+
 if _SPEC:
     _install(_SPEC)
+if os.environ.get("GIT_AGENTS_TEST_KILL_BEFORE_WRITE"):
+    _install_write_kill(os.environ["GIT_AGENTS_TEST_KILL_BEFORE_WRITE"].lower())
