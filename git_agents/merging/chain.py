@@ -35,9 +35,13 @@ class Candidate:
     message: str
 
 
+Blocker = Callable[[str, str], "str | None"]  # (current, merged commit) -> why it cannot land, or None
+
+
 def _chain(git: Git, start: str, candidates: Sequence[Candidate],
-           gate: Callable[[Attempt], CheckResult | None], stop: bool = False) -> tuple[list[Attempt], str]:
-    """Merge candidates one on top of the other from `start`; `gate` may veto a merged result.
+           gate: Callable[[Attempt], CheckResult | None], stop: bool = False,
+           blocker: Blocker | None = None) -> tuple[list[Attempt], str]:
+    """Merge candidates one on top of the other from `start`; `blocker`, then `gate`, may veto a merged result.
 
     With `stop`, the chain ends at the first conflict (whose attempt is the last one returned).
     """
@@ -45,6 +49,9 @@ def _chain(git: Git, start: str, candidates: Sequence[Candidate],
     current, tree = start, git("rev-parse", f"{start}^{{tree}}")
     for cand in candidates:
         attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree)
+        why = blocker(current, attempt.commit) if blocker and attempt.status == "merged" else None
+        if why:  # e.g. an untracked file of the target's worktree in the way: leave this task out
+            attempt.status, attempt.check_output, attempt.commit = "blocked", why, ""
         if attempt.status == "merged":
             verdict = gate(attempt)
             if verdict is not None:
@@ -64,24 +71,26 @@ def _record_check(attempt: Attempt, verdict: CheckResult) -> None:
 
 
 def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: Checker | None = None,
-                *, batch: bool = False, stop_at_conflict: bool = False) -> tuple[list[Attempt], str]:
+                *, batch: bool = False, stop_at_conflict: bool = False,
+                blocker: Blocker | None = None) -> tuple[list[Attempt], str]:
     """Every candidate's attempt, in order, and the commit the target would end at.
 
     With a checker, each merged result is checked before the chain goes on (a failing task is
     left out); with `batch`, only the final result is checked and a failure is bisected to the
     first task that breaks it, which is left out before the rest is chained again. With
-    `stop_at_conflict` the chain ends at the first conflict.
+    `stop_at_conflict` the chain ends at the first conflict. A `blocker` leaves out a merged
+    result that could not land (status "blocked", the reason in check_output) before any check.
     """
     stop = stop_at_conflict
     if checker is None:
-        return _chain(git, start, candidates, lambda a: None, stop)
+        return _chain(git, start, candidates, lambda a: None, stop, blocker)
     if not batch:
-        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop)
+        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker)
     done: list[Attempt] = []
     rest = list(candidates)
     base = start
     while True:
-        attempts, end = _chain(git, base, rest, lambda a: None, stop)
+        attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker)
         merged = [a for a in attempts if a.status == "merged"]
         if not merged:
             return done + attempts, end

@@ -9,6 +9,7 @@ it is only ever at its old commit or at one where every merged task is completel
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError
@@ -20,7 +21,7 @@ class Attempt:
     """The result of merging one task in memory."""
 
     task_id: str
-    status: str  # "merged", "conflict", "up-to-date", "check-failed"
+    status: str  # "merged", "conflict", "up-to-date", "check-failed", "blocked" (untracked file in the way)
     commit: str = ""
     conflicts: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # git's CONFLICT lines, e.g. "CONFLICT (rename/delete): ..."
@@ -98,6 +99,48 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
         return Attempt(task_id, "up-to-date", tree=result.tree)
     commit = git("commit-tree", result.tree, "-p", current, "-p", tip, "-F", "-", input=message + "\n")
     return Attempt(task_id, "merged", commit=commit, tree=result.tree)
+
+
+def untracked_files(git: Git, worktree: str) -> list[str]:
+    """Untracked, not ignored entries of a worktree (an untracked directory as one `dir/` entry).
+
+    Ignored files are left out: `git merge` (and the `read-tree -m -u` we land with) overwrite them.
+    """
+    out = git.at(worktree).run("--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard",
+                               "--directory", "--no-empty-directory").out
+    return [p for p in out.split("\0") if p]
+
+
+def path_in_the_way(worktree: str, untracked: list[str], added: list[str]) -> str | None:
+    """The first untracked path of `worktree` that adding the files `added` would overwrite, or None.
+
+    In the way, as `git merge` sees it: an untracked file at an added path or where an added path
+    needs a directory, or an untracked directory's file at (or on the way to) an added path.
+    """
+    files = {p for p in untracked if not p.endswith("/")}
+    dirs = [p for p in untracked if p.endswith("/")]
+    for path in added:
+        parts = path.split("/")
+        leading = ["/".join(parts[:n]) for n in range(1, len(parts))]
+        for name in [*leading, path]:
+            if name in files:
+                return name
+        if path + "/" in dirs:  # an untracked directory (with files in it) where the task adds a file
+            return path + "/"
+        for d in dirs:
+            if path.startswith(d):
+                # Inside an untracked directory: only what exists on the way to the path is in the way.
+                for name in [*leading, path]:
+                    if len(name) >= len(d) and os.path.lexists(os.path.join(worktree, name)) and \
+                            (name == path or not os.path.isdir(os.path.join(worktree, name))):
+                        return name
+    return None
+
+
+def added_paths(git: Git, old: str, new: str) -> list[str]:
+    """Paths that exist in commit `new` but not in `old`."""
+    out = git.run("diff-tree", "-r", "-z", "--no-renames", "--diff-filter=A", "--name-only", old, new).out
+    return [p for p in out.split("\0") if p]
 
 
 def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | None, reason: str) -> None:

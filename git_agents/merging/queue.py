@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from git_agents.core.errors import AgentError
 from git_agents.core.lock import RepoLock
@@ -19,6 +20,9 @@ from git_agents.merging.journal import Entry, Journal
 from git_agents.tasks.prompt import render
 from git_agents.tasks.status import agent_state
 from git_agents.tasks.store import Task, load_tasks, now_iso
+
+if TYPE_CHECKING:
+    from git_agents.merging.chain import Blocker
 
 
 def merge_message(repo: Repo, task: Task) -> str:
@@ -198,8 +202,31 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
     orig, tips = commits[0], commits[1:]
     candidates = [Candidate(t.id, tip, merge_message(repo, t)) for t, tip in zip(tasks, tips)]
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
-                                stop_at_conflict=stop_at_conflict)
+                                stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, target))
     return attempts, orig, new, {t.id: tip for t, tip in zip(tasks, tips)}
+
+
+def untracked_blocker(repo: Repo, target: str) -> Blocker | None:
+    """What leaves out a task whose merge would overwrite an untracked file where `target` is checked out.
+
+    `git merge` refuses such a merge ("untracked working tree file would be overwritten"); landing
+    it with read-tree would fail the same way after the journal is written, and stop every task.
+    Decided by paths (the merge's added files against `ls-files --others`), before anything moves.
+    None when the target is checked out nowhere or its worktree has no untracked files.
+    """
+    from git_agents.merging.inmemory import added_paths, path_in_the_way, untracked_files
+
+    worktree = next((w.path for w in list_worktrees(repo) if w.branch == target), None)
+    if worktree is None:
+        return None
+    untracked = untracked_files(repo.git, worktree)
+    if not untracked:
+        return None
+
+    def blocker(current: str, commit: str) -> str | None:
+        path = path_in_the_way(worktree, untracked, added_paths(repo.git, current, commit))
+        return None if path is None else f"untracked working tree file would be overwritten by merge: {path}"
+    return blocker
 
 
 def _entry(repo: Repo, task: Task, a: Attempt, target: str, merged_at: str) -> Entry | None:

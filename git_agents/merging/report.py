@@ -26,6 +26,10 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
                 print(f"Task {a.task_id} has no commits to merge")
         elif a.status == "check-failed":
             print(check_failure_text(a), end="")
+        elif a.status == "blocked":
+            print(f"Task {a.task_id} would not merge: {a.check_output}" if dry_run else
+                  f"Task {a.task_id} not merged: {a.check_output} "
+                  "(move or remove it, then merge again; branch and worktree kept)")
         elif dry_run:
             print(f"Task {a.task_id} would conflict: {', '.join(a.conflicts)}")
             for line in a.messages:
@@ -40,7 +44,7 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
             print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} (not merged; branch and worktree kept)")
     for task_id, why in problems.items():
         sys.stderr.write(f"warning: skipped task {task_id}: {why}\n")
-    not_merged = len(problems) + sum(a.status in ("conflict", "check-failed", "resolving")
+    not_merged = len(problems) + sum(a.status in ("conflict", "check-failed", "resolving", "blocked")
                                      or (a.status == "up-to-date" and show_empty) for a in attempts)
     if not merged and not not_merged:
         print("Nothing to merge.")
