@@ -55,3 +55,78 @@ def test_untracked_file_with_a_newline_in_its_name(project: Project) -> None:
     assert proc.returncode == 1
     assert "would be overwritten by merge: odd\nname.txt (move" in proc.stdout
     assert (project.path / "odd\nname.txt").read_text() == "mine\n"
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    import subprocess
+
+    where.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True).returncode == 0
+
+
+def test_disk_full_while_updating_the_worktree_then_abort_or_continue(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    import pytest
+
+    # The small disk is a directory of the main worktree; the git directory (objects, index, journal) is not on it.
+    project = Project(tmp_path / "project")
+    project.path.mkdir()
+    mnt = project.path / "data"
+    if not _mount_tmpfs(mnt, "256k"):
+        pytest.skip("needs `mount -t tmpfs` (root) to simulate a full disk")
+    try:
+        project.git("init", "-q")
+        project.commit_file("README", "readme\n", "initial")
+        project.commit_file("data/shared.txt", "one\n", "shared")
+        project.ok("spawn", "1", "2", "--no-agent", "--prompt", "work")
+        big = os.urandom(600 * 1024)
+        for task_id, name in (("1", "data/a.txt"), ("2", "data/sub/big.bin")):
+            wt = project.worktrees / f"task-{task_id}"
+            (wt / name).parent.mkdir(exist_ok=True)
+            (wt / name).write_bytes(big if name.endswith("big.bin") else b"a\n")
+            if task_id == "1":
+                (wt / "data/shared.txt").write_text(f"changed by {task_id}\n")
+            project.git("add", ".", cwd=wt)
+            project.git("commit", "-q", "-m", f"task {task_id}", cwd=wt)
+        old = project.git("rev-parse", "main")
+
+        full = project.agent("merge", "--all")
+        assert full.returncode == 128, full
+        assert full.stderr.startswith("fatal: could not update the worktree at ")
+        assert "hint: free some space, then: git agent-merge --continue\n" in full.stderr, full.stderr
+        assert "; it is back as it was\n" in full.stderr
+        # the worktree was put back at once: nothing half-written is left
+        assert project.git("status", "--porcelain", "--untracked-files=all") == ""
+        assert sorted(os.listdir(mnt)) == ["shared.txt"]
+        assert project.git("rev-parse", "main") == old
+
+        # --continue while still full fails the same way and leaves nothing either
+        again = project.agent("merge", "--continue")
+        assert again.returncode == 128 and "could not update the worktree" in again.stderr
+        assert project.git("status", "--porcelain", "--untracked-files=all") == ""
+
+        # a kill in the middle of the update (the state a crash leaves): --abort puts it back exactly
+        (mnt / "a.txt").write_text("")
+        (mnt / "sub").mkdir()
+        (mnt / "sub/big.bin").write_text("")
+        (mnt / "shared.txt").write_text("")
+        aborted = project.agent("merge", "--abort")
+        assert aborted.returncode == 0, aborted
+        assert project.git("status", "--porcelain", "--untracked-files=all") == ""
+        assert (mnt / "shared.txt").read_text() == "one\n"
+        assert sorted(os.listdir(mnt)) == ["shared.txt"]
+        assert project.git("rev-parse", "main") == old and not journal_path(project).exists()
+
+        # once there is space, the merge (and a --continue of an interrupted one) works
+        project.agent("merge", "--all")
+        subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
+        done = project.agent("merge", "--continue")
+        assert done.returncode == 0, done
+        assert project.git("status", "--porcelain", "--untracked-files=all") == ""
+        assert (mnt / "sub/big.bin").read_bytes() == big
+        assert project.git("rev-list", "--count", "--first-parent", f"{old}..main") == "2"
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

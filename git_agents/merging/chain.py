@@ -20,7 +20,7 @@ from git_agents.core.git import Git
 from git_agents.core.repo import Repo
 from git_agents.merging import journal as journal_file
 from git_agents.merging.checks import Checker, CheckResult, first_failing
-from git_agents.merging.inmemory import Attempt, advance_branch, merge_in_memory
+from git_agents.merging.inmemory import Attempt, advance_branch, merge_in_memory, put_worktree_back
 from git_agents.merging.journal import Journal
 from git_agents.tasks.notes import NOTES_REF, add_notes
 from git_agents.tasks.store import write_task
@@ -186,6 +186,14 @@ def _undo(repo: Repo, plan: Journal) -> None:
             wt.ok("diff-index", "--cached", "--quiet", plan.new, "--"):
         # Interrupted between updating the worktree and the ref: take the worktree back too.
         wt.run("read-tree", "-m", "-u", plan.new, back)
+    elif at == back and plan.new != plan.old and at == plan.old and wt is not None and \
+            wt.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() == ref:
+        # Interrupted (killed, or the disk full) while updating the worktree: the index is still at
+        # `old`, but files of `new` may have been written. Put exactly those back.
+        kept = put_worktree_back(git, plan.worktree, plan.old, plan.new)
+        if kept:
+            raise AgentError(f"not aborting: {', '.join(kept[:5])} in {plan.worktree} hold something this merge "
+                             "did not write", hint="move them away, then run git agent-merge --abort again")
     elif at != back:
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
                          f"started ({back[:12]}) nor where it was going ({plan.new[:12]}); not touching it",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from git_agents.core.errors import AgentError
+from git_agents.core.errors import AgentError, GitError
 from git_agents.core.git import Git
 
 
@@ -155,7 +155,121 @@ def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | No
         # half the time on a 100,000-file tree. Then the ref, compare-and-swap. Idempotent: if
         # the index is already at `new` (interrupted in between), read-tree keeps it.
         wt = git.at(worktree)
-        wt.run("read-tree", "-m", "-u", old, new)
+        try:
+            wt.run("read-tree", "-m", "-u", old, new)
+        except GitError as exc:
+            # A run killed half-way through an earlier update (or a full disk now) leaves files of
+            # `new` behind: put them back and try once more, then give up with the worktree as it was.
+            if not wt.ok("diff-index", "--cached", "--quiet", old, "--"):
+                raise
+            kept = put_worktree_back(git, worktree, old, new)
+            try:
+                wt.run("read-tree", "-m", "-u", old, new)
+            except GitError as again:
+                kept = put_worktree_back(git, worktree, old, new)
+                raise _update_failed(worktree, again, kept) from exc
         wt.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)
     else:
         git.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)
+
+
+def _update_failed(worktree: str, exc: GitError, kept: list[str]) -> AgentError:
+    why = next((line for line in exc.stderr.splitlines() if line.strip()), f"exit status {exc.retcode}")
+    for prefix in ("fatal: ", "error: "):
+        why = why.removeprefix(prefix)
+    where = (f"; left as they are (not written by this merge): {', '.join(kept)}" if kept
+             else "; it is back as it was")
+    return AgentError(f"could not update the worktree at {worktree}: {why}{where}",
+                      hint="free some space, then: git agent-merge --continue\n"
+                           "(move away anything else in the way first), or undo the run with: git agent-merge --abort")
+
+
+def _changed(git: Git, old: str, new: str) -> dict[str, tuple[bool, str]]:
+    """Paths that differ between two commits: {path: (exists in old, blob id in new)}."""
+    fields = git.run("diff-tree", "-r", "-z", "--no-renames", "--raw", old, new).out.split("\0")
+    changes: dict[str, tuple[bool, str]] = {}
+    i = 0
+    while i < len(fields):
+        if fields[i].startswith(":") and i + 1 < len(fields):  # ":<old mode> <new mode> <old id> <new id> <st>"
+            meta = fields[i][1:].split()
+            changes[fields[i + 1]] = (meta[0] != "000000", meta[3])
+            i += 2
+        else:
+            i += 1
+    return changes
+
+
+def _differing(wt: Git, paths: list[str]) -> list[str]:
+    """Those of `paths` whose worktree file differs from the index (changed, missing or untracked)."""
+    found: list[str] = []
+    for start in range(0, len(paths), 500):  # bounded command lines
+        out = wt.run("--literal-pathspecs", "--no-optional-locks", "status", "--porcelain", "-z", "--no-renames",
+                     "--untracked-files=all", "--ignored=no", "--", *paths[start:start + 500]).out
+        found += [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+    return found
+
+
+def put_worktree_back(git: Git, worktree: str, old: str, new: str) -> list[str]:
+    """Undo a partial `read-tree -m -u old new` in `worktree`, whose index is still at `old`.
+
+    Each path the update touches is put back as `old` has it: a file it wrote (complete, or
+    empty as a full disk leaves it) is removed or rewritten from the index; a path that holds
+    anything else was not written by it and is left alone. Returns those paths; raises
+    AgentError when the worktree still differs afterwards (e.g. the disk is still full).
+    """
+    wt = git.at(worktree)
+    changes = _changed(git, old, new)
+    if not changes:
+        return []
+    kept: list[str] = []
+    restore: list[str] = []
+    removed: list[str] = []
+    for path in _differing(wt, list(changes)):
+        if path not in changes:
+            continue
+        in_old, new_blob = changes[path]
+        full = os.path.join(worktree, path)
+        if os.path.lexists(full) and not _written_by_update(wt, path, full, new_blob):
+            kept.append(path)
+            continue
+        if os.path.lexists(full) and not os.path.isdir(full):
+            os.unlink(full)
+            removed.append(path)
+        if in_old:
+            restore.append(path)
+    for path in removed:  # directories the update made for new files (only empty ones go)
+        parent = os.path.dirname(path)
+        while parent:
+            try:
+                os.rmdir(os.path.join(worktree, parent))
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+    if restore:
+        wt.run("checkout-index", "-f", "-z", "--stdin", input="\0".join(restore) + "\0")
+    # The rewritten files have new stat data: refresh it, or the next read-tree calls them "not uptodate".
+    wt.run("update-index", "-q", "--refresh", ok=(0, 1))
+    left = [p for p in _differing(wt, list(changes)) if p in changes and p not in kept]
+    if left:
+        raise AgentError(f"could not put the worktree at {worktree} back: {', '.join(left[:5])} still differ",
+                         hint="free some space and run the same command again")
+    return kept
+
+
+def _written_by_update(wt: Git, path: str, full: str, blob: str) -> bool:
+    """Whether the file at `path` is what the update left: empty (a failed write) or `blob` complete."""
+    if os.path.islink(full) or os.path.isdir(full):
+        return False
+    size = os.path.getsize(full)
+    if size == 0:
+        return True
+    if blob == "0" * len(blob):
+        return False
+    if wt("hash-object", "--path", path, "--", path) == blob:
+        return True
+    # A write cut short by a full disk: the start of the blob (compared as the gateway reads text).
+    if size >= int(wt("cat-file", "-s", blob)):
+        return False
+    with open(full, "rb") as fh:
+        start = fh.read().decode("utf-8", "ignore")
+    return bool(start) and wt.run("cat-file", "blob", blob).out.startswith(start)
