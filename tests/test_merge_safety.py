@@ -130,3 +130,49 @@ def test_disk_full_while_updating_the_worktree_then_abort_or_continue(tmp_path: 
         assert project.git("rev-list", "--count", "--first-parent", f"{old}..main") == "2"
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_spawn_that_cannot_make_its_worktree_leaves_no_branch(project: Project) -> None:
+    project.git("config", "agent.worktreeRoot", "/proc")
+    before = project.snapshot()
+    proc = project.agent("spawn", "1", "--no-agent", "--prompt", "work")
+    assert proc.returncode == 128, proc
+    assert proc.stderr.startswith("fatal: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert project.git("branch", "--list", "task-1") == ""
+    assert project.snapshot() == before
+
+
+def test_spawn_failure_keeps_a_branch_that_moved_meanwhile(project: Project) -> None:
+    """Only the branch this spawn made, still at its base, is removed."""
+    from git_agents.core.errors import AgentError
+    from git_agents.core.repo import Repo
+    from git_agents.core.worktrees import add_worktree
+
+    repo = Repo.discover(str(project.path))
+    base = project.git("rev-parse", "HEAD")
+    project.git("branch", "mine")  # exists before: never ours to remove, even if worktree add fails
+    try:
+        add_worktree(repo, "/proc/wt", "mine", base)
+    except AgentError:
+        pass
+    assert project.git("rev-parse", "mine") == base
+
+
+def test_merge_skips_a_task_whose_base_branch_is_gone(project: Project) -> None:
+    project.git("branch", "feature")
+    project.git("switch", "-q", "feature")
+    project.ok("spawn", "1", "--no-agent", "--prompt", "work")
+    project.git("switch", "-q", "main")
+    make_tasks(project, {"2": {"b.txt": "b\n"}})
+    wt = project.worktrees / "task-1"
+    (wt / "a.txt").write_text("a\n")
+    project.git("add", "a.txt", cwd=wt)
+    project.git("commit", "-q", "-m", "task 1", cwd=wt)
+    project.git("branch", "-D", "feature")
+    old = project.git("rev-parse", "main")
+    for args in (["--dry-run", "--all"], ["--all"]):
+        proc = project.agent("merge", *args)
+        assert proc.returncode == 1, proc
+        assert proc.stderr == "warning: skipped task 1: its target branch 'feature' is gone\n"
+    assert project.git("log", "--first-parent", "--format=%s", f"{old}..main") == "feat: Task 2 - work"

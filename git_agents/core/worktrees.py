@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from git_agents.core.errors import GitError
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
 
@@ -61,7 +62,16 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str) -> None
     with RepoLock(repo.common_dir, "worktrees"):
         args = ["worktree", "add", "--no-checkout", "--quiet"]
         args += ["-b", branch, path, commit] if branch else ["--detach", path, commit]
-        repo.git.run(*args)
+        made_branch = bool(branch) and not repo.git.has_ref(f"refs/heads/{branch}")
+        try:
+            repo.git.run(*args)
+        except GitError:
+            # `worktree add -b` makes the branch before the worktree: take back the branch this
+            # call made (compare-and-swap: only while it is still at `commit`) and the half-made entry.
+            if made_branch:
+                repo.git.run("update-ref", "-d", f"refs/heads/{branch}", commit, ok=range(0, 256))
+            repo.git.run("worktree", "prune", ok=range(0, 256))
+            raise
     repo.git.at(path).run("reset", "--hard", "--quiet")
 
 

@@ -89,6 +89,8 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[
             why = "its worktree has uncommitted or untracked work (commit it, or it would be left out)"
         if why is None and f"refs/heads/{task.branch}" not in branches:
             why = f"its branch '{task.branch}' is gone"
+        if why is None and f"refs/heads/{task.base}" not in branches:  # deleted since: merge the rest
+            why = f"its target branch '{task.base}' is gone"
         if why:
             if explicit or why != "already merged":
                 problems[task.id] = why
