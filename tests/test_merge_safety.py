@@ -176,3 +176,41 @@ def test_merge_skips_a_task_whose_base_branch_is_gone(project: Project) -> None:
         assert proc.returncode == 1, proc
         assert proc.stderr == "warning: skipped task 1: its target branch 'feature' is gone\n"
     assert project.git("log", "--first-parent", "--format=%s", f"{old}..main") == "feat: Task 2 - work"
+
+
+def test_half_made_check_worktree_is_repaired(project: Project) -> None:
+    """A killed `git worktree add` of the check worktree leaves an empty commondir; git then fails everywhere."""
+    make_tasks(project, {"1": {"a.txt": "a\n"}})
+    scratch = project.path / ".git/agents/check-worktree"
+    project.git("worktree", "add", "-q", "--detach", str(scratch))
+    admin = project.path / ".git/worktrees/check-worktree"
+    (admin / "commondir").write_text("")  # as a kill between creating it and writing it leaves it
+    assert "commondir" in run_git_c(project, "worktree", "list")
+    proc = project.agent("merge", "--all", "--check", "true")
+    assert proc.returncode == 0, proc
+    assert proc.stderr == ("warning: removed the half-made worktree entry "
+                           f"{admin} (left by an interrupted `git worktree add`)\n")
+    assert project.git("worktree", "list", "--porcelain").count("worktree ") == 2  # main and task-1
+    assert not admin.exists()
+
+
+def test_half_made_foreign_worktree_is_named(project: Project, tmp_path: Path) -> None:
+    make_tasks(project, {"1": {"a.txt": "a\n"}})
+    other = tmp_path / "elsewhere"
+    project.git("worktree", "add", "-q", "--detach", str(other))
+    (other / "mine.txt").write_text("work\n")
+    admin = project.path / ".git/worktrees/elsewhere"
+    (admin / "commondir").write_text("")
+    proc = project.agent("status")
+    assert proc.returncode == 128, proc
+    assert proc.stderr == (f"fatal: the worktree entry {admin} is half-made (its commondir is empty); "
+                           "every git command that lists worktrees fails\n"
+                           f"hint: if {other} holds nothing you need, remove the entry: rm -r '{admin}'\n")
+    assert (other / "mine.txt").exists()
+
+
+def run_git_c(project: Project, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=project.path, capture_output=True, text=True,
+                          env={**__import__("os").environ, "LC_ALL": "C"}).stderr

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 from git_agents.core.errors import GitError
+from git_agents.core.halfmade import half_made_entries, repair_half_made
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
 
@@ -29,8 +30,18 @@ class Worktree:
 
 
 def list_worktrees(repo: Repo) -> list[Worktree]:
-    """Every worktree of the repository, the main one first."""
-    out = repo.git.run("worktree", "list", "--porcelain", "-z").out
+    """Every worktree of the repository, the main one first.
+
+    An entry half-made by a killed `git worktree add` (empty commondir) makes this fail; one of
+    ours is repaired and the listing retried, any other is named (see repair_half_made).
+    """
+    try:
+        out = repo.git.run("worktree", "list", "--porcelain", "-z").out
+    except GitError:
+        if not half_made_entries(repo):
+            raise
+        repair_half_made(repo, strict=True)
+        out = repo.git.run("worktree", "list", "--porcelain", "-z").out
     result: list[Worktree] = []
     current: Worktree | None = None
     for field in out.split("\0"):
@@ -112,3 +123,4 @@ def unsaved_work(repo: Repo, path: str) -> list[str]:
 def describe_unsaved(entries: list[str], limit: int = 3) -> str:
     """The first few paths of `unsaved_work` entries, for a refusal message."""
     return ", ".join(e[3:] for e in entries[:limit]) + (", ..." if len(entries) > limit else "")
+
