@@ -96,7 +96,9 @@ def test_disk_full_while_updating_the_worktree_then_abort_or_continue(tmp_path: 
         full = project.agent("merge", "--all")
         assert full.returncode == 128, full
         assert full.stderr.startswith("fatal: could not update the worktree at ")
-        assert "hint: free some space, then: git agent-merge --continue\n" in full.stderr, full.stderr
+        assert full.stderr.endswith("hint: fix what stopped it (a full disk, a file in the way, another git holding "
+                                    "a lock), then: git agent-merge --continue\n"
+                                    "hint: or undo the run with: git agent-merge --abort\n"), full.stderr
         assert "; it is back as it was\n" in full.stderr
         # the worktree was put back at once: nothing half-written is left
         assert project.git("status", "--porcelain", "--untracked-files=all") == ""
@@ -214,3 +216,33 @@ def run_git_c(project: Project, *args: str) -> str:
 
     return subprocess.run(["git", *args], cwd=project.path, capture_output=True, text=True,
                           env={**__import__("os").environ, "LC_ALL": "C"}).stderr
+
+
+def test_gc_during_a_spawn_cannot_prune_the_port_lease(project: Project, tmp_path: Path) -> None:
+    """`git gc --prune=now` right before the lease's ref is written must not lose the lease."""
+    import os
+    import shutil
+
+    from .conftest import write_script
+
+    real = shutil.which("git")
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    # Real git, with a `git gc --prune=now` run at the worst moment: just before a lease ref is made.
+    write_script(wrap / "git", f"""
+        case " $* " in *" update-ref refs/agents/ports/"*) "{real}" gc --quiet --prune=now; echo gc >> "{wrap}/ran" ;; esac
+        exec "{real}" "$@"
+    """)
+    env = {"PATH": f"{wrap}{os.pathsep}{os.environ['PATH']}"}
+    from .conftest import BIN, run
+
+    proc = run([str(BIN / "git-agent-spawn"), "1", "2", "--no-agent", "--prompt", "work"], project.path, env=env)
+    assert proc.returncode == 0, proc
+    assert (wrap / "ran").read_text() == "gc\ngc\n"
+    leases = project.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/agents/ports/").splitlines()
+    assert len(leases) == 2
+    for line in leases:
+        assert project.git("cat-file", "-t", line.split()[1]) == "blob"
+    assert project.git("fsck", "--connectivity-only", "--no-dangling") == ""
+    ports = {project.git("config", f"agent-task.{t}.port") for t in "12"}
+    assert ports == {"20000", "20010"}

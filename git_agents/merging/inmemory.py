@@ -180,8 +180,8 @@ def _update_failed(worktree: str, exc: GitError, kept: list[str]) -> AgentError:
     where = (f"; left as they are (not written by this merge): {', '.join(kept)}" if kept
              else "; it is back as it was")
     return AgentError(f"could not update the worktree at {worktree}: {why}{where}",
-                      hint="free some space, then: git agent-merge --continue\n"
-                           "(move away anything else in the way first), or undo the run with: git agent-merge --abort")
+                      hint="fix what stopped it (a full disk, a file in the way, another git holding a lock), "
+                           "then: git agent-merge --continue\nor undo the run with: git agent-merge --abort")
 
 
 def _changed(git: Git, old: str, new: str) -> dict[str, tuple[bool, str]]:

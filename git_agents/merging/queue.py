@@ -37,7 +37,9 @@ def check_target_worktree(repo: Repo, worktree: str) -> None:
     if os.path.exists(os.path.join(worktree, merge_head)):
         raise AgentError(f"the worktree at {worktree} is in the middle of a merge",
                          hint="finish it (git commit) or abort it (git merge --abort) first")
-    dirty = git.run("status", "--porcelain", "--untracked-files=no").out
+    # --no-optional-locks: this runs outside the merge lock, while another merge may be landing
+    # in this very worktree; a `status` holding index.lock would make that run's read-tree fail.
+    dirty = git.run("--no-optional-locks", "status", "--porcelain", "--untracked-files=no").out
     if dirty.strip():
         raise AgentError(f"the worktree at {worktree} has uncommitted changes; merging would mix them in",
                          hint="commit or stash them first (git stash)")
