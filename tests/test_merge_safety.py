@@ -246,3 +246,45 @@ def test_gc_during_a_spawn_cannot_prune_the_port_lease(project: Project, tmp_pat
     assert project.git("fsck", "--connectivity-only", "--no-dangling") == ""
     ports = {project.git("config", f"agent-task.{t}.port") for t in "12"}
     assert ports == {"20000", "20010"}
+
+
+def test_merge_commits_are_signed_as_git_merge_would_sign_them(project: Project, tmp_path: Path) -> None:
+    import subprocess
+
+    key = tmp_path / "k"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me", "-f", str(key)], check=True)
+    signers = tmp_path / "allowed"
+    signers.write_text(f"committer@example.com {(tmp_path / 'k.pub').read_text()}")
+    make_tasks(project, {"1": {"a.txt": "a\n"}, "2": {"b.txt": "b\n"}})
+    for key_, value in (("gpg.format", "ssh"), ("user.signingkey", str(key) + ".pub"), ("commit.gpgsign", "true"),
+                        ("gpg.ssh.allowedSignersFile", str(signers))):
+        project.git("config", key_, value)
+    old = project.git("rev-parse", "main")
+    project.ok("merge", "--all")
+    merges = project.git("rev-list", "--first-parent", f"{old}..main").split()
+    assert len(merges) == 2
+    for commit in merges:
+        verified = subprocess.run(["git", "verify-commit", commit], cwd=project.path, capture_output=True, text=True)
+        assert verified.returncode == 0, verified
+        assert 'Good "git" signature for committer@example.com' in verified.stderr
+    # --no-gpg-sign's equivalent: commit.gpgsign=false leaves them unsigned, as git merge would
+    make_tasks(project, {"3": {"c.txt": "c\n"}})
+    project.git("config", "commit.gpgsign", "false")
+    project.ok("merge", "3")
+    assert project.git("log", "-1", "--format=%G?", "main") == "N"
+
+
+def test_wait_refuses_a_negative_timeout(project: Project) -> None:
+    proc = project.agent("wait", "--timeout", "-1", "--all")
+    assert (proc.returncode, proc.stdout) == (129, "")
+    assert proc.stderr.startswith("error: --timeout must be 0 or more seconds, not '-1'"), proc.stderr
+
+
+def test_empty_merge_message_falls_back_to_the_default(project: Project) -> None:
+    make_tasks(project, {"1": {"a.txt": "a\n"}})
+    project.git("config", "agent.mergeMessage", "")
+    proc = project.agent("merge", "1")
+    assert proc.returncode == 0, proc
+    assert proc.stderr == ("warning: agent.mergeMessage is empty; using the default "
+                           "'feat: Task {id} - {title}'\n")
+    assert project.git("log", "-1", "--format=%s", "main") == "feat: Task 1 - work"

@@ -40,7 +40,7 @@ Blocker = Callable[[str, str], "str | None"]  # (current, merged commit) -> why 
 
 def _chain(git: Git, start: str, candidates: Sequence[Candidate],
            gate: Callable[[Attempt], CheckResult | None], stop: bool = False,
-           blocker: Blocker | None = None) -> tuple[list[Attempt], str]:
+           blocker: Blocker | None = None, sign: bool = False) -> tuple[list[Attempt], str]:
     """Merge candidates one on top of the other from `start`; `blocker`, then `gate`, may veto a merged result.
 
     With `stop`, the chain ends at the first conflict (whose attempt is the last one returned).
@@ -48,7 +48,7 @@ def _chain(git: Git, start: str, candidates: Sequence[Candidate],
     attempts = []
     current, tree = start, git("rev-parse", f"{start}^{{tree}}")
     for cand in candidates:
-        attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree)
+        attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree, sign=sign)
         why = blocker(current, attempt.commit) if blocker and attempt.status == "merged" else None
         if why:  # e.g. an untracked file of the target's worktree in the way: leave this task out
             attempt.status, attempt.check_output, attempt.commit = "blocked", why, ""
@@ -72,7 +72,7 @@ def _record_check(attempt: Attempt, verdict: CheckResult) -> None:
 
 def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: Checker | None = None,
                 *, batch: bool = False, stop_at_conflict: bool = False,
-                blocker: Blocker | None = None) -> tuple[list[Attempt], str]:
+                blocker: Blocker | None = None, sign: bool = False) -> tuple[list[Attempt], str]:
     """Every candidate's attempt, in order, and the commit the target would end at.
 
     With a checker, each merged result is checked before the chain goes on (a failing task is
@@ -80,17 +80,18 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
     first task that breaks it, which is left out before the rest is chained again. With
     `stop_at_conflict` the chain ends at the first conflict. A `blocker` leaves out a merged
     result that could not land (status "blocked", the reason in check_output) before any check.
+    With `sign`, merge commits are signed (commit-tree -S, with user.signingKey), as `git merge` would.
     """
     stop = stop_at_conflict
     if checker is None:
-        return _chain(git, start, candidates, lambda a: None, stop, blocker)
+        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign)
     if not batch:
-        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker)
+        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker, sign)
     done: list[Attempt] = []
     rest = list(candidates)
     base = start
     while True:
-        attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker)
+        attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker, sign)
         merged = [a for a in attempts if a.status == "merged"]
         if not merged:
             return done + attempts, end

@@ -83,7 +83,7 @@ def merge_trees(git: Git, ours: str, theirs: str) -> tuple[bool, MergeTreeResult
 
 
 def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str,
-                    current_tree: str | None = None) -> Attempt:
+                    current_tree: str | None = None, *, sign: bool = False) -> Attempt:
     """Merge `tip` into the commit `current` like `git merge --no-ff`; no ref or worktree changes.
 
     Given `current_tree` (the tree of `current`), the "already up to date" test, a second git
@@ -97,7 +97,9 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
                        messages=[m for kind, _, m in result.messages if kind.startswith("CONFLICT")])
     if result.tree == current_tree and git.ok("merge-base", "--is-ancestor", tip, current):
         return Attempt(task_id, "up-to-date", tree=result.tree)
-    commit = git("commit-tree", result.tree, "-p", current, "-p", tip, "-F", "-", input=message + "\n")
+    # commit-tree ignores commit.gpgSign: -S (which takes user.signingKey) signs as `git merge` would.
+    commit = git("commit-tree", *(["-S"] if sign else []), result.tree, "-p", current, "-p", tip, "-F", "-",
+                 input=message + "\n")
     return Attempt(task_id, "merged", commit=commit, tree=result.tree)
 
 

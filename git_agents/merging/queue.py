@@ -26,8 +26,27 @@ if TYPE_CHECKING:
 
 
 def merge_message(repo: Repo, task: Task) -> str:
-    """The message of a task's merge commit (agent.mergeMessage filled in)."""
-    return render(repo.setting("agent.mergeMessage"), {"id": task.id, "title": task.title, "branch": task.branch})
+    """The message of a task's merge commit (agent.mergeMessage filled in; the default when it is empty)."""
+    return render(merge_template(repo), {"id": task.id, "title": task.title, "branch": task.branch})
+
+
+_warned_empty: set[str] = set()
+
+
+def merge_template(repo: Repo) -> str:
+    """agent.mergeMessage; an empty (or blank) one would make empty merge messages: warn once, use the default."""
+    import sys
+
+    from git_agents.core.settings import DEFAULTS
+
+    template = repo.setting("agent.mergeMessage")
+    if template.strip():
+        return template
+    default = DEFAULTS["agent.mergemessage"]
+    if repo.common_dir not in _warned_empty:
+        _warned_empty.add(repo.common_dir)
+        sys.stderr.write(f"warning: agent.mergeMessage is empty; using the default '{default}'\n")
+    return default
 
 
 def check_target_worktree(repo: Repo, worktree: str) -> None:
@@ -206,8 +225,16 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
     orig, tips = commits[0], commits[1:]
     candidates = [Candidate(t.id, tip, merge_message(repo, t)) for t, tip in zip(tasks, tips)]
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
-                                stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, target))
+                                stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, target),
+                                sign=signs_commits(repo))
     return attempts, orig, new, {t.id: tip for t, tip in zip(tasks, tips)}
+
+
+def signs_commits(repo: Repo) -> bool:
+    """Whether `git merge` would sign its merge commit here (commit.gpgSign); commit-tree needs -S for it."""
+    from git_agents.core.settings import parse_bool
+
+    return parse_bool(repo.setting("commit.gpgSign"))
 
 
 def untracked_blocker(repo: Repo, target: str) -> Blocker | None:
