@@ -230,7 +230,9 @@ def test_gc_during_a_spawn_cannot_prune_the_port_lease(project: Project, tmp_pat
     wrap.mkdir()
     # Real git, with a `git gc --prune=now` run at the worst moment: just before a lease ref is made.
     write_script(wrap / "git", f"""
-        case " $* " in *" update-ref refs/agents/ports/"*) "{real}" gc --quiet --prune=now; echo gc >> "{wrap}/ran" ;; esac
+        case " $* " in
+          *" update-ref refs/agents/ports/"*) "{real}" gc --quiet --prune=now; echo gc >> "{wrap}/ran" ;;
+        esac
         exec "{real}" "$@"
     """)
     env = {"PATH": f"{wrap}{os.pathsep}{os.environ['PATH']}"}

@@ -161,15 +161,17 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
     targets = by_target(to_merge)
     checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
     for target in targets:
-        if target in checked_out:
-            check_target_worktree(repo, checked_out[target])
-        elif opts.interactive:
+        if target not in checked_out and opts.interactive:
             raise AgentError(f"--interactive needs '{target}' checked out in a worktree, to resolve conflicts there",
                              hint=f"check it out (git switch {target}), or merge without --interactive")
     attempts: list[Attempt] = []
     with RepoLock(repo.common_dir, "merge"), Checker(repo, opts.check or "") as checker:
         # Only under the lock: a journal seen without it may belong to a run still in progress.
         refuse_if_interrupted(repo)
+        # ... and a target's worktree seen without it may be half-way through another run's update.
+        for target in targets:
+            if target in checked_out:
+                check_target_worktree(repo, checked_out[target])
         # ... or may have merged some of these tasks meanwhile: decide on fresh metadata.
         repo.reload_config()
         done_meanwhile = {t.id for t in load_tasks(repo).values() if t.state == "merged"}
