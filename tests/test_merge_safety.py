@@ -290,3 +290,28 @@ def test_empty_merge_message_falls_back_to_the_default(project: Project) -> None
     assert proc.stderr == ("warning: agent.mergeMessage is empty; using the default "
                            "'feat: Task {id} - {title}'\n")
     assert project.git("log", "-1", "--format=%s", "main") == "feat: Task 1 - work"
+
+
+def test_journal_stuck_on_an_untracked_file_can_be_continued_or_aborted(project: Project) -> None:
+    """A journal left by a landing that an untracked file stopped (as older versions left it)."""
+    import json
+
+    make_tasks(project, {"1": {"a.txt": "a\n"}, "2": {"new.txt": "task 2\n"}})
+    old = project.git("rev-parse", "main")
+    project.ok("merge", "--all")
+    new = project.git("rev-parse", "main")
+    project.git("reset", "-q", "--hard", old)
+    journal = {"target": "main", "worktree": str(project.path), "old": old, "new": new, "entries": [],
+               "reason": "agent-merge: 2 task(s) into main", "version": 1}
+    journal_path(project).write_text(json.dumps(journal))
+    (project.path / "new.txt").write_text("mine\n")
+    stuck = project.agent("merge", "--continue")
+    assert stuck.returncode == 128
+    assert stuck.stderr.startswith(f"fatal: could not update the worktree at {project.path}: ")
+    assert "; left as they are (not written by this merge): new.txt\n" in stuck.stderr
+    assert (project.path / "new.txt").read_text() == "mine\n"
+    aborted = project.agent("merge", "--abort")
+    assert aborted.returncode == 0, aborted
+    assert project.git("rev-parse", "main") == old and not journal_path(project).exists()
+    assert project.git("status", "--porcelain") == "?? new.txt"
+    assert (project.path / "new.txt").read_text() == "mine\n"

@@ -190,11 +190,9 @@ def _undo(repo: Repo, plan: Journal) -> None:
     elif at == back and plan.new != plan.old and at == plan.old and wt is not None and \
             wt.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() == ref:
         # Interrupted (killed, or the disk full) while updating the worktree: the index is still at
-        # `old`, but files of `new` may have been written. Put exactly those back.
-        kept = put_worktree_back(git, plan.worktree, plan.old, plan.new)
-        if kept:
-            raise AgentError(f"not aborting: {', '.join(kept[:5])} in {plan.worktree} hold something this merge "
-                             "did not write", hint="move them away, then run git agent-merge --abort again")
+        # `old`, but files of `new` may have been written. Put exactly those back; what it did not
+        # write (an untracked file that was in its way) stays as it is.
+        put_worktree_back(git, plan.worktree, plan.old, plan.new)
     elif at != back:
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
                          f"started ({back[:12]}) nor where it was going ({plan.new[:12]}); not touching it",
