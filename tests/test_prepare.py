@@ -125,7 +125,10 @@ def test_presets_expand_to_the_tools_command_lines(project: Project, tmp_path: P
     assert proc.stdout.splitlines()[-1] == "2 merged, 0 not merged"
     assert (tmp_path / "claude.args").read_text().split("\0") == ["--model", "opus", "--print", ""]
     codex = (tmp_path / "codex.args").read_text().split("\0")
-    assert codex[:2] == ["exec", "--full-auto"] and codex[2].endswith("Your task: three\n\nthree") and codex[3:] == [""]
+    common = project.path / ".git"
+    assert codex == ["exec", "--sandbox", "workspace-write", "--add-dir", str(common),
+                     "--add-dir", str(common / "worktrees" / "task-3"), "-", ""]
+    assert (tmp_path / "codex.stdin").read_text().endswith("Your task: three\n\nthree\n")
 
     missing = project.agent("spawn", "4", "--prompt", "x", "--agent", "gemini")
     assert missing.returncode == 1

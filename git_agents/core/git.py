@@ -131,3 +131,16 @@ class Git:
         """Run git and say whether it exited 0 (for questions such as `merge-base --is-ancestor`)."""
         return self.run(*args, ok=range(0, 256)).code == 0
 
+    def passthrough(self, *args: str) -> int:
+        """Run git with this process's terminal (stdin, stdout, stderr, so git's own pager and
+        colour rules apply) and return its exit status: for commands that show git's output as is."""
+        argv = [str(a) for a in args]
+        _maybe_kill()
+        start = time.perf_counter()
+        env = {**os.environ, **(self.env or {})}
+        try:
+            code = subprocess.run(["git", *argv], cwd=self.cwd, env=env, check=False).returncode
+        except OSError as exc:
+            raise GitError(["git", *argv], -1, "", str(exc)) from exc
+        _trace(argv, self.cwd, time.perf_counter() - start, code)
+        return code

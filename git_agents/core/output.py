@@ -77,3 +77,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool
             cells.append(padded)
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f, *range(0x80, 0xa0)]}
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control characters (escape sequences, bells, carriage returns;
+    all but tab and newline) shown as \\xNN, as git shows them in paths, so text from a task or a
+    shared remote cannot move the cursor, clear the screen or retitle the terminal."""
+    return text.translate(_CONTROL)

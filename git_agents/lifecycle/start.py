@@ -13,7 +13,7 @@ from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent
+from git_agents.tasks import agent, tmux
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, make_ready
 from git_agents.tasks.presets import exclude_tool_files, preset_env, preset_for
@@ -73,18 +73,30 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
     return prompt_file
 
 
-def start(repo: Repo, task: Task, command: str) -> int:
-    """Start the task's agent; record its pid; return the pid."""
+def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt_file: str = "",
+          record: dict[str, str | None] | None = None) -> int:
+    """Start the task's agent (in a tmux window with `in_tmux`, see tasks/tmux.py) on `prompt_file`
+    (default: the task's prompt); record its pid, and `record`'s keys with it; return the pid."""
     task.agent = command
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
     env = {**identity_env(repo, task.worktree), **preset_env(preset)}
-    pid, pid_start = agent.launch(task, command, repo.setting("agent.shell"), repo.task_dir(task.id),
-                                  prompt_path(repo, task.id), env)
+    args = (command, repo.setting("agent.shell"), repo.task_dir(task.id),
+            prompt_file or prompt_path(repo, task.id), env)
+    window_keys: dict[str, str | None] = {}
+    if in_tmux:
+        pid, pid_start, window = tmux.launch(repo, task, *args)
+        window_keys = tmux.record_keys(window)
+    else:
+        pid, pid_start = agent.launch(task, *args)
+        if task.tmux_pane:  # an earlier round ran in tmux: this one does not
+            window_keys = tmux.record_keys(None)
     task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""
+    for key, value in window_keys.items():
+        setattr(task, key, value or "")
     write_task(repo, task.id, agent=command, pid=task.pid, pid_start=pid_start, started=task.started,
-               state=None, reason=None)
+               state=None, reason=None, **window_keys, **(record or {}))
     if task.slot:  # the agent now holds the slot: `git agent-pool list` shows its pid
         pool.set_owner(repo, task.slot, task.id, pid, pid_start)
     return pid
@@ -167,21 +179,25 @@ def pool_request(repo: Repo, enabled: bool | None, pool_max: int | None) -> pool
 
 
 def identity_env(repo: Repo, worktree: str) -> dict[str, str]:
-    """GIT_AUTHOR_* and GIT_COMMITTER_* names and emails as git would use them in `worktree`.
+    """The user's identity as git would use it in `worktree`, in the agent's environment.
 
     Some agents run their shell with the user's global config hidden (gemini sets
-    GIT_CONFIG_GLOBAL=/dev/null), so the identity from ~/.gitconfig is passed in the
-    environment, which git reads first. Variables already set, and an identity git cannot
-    work out, are left alone.
+    GIT_CONFIG_GLOBAL=/dev/null), so the identity from ~/.gitconfig is passed on twice:
+    as GIT_AUTHOR_*/GIT_COMMITTER_* (which git reads first) and as user.name/user.email in
+    GIT_CONFIG_COUNT entries (which survive tools that drop variables whose names mention
+    AUTH, as gemini's redaction does). An identity git cannot work out is left alone.
     """
     env: dict[str, str] = {}
     for role in ("AUTHOR", "COMMITTER"):
-        if os.environ.get(f"GIT_{role}_NAME") and os.environ.get(f"GIT_{role}_EMAIL"):
-            continue
         res = repo.git.at(worktree).run("var", f"GIT_{role}_IDENT", ok=range(0, 256))
         name, sep, rest = res.out.partition(" <")
         email = rest.partition(">")[0]
         if res.code == 0 and sep and email:
-            env.setdefault(f"GIT_{role}_NAME", name)
-            env.setdefault(f"GIT_{role}_EMAIL", email)
+            env[f"GIT_{role}_NAME"], env[f"GIT_{role}_EMAIL"] = name, email
+    if "GIT_AUTHOR_NAME" in env:
+        count = os.environ.get("GIT_CONFIG_COUNT", "")
+        n = int(count) if count.isdigit() else 0
+        env.update({f"GIT_CONFIG_KEY_{n}": "user.name", f"GIT_CONFIG_VALUE_{n}": env["GIT_AUTHOR_NAME"],
+                    f"GIT_CONFIG_KEY_{n + 1}": "user.email", f"GIT_CONFIG_VALUE_{n + 1}": env["GIT_AUTHOR_EMAIL"],
+                    "GIT_CONFIG_COUNT": str(n + 2)})
     return env

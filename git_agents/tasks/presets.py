@@ -28,6 +28,10 @@ class Preset:
     root_env: dict[str, str] = field(default_factory=dict)  # ... and only when run as root (containers, CI)
 
 
+_CODEX = ('codex exec --sandbox workspace-write'
+          ' --add-dir "$(git rev-parse --path-format=absolute --git-common-dir)"'
+          ' --add-dir "$(git rev-parse --absolute-git-dir)"')
+
 # name -> preset; each command line runs with agent.shell in the task's worktree.
 PRESETS: dict[str, Preset] = {
     # Claude Code: -p reads the prompt from standard input; as root it refuses to skip permissions
@@ -42,9 +46,51 @@ PRESETS: dict[str, Preset] = {
         resume='claude -p --continue --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
         root_env={"IS_SANDBOX": "1"},
     ),
-    "codex": Preset('codex exec --full-auto "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
+    # codex's workspace-write sandbox keeps every git dir read-only, and a linked worktree's git
+    # dirs (<common>/.git and <common>/.git/worktrees/<name>) lie outside the worktree: both are
+    # added as writable roots so the agent can commit; the rest of the sandbox stays (no network).
+    "codex": Preset(
+        _CODEX + ' - < "$GIT_AGENT_PROMPT_FILE"',
+        # the TUI takes its first message as one argument: past ~100 KB, point it at the file
+        interactive='if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -lt 100000 ]; then p=$(cat "$GIT_AGENT_PROMPT_FILE");'
+                    ' else p="Your task is in the file $GIT_AGENT_PROMPT_FILE: read it and do it."; fi; '
+                    + _CODEX.replace("codex exec ", "codex --no-daemon ") + ' "$p"',
+        resume=_CODEX + ' resume --last - < "$GIT_AGENT_PROMPT_FILE"'),
     "aider": Preset('aider --yes-always --message-file "$GIT_AGENT_PROMPT_FILE"'),
-    "gemini": Preset('gemini --yolo --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"'),
+    # aider: edits from the model's reply and commits each edit itself. It would otherwise write
+    # `.aider*` into a new .gitignore (--no-gitignore), look for a new version and ask about
+    # analytics, and fetch any URL in the prompt (--no-detect-urls). Its history files and tag
+    # cache (.aider.chat.history.md, .aider.input.history, .aider.tags.cache.v4/) stay in the
+    # worktree: --restore-chat-history reads the history back. No way to open its UI with a
+    # first message, so the interactive line runs the prompt, then opens the UI on that chat.
+    "aider": Preset(
+        'aider --yes-always --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
+        ' --no-detect-urls --message-file "$GIT_AGENT_PROMPT_FILE"',
+        interactive='aider --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
+                    ' --no-detect-urls --message-file "$GIT_AGENT_PROMPT_FILE";'
+                    ' exec aider --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
+                    ' --restore-chat-history',
+        resume='aider --yes-always --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
+               ' --no-detect-urls --restore-chat-history --message-file "$GIT_AGENT_PROMPT_FILE"',
+        exclude=(".aider*",),
+    ),
+    # opencode: `run` reads the prompt from standard input (not a TTY) and appends it to any
+    # message; --auto approves the permission prompts it would otherwise reject unattended.
+    # --continue takes the last session of this directory (the worktree).
+    "opencode": Preset(
+        'opencode run --auto < "$GIT_AGENT_PROMPT_FILE"',
+        interactive='opencode --auto --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"',
+        resume='opencode run --auto --continue < "$GIT_AGENT_PROMPT_FILE"',
+    ),
+    # gemini: stdin not a terminal = headless; --skip-trust, since a new worktree is an untrusted
+    # folder (headless gemini exits 55 there); --resume latest is this worktree's last session.
+    # Its UI takes a first message only as an argument (stdin must be the terminal; @file is
+    # truncated), so the interactive line is limited to prompts under 128 KiB.
+    "gemini": Preset(
+        'gemini --skip-trust --approval-mode=yolo < "$GIT_AGENT_PROMPT_FILE"',
+        interactive='gemini --skip-trust --approval-mode=yolo --prompt-interactive "$(cat "$GIT_AGENT_PROMPT_FILE")"',
+        resume='gemini --skip-trust --approval-mode=yolo --resume latest < "$GIT_AGENT_PROMPT_FILE"',
+    ),
 }
 
 _CONFIG_PREFIX = "agent.preset."
@@ -104,3 +150,20 @@ def exclude_tool_files(repo: Repo, patterns: tuple[str, ...]) -> None:
             ("" if EXCLUDE_MARK in have else EXCLUDE_MARK + "\n") + "".join(p + "\n" for p in missing)
         with open(path, "a", encoding="utf-8", errors="surrogateescape") as fh:
             fh.write(block)
+
+
+def expand_interactive(repo: Repo, agent: str) -> str:
+    """The command line for `agent` in a tmux window: a built-in preset's interactive form when
+    it has one, else what `expand` gives (a tool without one runs its unattended form there)."""
+    preset = PRESETS.get(agent.strip().lower())
+    return preset.interactive if preset is not None and preset.interactive else expand(repo, agent)
+
+
+def resume_command(repo: Repo, command: str) -> str:
+    """What `git agent-continue` runs after `command`: the preset's resume form (the tool's own
+    session goes on) when it has one, else the unattended form of a preset run interactively,
+    else `command` itself."""
+    preset = preset_for(repo, command)
+    if preset is None:
+        return command
+    return preset.resume or preset.command

@@ -34,14 +34,21 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def cli_path(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """cli_path("claude") -> the pinned executable, installed if needed, its directory put on PATH."""
+def cli_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """cli_path("claude") -> the pinned executable, installed if needed, put alone on PATH.
+
+    Alone: a PyPI CLI's bin/ also holds its virtual environment's python3, which must not
+    become the python3 that runs bin/git-agent-*.
+    """
 
     def get(name: str) -> Path:
         if not install.installed(name):
             install.install([name])
         exe = install.executable(name)
-        monkeypatch.setenv("PATH", f"{exe.parent}{os.pathsep}{os.environ['PATH']}")
+        only = tmp_path / "cli-bin"
+        only.mkdir(exist_ok=True)
+        (only / exe.name).symlink_to(exe)
+        monkeypatch.setenv("PATH", f"{only}{os.pathsep}{os.environ['PATH']}")
         return exe
 
     return get

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from .pins import PINS
 
-
 # Read once, at import: the tests' sealed environment later moves HOME and drops GIT_* variables.
 _PREFIX = Path(os.environ.get("GIT_AGENTS_E2E_PREFIX") or Path.home() / ".cache" / "git-agents-e2e")
 

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from git_agents.presets import PRESETS
+from git_agents.tasks.presets import PRESETS, preset_env
 
 from ..conftest import Project, run
-from . import install
 from .model_server import Script, ScriptedModel
 from .protocols.anthropic import ROUTES
 
@@ -30,16 +29,11 @@ COMMAND = ('echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && 
            'git add "file-$GIT_AGENT_TASK.txt" && '
            'git commit -q -m "task $GIT_AGENT_TASK: add file-$GIT_AGENT_TASK.txt"')
 
-# TODO(frame): install.prefix() is read after sealed_env has moved HOME into the test's tmp
-# directory and removed GIT_AGENTS_E2E_PREFIX (it starts with GIT_), so cli_path would install
-# into every test's own home. Take the prefix as it is at import time, under the real HOME.
-PREFIX = install.prefix()
 
 
 @pytest.fixture
 def model(cli_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModel]:  # type: ignore[no-untyped-def]
     """The pinned claude on PATH, a hermetic home set up for it, and the scripted model it talks to."""
-    monkeypatch.setenv("GIT_AGENTS_E2E_PREFIX", str(PREFIX))
     cli_path("claude")
     server = ScriptedModel(Script(COMMAND), ROUTES).start()
     home = Path(os.environ["HOME"])
@@ -53,9 +47,6 @@ def model(cli_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedModel]:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-scripted-model-0123456789")
     monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    # TODO(engine): the preset's env (IS_SANDBOX=1, needed as root) is not yet passed by the
-    # engine; set it here until it is.
-    monkeypatch.setenv("IS_SANDBOX", "1")
     yield server
     server.stop()
 
@@ -76,12 +67,12 @@ def _assert_committed(project: Project, tasks: list[str]) -> None:
 def _assert_merged(project: Project, tasks: list[str], branches: bool = True) -> None:
     for task in tasks:
         assert (project.path / f"file-{task}.txt").read_text() == f"work of task {task}\n"
-        assert not branches or run(["git", "merge-base", "--is-ancestor", f"task-{task}", "main"], project.path).returncode == 0
+        assert not branches or run(["git", "merge-base", "--is-ancestor", f"task-{task}", "main"],
+                                   project.path).returncode == 0
     assert project.git("status", "--porcelain") == ""
 
 
 def test_three_parallel_tasks_commit_and_merge(project: Project, model: ScriptedModel) -> None:
-    started = time.monotonic()
     project.ok("spawn", "1", "2", "3", "--agent", "claude", "--prompt", "Add your task's file and commit it.")
     project.ok("wait", "--all", timeout=100)
     _assert_committed(project, ["1", "2", "3"])
@@ -94,7 +85,6 @@ def test_three_parallel_tasks_commit_and_merge(project: Project, model: Scripted
     _assert_merged(project, ["1", "2", "3"])
     # one scripted Bash call and one final turn per agent, nothing else needed from the model
     assert sum(r.path.startswith("/v1/messages") for r in model.requests) >= 6
-    assert time.monotonic() - started < 100
 
 
 def test_run_of_a_task_file_with_two_jobs(project: Project, model: ScriptedModel, tmp_path: Path) -> None:
@@ -123,7 +113,7 @@ def test_a_prompt_over_128_kib(project: Project, model: ScriptedModel, tmp_path:
 
 def _preset_env(project: Project, task: str, prompt_file: Path) -> dict[str, str]:
     """What the engine gives an agent, for running a preset's other command lines by hand."""
-    return {**PRESETS["claude"].env, "GIT_AGENT_TASK": task, "GIT_AGENT_BRANCH": f"task-{task}",
+    return {**preset_env(PRESETS["claude"]), "GIT_AGENT_TASK": task, "GIT_AGENT_BRANCH": f"task-{task}",
             "GIT_AGENT_WORKTREE": str(project.worktrees / f"task-{task}"), "GIT_AGENT_PROMPT_FILE": str(prompt_file)}
 
 
