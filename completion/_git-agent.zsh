@@ -86,6 +86,7 @@ _git-agent-merge () {
 		'-v[print more detail]' \
 		'--verbose[print more detail]' \
 		'--remote=[merge the finished tasks of the queue on <remote>]:remote: ' \
+		'--verify-signatures[--remote\: merge only results signed by a trusted key (default\: agent.verifyResults)]' \
 		'-n[only report, in merge order, which tasks would merge and which would conflict]' \
 		'--dry-run[only report, in merge order, which tasks would merge and which would conflict]' \
 		'--check=[run <cmd> on each merged result in a scratch worktree; merge only if it passes (default\: agent.mergeCheck)]:cmd: ' \
@@ -94,6 +95,7 @@ _git-agent-merge () {
 		'-i[stop at the first conflict, in the target'\''s worktree, for you to resolve]' \
 		'--interactive[stop at the first conflict, in the target'\''s worktree, for you to resolve]' \
 		'--rebase[rebase a conflicting task onto the target so far (in its worktree) and merge it if that applies]' \
+		'--resolve=-[have an agent resolve a conflicting task in its worktree, then merge it (default\: agent.resolveAgent, else the task'\''s own agent)]::agent: ' \
 		'--continue[finish an interrupted merge]' \
 		'--abort[undo an interrupted merge\: put the target back]' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \

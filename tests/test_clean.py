@@ -107,7 +107,8 @@ def test_agent_environment_and_prompt(project: Project, tmp_path: Path) -> None:
     prompt_file = common / "agents" / "tasks" / "6" / "prompt.md"
     port = int(project.git("config", "agent-task.6.port"))  # the first free block of agent.portRange
     assert (project.worktrees / "env-6.txt").read_text().splitlines() == [
-        "GIT_AGENT_BRANCH=task-6", f"GIT_AGENT_INDEX={(port - 20000) // 10 + 1}", f"GIT_AGENT_PORT={port}",
+        "GIT_AGENT_BRANCH=task-6", f"GIT_AGENT_INDEX={(port - 20000) // 10 + 1}",
+        f"GIT_AGENT_LAUNCH={project.git('config', 'agent-task.6.launch')}", f"GIT_AGENT_PORT={port}",
         f"GIT_AGENT_PROMPT_FILE={prompt_file}", "GIT_AGENT_TASK=6",
         "GIT_AGENT_TITLE=the title", f"GIT_AGENT_WORKTREE={wt}", str(wt)]
     prompt = project.ok("prompt", "6").stdout

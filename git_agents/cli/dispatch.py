@@ -44,6 +44,9 @@ COMMANDS: dict[str, str] = {
 _MODULES = {"continue": "continue_"}
 
 
+# Options whose value is given only after '=' (git's `--color[=<when>]`): alone, they mean this value.
+_EQUALS_ONLY = {"--color": "always", "--resolve": ""}
+
 USAGE_WIDTH = 24  # as git's parse-options: option names up to this column, help from column 26
 
 
@@ -54,7 +57,7 @@ def option_label(action: argparse.Action) -> str:
     if action.nargs == 0:
         return names
     metavar = action.metavar or f"<{action.dest.replace('_', '-')}>"
-    if action.nargs == "?" and "--color" in action.option_strings:  # its value only after '='
+    if action.nargs == "?" and set(action.option_strings) & _EQUALS_ONLY.keys():  # its value only after '='
         return f"{names}[={metavar}]"
     if action.nargs == "?":
         return f"{names} [{metavar}]"
@@ -121,10 +124,11 @@ class Parser(argparse.ArgumentParser):
         # git's --color[=<when>] takes its value only after '=': `--color 48` is --color=always
         # and task 48, where argparse would take 48 as the value.
         args = list(sys.argv[1:] if args is None else args)
-        colour = self._option_string_actions.get("--color")
-        if colour is not None and colour.nargs == "?":
-            end = args.index("--") if "--" in args else len(args)
-            args[:end] = ["--color=always" if a == "--color" else a for a in args[:end]]
+        end = args.index("--") if "--" in args else len(args)
+        for name, alone in _EQUALS_ONLY.items():
+            action = self._option_string_actions.get(name)
+            if action is not None and action.nargs == "?":
+                args[:end] = [f"{name}={alone}" if a == name else a for a in args[:end]]
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:

@@ -32,7 +32,8 @@ returns at once; use git agent-status and git agent-wait to follow the agents.
 
 The agent runs with GIT_AGENT_TASK, GIT_AGENT_BRANCH, GIT_AGENT_WORKTREE, GIT_AGENT_TITLE and
 GIT_AGENT_PROMPT_FILE set, and GIT_AGENT_PORT (the first of a block of ports leased to the
-task alone, returned by git agent-clean) and GIT_AGENT_INDEX (1, 2, ...); its output goes to
+task alone, returned by git agent-clean), GIT_AGENT_INDEX (1, 2, ...) and GIT_AGENT_LAUNCH
+(an id of this start of the agent, by which git-agents finds its processes); its output goes to
 agent.log in the task's directory inside the repository's git directory. Without an agent
 command spawn only prepares the worktree. With --tmux (or agent.tmux) each agent runs
 interactively in its own window, named after the task, of one tmux session per repository

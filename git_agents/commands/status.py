@@ -20,7 +20,10 @@ worktree and title. The state is one of: not started (no agent was run), running
 exited 0, work not committed (the agent left changes but no commit), died (the agent ended
 without recording an exit status), failed (spawn could not start it, or its setup failed),
 interrupted (git agent-run was stopped while it ran), worktree missing, conflict (the last
-merge attempt conflicted), check-failed, merged.
+merge attempt conflicted), check-failed, merged. An agent is running while any process it
+started is alive. A worktree whose HEAD was detached and holds commits that no branch
+contains adds ", detached HEAD with <n> commit(s) not on any branch" to the state: that work
+is on no branch, and git agent-clean keeps the task until it is.
 """
 
 JSON_VERSION = 1
@@ -31,7 +34,8 @@ the fields id, title, branch, worktree, base (the target branch), state (as in t
 column), agent (not started, running, exited, died or failed to start), exit_code, pid,
 started, finished, ahead (commits not in the target branch), files_changed, uncommitted
 (true, false or null when the worktree is missing), worktree_exists, conflicts (paths),
-reason and slot. "version" changes only when a field is removed or changes meaning.
+reason, slot and detached_commits (commits only the worktree's detached HEAD holds, 0 when
+its HEAD is on a branch, null when the worktree is missing). "version" changes only when a field is removed or changes meaning.
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from git_agents.core.errors import AgentError, ExitCode
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import (
     describe_unsaved,
@@ -28,20 +29,33 @@ def is_merged(repo: Repo, task: Task) -> bool:
     return has_commits and repo.git.ok("merge-base", "--is-ancestor", branch, target)
 
 
+def commits_on_detached_head(repo: Repo, worktree: str, keep: list[str] | None = None) -> int:
+    """Commits of a worktree's HEAD that no branch contains (nor any of `keep`): work that only
+    a detached HEAD holds, which removing the worktree would leave dangling. 0 when HEAD is on
+    a branch (that branch is judged on its own) or cannot be read."""
+    res = repo.git.at(worktree).run("rev-list", "--count", "HEAD", "--not", "--branches", *(keep or []), "--",
+                                    ok=(0, 128))
+    return int(res.out.strip()) if res.code == 0 and res.out.strip().isdigit() else 0
+
+
 def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
     """Reasons a task cannot be removed without --force (empty: safe)."""
     reasons = []
-    if task.agent and agent.read_exit(repo.task_dir(task.id)) is None and agent.is_alive(task.pid, task.pid_start):
-        reasons.append(f"its agent is still running (pid {task.pid})")
+    found = agent.running(task)
+    if found is not None:
+        reasons.append(f"its agent is still running (pid {found[0]})")
     if task.worktree and os.path.isdir(task.worktree):
         entries = unsaved_work(repo, task.worktree)
         if entries:
             reasons.append(f"its worktree has uncommitted or untracked work ({describe_unsaved(entries)})")
+        keep = [task.base_commit] if task.base_commit else []
         slot = pool.read_slots(repo, details=True).get(task.slot) if task.slot else None
-        if slot and slot.claim and slot.claim.task == task.id and slot.exists:
-            count = pool.unreachable_commits(repo, slot)
-            if count:
-                reasons.append(f"its slot {slot.name} has {count} commit(s) that no branch contains")
+        if slot and slot.claim and slot.claim.task == task.id and slot.claim.commit:
+            keep.append(slot.claim.commit)
+        detached = commits_on_detached_head(repo, task.worktree, keep)
+        if detached:
+            reasons.append(f"its slot {task.slot} has {detached} commit(s) that no branch contains" if task.slot else
+                           f"its worktree has a detached HEAD with {detached} commit(s) that no branch contains")
     branch = f"refs/heads/{task.branch}"
     if task.branch and repo.git.has_ref(branch):
         target = f"refs/heads/{task.base}"
@@ -53,9 +67,18 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
 
 
 def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
-    """Stop the agent, remove worktree (or release its pool slot) and branch, forget the task."""
-    if force and task.agent:
-        agent.stop(task.pid, task.pid_start)
+    """Stop the agent, remove worktree (or release its pool slot) and branch, forget the task.
+
+    Without `force` the caller has checked what_would_be_lost; a removal never starts while a
+    process of the task's agent runs (with `force`, it is stopped and waited for first).
+    """
+    if force:
+        agent.stop_task(task, repo.task_dir(task.id))
+    else:
+        found = agent.running(task)
+        if found is not None:
+            raise AgentError(f"not removing task {task.id}: its agent is still running (pid {found[0]})",
+                             hint=f"stop it first with: git agent-stop {task.id}", code=ExitCode.FAILED)
     if task.slot:
         # Detaches the slot first, so the branch below is no longer checked out; a slot that
         # another claimer holds by now is left alone.

@@ -365,6 +365,9 @@ def release(repo: Repo, slot_name: str, *, force: bool = False, task: str | None
                              code=ExitCode.FAILED)
         if slot.exists:
             reasons = [] if force else what_would_be_lost(repo, slot)
+            if not force and task is None and held.task and held.alive():
+                # a task's agent (set_owner made it the claim's owner) whose record is gone
+                reasons.insert(0, f"a running process of task {held.task} (pid {held.pid})")
             if reasons:
                 raise AgentError(f"not releasing {slot_name}: it holds {'; '.join(reasons)}",
                                  hint=f"commit it to a branch or stash it in {slot.path},"

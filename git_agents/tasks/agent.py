@@ -1,8 +1,19 @@
 """Starting an agent detached in its worktree, and telling whether it is still running.
 
-The agent runs under a tiny shell supervisor that writes the agent's exit status and end
-time to `<task-dir>/exit` (atomically, by rename) when it ends, so the exit code is known
-even if it ends while no git-agents process is watching.
+The agent runs under a tiny shell supervisor that writes the agent's exit status, end time
+and launch id to `<task-dir>/exit` (atomically, by rename) when it ends, so the exit code is
+known even if it ends while no git-agents process is watching.
+
+The supervisor leads a new session and process group; everything the agent starts stays in
+that group (unless it leaves it on purpose with setsid). An agent is running while any process
+of its group is alive, not only while the supervisor is: a shell that ignores SIGTERM, or a
+background child that writes later, keeps its worktree in use after the supervisor has ended.
+
+Each launch has an id, written to the task record before the agent is forked, passed to the
+supervisor (in its argv, so /proc shows it, and as GIT_AGENT_LAUNCH in every descendant's
+environment) and written into the exit record. An exit record belongs to the launch whose id
+it holds, and a launch whose pid was never recorded (its starter was killed) is found again
+by that id.
 """
 
 from __future__ import annotations
@@ -14,22 +25,26 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from git_agents.tasks.store import Task
 
-# $1: the agent command line; $2: the exit record; $3: the shell to run the command with.
-# A trapped (not ignored) TERM lets the agent receive the signal while the supervisor lives
-# on to record how it ended.
+# $1: the agent command line; $2: the exit record; $3: the shell to run the command with;
+# $4: the launch id. A trapped (not ignored) TERM lets the agent receive the signal while the
+# supervisor lives on to record how it ended.
 SUPERVISOR = r"""
 trap 'echo "git-agents: agent stopped by a signal" >&2' TERM INT HUP
 "$3" -c "$1"
 rc=$?
-printf '%s %s\n' "$rc" "$(date +%s)" > "$2.tmp" && mv -f "$2.tmp" "$2"
+printf '%s %s %s\n' "$rc" "$(date +%s)" "$4" > "$2.tmp" && mv -f "$2.tmp" "$2"
 exit "$rc"
 """
+SUPERVISOR_NAME = "git-agent-supervisor"  # its $0
+LAUNCH_ENV = "GIT_AGENT_LAUNCH"
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when stopping an agent
 
 # Variables that would point the agent's git at this repository instead of its worktree.
 _REPO_LOCAL_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_COMMON_DIR",
@@ -54,15 +69,34 @@ def log_path(task_dir: str) -> str:
     return os.path.join(task_dir, "agent.log")
 
 
-def read_exit(task_dir: str) -> ExitRecord | None:
-    """The exit record, or None while the agent has not ended (or never ran)."""
+def read_exit(task_dir: str, launch_id: str = "") -> ExitRecord | None:
+    """The exit record, or None while the agent has not ended (or never ran).
+
+    With `launch_id`, only a record of that launch counts: one left by an earlier launch of
+    the task (or by another copy) is not this launch's end.
+    """
     try:
         with open(exit_path(task_dir), encoding="utf-8") as fh:
-            code, _, finished = fh.read().strip().partition(" ")
+            code, finished, *rest = fh.read().split()
+        if launch_id and rest[:1] != [launch_id]:
+            return None
         when = datetime.fromtimestamp(int(finished), UTC).astimezone()
         return ExitRecord(int(code), when.isoformat(timespec="seconds"))
     except (OSError, ValueError):
         return None
+
+
+def write_exit(task_dir: str, code: int, launch_id: str) -> None:
+    """Record an end the supervisor could not record (it was killed with its group)."""
+    path = exit_path(task_dir)
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        fh.write(f"{code} {int(time.time())} {launch_id}\n")
+    os.replace(path + ".tmp", path)
+
+
+def new_launch_id() -> str:
+    """A fresh launch id (random: two launches, even in two repositories, never share one)."""
+    return os.urandom(8).hex()
 
 
 def missing_program(command: str, cwd: str) -> str | None:
@@ -110,19 +144,21 @@ def agent_env(task: Task, prompt_file: str) -> dict[str, str]:
 
 
 def launch(task: Task, command: str, shell: str, task_dir: str, prompt_file: str,
-           extra_env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Start `command` detached in the task's worktree (with `extra_env` over its environment);
-    return (pid, process start stamp)."""
+           extra_env: dict[str, str] | None = None, launch_id: str = "") -> tuple[int, str]:
+    """Start `command` detached in the task's worktree (with `extra_env` over its environment)
+    as launch `launch_id`; return (pid, process start stamp)."""
     os.makedirs(task_dir, exist_ok=True)
     for stale in (exit_path(task_dir), exit_path(task_dir) + ".tmp"):
         if os.path.exists(stale):
             os.unlink(stale)
     with open(log_path(task_dir), "ab") as log, _sigint_unblocked():
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", SUPERVISOR, "git-agent-supervisor", command, exit_path(task_dir), shell],
-            cwd=task.worktree, env={**agent_env(task, prompt_file), **(extra_env or {})}, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-    return proc.pid, process_start(proc.pid) or ""
+            ["/bin/sh", "-c", SUPERVISOR, SUPERVISOR_NAME, command, exit_path(task_dir), shell, launch_id],
+            cwd=task.worktree, env={**agent_env(task, prompt_file), **(extra_env or {}), LAUNCH_ENV: launch_id},
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    # Read even from a zombie: not reaped yet (proc is ours), the pid cannot have been reused.
+    fields = _stat_fields(proc.pid) or []
+    return proc.pid, fields[19] if len(fields) > 19 else ""
 
 
 @contextlib.contextmanager
@@ -172,28 +208,164 @@ def program_name(pid: int) -> str:
         return ""
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`, from /proc."""
+    members = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                members.append(int(name))
+    return members
+
+
 def is_alive(pid: str, start: str) -> bool:
-    """Whether the recorded process still runs (the same process, not a reused pid)."""
-    if not pid.isdigit():
+    """Whether the recorded process, or any process of the group it leads, still runs.
+
+    `start` tells a reused pid apart: a process with that pid but another start stamp means
+    the group has ended (the kernel does not reuse a process group's id while it has
+    members). The stamp "gone" records a leader that had ended when its group was found.
+    """
+    if not pid.isdigit() or int(pid) <= 1:
         return False
-    if os.path.isdir("/proc"):
-        now = process_start(int(pid))
-        return now is not None and (not start or now == start)
+    n = int(pid)
+    if not os.path.isdir("/proc"):
+        try:
+            os.killpg(n, 0)
+        except ProcessLookupError:
+            try:
+                os.kill(n, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        except PermissionError:
+            return True
+        return True
+    fields = _stat_fields(n)
+    if fields and fields[0] not in ("Z", "X"):
+        return not start or (len(fields) > 19 and fields[19] == start)
+    if fields and start and len(fields) > 19 and fields[19] != start:
+        return False  # a zombie of another process: the pid was reused, so our group is gone
     try:
-        os.kill(int(pid), 0)
+        os.killpg(n, 0)  # cheap first answer: no such group at all
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return bool(group_members(n))  # killpg also counts zombies nobody has reaped
+
+
+def wait_gone(pid: str, start: str, seconds: float) -> bool:
+    """Wait until nothing of the recorded process group runs; False if it still does after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while is_alive(pid, start):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
     return True
 
 
-def stop(pid: str, start: str, sig: int = signal.SIGTERM) -> bool:
-    """Signal the agent's whole process group; False if it had already ended."""
+def signal_group(pid: str, start: str, sig: int) -> bool:
+    """Send `sig` to the recorded process group (or the process, if it leads none); False if nothing runs."""
     if not is_alive(pid, start):
         return False
     try:
         os.killpg(int(pid), sig)
     except ProcessLookupError:
-        return False
+        try:
+            os.kill(int(pid), sig)
+        except ProcessLookupError:
+            return False
     return True
+
+
+def stop(pid: str, start: str, *, grace: float = STOP_GRACE, task_dir: str = "", launch_id: str = "") -> bool:
+    """Stop the agent's whole process group and wait until every process of it is gone.
+
+    SIGTERM first; whatever still runs after `grace` seconds gets SIGKILL. With `task_dir`,
+    an end the supervisor could not record (it was killed too) is recorded as 137 for
+    `launch_id`. False if nothing of it was running.
+    """
+    if not signal_group(pid, start, signal.SIGTERM):
+        return False
+    if not wait_gone(pid, start, grace):
+        signal_group(pid, start, signal.SIGKILL)
+        wait_gone(pid, start, 10)
+    if task_dir and read_exit(task_dir, launch_id) is None:
+        write_exit(task_dir, 128 + signal.SIGKILL, launch_id)
+    return True
+
+
+def find_launch(launch_id: str) -> tuple[str, str] | None:
+    """(pid, start stamp) of the process group running launch `launch_id`, found in /proc.
+
+    The supervisor has the id in its argv; every other process of the launch has it in its
+    environment (the supervisor may have been killed). The stamp is "gone" when only the
+    group's other processes are left.
+    """
+    if not launch_id or not os.path.isdir("/proc"):
+        return None
+    needle = f"{LAUNCH_ENV}={launch_id}".encode()
+    member = None
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if SUPERVISOR_NAME.encode() in argv[:4] and launch_id.encode() in argv:
+            start = process_start(int(name))
+            if start is not None:
+                return name, start
+            continue
+        if member is None:
+            try:
+                with open(f"/proc/{name}/environ", "rb") as fh:
+                    found = needle in fh.read().split(b"\0")
+            except OSError:
+                continue
+            fields = _stat_fields(int(name))
+            if found and fields and len(fields) > 2 and fields[0] not in ("Z", "X"):
+                member = fields[2]
+    return (member, "gone") if member else None
+
+
+def locate(task: Task) -> tuple[str, str]:
+    """(pid, start stamp) of the task's latest launch: as recorded, or found by its launch id
+    when its starter was killed before recording the pid ("", "" when unknown)."""
+    if task.launch and not task.pid:
+        return find_launch(task.launch) or ("", "")
+    return task.pid, task.pid_start
+
+
+def running(task: Task) -> tuple[str, str] | None:
+    """(pid, start stamp) of the task's agent while any process of its latest launch runs, else None."""
+    if not task.agent and not task.launch:
+        return None
+    pid, start = locate(task)
+    return (pid, start) if pid and is_alive(pid, start) else None
+
+
+def stop_tasks(tasks: list[tuple[Task, str]], grace: float = STOP_GRACE) -> dict[str, str]:
+    """Stop the agents of (task, task dir) pairs at once (see stop): SIGTERM to every group,
+    one shared grace period, SIGKILL to what is left. Returns task id -> pid for those that ran."""
+    found = {task.id: (task, task_dir, pids) for task, task_dir in tasks if (pids := running(task))}
+    signalled = {tid: entry for tid, entry in found.items() if signal_group(*entry[2], signal.SIGTERM)}
+    deadline = time.monotonic() + grace
+    for _, _, pids in signalled.values():
+        if not wait_gone(*pids, max(0.0, deadline - time.monotonic())):
+            signal_group(*pids, signal.SIGKILL)
+    for task, task_dir, pids in signalled.values():
+        wait_gone(*pids, 10)
+        if read_exit(task_dir, task.launch) is None:
+            write_exit(task_dir, 128 + signal.SIGKILL, task.launch)
+    return {tid: entry[2][0] for tid, entry in signalled.items()}
+
+
+def stop_task(task: Task, task_dir: str, grace: float = STOP_GRACE) -> str | None:
+    """Stop the task's agent (its whole process group, see stop); the pid it had, or None if none ran."""
+    return stop_tasks([(task, task_dir)], grace).get(task.id)

@@ -43,6 +43,7 @@ class TaskStatus:
     conflicts: list[str]
     reason: str
     slot: str
+    detached_commits: int | None  # commits only the worktree's detached HEAD holds
 
     def to_json(self) -> dict[str, object]:
         """The task as a JSON object (see git-agent-status(1))."""
@@ -66,17 +67,24 @@ def agent_state(repo: Repo, task: Task, *, check_work: bool = True) -> tuple[str
     An agent that exited 0 without a commit of its own but with changes in its worktree is
     NOT_COMMITTED rather than "exited" (with `check_work`; it costs two git calls).
     """
-    if task.state == "failed" and not task.pid:
+    if task.state == "failed" and not task.pid and not task.launch:
         return "failed to start", None, ""
-    if not task.agent:
+    if not task.agent and not task.launch:
         return "not started", None, ""
-    record = agent.read_exit(repo.task_dir(task.id))
+    # Running while any process of the launch's group is alive, even after its supervisor has
+    # written an exit record (a child that ignored SIGTERM, or one left in the background).
+    pid, start = agent.locate(task)
+    if pid and agent.is_alive(pid, start):
+        return "running", None, ""
+    record = agent.read_exit(repo.task_dir(task.id), task.launch)
     if record is not None:
         if check_work and record.code == 0 and work_not_committed(repo, task):
             return NOT_COMMITTED, 0, record.finished
         return "exited", record.code, record.finished
-    if agent.is_alive(task.pid, task.pid_start):
-        return "running", None, ""
+    if task.state == "failed" and not task.pid:
+        return "failed to start", None, ""
+    if task.launch and not pid:
+        return "not started", None, ""  # recorded as about to start, but no process of it was ever found
     return "died", None, ""
 
 
@@ -190,7 +198,9 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
     """The status of each task."""
     if not tasks:
         return []
-    live_worktrees = {os.path.realpath(w.path) for w in list_worktrees(repo) if not w.prunable}
+    listed = [w for w in list_worktrees(repo) if not w.prunable]
+    live_worktrees = {os.path.realpath(w.path) for w in listed}
+    detached_heads = {os.path.realpath(w.path): w.head for w in listed if not w.branch and w.head}
     tips = _branch_tips(repo, {t.branch for t in tasks if t.branch} | {t.base for t in tasks if t.base})
     ahead: dict[str, tuple[int, str]] = {}
     by_target: dict[str, list[str]] = {}
@@ -218,6 +228,15 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
         for t, entries in zip(todo, parallel_map(lambda t: unsaved_work(repo, t.worktree), todo)):
             dirty[t.id] = bool(entries)
 
+    # A detached HEAD is rare: one rev-list for each task whose worktree has one.
+    detached: dict[str, int] = {}
+    for t in tasks:
+        head = detached_heads.get(os.path.realpath(t.worktree)) if exists[t.id] else None
+        if head:
+            keep = [t.base_commit] if t.base_commit else []
+            res = repo.git.run("rev-list", "--count", head, "--not", "--branches", *keep, "--", ok=(0, 128))
+            detached[t.id] = int(res.out.strip()) if res.code == 0 and res.out.strip().isdigit() else 0
+
     result = []
     for t in tasks:
         state_word, code, finished = agent_state(repo, t, check_work=False)
@@ -229,18 +248,25 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
             shown = t.state
         elif t.state == "failed":
             shown = "failed" + (f": {t.reason}" if t.reason else "")
+        elif t.state == "blocked":
+            shown = "blocked" + (f": {t.reason}" if t.reason else "")
         elif not exists[t.id]:
             shown = "worktree missing"
         elif state_word == "exited" and code == 0 and n_ahead == 0 and dirty.get(t.id):
             shown = state_word = NOT_COMMITTED
         elif state_word == "exited":
             shown = f"exited {code}"
+        elif state_word == "not started" and t.after:  # git agent-run starts it once these merged
+            shown = f"waiting for {', '.join(t.after.split())}"
         else:
             shown = state_word
+        n_detached = detached.get(t.id, 0) if exists[t.id] else None
+        if n_detached and t.state != "merged":
+            shown += f", detached HEAD with {n_detached} commit{'s' if n_detached > 1 else ''} not on any branch"
         result.append(TaskStatus(
             id=t.id, title=t.title, branch=t.branch, worktree=t.worktree, base=t.base, state=shown,
             agent=state_word, exit_code=code, pid=int(t.pid) if t.pid.isdigit() else None,
             started=t.started, finished=finished, ahead=n_ahead, files_changed=files,
             uncommitted=dirty.get(t.id), worktree_exists=exists[t.id], conflicts=t.conflict_files,
-            reason=t.reason, slot=t.slot))
+            reason=t.reason, slot=t.slot, detached_commits=n_detached))
     return result

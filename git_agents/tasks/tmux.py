@@ -112,15 +112,15 @@ def session_name(repo: Repo) -> str:
 
 
 def launch(repo: Repo, task: Task, command: str, shell: str, task_dir: str, prompt_file: str,
-           extra_env: dict[str, str] | None = None) -> tuple[int, str, Window]:
+           extra_env: dict[str, str] | None = None, launch_id: str = "") -> tuple[int, str, Window]:
     """Start `command` under the supervisor in a new window named after the task; return
     (pid, process start stamp, window)."""
     os.makedirs(task_dir, exist_ok=True)
     for stale in (agent.exit_path(task_dir), agent.exit_path(task_dir) + ".tmp"):
         if os.path.exists(stale):
             os.unlink(stale)
-    env = {k: v for k, v in {**agent.agent_env(task, prompt_file), **(extra_env or {})}.items()
-           if k not in _PANE_OWN_ENV}
+    env = {k: v for k, v in {**agent.agent_env(task, prompt_file), **(extra_env or {}),
+                             agent.LAUNCH_ENV: launch_id}.items() if k not in _PANE_OWN_ENV}
     spec = os.path.join(task_dir, "tmux-start.json")
     for stale in (spec, spec + ".tmp"):
         if os.path.exists(stale):
@@ -151,7 +151,8 @@ def launch(repo: Repo, task: Task, command: str, shell: str, task_dir: str, prom
         piped = _tmux(["pipe-pane", "-o", "-t", pane_id, f"cat >> {shlex.quote(log)}"], socket=socket)
         if piped.returncode != 0:
             raise AgentError(f"tmux could not copy task {task.id}'s window to its log: {piped.stderr.strip()}")
-        argv = ["/bin/sh", "-c", agent.SUPERVISOR, "git-agent-supervisor", command, agent.exit_path(task_dir), shell]
+        argv = ["/bin/sh", "-c", agent.SUPERVISOR, agent.SUPERVISOR_NAME, command, agent.exit_path(task_dir), shell,
+                launch_id]
         fd = os.open(spec + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the environment
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
             json.dump({"argv": argv, "env": env, "cwd": task.worktree}, fh)
