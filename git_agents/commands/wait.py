@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     """Wait, then report."""
     if not args.ids and not args.all:
         raise UsageError("name the tasks to wait for, or pass --all")
+    if args.timeout is not None and not args.timeout >= 0:  # also refuses nan
+        raise UsageError(f"--timeout must be 0 or more seconds, not '{args.timeout:g}'")
     repo = Repo.discover()
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     deadline = None if args.timeout is None else time.monotonic() + args.timeout

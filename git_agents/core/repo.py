@@ -57,7 +57,13 @@ class Repo:
         if inside != "true" or len(lines) < 5:
             raise AgentError("this operation must be run in a work tree",
                              hint="cd into the repository's work tree (not its .git directory)")
-        return cls(lines[4], git_dir, common_dir)
+        repo = cls(lines[4], git_dir, common_dir)
+        # A worktree entry half-made by a killed `git worktree add` breaks every git command that
+        # looks at all worktrees (rev-list --all, worktree list): repair ours before any of them.
+        from git_agents.core.halfmade import repair_half_made
+
+        repair_half_made(repo, strict=False)
+        return repo
 
     # -- configuration -------------------------------------------------------------------------
     @cached_property

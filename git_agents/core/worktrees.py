@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from git_agents.core.errors import GitError
+from git_agents.core.halfmade import half_made_entries, repair_half_made
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
 
@@ -28,8 +30,18 @@ class Worktree:
 
 
 def list_worktrees(repo: Repo) -> list[Worktree]:
-    """Every worktree of the repository, the main one first."""
-    out = repo.git.run("worktree", "list", "--porcelain", "-z").out
+    """Every worktree of the repository, the main one first.
+
+    An entry half-made by a killed `git worktree add` (empty commondir) makes this fail; one of
+    ours is repaired and the listing retried, any other is named (see repair_half_made).
+    """
+    try:
+        out = repo.git.run("worktree", "list", "--porcelain", "-z").out
+    except GitError:
+        if not half_made_entries(repo):
+            raise
+        repair_half_made(repo, strict=True)
+        out = repo.git.run("worktree", "list", "--porcelain", "-z").out
     result: list[Worktree] = []
     current: Worktree | None = None
     for field in out.split("\0"):
@@ -61,7 +73,16 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str) -> None
     with RepoLock(repo.common_dir, "worktrees"):
         args = ["worktree", "add", "--no-checkout", "--quiet"]
         args += ["-b", branch, path, commit] if branch else ["--detach", path, commit]
-        repo.git.run(*args)
+        made_branch = bool(branch) and not repo.git.has_ref(f"refs/heads/{branch}")
+        try:
+            repo.git.run(*args)
+        except GitError:
+            # `worktree add -b` makes the branch before the worktree: take back the branch this
+            # call made (compare-and-swap: only while it is still at `commit`) and the half-made entry.
+            if made_branch:
+                repo.git.run("update-ref", "-d", f"refs/heads/{branch}", commit, ok=range(0, 256))
+            repo.git.run("worktree", "prune", ok=range(0, 256))
+            raise
     repo.git.at(path).run("reset", "--hard", "--quiet")
 
 
@@ -102,3 +123,4 @@ def unsaved_work(repo: Repo, path: str) -> list[str]:
 def describe_unsaved(entries: list[str], limit: int = 3) -> str:
     """The first few paths of `unsaved_work` entries, for a refusal message."""
     return ", ".join(e[3:] for e in entries[:limit]) + (", ..." if len(entries) > limit else "")
+

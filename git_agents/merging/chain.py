@@ -20,7 +20,7 @@ from git_agents.core.git import Git
 from git_agents.core.repo import Repo
 from git_agents.merging import journal as journal_file
 from git_agents.merging.checks import Checker, CheckResult, first_failing
-from git_agents.merging.inmemory import Attempt, advance_branch, merge_in_memory
+from git_agents.merging.inmemory import Attempt, advance_branch, merge_in_memory, put_worktree_back
 from git_agents.merging.journal import Journal
 from git_agents.tasks.notes import NOTES_REF, add_notes
 from git_agents.tasks.store import write_task
@@ -35,16 +35,23 @@ class Candidate:
     message: str
 
 
+Blocker = Callable[[str, str], "str | None"]  # (current, merged commit) -> why it cannot land, or None
+
+
 def _chain(git: Git, start: str, candidates: Sequence[Candidate],
-           gate: Callable[[Attempt], CheckResult | None], stop: bool = False) -> tuple[list[Attempt], str]:
-    """Merge candidates one on top of the other from `start`; `gate` may veto a merged result.
+           gate: Callable[[Attempt], CheckResult | None], stop: bool = False,
+           blocker: Blocker | None = None, sign: bool = False) -> tuple[list[Attempt], str]:
+    """Merge candidates one on top of the other from `start`; `blocker`, then `gate`, may veto a merged result.
 
     With `stop`, the chain ends at the first conflict (whose attempt is the last one returned).
     """
     attempts = []
     current, tree = start, git("rev-parse", f"{start}^{{tree}}")
     for cand in candidates:
-        attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree)
+        attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree, sign=sign)
+        why = blocker(current, attempt.commit) if blocker and attempt.status == "merged" else None
+        if why:  # e.g. an untracked file of the target's worktree in the way: leave this task out
+            attempt.status, attempt.check_output, attempt.commit = "blocked", why, ""
         if attempt.status == "merged":
             verdict = gate(attempt)
             if verdict is not None:
@@ -64,24 +71,27 @@ def _record_check(attempt: Attempt, verdict: CheckResult) -> None:
 
 
 def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: Checker | None = None,
-                *, batch: bool = False, stop_at_conflict: bool = False) -> tuple[list[Attempt], str]:
+                *, batch: bool = False, stop_at_conflict: bool = False,
+                blocker: Blocker | None = None, sign: bool = False) -> tuple[list[Attempt], str]:
     """Every candidate's attempt, in order, and the commit the target would end at.
 
     With a checker, each merged result is checked before the chain goes on (a failing task is
     left out); with `batch`, only the final result is checked and a failure is bisected to the
     first task that breaks it, which is left out before the rest is chained again. With
-    `stop_at_conflict` the chain ends at the first conflict.
+    `stop_at_conflict` the chain ends at the first conflict. A `blocker` leaves out a merged
+    result that could not land (status "blocked", the reason in check_output) before any check.
+    With `sign`, merge commits are signed (commit-tree -S, with user.signingKey), as `git merge` would.
     """
     stop = stop_at_conflict
     if checker is None:
-        return _chain(git, start, candidates, lambda a: None, stop)
+        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign)
     if not batch:
-        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop)
+        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker, sign)
     done: list[Attempt] = []
     rest = list(candidates)
     base = start
     while True:
-        attempts, end = _chain(git, base, rest, lambda a: None, stop)
+        attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker, sign)
         merged = [a for a in attempts if a.status == "merged"]
         if not merged:
             return done + attempts, end
@@ -178,6 +188,12 @@ def _undo(repo: Repo, plan: Journal) -> None:
             wt.ok("diff-index", "--cached", "--quiet", plan.new, "--"):
         # Interrupted between updating the worktree and the ref: take the worktree back too.
         wt.run("read-tree", "-m", "-u", plan.new, back)
+    elif at == back and plan.new != plan.old and at == plan.old and wt is not None and \
+            wt.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() == ref:
+        # Interrupted (killed, or the disk full) while updating the worktree: the index is still at
+        # `old`, but files of `new` may have been written. Put exactly those back; what it did not
+        # write (an untracked file that was in its way) stays as it is.
+        put_worktree_back(git, plan.worktree, plan.old, plan.new)
     elif at != back:
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
                          f"started ({back[:12]}) nor where it was going ({plan.new[:12]}); not touching it",

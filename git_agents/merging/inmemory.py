@@ -9,9 +9,10 @@ it is only ever at its old commit or at one where every merged task is completel
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
-from git_agents.core.errors import AgentError
+from git_agents.core.errors import AgentError, GitError
 from git_agents.core.git import Git
 
 
@@ -20,7 +21,7 @@ class Attempt:
     """The result of merging one task in memory."""
 
     task_id: str
-    status: str  # "merged", "conflict", "up-to-date", "check-failed"
+    status: str  # "merged", "conflict", "up-to-date", "check-failed", "blocked" (untracked file in the way)
     commit: str = ""
     conflicts: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # git's CONFLICT lines, e.g. "CONFLICT (rename/delete): ..."
@@ -85,7 +86,7 @@ def merge_trees(git: Git, ours: str, theirs: str) -> tuple[bool, MergeTreeResult
 
 
 def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str,
-                    current_tree: str | None = None) -> Attempt:
+                    current_tree: str | None = None, *, sign: bool = False) -> Attempt:
     """Merge `tip` into the commit `current` like `git merge --no-ff`; no ref or worktree changes.
 
     Given `current_tree` (the tree of `current`), the "already up to date" test, a second git
@@ -99,8 +100,52 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
                        messages=[m for kind, _, m in result.messages if kind.startswith("CONFLICT")])
     if result.tree == current_tree and git.ok("merge-base", "--is-ancestor", tip, current):
         return Attempt(task_id, "up-to-date", tree=result.tree)
-    commit = git("commit-tree", result.tree, "-p", current, "-p", tip, "-F", "-", input=message + "\n")
+    # commit-tree ignores commit.gpgSign: -S (which takes user.signingKey) signs as `git merge` would.
+    commit = git("commit-tree", *(["-S"] if sign else []), result.tree, "-p", current, "-p", tip, "-F", "-",
+                 input=message + "\n")
     return Attempt(task_id, "merged", commit=commit, tree=result.tree)
+
+
+def untracked_files(git: Git, worktree: str) -> list[str]:
+    """Untracked, not ignored entries of a worktree (an untracked directory as one `dir/` entry).
+
+    Ignored files are left out: `git merge` (and the `read-tree -m -u` we land with) overwrite them.
+    """
+    out = git.at(worktree).run("--no-optional-locks", "ls-files", "-z", "--others", "--exclude-standard",
+                               "--directory", "--no-empty-directory").out
+    return [p for p in out.split("\0") if p]
+
+
+def path_in_the_way(worktree: str, untracked: list[str], added: list[str]) -> str | None:
+    """The first untracked path of `worktree` that adding the files `added` would overwrite, or None.
+
+    In the way, as `git merge` sees it: an untracked file at an added path or where an added path
+    needs a directory, or an untracked directory's file at (or on the way to) an added path.
+    """
+    files = {p for p in untracked if not p.endswith("/")}
+    dirs = [p for p in untracked if p.endswith("/")]
+    for path in added:
+        parts = path.split("/")
+        leading = ["/".join(parts[:n]) for n in range(1, len(parts))]
+        for name in [*leading, path]:
+            if name in files:
+                return name
+        if path + "/" in dirs:  # an untracked directory (with files in it) where the task adds a file
+            return path + "/"
+        for d in dirs:
+            if path.startswith(d):
+                # Inside an untracked directory: only what exists on the way to the path is in the way.
+                for name in [*leading, path]:
+                    if len(name) >= len(d) and os.path.lexists(os.path.join(worktree, name)) and \
+                            (name == path or not os.path.isdir(os.path.join(worktree, name))):
+                        return name
+    return None
+
+
+def added_paths(git: Git, old: str, new: str) -> list[str]:
+    """Paths that exist in commit `new` but not in `old`."""
+    out = git.run("diff-tree", "-r", "-z", "--no-renames", "--diff-filter=A", "--name-only", old, new).out
+    return [p for p in out.split("\0") if p]
 
 
 def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | None, reason: str) -> None:
@@ -115,7 +160,121 @@ def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | No
         # half the time on a 100,000-file tree. Then the ref, compare-and-swap. Idempotent: if
         # the index is already at `new` (interrupted in between), read-tree keeps it.
         wt = git.at(worktree)
-        wt.run("read-tree", "-m", "-u", old, new)
+        try:
+            wt.run("read-tree", "-m", "-u", old, new)
+        except GitError as exc:
+            # A run killed half-way through an earlier update (or a full disk now) leaves files of
+            # `new` behind: put them back and try once more, then give up with the worktree as it was.
+            if not wt.ok("diff-index", "--cached", "--quiet", old, "--"):
+                raise
+            kept = put_worktree_back(git, worktree, old, new)
+            try:
+                wt.run("read-tree", "-m", "-u", old, new)
+            except GitError as again:
+                kept = put_worktree_back(git, worktree, old, new)
+                raise _update_failed(worktree, again, kept) from exc
         wt.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)
     else:
         git.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)
+
+
+def _update_failed(worktree: str, exc: GitError, kept: list[str]) -> AgentError:
+    why = next((line for line in exc.stderr.splitlines() if line.strip()), f"exit status {exc.retcode}")
+    for prefix in ("fatal: ", "error: "):
+        why = why.removeprefix(prefix)
+    where = (f"; left as they are (not written by this merge): {', '.join(kept)}" if kept
+             else "; it is back as it was")
+    return AgentError(f"could not update the worktree at {worktree}: {why}{where}",
+                      hint="fix what stopped it (a full disk, a file in the way, another git holding a lock), "
+                           "then: git agent-merge --continue\nor undo the run with: git agent-merge --abort")
+
+
+def _changed(git: Git, old: str, new: str) -> dict[str, tuple[bool, str]]:
+    """Paths that differ between two commits: {path: (exists in old, blob id in new)}."""
+    fields = git.run("diff-tree", "-r", "-z", "--no-renames", "--raw", old, new).out.split("\0")
+    changes: dict[str, tuple[bool, str]] = {}
+    i = 0
+    while i < len(fields):
+        if fields[i].startswith(":") and i + 1 < len(fields):  # ":<old mode> <new mode> <old id> <new id> <st>"
+            meta = fields[i][1:].split()
+            changes[fields[i + 1]] = (meta[0] != "000000", meta[3])
+            i += 2
+        else:
+            i += 1
+    return changes
+
+
+def _differing(wt: Git, paths: list[str]) -> list[str]:
+    """Those of `paths` whose worktree file differs from the index (changed, missing or untracked)."""
+    found: list[str] = []
+    for start in range(0, len(paths), 500):  # bounded command lines
+        out = wt.run("--literal-pathspecs", "--no-optional-locks", "status", "--porcelain", "-z", "--no-renames",
+                     "--untracked-files=all", "--ignored=no", "--", *paths[start:start + 500]).out
+        found += [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+    return found
+
+
+def put_worktree_back(git: Git, worktree: str, old: str, new: str) -> list[str]:
+    """Undo a partial `read-tree -m -u old new` in `worktree`, whose index is still at `old`.
+
+    Each path the update touches is put back as `old` has it: a file it wrote (complete, or
+    empty as a full disk leaves it) is removed or rewritten from the index; a path that holds
+    anything else was not written by it and is left alone. Returns those paths; raises
+    AgentError when the worktree still differs afterwards (e.g. the disk is still full).
+    """
+    wt = git.at(worktree)
+    changes = _changed(git, old, new)
+    if not changes:
+        return []
+    kept: list[str] = []
+    restore: list[str] = []
+    removed: list[str] = []
+    for path in _differing(wt, list(changes)):
+        if path not in changes:
+            continue
+        in_old, new_blob = changes[path]
+        full = os.path.join(worktree, path)
+        if os.path.lexists(full) and not _written_by_update(wt, path, full, new_blob):
+            kept.append(path)
+            continue
+        if os.path.lexists(full) and not os.path.isdir(full):
+            os.unlink(full)
+            removed.append(path)
+        if in_old:
+            restore.append(path)
+    for path in removed:  # directories the update made for new files (only empty ones go)
+        parent = os.path.dirname(path)
+        while parent:
+            try:
+                os.rmdir(os.path.join(worktree, parent))
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+    if restore:
+        wt.run("checkout-index", "-f", "-z", "--stdin", input="\0".join(restore) + "\0")
+    # The rewritten files have new stat data: refresh it, or the next read-tree calls them "not uptodate".
+    wt.run("update-index", "-q", "--refresh", ok=(0, 1))
+    left = [p for p in _differing(wt, list(changes)) if p in changes and p not in kept]
+    if left:
+        raise AgentError(f"could not put the worktree at {worktree} back: {', '.join(left[:5])} still differ",
+                         hint="free some space and run the same command again")
+    return kept
+
+
+def _written_by_update(wt: Git, path: str, full: str, blob: str) -> bool:
+    """Whether the file at `path` is what the update left: empty (a failed write) or `blob` complete."""
+    if os.path.islink(full) or os.path.isdir(full):
+        return False
+    size = os.path.getsize(full)
+    if size == 0:
+        return True
+    if blob == "0" * len(blob):
+        return False
+    if wt("hash-object", "--path", path, "--", path) == blob:
+        return True
+    # A write cut short by a full disk: the start of the blob (compared as the gateway reads text).
+    if size >= int(wt("cat-file", "-s", blob)):
+        return False
+    with open(full, "rb") as fh:
+        start = fh.read().decode("utf-8", "ignore")
+    return bool(start) and wt.run("cat-file", "blob", blob).out.startswith(start)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from git_agents.core.errors import AgentError
 from git_agents.core.lock import RepoLock
@@ -22,10 +23,32 @@ from git_agents.tasks.prompt import render
 from git_agents.tasks.status import agent_state
 from git_agents.tasks.store import Task, join_paths, load_tasks, now_iso
 
+if TYPE_CHECKING:
+    from git_agents.merging.chain import Blocker
+
 
 def merge_message(repo: Repo, task: Task) -> str:
-    """The message of a task's merge commit (agent.mergeMessage filled in)."""
-    return render(repo.setting("agent.mergeMessage"), {"id": task.id, "title": task.title, "branch": task.branch})
+    """The message of a task's merge commit (agent.mergeMessage filled in; the default when it is empty)."""
+    return render(merge_template(repo), {"id": task.id, "title": task.title, "branch": task.branch})
+
+
+_warned_empty: set[str] = set()
+
+
+def merge_template(repo: Repo) -> str:
+    """agent.mergeMessage; an empty (or blank) one would make empty merge messages: warn once, use the default."""
+    import sys
+
+    from git_agents.core.settings import DEFAULTS
+
+    template = repo.setting("agent.mergeMessage")
+    if template.strip():
+        return template
+    default = DEFAULTS["agent.mergemessage"]
+    if repo.common_dir not in _warned_empty:
+        _warned_empty.add(repo.common_dir)
+        sys.stderr.write(f"warning: agent.mergeMessage is empty; using the default '{default}'\n")
+    return default
 
 
 def check_target_worktree(repo: Repo, worktree: str) -> None:
@@ -35,7 +58,9 @@ def check_target_worktree(repo: Repo, worktree: str) -> None:
     if os.path.exists(os.path.join(worktree, merge_head)):
         raise AgentError(f"the worktree at {worktree} is in the middle of a merge",
                          hint="finish it (git commit) or abort it (git merge --abort) first")
-    dirty = git.run("status", "--porcelain", "--untracked-files=no").out
+    # --no-optional-locks: this runs outside the merge lock, while another merge may be landing
+    # in this very worktree; a `status` holding index.lock would make that run's read-tree fail.
+    dirty = git.run("--no-optional-locks", "status", "--porcelain", "--untracked-files=no").out
     if dirty.strip():
         raise AgentError(f"the worktree at {worktree} has uncommitted changes; merging would mix them in",
                          hint="commit or stash them first (git stash)")
@@ -90,6 +115,8 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[
             why = "its worktree has uncommitted or untracked work (commit it, or it would be left out)"
         if why is None and f"refs/heads/{task.branch}" not in branches:
             why = f"its branch '{task.branch}' is gone"
+        if why is None and f"refs/heads/{task.base}" not in branches:  # deleted since: merge the rest
+            why = f"its target branch '{task.base}' is gone"
         if why:
             if explicit or why != "already merged":
                 problems[task.id] = why
@@ -139,15 +166,17 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
     targets = by_target(to_merge)
     checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
     for target in targets:
-        if target in checked_out:
-            check_target_worktree(repo, checked_out[target])
-        elif opts.interactive:
+        if target not in checked_out and opts.interactive:
             raise AgentError(f"--interactive needs '{target}' checked out in a worktree, to resolve conflicts there",
                              hint=f"check it out (git switch {target}), or merge without --interactive")
     attempts: list[Attempt] = []
     with RepoLock(repo.common_dir, "merge"), Checker(repo, opts.check or "") as checker:
         # Only under the lock: a journal seen without it may belong to a run still in progress.
         refuse_if_interrupted(repo)
+        # ... and a target's worktree seen without it may be half-way through another run's update.
+        for target in targets:
+            if target in checked_out:
+                check_target_worktree(repo, checked_out[target])
         # ... or may have merged some of these tasks meanwhile: decide on fresh metadata.
         repo.reload_config()
         done_meanwhile = {t.id for t in load_tasks(repo).values() if t.state == "merged"}
@@ -205,8 +234,39 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
     orig, tips = commits[0], commits[1:]
     candidates = [Candidate(t.id, tip, merge_message(repo, t)) for t, tip in zip(tasks, tips)]
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
-                                stop_at_conflict=stop_at_conflict)
+                                stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, target),
+                                sign=signs_commits(repo))
     return attempts, orig, new, {t.id: tip for t, tip in zip(tasks, tips)}
+
+
+def signs_commits(repo: Repo) -> bool:
+    """Whether `git merge` would sign its merge commit here (commit.gpgSign); commit-tree needs -S for it."""
+    from git_agents.core.settings import parse_bool
+
+    return parse_bool(repo.setting("commit.gpgSign"))
+
+
+def untracked_blocker(repo: Repo, target: str) -> Blocker | None:
+    """What leaves out a task whose merge would overwrite an untracked file where `target` is checked out.
+
+    `git merge` refuses such a merge ("untracked working tree file would be overwritten"); landing
+    it with read-tree would fail the same way after the journal is written, and stop every task.
+    Decided by paths (the merge's added files against `ls-files --others`), before anything moves.
+    None when the target is checked out nowhere or its worktree has no untracked files.
+    """
+    from git_agents.merging.inmemory import added_paths, path_in_the_way, untracked_files
+
+    worktree = next((w.path for w in list_worktrees(repo) if w.branch == target), None)
+    if worktree is None:
+        return None
+    untracked = untracked_files(repo.git, worktree)
+    if not untracked:
+        return None
+
+    def blocker(current: str, commit: str) -> str | None:
+        path = path_in_the_way(worktree, untracked, added_paths(repo.git, current, commit))
+        return None if path is None else f"untracked working tree file would be overwritten by merge: {path}"
+    return blocker
 
 
 def _entry(repo: Repo, task: Task, a: Attempt, target: str, merged_at: str) -> Entry | None:

@@ -36,6 +36,10 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
                 _print(f"Task {a.task_id} has no commits to merge")
         elif a.status == "check-failed":
             _print(check_failure_text(a, kept), end="")
+        elif a.status == "blocked":
+            _print(f"Task {a.task_id} would not merge: {a.check_output}" if dry_run else
+                   f"Task {a.task_id} not merged: {a.check_output} "
+                   f"(move or remove it, then merge again; {kept})")
         elif dry_run:
             _print(f"Task {a.task_id} would conflict: {quote_paths(a.conflicts, repo.config)}")
             for line in a.messages:
@@ -59,7 +63,7 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
             _print(line)
     for task_id, why in problems.items():
         sys.stderr.write(printable(f"warning: skipped task {task_id}: {why}", newlines=False) + "\n")
-    not_merged = len(problems) + sum(a.status in ("conflict", "check-failed", "resolving")
+    not_merged = len(problems) + sum(a.status in ("conflict", "check-failed", "resolving", "blocked")
                                      or (a.status == "up-to-date" and show_empty) for a in attempts)
     if not merged and not not_merged:
         _print("Nothing to merge.")

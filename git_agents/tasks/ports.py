@@ -18,6 +18,7 @@ from git_agents.core.repo import Repo
 from git_agents.tasks.store import Task, load_tasks, write_task
 
 REF_PREFIX = "refs/agents/ports/"
+HOLD_PREFIX = "refs/agents/port-holds/"  # keeps a lease's blob from gc until its lease ref exists
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,30 @@ def _holders(repo: Repo) -> dict[str, tuple[str, str]]:
 def lease(repo: Repo, task: Task) -> Lease:
     """Lease a free port block for `task`, record it in the task's metadata, and return it."""
     low, high, size = port_range(repo)
-    blob = repo.git("hash-object", "-w", "--stdin", input=f"task {task.id}\n")
+    hold = f"{HOLD_PREFIX}{task.id}"
+    blob = _held_blob(repo, hold, f"task {task.id}\n")
+    try:
+        return _lease(repo, task, blob, low, high, size)
+    finally:
+        repo.git.run("update-ref", "-d", hold, ok=range(0, 256))
+
+
+def _held_blob(repo: Repo, hold: str, text: str) -> str:
+    """Write the lease's blob and hold it with the ref `hold` at once.
+
+    A fresh loose object that no ref reaches is fair game for `git gc --prune=now`; the ports are
+    checked (bound one by one) before the lease ref is made, a long window. The hold closes it;
+    the short one left between writing the object and the hold is covered by writing again.
+    """
+    for _ in range(5):
+        blob = repo.git("hash-object", "-w", "--stdin", input=text)
+        if repo.git.run("update-ref", hold, blob, ok=range(0, 256)).code == 0:
+            return blob
+    raise AgentError("cannot keep the port lease's object: something (git gc --prune=now?) prunes it at once",
+                     hint="run the spawn again once the gc is over")
+
+
+def _lease(repo: Repo, task: Task, blob: str, low: int, high: int, size: int) -> Lease:
     holders = _holders(repo)
     # Read the tasks after the leases: a task always exists before its lease is taken.
     repo.reload_config()
