@@ -25,7 +25,7 @@ from git_agents.core.worktrees import list_worktrees
 from git_agents.merging.chain import Candidate, build_chain
 from git_agents.merging.checks import Checker
 from git_agents.merging.inmemory import Attempt, advance_branch
-from git_agents.merging.queue import Options, check_target_worktree, merge_message
+from git_agents.merging.queue import Options, check_target_worktree, merge_message, signs_commits
 from git_agents.merging.report import report
 from git_agents.remote.queue import BadRecord, RemoteQueue, RemoteTask, Update, ref
 from git_agents.tasks.notes import NOTES_REF, add_notes, note_fields
@@ -190,7 +190,7 @@ def _merge_group(repo: Repo, old: str, group: list[RemoteTask],
         info = task.result_info
         local = Task(task.id, title=task.title, branch=str(info.get("branch", "")))
         candidates.append(Candidate(task.id, str(info["tip"]), merge_message(repo, local)))
-    attempts, new = build_chain(repo.git, old, candidates, checker, batch=batch)
+    attempts, new = build_chain(repo.git, old, candidates, checker, batch=batch, sign=signs_commits(repo))
     return new, attempts
 
 
