@@ -40,6 +40,8 @@ _git-agent-spawn () {
 		'--pool[take a free slot of the worktree pool instead of creating a worktree, adding a slot when none is free (default\: agent.pool)]' \
 		'--no-pool[take a free slot of the worktree pool instead of creating a worktree, adding a slot when none is free (default\: agent.pool)]' \
 		'--pool-max=[take a pool slot, never growing the pool beyond <n> slots (default\: agent.poolMax; 0\: no limit)]:n: ' \
+		'--sparse=[check out only these directories (cone-mode sparse checkout, plus the top-level files; default\: agent.sparse); put the ids first, or end the list with --]:dir:_files' \
+		'--no-sparse[a full checkout, even if agent.sparse is set]' \
 		'--porcelain[print `key value` lines (id, branch, worktree, pid) per task, for scripts]' \
 		'-q[print only errors and the final summary]' \
 		'--quiet[print only errors and the final summary]' \
@@ -224,6 +226,8 @@ _git-agent-pool () {
 			'--title=[short title (default\: first line of the task text)]:text: ' \
 			'--prompt=[the task text]:text: ' \
 			'--prompt-file=[read the task text from <file> ({id} is replaced by the id; - reads stdin)]:file:_files' \
+			'--sparse=[check out only these directories (cone-mode sparse checkout, plus the top-level files; default\: agent.sparse); put the ids first, or end the list with --]:dir:_files' \
+			'--no-sparse[a full checkout, even if agent.sparse is set]' \
 			'--base=[with --task\: the task'\''s base branch]:branch:__git_agent_zsh_branches' \
 			'--wait=-[wait for a free slot (up to <seconds>; no value\: forever)]::seconds: ' \
 			'--pid=[the process that holds the claim (default\: the one that ran git agent-pool)]:pid: ' \

@@ -47,12 +47,14 @@ The task file:
     merge = true            # merge the successful tasks at the end (default true)
     check = "make test"     # each merged result must pass it (as git agent-merge --check)
     pool = false            # take worktrees from git agent-pool (as git agent-spawn --pool)
+    sparse = ["src/mixer"]  # sparse task worktrees (as git agent-spawn --sparse); default: agent.sparse
 
     [[task]]
     id = "48"
     title = "free mixer channel on delete"          # default: the prompt's first line
     prompt = "Free the mixer channel when ..."      # or prompt_file = "tasks/48.md"
     agent = "codex"                                 # optional, for this task only
+    sparse = ["src/mixer", "docs"]                  # optional, for this task only ([]: a full checkout)
 
 A relative prompt_file, and an agent command starting with ./, are taken from the task
 file's directory.

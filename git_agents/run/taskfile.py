@@ -6,12 +6,14 @@
     merge = true              # merge the successful tasks at the end
     check = "make test"       # each merged result must pass it (as git agent-merge --check)
     pool = false              # take worktrees from git agent-pool (as git agent-spawn --pool)
+    sparse = ["src/mixer"]    # sparse task worktrees (as git agent-spawn --sparse; default: agent.sparse)
 
     [[task]]
     id = "48"
     title = "free mixer channel on delete"
     prompt = "Free the mixer channel when ..."   # or prompt_file = "tasks/48.md"
     agent = "codex"                              # optional, overrides the global agent
+    sparse = ["src/mixer", "docs"]               # optional, overrides the global sparse ([]: full)
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from git_agents.core.errors import AgentError
 from git_agents.tasks.ids import id_problem
 from git_agents.tasks.prompt import default_title
 
-_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "task"}
-_TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent"}
+_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "sparse", "task"}
+_TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent", "sparse"}
 
 
 @dataclass
@@ -36,6 +38,7 @@ class TaskSpec:
     title: str
     text: str
     agent: str  # as written (a preset name or a command); empty: the global one
+    sparse: list[str] | None = None  # directories of a sparse worktree; None: the global setting
 
 
 @dataclass
@@ -49,6 +52,7 @@ class TaskFile:
     merge: bool = True
     check: str = ""
     pool: bool = False
+    sparse: list[str] | None = None  # None: agent.sparse
     tasks: list[TaskSpec] = field(default_factory=list)
 
 
@@ -88,6 +92,7 @@ def load(path: str) -> TaskFile:
     merge = _typed(path, data, "merge", bool, "")
     result.merge = True if merge is None else merge
     result.pool = bool(_typed(path, data, "pool", bool, ""))
+    result.sparse = _sparse(path, data, "")
     if result.check and not result.merge:
         raise _fail(path, "'check' gates the merges, and merge = false makes none "
                           "(drop check, or check later with git agent-merge --check)")
@@ -132,4 +137,14 @@ def _task(path: str, here: str, n: int, table: Any) -> TaskSpec:
         except OSError as exc:
             raise _fail(path, f"task {task_id}: cannot read prompt_file '{prompt_file}': {exc.strerror}") from exc
     title = _typed(path, table, "title", str, where) or default_title(task_id, prompt or "")
-    return TaskSpec(task_id, title, prompt or "", _typed(path, table, "agent", str, where) or "")
+    return TaskSpec(task_id, title, prompt or "", _typed(path, table, "agent", str, where) or "",
+                    _sparse(path, table, where))
+
+
+def _sparse(path: str, table: dict[str, Any], where: str) -> list[str] | None:
+    value = table.get("sparse")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(path, f"{where}'sparse' must be a list of directories (strings)")
+    return list(value)
