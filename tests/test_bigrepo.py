@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from .conftest import Project, write_script
+from .conftest import Project, run, write_script
 
 
 def files_in(root: Path) -> list[str]:
@@ -94,3 +94,66 @@ def test_task_file_sparse_global_and_per_task(project: Project, tmp_path: Path) 
     assert project.agent("run", str(taskfile)).returncode == 1  # `true` commits nothing: both kept
     assert files_in(project.worktrees / "task-a") == ["README", "docs/guide.md", "shared.txt"]
     assert len(files_in(project.worktrees / "task-b")) == 6
+
+
+def make_lib(tmp_path: Path) -> Path:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    run(["git", "init", "-q"], lib, check=True)
+    (lib / "lib.txt").write_text("lib\n")
+    run(["git", "add", "."], lib, check=True)
+    run(["git", "commit", "-q", "-m", "lib"], lib, check=True)
+    return lib
+
+
+UNREACHABLE = "git://git-agents-test.invalid/lib.git"
+
+
+def test_uninitialised_unreachable_submodule_is_left_alone(project: Project, tmp_path: Path) -> None:
+    lib = make_lib(tmp_path)
+    sha = run(["git", "rev-parse", "HEAD"], lib, check=True).stdout.strip()
+    (project.path / ".gitmodules").write_text(f'[submodule "lib"]\n\tpath = lib\n\turl = {UNREACHABLE}\n')
+    project.git("update-index", "--add", "--cacheinfo", f"160000,{sha},lib")
+    project.git("add", ".gitmodules")
+    project.git("commit", "-q", "-m", "an old submodule nobody initialises")
+    spawned = project.ok("spawn", "1", "--prompt", "x", "--agent", "true")
+    assert spawned.stderr == ""
+    assert os.listdir(project.worktrees / "task-1" / "lib") == []
+    project.ok("wait", "1", "--timeout", "60")
+    assert "warning" not in (project.path / ".git/agents/tasks/1/agent.log").read_text()
+
+
+def test_initialised_submodule_is_cloned_from_the_main_worktree_without_network(
+        project: Project, tmp_path: Path) -> None:
+    lib = make_lib(tmp_path)
+    project.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    project.git("commit", "-q", "-m", "add lib")
+    # the URL now names a host that does not exist: only a local clone can succeed
+    project.git("config", "--file", ".gitmodules", "submodule.lib.url", UNREACHABLE)
+    project.git("commit", "-q", "-am", "lib moved")
+    project.git("submodule", "sync", "-q")
+    run(["rm", "-rf", str(lib)], tmp_path, check=True)
+    project.ok("spawn", "1", "--prompt", "x")
+    sub = project.worktrees / "task-1" / "lib"
+    assert (sub / "lib.txt").read_text() == "lib\n"
+    assert project.git("remote", "get-url", "origin", cwd=sub) == UNREACHABLE
+    assert project.git("status", "--porcelain", cwd=project.worktrees / "task-1") == ""
+
+
+def test_a_submodule_that_fails_is_a_warning_unless_required(project: Project, tmp_path: Path) -> None:
+    lib = make_lib(tmp_path)
+    project.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    project.git("commit", "-q", "-m", "add lib")
+    # the branch records a submodule commit the main worktree's copy does not have
+    project.git("update-index", "--cacheinfo", f"160000,{'1' * 40},lib")
+    project.git("commit", "-q", "-m", "point lib at a missing commit")
+    spawned = project.ok("spawn", "1", "--prompt", "x", "--agent", "true")
+    assert spawned.stdout.startswith("Spawned task 1 ")
+    project.ok("wait", "1", "--timeout", "60")
+    log = (project.path / ".git/agents/tasks/1/agent.log").read_text()
+    assert log.startswith("git-agents: warning: submodule initialisation failed: lib (left uninitialised; "
+                          "agent.submodules = required would fail the task)\n")
+    project.git("config", "agent.submodules", "required")
+    failed = project.agent("spawn", "2", "--prompt", "x", "--agent", "true")
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: task 2: submodule initialisation failed: lib; the agent was not started\n")

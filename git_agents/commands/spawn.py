@@ -37,8 +37,11 @@ a preset).
 
 Each new worktree is made ready before its agent starts: the ignored files listed in
 .worktreeinclude and the agent.copy globs are copied from the main worktree, agent.link
-paths are symlinked, submodules are initialised, and agent.setup runs there. If setup
-fails, the task fails with its output shown and the agent is not started.
+paths are symlinked, the submodules initialised in the main worktree are initialised
+(cloned from the main worktree's own submodule repositories, without network; one that
+fails is a warning in the task's log unless agent.submodules is required), and agent.setup
+runs there. If setup fails, the task fails with its output shown and the agent is not
+started.
 
 With --sparse <dir>... (or agent.sparse) the worktree is a cone-mode sparse checkout: only
 those directories and the files at the top level are written to disk. Merging is unchanged

@@ -51,6 +51,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Directories (relative to the top of the repository; several in one value separated by spaces, "
             "or the key given several times) that each new task worktree checks out as a cone-mode sparse "
             "checkout, as `git agent-spawn --sparse` does; empty: full checkouts."),
+    Setting("agent.submodules", "auto",
+            "Submodules of new task worktrees: auto initialises those initialised in the main worktree, "
+            "cloned from its own submodule repositories (no network), and logs a warning for one that fails; "
+            "required fails the task instead; none leaves them all uninitialised."),
     Setting("agent.setup", "",
             "Command run with the shell in each new worktree before its agent starts (e.g. `npm ci`); if it "
             "fails, the task fails with its output shown and the agent is not started."),
