@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 from .conftest import Project, run, write_script
@@ -157,3 +159,74 @@ def test_a_submodule_that_fails_is_a_warning_unless_required(project: Project, t
     failed = project.agent("spawn", "2", "--prompt", "x", "--agent", "true")
     assert failed.returncode == 1
     assert failed.stderr.startswith("error: task 2: submodule initialisation failed: lib; the agent was not started\n")
+
+
+def age(root: Path, days: float) -> None:
+    """Make everything in a worktree (and its index) look untouched for `days` days."""
+    then = time.time() - days * 86400
+    gitdir = Path((root / ".git").read_text().split(": ", 1)[1].strip())
+    for top, dirs, names in os.walk(root):
+        for name in names + dirs:
+            os.utime(os.path.join(top, name), (then, then), follow_symlinks=False)
+    os.utime(root, (then, then))
+    os.utime(gitdir / "index", (then, then))
+
+
+def test_status_shows_worktree_sizes_only_when_asked(project: Project) -> None:
+    layout(project)
+    (project.path / "big.bin").write_bytes(b"x" * 200_000)
+    project.git("add", ".")
+    project.git("commit", "-q", "-m", "big")
+    project.ok("spawn", "full", "--prompt", "x")
+    project.ok("spawn", "thin", "--prompt", "x", "--sparse", "docs")
+    (project.worktrees / "task-thin" / "docs" / "more.bin").write_bytes(b"y" * 100_000)
+    rows = {r["id"]: r for r in json.loads(project.ok("status", "--json").stdout)["tasks"]}
+    assert rows["full"]["disk_bytes"] >= 200_000 + 6 * 4  # big.bin and six small files
+    assert 300_000 <= rows["thin"]["disk_bytes"] < rows["full"]["disk_bytes"] + 100_000
+    plain = project.ok("status").stdout
+    assert "SIZE" not in plain.splitlines()[0]
+    verbose = project.ok("status", "-v").stdout.splitlines()
+    assert verbose[0].split()[10] == "SIZE"
+    sizes = [line.split()[11] for line in verbose[1:]]  # (the state is two words: "not started")
+    assert all(re.fullmatch(r"[1-9][0-9]*K", size) for size in sizes), sizes
+
+
+def test_clean_stale_never_removes_unmerged_or_uncommitted_work(project: Project) -> None:
+    for task in ("merged", "idle", "unmerged", "dirty", "held", "fresh"):
+        project.ok("spawn", task, "--prompt", "x")
+    wt = {t: project.worktrees / f"task-{t}" for t in ("merged", "idle", "unmerged", "dirty", "held", "fresh")}
+    project.commit_file("m.txt", "m\n", cwd=wt["merged"])
+    project.ok("merge", "merged")
+    unmerged = project.commit_file("u.txt", "u\n", cwd=wt["unmerged"])
+    held = project.commit_file("h.txt", "h\n", cwd=wt["held"])
+    project.git("branch", "keep", held)  # another branch holds task held's commit
+    (wt["dirty"] / "notes.txt").write_text("unsaved\n")
+    for task in ("idle", "unmerged", "dirty", "held"):
+        age(wt[task], 10)
+    before = project.snapshot()
+
+    dry = project.agent("clean", "--stale", "--dry-run")
+    assert (dry.returncode, dry.stdout) == (1, "Would remove task held\nWould remove task idle\n"
+                                               "Would remove task merged\n")
+    assert dry.stderr == ("error: not removing task dirty: its worktree has uncommitted or untracked work "
+                          "(notes.txt)\nhint: merge or save that work first, or pass --force to discard it\n")
+    assert project.snapshot() == before
+    assert project.agent("clean", "--stale=30", "-n").stdout == "Would remove task merged\n"
+
+    cleaned = project.agent("clean", "--stale")
+    assert (cleaned.returncode, cleaned.stdout) == (1, "Removed task held\nRemoved task idle\nRemoved task merged\n")
+    left = json.loads(project.ok("status", "--json").stdout)["tasks"]
+    assert [t["id"] for t in left] == ["dirty", "fresh", "unmerged"]
+    assert (wt["dirty"] / "notes.txt").read_text() == "unsaved\n"
+    assert project.git("rev-parse", "task-unmerged") == unmerged
+    assert project.git("rev-parse", "keep") == held and not wt["held"].exists()
+
+
+def test_pool_shrink_removes_free_slots_from_the_top(project: Project) -> None:
+    project.ok("pool", "create", "4")
+    claimed = Path(project.ok("pool", "claim").stdout.strip())  # pool-1
+    assert project.ok("pool", "shrink", "2").stdout == "Removed pool-4\nRemoved pool-3\n"
+    assert project.ok("pool", "shrink", "2").stdout == "The pool already has 2 slot(s)\n"
+    assert project.ok("pool", "shrink", "0").stdout == ("Removed pool-2\n"
+                                                        "The pool keeps 1 slot(s): the others are claimed\n")
+    assert claimed.is_dir() and project.git("worktree", "list", "--porcelain").count("worktree ") == 2

@@ -28,6 +28,7 @@ git agent-pool create <n> [--base <branch>]
    or: git agent-pool release [--force] <slot>...
    or: git agent-pool release --stale
    or: git agent-pool list [--json]
+   or: git agent-pool shrink <n>
    or: git agent-pool destroy [--force]"""
 
 DESCRIPTION = """\
@@ -57,8 +58,10 @@ cleaning the task. --stale releases every slot whose claiming process has ended,
 holds and that holds nothing to lose.
 
 list shows every slot: free or claimed, by which task and process, since when, and whether
-that process still runs (a claim whose process has ended is stale). destroy removes the free
-slots; --force removes claimed ones too, discarding what they hold.
+that process still runs (a claim whose process has ended is stale). shrink removes free slots,
+highest-numbered first, until the pool has at most <n> (claimed slots stay, so it may keep
+more). destroy removes the free slots; --force removes claimed ones too, discarding what they
+hold.
 """
 
 EXAMPLES = """\
@@ -114,6 +117,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
     lst = sub("list", "show every slot and who holds it")
     lst.add_argument("--json", action="store_true", help="print a JSON object")
+
+    shrink = sub("shrink", "remove free slots until the pool has at most <n>")
+    shrink.add_argument("count", type=int, metavar="<n>", help="number of slots to keep (0 or more)")
+    add_verbosity(shrink, quiet="print only errors", verbose="also print each removed slot's path")
 
     destroy = sub("destroy", "remove the free slots")
     destroy.add_argument("-f", "--force", action="store_true", help="remove claimed slots too")
@@ -254,4 +261,19 @@ def _destroy(args: argparse.Namespace, repo: Repo) -> int:
     return ExitCode.FAILED if kept else ExitCode.OK
 
 
-_ACTIONS = {"create": _create, "claim": _claim, "release": _release, "list": _list, "destroy": _destroy}
+def _shrink(args: argparse.Namespace, repo: Repo) -> int:
+    if args.count < 0:
+        raise UsageError("shrink takes the number of slots to keep, 0 or more")
+    removed, left = pool.shrink(repo, args.count)
+    for name in removed if args.verbosity >= 0 else []:
+        print(f"Removed {name}" + (f" ({pool.slot_path(repo, name)})" if args.verbosity > 0 else ""))
+    if args.verbosity >= 0:
+        if left > args.count:
+            print(f"The pool keeps {left} slot(s): the others are claimed")
+        elif not removed:
+            print(f"The pool already has {left} slot(s)")
+    return ExitCode.OK
+
+
+_ACTIONS = {"create": _create, "claim": _claim, "release": _release, "list": _list, "shrink": _shrink,
+            "destroy": _destroy}

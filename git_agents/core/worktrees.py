@@ -119,6 +119,39 @@ def is_sparse(repo: Repo, path: str) -> bool:
     return res.out.strip() == "true"
 
 
+def newest_mtime(path: str) -> float:
+    """The newest modification time of anything in the worktree at `path` (files and directories,
+    its `.git` file left out, and the index git keeps for it): when it last changed."""
+    newest = 0.0
+    git_file = os.path.join(path, ".git")
+    try:
+        newest = os.stat(path).st_mtime
+        with open(git_file, encoding="utf-8", errors="surrogateescape") as fh:
+            git_dir = fh.read().strip().removeprefix("gitdir: ")
+        newest = max(newest, os.stat(os.path.join(path, git_dir, "index")).st_mtime)
+    except OSError:
+        pass
+    stack = [path]
+    while stack:
+        top = stack.pop()
+        try:
+            entries = os.scandir(top)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.path == git_file:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                newest = max(newest, st.st_mtime)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return newest
+
+
 def worktree_size(path: str) -> int:
     """Bytes on disk under `path` (as du counts them), without its `.git` file or directory.
 

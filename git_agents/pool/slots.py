@@ -430,6 +430,34 @@ def create(repo: Repo, count: int, base: str | None = None) -> list[str]:
     return added
 
 
+def shrink(repo: Repo, count: int) -> tuple[list[str], int]:
+    """Remove free slots, highest-numbered first, until the pool has at most `count` slots.
+
+    Claimed slots are never touched: each free slot is claimed (atomically, as a claimer would)
+    before it is removed, so a racing claim wins or we do, never both. Returns (slots removed,
+    slots the pool still has).
+    """
+    owner = (os.getpid(), agent.process_start(os.getpid()) or "")
+    slots = read_slots(repo)
+    left = len(slots)
+    removed = []
+    for slot in reversed(list(slots.values())):
+        if left <= count:
+            break
+        if slot.claim is not None:
+            continue
+        held = _new_claim(repo, slot.name, slot.head, "", owner)
+        if not _try_create(repo, held):
+            continue  # claimed meanwhile: it stays
+        if slot.exists or os.path.lexists(slot.path):
+            remove_worktree(repo, slot.path, force=True)  # free slots are clean: nothing of anyone's is lost
+        drop_claim(repo, held)
+        removed.append(slot.name)
+        left -= 1
+    prune_worktrees(repo)
+    return removed, left
+
+
 def destroy(repo: Repo, *, force: bool = False) -> tuple[list[str], list[str]]:
     """Remove free slots (and, with `force`, claimed ones); return (removed, kept because claimed)."""
     removed, kept = [], []

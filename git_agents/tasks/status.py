@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 from git_agents.core.repo import Repo
-from git_agents.core.worktrees import list_worktrees, unsaved_work
+from git_agents.core.worktrees import list_worktrees, unsaved_work, worktree_size
 from git_agents.tasks import agent
 from git_agents.tasks.store import Task
 
@@ -43,6 +43,7 @@ class TaskStatus:
     conflicts: list[str]
     reason: str
     slot: str
+    disk_bytes: int | None = None  # bytes its worktree takes on disk (collect(sizes=True) only)
 
     def to_json(self) -> dict[str, object]:
         """The task as a JSON object (see git-agent-status(1))."""
@@ -186,8 +187,9 @@ def parallel_map(fn: Callable[[T], R], items: list[T], workers: int = 8) -> list
     return results  # type: ignore[return-value]
 
 
-def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[TaskStatus]:
-    """The status of each task."""
+def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: bool = False) -> list[TaskStatus]:
+    """The status of each task (with `sizes`, also the bytes each worktree takes on disk: a walk
+    of every worktree, so only `status -v`/`--json` ask for it)."""
     if not tasks:
         return []
     live_worktrees = {os.path.realpath(w.path) for w in list_worktrees(repo) if not w.prunable}
@@ -218,6 +220,11 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
         for t, entries in zip(todo, parallel_map(lambda t: unsaved_work(repo, t.worktree), todo)):
             dirty[t.id] = bool(entries)
 
+    disk: dict[str, int] = {}
+    if sizes:
+        todo = [t for t in tasks if exists[t.id]]
+        disk = dict(zip((t.id for t in todo), parallel_map(lambda t: worktree_size(t.worktree), todo)))
+
     result = []
     for t in tasks:
         state_word, code, finished = agent_state(repo, t, check_work=False)
@@ -242,5 +249,5 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
             agent=state_word, exit_code=code, pid=int(t.pid) if t.pid.isdigit() else None,
             started=t.started, finished=finished, ahead=n_ahead, files_changed=files,
             uncommitted=dirty.get(t.id), worktree_exists=exists[t.id], conflicts=t.conflict_files,
-            reason=t.reason, slot=t.slot))
+            reason=t.reason, slot=t.slot, disk_bytes=disk.get(t.id)))
     return result
