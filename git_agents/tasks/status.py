@@ -154,9 +154,13 @@ def _files_changed(repo: Repo, pairs: list[tuple[str, str]]) -> dict[tuple[str, 
     return counts
 
 
-def parallel_map(fn: Callable[[T], R], items: list[T], workers: int = 8) -> list[R]:
+def parallel_map(fn: Callable[[T], R], items: list[T], workers: int | None = None) -> list[R]:
     """`[fn(x) for x in items]` on a few threads (each waits on its own git process); the first
-    exception is re-raised. Plain threading: concurrent.futures imports logging (~15 ms)."""
+    exception is re-raised. Plain threading: concurrent.futures imports logging (~15 ms).
+
+    `workers` defaults to the number of CPUs: each git call keeps one busy, and more at once only
+    queue for the same cores (measured by benchmarks/status.py)."""
+    workers = workers or os.cpu_count() or 2
     if len(items) < 2:
         return [fn(x) for x in items]
     import threading
