@@ -230,3 +230,16 @@ def test_pool_shrink_removes_free_slots_from_the_top(project: Project) -> None:
     assert project.ok("pool", "shrink", "0").stdout == ("Removed pool-2\n"
                                                         "The pool keeps 1 slot(s): the others are claimed\n")
     assert claimed.is_dir() and project.git("worktree", "list", "--porcelain").count("worktree ") == 2
+
+
+def test_merge_skips_a_task_edited_after_its_agent_exited(project: Project, committing_agent: Path) -> None:
+    layout(project)
+    project.ok("spawn", "1", "2", "--prompt", "x", "--agent", str(committing_agent), "--sparse", "docs")
+    project.ok("wait", "--all", "--timeout", "60")
+    (project.worktrees / "task-1" / "docs" / "guide.md").write_text("edited after the agent exited\n")
+    merged = project.agent("merge", "--all")
+    assert merged.returncode == 1
+    assert "Merged task 2 (" in merged.stdout
+    assert project.git("log", "-1", "--format=%s", "main") == "feat: Task 2 - x"
+    assert "file-1.txt" not in project.git("ls-tree", "--name-only", "main")
+    assert (project.worktrees / "task-1" / "docs" / "guide.md").read_text() == "edited after the agent exited\n"
