@@ -30,6 +30,7 @@ from git_agents.cli.dispatch import (
 )
 from git_agents.core.errors import EXIT_CODES
 from git_agents.core.settings import SETTINGS
+from git_agents.tasks.notes import NOTE_FIELDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANUAL = "Git Agents Manual"
@@ -242,6 +243,12 @@ def concepts_page() -> str:
         lines += [".TP", f"\\fB{int(code)}\\fR", esc(meaning)]
     lines += [".SH ENVIRONMENT", *paragraphs(ENVIRONMENT)]
     lines += [".SH FILES", *paragraphs(FILES)]
+    lines += [".SH NOTES FORMAT", ".PP",
+              esc("Each merge commit's note in refs/notes/agents is a line \"git-agents-note: 1\" (the format "
+                  "version) followed by one \"key: value\" line per field, in this order, the same for local "
+                  "and --remote merges (\"-\" when a field does not apply):")]
+    for key, meaning in NOTE_FIELDS.items():
+        lines += [".TP", f"\\fB{esc(key)}\\fR", esc(meaning)]
     lines += see_also("git-agents") + footer()
     return "\n".join(lines) + "\n"
 

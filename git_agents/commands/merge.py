@@ -54,7 +54,15 @@ with a lease on each old value; if someone moved the target meanwhile, fetch, me
 scratch worktree of this clone); a task whose result fails is left out and recorded on the
 remote as refs/agents/rejected/<id>, which `git agent-queue list` shows as "check-failed" (a
 later run checks it again). --dry-run --remote fetches and predicts; it pushes nothing.
---interactive and --rebase do not combine with --remote.
+--interactive and --rebase do not combine with --remote. A task whose records on the remote
+cannot be used (not JSON, a newer format version, a result whose commit does not carry the tip
+it names) is left out with a warning; the others merge.
+
+--verify-signatures (or agent.verifyResults=true) with --remote merges only results whose
+result commit has a good signature by a trusted key, as `git verify-commit` decides (SSH keys:
+those listed in gpg.ssh.allowedSignersFile; OpenPGP: your keyring); workers sign their results
+when they have a signing key (user.signingkey, gpg.format). Other results are left out with a
+warning. Without it, anyone who can push to the remote can publish a result that merges.
 
 --dry-run reports, in merge order, what would happen to each task (each prediction includes
 the tasks merged before it) without moving any ref or touching any worktree.
@@ -99,6 +107,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="merge every finished task with commits, in id order")
     add_verbosity(p)
     p.add_argument("--remote", metavar="<remote>", help="merge the finished tasks of the queue on <remote>")
+    p.add_argument("--verify-signatures", action="store_true",
+                   help="--remote: merge only results signed by a trusted key (default: agent.verifyResults)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="only report, in merge order, which tasks would merge and which would conflict")
     p.add_argument("--check", metavar="<cmd>",
@@ -136,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
         from git_agents.remote.merge import merge_remote
 
         return merge_remote(repo, args.remote, args.ids, check=check, batch=args.check_batch,
-                            dry_run=args.dry_run, verbosity=args.verbosity)
+                            dry_run=args.dry_run, verbosity=args.verbosity,
+                            verify=True if args.verify_signatures else None)
+    if args.verify_signatures:
+        raise UsageError("--verify-signatures verifies the results of a shared queue: it needs --remote")
     if args.rebase and (args.interactive or args.check_batch):
         raise UsageError("--rebase cannot be combined with --interactive or --check-batch")
     opts = Options(check, args.check_batch, args.interactive, args.rebase, show_empty=not args.all,

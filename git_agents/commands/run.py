@@ -31,6 +31,9 @@ does (growing the pool up to agent.poolMax when no slot is free; a task that fin
 fails, and --resume tries it again); cleaning a merged task gives its slot back to the pool
 at the new base.
 
+With tmux = true (or agent.tmux) each agent runs interactively in its own tmux window, as git
+agent-spawn --tmux does: git agent-attach and git agent-send reach it while the run waits.
+
 An agent that exits 0 leaving changes but no commit is reported as "exited 0, work not
 committed" (with agent.autoCommit true, its work is committed with the task's title).
 
@@ -48,6 +51,8 @@ The task file:
     check = "make test"     # each merged result must pass it (as git agent-merge --check)
     pool = false            # take worktrees from git agent-pool (as git agent-spawn --pool)
     sparse = ["src/mixer"]  # sparse task worktrees (as git agent-spawn --sparse); default: agent.sparse
+    tmux = false            # agents interactive in tmux windows (as git agent-spawn --tmux;
+                            # default: agent.tmux)
 
     [[task]]
     id = "48"

@@ -16,6 +16,8 @@ from git_agents.core.worktrees import list_worktrees, unsaved_work
 from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.journal import Entry, Journal
+from git_agents.tasks import rounds
+from git_agents.tasks.notes import note_fields
 from git_agents.tasks.prompt import render
 from git_agents.tasks.status import agent_state
 from git_agents.tasks.store import Task, load_tasks, now_iso
@@ -180,9 +182,9 @@ def resolve_instructions(plan: Journal) -> str:
             f"(or put '{plan.target}' back where it was before this run: git agent-merge --abort)")
 
 
-def check_failure_text(attempt: Attempt) -> str:
+def check_failure_text(attempt: Attempt, kept: str = "branch and worktree kept") -> str:
     """What is shown for a task whose merged result failed the check: a line and the tail of its output."""
-    return (f"Check failed for task {attempt.task_id} (not merged; branch and worktree kept):\n"
+    return (f"Check failed for task {attempt.task_id} (not merged; {kept}):\n"
             + "".join(f"    {line}\n" for line in attempt.check_output.splitlines()))
 
 
@@ -321,8 +323,8 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
 def _note_fields(repo: Repo, task: Task, merged_at: str, attempt: Attempt) -> dict[str, str]:
     # Only the exit code and end time go into the note: skip the uncommitted-work probe.
     _, code, finished = agent_state(repo, task, check_work=False)
-    return {"task": task.id, "title": task.title, "branch": task.branch, "agent": task.agent or "-",
-            "prompt-hash": task.prompt_hash or "-", "base": task.base_commit, "target": task.base,
-            "started": task.started or task.created, "finished": finished or "-",
-            "exit": "-" if code is None else str(code), "merged": merged_at,
-            "check": attempt.check or "-"}
+    return note_fields(task=task.id, title=task.title, branch=task.branch, agent=task.agent,
+                       prompt_hash=task.prompt_hash, base=task.base_commit, target=task.base,
+                       started=task.started or task.created, finished=finished,
+                       exit="" if code is None else str(code), merged=merged_at, check=attempt.check or "",
+                       **rounds.note_field(task, repo.task_dir(task.id)))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.output import printable
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import unsaved_work
@@ -31,9 +32,10 @@ from git_agents.pool import slots as pool
 from git_agents.run.taskfile import TaskFile, TaskSpec
 from git_agents.tasks import agent
 from git_agents.tasks.prepare import SetupFailed, make_ready
-from git_agents.tasks.presets import expand
+from git_agents.tasks.presets import expand, expand_interactive
 from git_agents.tasks.status import NOT_COMMITTED, agent_state
 from git_agents.tasks.store import Task, load_tasks, now_iso, write_task
+from git_agents.tasks.tmux import tmux_program
 
 POLL_SECONDS = 0.1
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colours and cursor moves in an agent's output
@@ -55,6 +57,7 @@ class Job:
     ended: float = 0.0
     outcome: str = ""  # final: "merged (<commit>)" or why it was not merged
     merged: bool = False
+    tmux: bool = False  # its agent runs interactively in a tmux window
 
     @property
     def id(self) -> str:
@@ -95,12 +98,16 @@ def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool)
     existing = load_tasks(repo)
     done = merged_before(repo, tf.path) if resume else {}
     jobs = []
+    in_tmux = tf.tmux if tf.tmux is not None else parse_bool(repo.setting("agent.tmux"))
+    if in_tmux:
+        tmux_program()  # fail before anything is created
     for spec in tf.tasks:
         written = spec.agent or default_agent
         if not written.strip():
             raise AgentError(f"task {spec.id} has no agent",
                              hint="set agent in the task file (globally or per task), or git config agent.command")
-        command = agent.absolutise_program(expand(repo, written), os.path.dirname(os.path.abspath(tf.path)))
+        expanded = expand_interactive(repo, written) if in_tmux else expand(repo, written)
+        command = agent.absolutise_program(expanded, os.path.dirname(os.path.abspath(tf.path)))
         task = existing.get(spec.id)
         if task is None and spec.id not in done:
             plan_task(repo, spec.id, base, base_commit, pooled=tf.pool)  # fails now, before anything is created
@@ -115,6 +122,8 @@ def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool)
         action = _resume_action(repo, task)
         outcome = f"merged ({task.merge_commit[:12]}, earlier run)" if action == MERGED_BEFORE else ""
         jobs.append(Job(spec, command, action, task, outcome=outcome))
+    for job in jobs:
+        job.tmux = in_tmux
     return jobs
 
 
@@ -137,13 +146,15 @@ def describe(tf: TaskFile, jobs: list[Job], base: str) -> str:
     lines = [f"Run {len(jobs)} task(s) from {tf.path} on {base}, {tf.jobs} at a time; {then}."]
     if tf.pool:
         lines.append("Take each new task's worktree from the pool (git agent-pool), as spawn --pool does.")
+    if jobs and jobs[0].tmux:
+        lines.append("Run each agent interactively in its own tmux window, as spawn --tmux does.")
     if tf.check:
         lines.append(f"Merge only the results that pass the check (in a scratch worktree): {tf.check}")
     width = max(len(j.id) for j in jobs)
     labels = {NEW: "create and run", START: "prepare and run", RERUN: "run again", WATCH: "still running: watch",
               FINISHED: "finished: merge only", MERGED_BEFORE: "merged: skip"}
     for j in jobs:
-        lines.append(f"  {j.id.ljust(width)}  {labels[j.action]:<21}  {j.spec.title}")
+        lines.append(f"  {j.id.ljust(width)}  {labels[j.action]:<21}  {printable(j.spec.title, newlines=False)}")
         if j.action in (NEW, START, RERUN):
             lines.append(f"  {''.ljust(width)}  agent: {j.command}")
     return "\n".join(lines)
@@ -203,13 +214,14 @@ class Progress:
 
     def line(self, job: Job) -> str:
         """The task's progress line on a terminal."""
-        return f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {self._log(job)}".rstrip()
+        return printable(f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {self._log(job)}".rstrip(),
+                         newlines=False)
 
     def plain(self, job: Job) -> str:
         """The line appended when the task's state changes and the output is not a terminal."""
         elapsed = f" after {_elapsed(job)}" if job.ended else ""
         log = self._log(job) if job.ended or job.state.startswith("failed") else ""
-        return f"task {job.id}: {job.state}{elapsed}" + (f": {log}" if log else "")
+        return printable(f"task {job.id}: {job.state}{elapsed}" + (f": {log}" if log else ""), newlines=False)
 
     def update(self) -> None:
         """Show the current state of every job."""
@@ -332,7 +344,7 @@ class Run:
             while queue and len(running) < self.tf.jobs:
                 job = queue.pop(0)
                 assert job.task is not None
-                starting.start(self.repo, job.task, job.command)
+                starting.start(self.repo, job.task, job.command, in_tmux=job.tmux)
                 job.state, job.started = "running", time.monotonic()
                 running.append(job)
                 self.progress.update()  # now: under load a short agent may end before the next round
@@ -465,6 +477,6 @@ class Run:
         summary = f"{merged} merged, {failed} not merged" if self.tf.merge else \
             f"{len(self.jobs) - failed} succeeded, {failed} failed"
         lines.append(summary)
-        self.stream.write("\n".join(lines) + "\n")
+        self.stream.write(printable("\n".join(lines)) + "\n")  # outcomes hold reasons and paths
         self.stream.flush()
         return ExitCode.FAILED if failed else ExitCode.OK

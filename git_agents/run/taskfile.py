@@ -7,6 +7,7 @@
     check = "make test"       # each merged result must pass it (as git agent-merge --check)
     pool = false              # take worktrees from git agent-pool (as git agent-spawn --pool)
     sparse = ["src/mixer"]    # sparse task worktrees (as git agent-spawn --sparse; default: agent.sparse)
+    tmux = false              # each agent interactive in a tmux window (as git agent-spawn --tmux)
 
     [[task]]
     id = "48"
@@ -26,7 +27,7 @@ from git_agents.core.errors import AgentError
 from git_agents.tasks.ids import id_problem
 from git_agents.tasks.prompt import default_title
 
-_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "sparse", "task"}
+_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "sparse", "tmux", "task"}
 _TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent", "sparse"}
 
 
@@ -53,6 +54,7 @@ class TaskFile:
     check: str = ""
     pool: bool = False
     sparse: list[str] | None = None  # None: agent.sparse
+    tmux: bool | None = None  # None: agent.tmux decides
     tasks: list[TaskSpec] = field(default_factory=list)
 
 
@@ -93,6 +95,7 @@ def load(path: str) -> TaskFile:
     result.merge = True if merge is None else merge
     result.pool = bool(_typed(path, data, "pool", bool, ""))
     result.sparse = _sparse(path, data, "")
+    result.tmux = _typed(path, data, "tmux", bool, "")
     if result.check and not result.merge:
         raise _fail(path, "'check' gates the merges, and merge = false makes none "
                           "(drop check, or check later with git agent-merge --check)")
