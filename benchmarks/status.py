@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         mo, mp = statistics.median(ours), statistics.median(plain)
         print(f"git agent-status               median {mo * 1000:7.0f} ms  min {min(ours) * 1000:7.0f} ms")
         print(f"plain git (xargs -P {jobs:<2} status) median {mp * 1000:7.0f} ms  min {min(plain) * 1000:7.0f} ms")
-        print(f"ratio: status takes {mo / mp:.2f}x the plain-git time (medians; fastest runs {min(ours) / min(plain):.2f}x)")
+        print(f"ratio: status takes {mo / mp:.2f}x the plain-git time "
+              f"(medians; fastest runs {min(ours) / min(plain):.2f}x)")
     finally:
         if args.keep:
             print(f"kept {tmp}")

@@ -117,7 +117,7 @@ class PoolRequest:
 
     wait: float | None = None  # seconds to wait for a release (math.inf: forever); None: fail at once
     grow: int | None = None  # grow the pool by a slot when none is free, up to this many (0: no limit)
-    sparse: tuple[str, ...] = ()  # a cone-mode sparse checkout of these directories (a slot grown for it is born sparse)
+    sparse: tuple[str, ...] = ()  # a cone-mode sparse checkout of these directories (a grown slot is born sparse)
 
 
 def ref_of(slot: str) -> str:

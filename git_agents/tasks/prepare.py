@@ -129,7 +129,8 @@ def init_submodules(repo: Repo, worktree: str) -> tuple[list[str], str]:
         key, _, path = entry.partition("\n")
         name = key[len("submodule."):-len(".path")]
         source = os.path.join(repo.main_worktree, path)
-        if not path or not os.path.exists(os.path.join(source, ".git")) or not os.path.isdir(os.path.join(worktree, path)):
+        if not path or not os.path.exists(os.path.join(source, ".git")) \
+                or not os.path.isdir(os.path.join(worktree, path)):
             continue  # not initialised in the main worktree, or outside the sparse cone
         found = repo.git.at(source).run("rev-parse", "--absolute-git-dir", ok=range(0, 256))
         if found.code != 0:
