@@ -1,9 +1,13 @@
 """Benchmark: `git agent-merge --all` against the sequential `git merge --no-ff` loop.
 
-    python -m benchmarks.merge_queue [--sizes 20000,100000] [--repeat 3] [--keep DIR]
+    python -m benchmarks.merge_queue [--files 20000,100000] [--worktrees full,sparse] [--repeat 3] [--keep DIR]
 
-For each size, a generated repository (benchmarks/genrepo.py) gets 20 task branches of 5
-changed files each; 3 of them conflict with a task merged before them. Both ways of merging
+For each size, a generated repository (benchmarks/genrepo.py) gets 20 tasks made as spawn
+makes them (`git agent-spawn --no-agent`: a worktree and a branch each; with `sparse`, each
+worktree a cone of the directories its task edits), and each task's branch then gets one
+commit of 5 changed files (3 of them conflict with a task merged before them). `none` records
+the tasks without worktrees, as this benchmark did before: it skips merge's per-worktree
+uncommitted-work check, which dominates real runs. Both ways of merging
 run on the same repository from the same starting state, alternately, and the script prints
 the median time of each and their ratio. It also asserts that both end with the same history:
 the same trees, second parents and messages along main's first-parent chain.
@@ -57,14 +61,27 @@ def task_files(n_files: int) -> dict[str, dict[str, str]]:
     return branches
 
 
-def prepare(path: str, n_files: int) -> str:
-    """Generate the repository, its task branches and git-agents task records; return main's commit."""
+def prepare(path: str, n_files: int, worktrees: str) -> str:
+    """Generate the repository, its tasks (as spawn makes them) and their commits; return main's commit."""
     base = generate(path, n_files)
-    add_branches(path, task_files(n_files))
-    for k in range(1, TASKS + 1):
-        for key, value in (("title", f"bench task {k}"), ("branch", f"task-{k}"), ("base", "main"),
-                           ("baseCommit", base), ("created", "2026-01-01T00:00:00+00:00")):
-            git(path, "config", f"agent-task.{k}.{key}", value)
+    edits = task_files(n_files)
+    if worktrees == "none":
+        add_branches(path, edits)
+        for k in range(1, TASKS + 1):
+            for key, value in (("title", f"bench task {k}"), ("branch", f"task-{k}"), ("base", "main"),
+                               ("baseCommit", base), ("created", "2026-01-01T00:00:00+00:00")):
+                git(path, "config", f"agent-task.{k}.{key}", value)
+    else:
+        add_branches(path, {f"work-{k}": edits[f"task-{k}"] for k in range(1, TASKS + 1)})
+        env = {**os.environ, "PATH": f"{ROOT / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+        for k in range(1, TASKS + 1):
+            sparse = ["--sparse", *sorted({os.path.dirname(f) for f in edits[f"task-{k}"]}), "--"] \
+                if worktrees == "sparse" else []
+            subprocess.run(["git", "agent-spawn", "--no-agent", "-q", "--title", f"bench task {k}", *sparse, str(k)],
+                           cwd=path, env=env, check=True)
+            wt = os.path.join(os.path.dirname(path), f"{os.path.basename(path)}-worktrees", f"task-{k}")
+            git(wt, "reset", "-q", "--hard", f"work-{k}")  # the agent's commit
+            git(path, "branch", "-q", "-D", f"work-{k}")
     shutil.copy(os.path.join(path, ".git", "config"), os.path.join(path, ".git", "config.pristine"))
     return base
 
@@ -110,12 +127,12 @@ def history(path: str, base: str) -> list[str]:
     return rows
 
 
-def bench(size: int, repeat: int, workdir: str) -> tuple[float, float]:
+def bench(size: int, worktrees: str, repeat: int, workdir: str) -> tuple[float, float]:
     """Median seconds of (loop, agent-merge) at one repository size."""
-    path = os.path.join(workdir, f"repo-{size}")
+    path = os.path.join(workdir, f"repo-{size}-{worktrees}")
     t0 = time.perf_counter()
-    base = prepare(path, size)
-    print(f"{size} files: generated in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    base = prepare(path, size, worktrees)
+    print(f"{size} files, {worktrees} worktrees: prepared in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     loops, agents = [], []
     for _ in range(repeat):
         reset(path, base)
@@ -128,13 +145,17 @@ def bench(size: int, repeat: int, workdir: str) -> tuple[float, float]:
         assert len(got) == TASKS - len(CONFLICTS)
         assert git(path, "status", "--porcelain").stdout == ""
     shutil.rmtree(path)
+    shutil.rmtree(f"{path}-worktrees", ignore_errors=True)
     return statistics.median(loops), statistics.median(agents)
 
 
 def main() -> int:
     """Run the benchmark and print one line per size."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="20000,100000")
+    parser.add_argument("--files", "--sizes", dest="sizes", default="20000,100000",
+                        help="repository sizes, comma-separated (default 20000,100000)")
+    parser.add_argument("--worktrees", default="full,sparse",
+                        help="task worktrees: full, sparse and/or none, comma-separated (default full,sparse)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR (default: a temporary directory)")
     args = parser.parse_args()
@@ -142,11 +163,13 @@ def main() -> int:
     # A neutral git configuration, as in the tests.
     os.environ.update(GIT_CONFIG_NOSYSTEM="1", HOME=workdir, GIT_AUTHOR_NAME="Bench", GIT_COMMITTER_NAME="Bench",
                       GIT_AUTHOR_EMAIL="bench@example.com", GIT_COMMITTER_EMAIL="bench@example.com")
-    print(f"{'files':>8}  {'git merge --no-ff loop':>22}  {'git agent-merge --all':>21}  ratio")
+    print(f"{'files':>8}  {'worktrees':>9}  {'git merge --no-ff loop':>22}  {'git agent-merge --all':>21}  ratio")
     try:
         for size in (int(s) for s in args.sizes.split(",")):
-            loop, agent = bench(size, args.repeat, workdir)
-            print(f"{size:>8}  {loop * 1000:>19.0f} ms  {agent * 1000:>18.0f} ms  {loop / agent:5.1f}x", flush=True)
+            for kind in args.worktrees.split(","):
+                loop, agent = bench(size, kind, args.repeat, workdir)
+                print(f"{size:>8}  {kind:>9}  {loop * 1000:>19.0f} ms  {agent * 1000:>18.0f} ms  {loop / agent:5.1f}x",
+                      flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -42,6 +42,8 @@ _git-agent-spawn () {
 		'--pool[take a free slot of the worktree pool instead of creating a worktree, adding a slot when none is free (default\: agent.pool)]' \
 		'--no-pool[take a free slot of the worktree pool instead of creating a worktree, adding a slot when none is free (default\: agent.pool)]' \
 		'--pool-max=[take a pool slot, never growing the pool beyond <n> slots (default\: agent.poolMax; 0\: no limit)]:n: ' \
+		'--sparse=[check out only these directories (cone-mode sparse checkout, plus the top-level files; default\: agent.sparse); put the ids first, or end the list with --]:dir:_files' \
+		'--no-sparse[a full checkout, even if agent.sparse is set]' \
 		'--porcelain[print `key value` lines (id, branch, worktree, pid) per task, for scripts]' \
 		'-q[print only errors and the final summary]' \
 		'--quiet[print only errors and the final summary]' \
@@ -57,8 +59,8 @@ _git-agent-status () {
 		'--json[print a JSON object (see git-agents(7))]' \
 		'-q[print only each task'\''s id and state]' \
 		'--quiet[print only each task'\''s id and state]' \
-		'-v[also print each agent'\''s pid and when it started and finished]' \
-		'--verbose[also print each agent'\''s pid and when it started and finished]' \
+		'-v[also print each agent'\''s pid, when it started and finished, and its worktree'\''s size on disk]' \
+		'--verbose[also print each agent'\''s pid, when it started and finished, and its worktree'\''s size on disk]' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 		'*:id:__git_agent_zsh_tasks'
 }
@@ -106,7 +108,10 @@ _git-agent-clean () {
 	_arguments -S \
 		'-h[print a short usage summary]' \
 		'--merged[every task whose branch is merged into its target]' \
+		'--stale=-[every task that is merged, or whose worktree has not changed for <days> days (default 7) and whose commits another branch contains]::days: ' \
 		'--all[every task]' \
+		'-n[remove nothing; list what would be removed]' \
+		'--dry-run[remove nothing; list what would be removed]' \
 		'-f[remove even with unsaved work, unmerged commits or a running agent]' \
 		'--force[remove even with unsaved work, unmerged commits or a running agent]' \
 		'-q[print only errors and the final summary]' \
@@ -216,7 +221,7 @@ _git-agent-pool () {
 		': :->command' \
 		'*:: :->args' && ret=0
 	case $state in
-	command) local -a commands; commands=('create:create slots pool-1 ... pool-<n> (tops the pool up)' 'claim:claim a free slot and print its path' 'release:reset slots and return them to the pool' 'list:show every slot and who holds it' 'destroy:remove the free slots'); _describe -t commands command commands && ret=0 ;;
+	command) local -a commands; commands=('create:create slots pool-1 ... pool-<n> (tops the pool up)' 'claim:claim a free slot and print its path' 'release:reset slots and return them to the pool' 'list:show every slot and who holds it' 'shrink:remove free slots until the pool has at most <n>' 'destroy:remove the free slots'); _describe -t commands command commands && ret=0 ;;
 	args)
 		case $words[1] in
 		create) _arguments -S \
@@ -228,6 +233,8 @@ _git-agent-pool () {
 			'--title=[short title (default\: first line of the task text)]:text: ' \
 			'--prompt=[the task text]:text: ' \
 			'--prompt-file=[read the task text from <file> ({id} is replaced by the id; - reads stdin)]:file:_files' \
+			'--sparse=[check out only these directories (cone-mode sparse checkout, plus the top-level files; default\: agent.sparse); put the ids first, or end the list with --]:dir:_files' \
+			'--no-sparse[a full checkout, even if agent.sparse is set]' \
 			'--base=[with --task\: the task'\''s base branch]:branch:__git_agent_zsh_branches' \
 			'--wait=-[wait for a free slot (up to <seconds>; no value\: forever)]::seconds: ' \
 			'--pid=[the process that holds the claim (default\: the one that ran git agent-pool)]:pid: ' \
@@ -245,6 +252,13 @@ _git-agent-pool () {
 		list) _arguments -S \
 			'--json[print a JSON object]' \
 			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' && ret=0 ;;
+		shrink) _arguments -S \
+			'-q[print only errors]' \
+			'--quiet[print only errors]' \
+			'-v[also print each removed slot'\''s path]' \
+			'--verbose[also print each removed slot'\''s path]' \
+			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+			'1:n: ' && ret=0 ;;
 		destroy) _arguments -S \
 			'-f[remove claimed slots too]' \
 			'--force[remove claimed slots too]' \

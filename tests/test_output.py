@@ -139,7 +139,7 @@ def test_status_quiet_and_verbose(one_task: Project) -> None:
     assert one_task.ok("status", "-q").stdout == "ID  STATE\n5   exited 0\n"
     verbose = one_task.ok("status", "-v").stdout.splitlines()
     assert verbose[0].split() == ["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "PID", "STARTED",
-                                  "FINISHED", "TITLE"]
+                                  "FINISHED", "SIZE", "TITLE"]
     cells = verbose[1].split()
     assert cells[:6] == ["5", "exited", "0", "1", "1", "no"] and cells[-1] == "x"
-    assert cells[8].isdigit() and cells[9][:4].isdigit() and cells[10][:4].isdigit()
+    assert cells[8].isdigit() and cells[9][:4].isdigit() and cells[10][:4].isdigit() and cells[11].endswith("K")

@@ -8,7 +8,7 @@ import os
 import sys
 
 from git_agents.commands.options import add_verbosity
-from git_agents.commands.spawn import add_task_text_options, task_text
+from git_agents.commands.spawn import add_sparse_option, add_task_text_options, task_text
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
@@ -22,11 +22,13 @@ from git_agents.tasks.store import load_tasks, now_iso
 
 USAGE = """\
 git agent-pool create <n> [--base <branch>]
-   or: git agent-pool claim [--task <new-id> [--title <text>] [--prompt <text> | --prompt-file <file>]]
+   or: git agent-pool claim [--task <new-id> [--title <text>] [--prompt <text> | --prompt-file <file>]
+                             [--sparse <dir>...]]
                             [--base <branch>] [--wait [<seconds>]] [--pid <pid>]
    or: git agent-pool release [--force] <slot>...
    or: git agent-pool release --stale
    or: git agent-pool list [--json]
+   or: git agent-pool shrink <n>
    or: git agent-pool destroy [--force]"""
 
 DESCRIPTION = """\
@@ -41,7 +43,9 @@ claim takes one free slot and prints its path and nothing else, so that
 cd "$(git agent-pool claim)" works. With --task <id> the slot is switched to a new branch
 task-<id> at the base and the task is recorded and made ready as git agent-spawn does it
 (prompt file, copied and linked files, port block, agent.setup); git agent-clean <id> later
-gives the slot back. With no free slot claim fails with
+gives the slot back; --sparse <dir>... (or agent.sparse) narrows the slot to those
+directories (cone mode) for the task, and releasing it makes it a full checkout again.
+With no free slot claim fails with
 "pool exhausted" (exit 1), or with --wait waits for a release (up to <seconds>, or forever).
 Claims are atomic: a claim is the creation of the ref refs/agents/pool/<slot>, which git does
 for exactly one of any number of racing claimers. The claim records the claiming process:
@@ -54,8 +58,10 @@ cleaning the task. --stale releases every slot whose claiming process has ended,
 holds and that holds nothing to lose.
 
 list shows every slot: free or claimed, by which task and process, since when, and whether
-that process still runs (a claim whose process has ended is stale). destroy removes the free
-slots; --force removes claimed ones too, discarding what they hold.
+that process still runs (a claim whose process has ended is stale). shrink removes free slots,
+highest-numbered first, until the pool has at most <n> (claimed slots stay, so it may keep
+more). destroy removes the free slots; --force removes claimed ones too, discarding what they
+hold.
 """
 
 EXAMPLES = """\
@@ -95,6 +101,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     claim = sub("claim", "claim a free slot and print its path")
     claim.add_argument("--task", metavar="<new-id>", help="switch the slot to a new branch for this task and record it")
     add_task_text_options(claim)
+    add_sparse_option(claim)
     claim.add_argument("--base", metavar="<branch>", help="with --task: the task's base branch")
     claim.add_argument("--wait", nargs="?", type=float, const=math.inf, metavar="<seconds>",
                        help="wait for a free slot (up to <seconds>; no value: forever)")
@@ -110,6 +117,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
     lst = sub("list", "show every slot and who holds it")
     lst.add_argument("--json", action="store_true", help="print a JSON object")
+
+    shrink = sub("shrink", "remove free slots until the pool has at most <n>")
+    shrink.add_argument("count", type=int, metavar="<n>", help="number of slots to keep (0 or more)")
+    add_verbosity(shrink, quiet="print only errors", verbose="also print each removed slot's path")
 
     destroy = sub("destroy", "remove the free slots")
     destroy.add_argument("-f", "--force", action="store_true", help="remove claimed slots too")
@@ -133,8 +144,8 @@ def _create(args: argparse.Namespace, repo: Repo) -> int:
 
 
 def _claim(args: argparse.Namespace, repo: Repo) -> int:
-    if not args.task and (args.title or args.prompt is not None or args.prompt_file or args.base):
-        raise UsageError("--title, --prompt, --prompt-file and --base need --task")
+    if not args.task and (args.title or args.prompt is not None or args.prompt_file or args.base or args.sparse):
+        raise UsageError("--title, --prompt, --prompt-file, --base and --sparse need --task")
     if args.wait is not None and args.wait < 0:
         raise UsageError("--wait takes a number of seconds, 0 or more")
     owner = None
@@ -153,7 +164,8 @@ def _claim(args: argparse.Namespace, repo: Repo) -> int:
     task = plan_task(repo, args.task, base, base_commit, pooled=True)
     task.title = args.title or default_title(task.id, text)
     task.created = now_iso()
-    starting.create(repo, task, text, template, request=request, owner=owner)
+    starting.create(repo, task, text, template, request=request, owner=owner,
+                    sparse=starting.sparse_setting(repo, args.sparse))
     exc = starting.ready(repo, task)
     if exc:
         sys.stderr.write(starting.setup_failure_text(task, exc) +
@@ -250,4 +262,19 @@ def _destroy(args: argparse.Namespace, repo: Repo) -> int:
     return ExitCode.FAILED if kept else ExitCode.OK
 
 
-_ACTIONS = {"create": _create, "claim": _claim, "release": _release, "list": _list, "destroy": _destroy}
+def _shrink(args: argparse.Namespace, repo: Repo) -> int:
+    if args.count < 0:
+        raise UsageError("shrink takes the number of slots to keep, 0 or more")
+    removed, left = pool.shrink(repo, args.count)
+    for name in removed if args.verbosity >= 0 else []:
+        print(f"Removed {name}" + (f" ({pool.slot_path(repo, name)})" if args.verbosity > 0 else ""))
+    if args.verbosity >= 0:
+        if left > args.count:
+            print(f"The pool keeps {left} slot(s): the others are claimed")
+        elif not removed:
+            print(f"The pool already has {left} slot(s)")
+    return ExitCode.OK
+
+
+_ACTIONS = {"create": _create, "claim": _claim, "release": _release, "list": _list, "shrink": _shrink,
+            "destroy": _destroy}

@@ -63,6 +63,7 @@ The task file:
     check = "make test"     # each merged result must pass it (as git agent-merge --check)
     pool = false            # take worktrees from git agent-pool (as git agent-spawn --pool)
     resolve = true          # an agent resolves conflicting tasks (true: each task's own; or a name)
+    sparse = ["src/mixer"]  # sparse task worktrees (as git agent-spawn --sparse); default: agent.sparse
     tmux = false            # agents interactive in tmux windows (as git agent-spawn --tmux;
                             # default: agent.tmux)
 
@@ -72,6 +73,7 @@ The task file:
     prompt = "Free the mixer channel when ..."      # or prompt_file = "tasks/48.md"
     agent = "codex"                                 # optional, for this task only
     after = ["47"]                                  # optional: start once task 47 has merged
+    sparse = ["src/mixer", "docs"]                  # optional, for this task only ([]: a full checkout)
 
 A relative prompt_file, and an agent command starting with ./, are taken from the task
 file's directory.

@@ -46,8 +46,16 @@ a preset).
 
 Each new worktree is made ready before its agent starts: the ignored files listed in
 .worktreeinclude and the agent.copy globs are copied from the main worktree, agent.link
-paths are symlinked, submodules are initialised, and agent.setup runs there. If setup
-fails, the task fails with its output shown and the agent is not started.
+paths are symlinked, the submodules initialised in the main worktree are initialised
+(cloned from the main worktree's own submodule repositories, without network; one that
+fails is a warning in the task's log unless agent.submodules is required), and agent.setup
+runs there. If setup fails, the task fails with its output shown and the agent is not
+started.
+
+With --sparse <dir>... (or agent.sparse) the worktree is a cone-mode sparse checkout: only
+those directories and the files at the top level are written to disk. Merging is unchanged
+(merges are built in memory, not in the worktree), and the agent can widen its checkout with
+git sparse-checkout add <dir>.
 
 The task text comes from --prompt, --prompt-file (a path may contain {id}; - reads standard
 input). The prompt file is the template (agent.promptTemplate, or a built-in one telling the
@@ -89,9 +97,19 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool-max", type=int, metavar="<n>",
                    help="take a pool slot, never growing the pool beyond <n> slots "
                         "(default: agent.poolMax; 0: no limit)")
+    add_sparse_option(p)
     p.add_argument("--porcelain", action="store_true",
                    help="print `key value` lines (id, branch, worktree, pid) per task, for scripts")
     add_verbosity(p)
+
+
+def add_sparse_option(p: argparse.ArgumentParser) -> None:
+    """--sparse <dir>... and --no-sparse, shared with `git agent-pool claim --task`."""
+    p.add_argument("--sparse", nargs="+", action="extend", metavar="<dir>",
+                   help="check out only these directories (cone-mode sparse checkout, plus the top-level files; "
+                        "default: agent.sparse); put the ids first, or end the list with --")
+    p.add_argument("--no-sparse", dest="sparse", action="store_const", const=[],
+                   help="a full checkout, even if agent.sparse is set")
 
 
 def add_task_text_options(p: argparse.ArgumentParser) -> None:
@@ -138,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     template = load_template(repo)
     texts = {task_id: task_text(args, task_id, stdin_text) for task_id in args.ids}
     planned = [plan_task(repo, task_id, base, base_commit, pooled=request is not None) for task_id in args.ids]
+    sparse = starting.sparse_setting(repo, args.sparse)
 
     failed = 0
     for n, task in enumerate(planned):
@@ -145,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         task.title = args.title or default_title(task.id, text)
         task.agent = command
         task.created = now_iso()
-        starting.create(repo, task, text, template, request=request)
+        starting.create(repo, task, text, template, request=request, sparse=sparse)
         where = os.path.relpath(task.worktree)
         facts = {"id": task.id, "branch": task.branch, "worktree": task.worktree}
         message = ""

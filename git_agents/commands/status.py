@@ -36,9 +36,10 @@ the fields id, title, branch, worktree, base (the target branch), state (as in t
 column), agent (not started, running, exited, died or failed to start), exit_code, pid,
 started, finished, ahead (commits not in the target branch), files_changed, uncommitted
 (true, false or null when the worktree is missing), worktree_exists, conflicts (paths),
-reason, slot and detached_commits (commits only the worktree's detached HEAD holds, 0 when
-its HEAD is on a branch, null when the worktree is missing). "version" changes only when a
-field is removed or changes meaning.
+reason, slot, detached_commits (commits only the worktree's detached HEAD holds, 0 when
+its HEAD is on a branch, null when the worktree is missing) and disk_bytes (bytes its
+worktree takes on disk, its .git file left out; null when the worktree is missing).
+"version" changes only when a field is removed or changes meaning.
 """
 
 
@@ -47,18 +48,32 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("ids", nargs="*", metavar="<id>", help="only these tasks")
     p.add_argument("--json", action="store_true", help="print a JSON object (see git-agents(7))")
     add_verbosity(p, quiet="print only each task's id and state",
-                  verbose="also print each agent's pid and when it started and finished")
+                  verbose="also print each agent's pid, when it started and finished, and its worktree's size on disk")
 
 
 def _yes_no(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
+def human_size(size: int | None) -> str:
+    """Bytes as `du -h` shows them (1K = 1024): 512, 4.0K, 12M, 3.1G; "-" for unknown."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            break
+        value /= 1024
+    if not unit:
+        return str(size)
+    return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the status of the tasks."""
     repo = Repo.discover()
     tasks = select_tasks(repo, args.ids)
-    rows = collect(repo, tasks)
+    rows = collect(repo, tasks, sizes=args.json or args.verbosity > 0)
     if args.json:
         import json
 
@@ -69,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     headers = ["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "TITLE"]
     if args.verbosity > 0:
-        headers[-1:-1] = ["PID", "STARTED", "FINISHED"]
+        headers[-1:-1] = ["PID", "STARTED", "FINISHED", "SIZE"]
     cells = []
     for r in rows:
         state = r.state
@@ -79,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         row = [r.id, state, "-" if r.ahead is None else str(r.ahead),
                "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted), r.branch, where]
         if args.verbosity > 0:
-            row += [str(r.pid or "-"), r.started or "-", r.finished or "-"]
+            row += [str(r.pid or "-"), r.started or "-", r.finished or "-", human_size(r.disk_bytes)]
         cells.append(row + [r.title])
     if args.verbosity < 0:
         headers, cells = headers[:2], [row[:2] for row in cells]

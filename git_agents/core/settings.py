@@ -50,6 +50,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.link", "",
             "Path or glob (may be given several times), e.g. node_modules: symlinked into each new worktree "
             "from the main worktree instead of copied."),
+    Setting("agent.sparse", "",
+            "Directories (relative to the top of the repository; several in one value separated by spaces, "
+            "or the key given several times) that each new task worktree checks out as a cone-mode sparse "
+            "checkout, as `git agent-spawn --sparse` does; empty: full checkouts."),
+    Setting("agent.submodules", "auto",
+            "Submodules of new task worktrees: auto initialises those initialised in the main worktree, "
+            "cloned from its own submodule repositories (no network), and logs a warning for one that fails; "
+            "required fails the task instead; none leaves them all uninitialised."),
     Setting("agent.setup", "",
             "Command run with the shell in each new worktree before its agent starts (e.g. `npm ci`); if it "
             "fails, the task fails with its output shown and the agent is not started."),

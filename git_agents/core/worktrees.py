@@ -9,6 +9,7 @@ itself, the slow part on a large repository, runs outside the lock.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from git_agents.core.errors import GitError
@@ -67,8 +68,13 @@ def list_worktrees(repo: Repo) -> list[Worktree]:
     return result
 
 
-def add_worktree(repo: Repo, path: str, branch: str | None, commit: str) -> None:
-    """Create a worktree at `path` on a new `branch` (or detached when None) at `commit`."""
+def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, sparse: Sequence[str] = ()) -> None:
+    """Create a worktree at `path` on a new `branch` (or detached when None) at `commit`.
+
+    With `sparse` directories the worktree is a cone-mode sparse checkout of them (plus the
+    files at the top level, as cone mode has it): the patterns are set while the worktree is
+    still empty (`--no-checkout`), so the files outside the cone are never written.
+    """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with RepoLock(repo.common_dir, "worktrees"):
         args = ["worktree", "add", "--no-checkout", "--quiet"]
@@ -83,7 +89,120 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str) -> None
                 repo.git.run("update-ref", "-d", f"refs/heads/{branch}", commit, ok=range(0, 256))
             repo.git.run("worktree", "prune", ok=range(0, 256))
             raise
+    if sparse:
+        set_sparse(repo, path, sparse)
     repo.git.at(path).run("reset", "--hard", "--quiet")
+
+
+def sparse_dirs(values: Sequence[str]) -> list[str]:
+    """Directories for a cone-mode sparse checkout, from --sparse arguments or agent.sparse values.
+
+    Each value may hold several directories separated by whitespace; `./` and trailing slashes
+    are dropped. Raises AgentError for a path outside the worktree.
+    """
+    from git_agents.core.errors import AgentError
+
+    dirs: dict[str, None] = {}
+    for value in values:
+        for word in value.split():
+            path = os.path.normpath(word).strip("/")
+            if os.path.isabs(word) or path == ".." or path.startswith("../"):
+                raise AgentError(f"sparse directory '{word}' is outside the worktree",
+                                 hint="name directories relative to the top of the repository, e.g. src/mixer")
+            if path and path != ".":
+                dirs[path] = None
+    return list(dirs)
+
+
+def _enable_worktree_config(repo: Repo) -> None:
+    """Set extensions.worktreeConfig once, under our lock: `git sparse-checkout` would set it itself,
+    and two of those at once would fail with "could not lock config file"."""
+    if repo.config.get("extensions.worktreeconfig", [""])[-1].lower() in ("true", "yes", "on", "1"):
+        return
+    with RepoLock(repo.common_dir):
+        config = os.path.join(repo.common_dir, "config")
+        if repo.git.run("config", "--file", config, "--bool", "--get", "extensions.worktreeConfig",
+                        ok=(0, 1)).out.strip() != "true":
+            repo.git.run("config", "--file", config, "extensions.worktreeConfig", "true")
+    repo.reload_config()
+
+
+def set_sparse(repo: Repo, path: str, dirs: Sequence[str]) -> None:
+    """Make the worktree at `path` a cone-mode sparse checkout of `dirs` (its own setting alone:
+    core.sparseCheckout goes into the worktree's config.worktree, not the shared config)."""
+    _enable_worktree_config(repo)
+    repo.git.at(path).run("sparse-checkout", "set", "--cone", "--", *dirs)
+
+
+def is_sparse(repo: Repo, path: str) -> bool:
+    """Whether the worktree at `path` is a sparse checkout."""
+    res = repo.git.at(path).run("config", "--bool", "--get", "core.sparseCheckout", ok=(0, 1))
+    return res.out.strip() == "true"
+
+
+def newest_mtime(path: str) -> float:
+    """The newest modification time of anything in the worktree at `path` (files and directories,
+    its `.git` file left out, and the index git keeps for it): when it last changed."""
+    newest = 0.0
+    git_file = os.path.join(path, ".git")
+    try:
+        newest = os.stat(path).st_mtime
+        with open(git_file, encoding="utf-8", errors="surrogateescape") as fh:
+            git_dir = fh.read().strip().removeprefix("gitdir: ")
+        newest = max(newest, os.stat(os.path.join(path, git_dir, "index")).st_mtime)
+    except OSError:
+        pass
+    stack = [path]
+    while stack:
+        top = stack.pop()
+        try:
+            entries = os.scandir(top)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.path == git_file:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                newest = max(newest, st.st_mtime)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return newest
+
+
+def worktree_size(path: str) -> int:
+    """Bytes on disk under `path` (as du counts them), without its `.git` file or directory.
+
+    A walk in Python (os.scandir, no subprocess); hard-linked files are counted once.
+    """
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [path]
+    while stack:
+        top = stack.pop()
+        try:
+            entries = os.scandir(top)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.name == ".git" and top == path:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif st.st_nlink > 1:
+                    if (st.st_dev, st.st_ino) in seen:
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
 
 
 def remove_worktree(repo: Repo, path: str, *, force: bool = False) -> None:

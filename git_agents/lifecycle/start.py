@@ -6,12 +6,14 @@ create (metadata, worktree, prompt file) -> prepare.make_ready (copies, links, p
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 
 from git_agents.core.errors import AgentError, UsageError
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
-from git_agents.core.worktrees import add_worktree
+from git_agents.core.worktrees import add_worktree, sparse_dirs
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent, tmux
 from git_agents.tasks.ids import check_id
@@ -36,20 +38,23 @@ def prompt_path(repo: Repo, task_id: str) -> str:
 
 
 def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.PoolRequest | None = None,
-           owner: tuple[int, str] | None = None) -> str:
+           owner: tuple[int, str] | None = None, sparse: Sequence[str] = ()) -> str:
     """Record the task, give it its worktree on a new branch, write its prompt; return the prompt file.
 
     The worktree is a new one, or with a pool `request` a claimed pool slot switched to the
-    task's branch (`owner`: the claiming process, see pool.claim).
+    task's branch (`owner`: the claiming process, see pool.claim). With `sparse` directories
+    it is a cone-mode sparse checkout of them.
     """
     if request is None:
         create_task(repo, task)
         try:
-            add_worktree(repo, task.worktree, task.branch, task.base_commit)
+            add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
         except BaseException:
             delete_task(repo, task.id)
             raise
     else:
+        if sparse:
+            request = dataclasses.replace(request, sparse=tuple(sparse))
         held = pool.claim(repo, task=task.id, owner=owner, request=request, base_commit=task.base_commit)
         task.worktree, task.slot = held.path, held.slot
         try:
@@ -58,7 +63,7 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
             pool.drop_claim(repo, held)  # the slot was not touched yet
             raise
         try:
-            pool.switch_to_branch(repo, held, task.branch, task.base_commit)
+            pool.switch_to_branch(repo, held, task.branch, task.base_commit, sparse=request.sparse)
         except BaseException:
             delete_task(repo, task.id)
             pool.release(repo, held.slot, force=True, task=task.id)
@@ -241,6 +246,13 @@ def pool_request(repo: Repo, enabled: bool | None, pool_max: int | None) -> pool
     except ValueError:
         raise AgentError(f"agent.poolMax must be a number, not '{limit}'",
                          hint="fix it with: git config agent.poolMax <n>") from None
+
+
+def sparse_setting(repo: Repo, given: Sequence[str] | None) -> list[str]:
+    """The directories of a sparse task worktree: `given` (--sparse), else agent.sparse; [] for a full one."""
+    if given is None:
+        given = [v for v in repo.config.get("agent.sparse", []) if v.strip()]
+    return sparse_dirs(given)
 
 
 def identity_env(repo: Repo, worktree: str) -> dict[str, str]:

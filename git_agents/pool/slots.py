@@ -23,9 +23,11 @@ from git_agents.core.repo import Repo
 from git_agents.core.worktrees import (
     add_worktree,
     describe_unsaved,
+    is_sparse,
     list_worktrees,
     prune_worktrees,
     remove_worktree,
+    set_sparse,
     unsaved_work,
 )
 from git_agents.tasks import agent
@@ -115,6 +117,7 @@ class PoolRequest:
 
     wait: float | None = None  # seconds to wait for a release (math.inf: forever); None: fail at once
     grow: int | None = None  # grow the pool by a slot when none is free, up to this many (0: no limit)
+    sparse: tuple[str, ...] = ()  # a cone-mode sparse checkout of these directories (a grown slot is born sparse)
 
 
 def ref_of(slot: str) -> str:
@@ -263,7 +266,7 @@ def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, r
             head = repo.git.at(slot.path).run("rev-parse", "--verify", "--quiet", "HEAD", ok=(0, 1)).out.strip()
             return won if head == won.commit else _replace(repo, won, commit=head)
         if request.grow is not None:
-            grown = _grow(repo, request.grow, task, owner, base_commit or pool_base(repo)[1])
+            grown = _grow(repo, request.grow, task, owner, base_commit or pool_base(repo)[1], request.sparse)
             if grown is not None:
                 return grown
         if deadline is None or time.monotonic() >= deadline:
@@ -276,7 +279,8 @@ def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, r
         delay = min(delay * 1.5, 0.25)
 
 
-def _grow(repo: Repo, limit: int, task: str, owner: tuple[int, str], base_commit: str) -> Claim | None:
+def _grow(repo: Repo, limit: int, task: str, owner: tuple[int, str], base_commit: str,
+          sparse: tuple[str, ...] = ()) -> Claim | None:
     """Add one slot and claim it, unless the pool already has `limit` slots (0: no limit)."""
     with RepoLock(repo.common_dir, "pool"):  # the count and the new name must not race
         slots = read_slots(repo)
@@ -290,7 +294,7 @@ def _grow(repo: Repo, limit: int, task: str, owner: tuple[int, str], base_commit
             return None
     new.path = slot_path(repo, new.slot)
     try:
-        add_worktree(repo, new.path, None, base_commit)
+        add_worktree(repo, new.path, None, base_commit, sparse=sparse)
     except BaseException:
         drop_claim(repo, new)
         raise
@@ -313,9 +317,13 @@ def set_owner(repo: Repo, slot: str, task: str, pid: int, pid_start: str) -> boo
     return _replace(repo, current.claim, pid=str(pid), pid_start=pid_start) is not current.claim
 
 
-def switch_to_branch(repo: Repo, held: Claim, branch: str, commit: str) -> None:
-    """Put a claimed (clean, detached) slot on a new branch at `commit`."""
+def switch_to_branch(repo: Repo, held: Claim, branch: str, commit: str, *, sparse: tuple[str, ...] = ()) -> None:
+    """Put a claimed (clean, detached) slot on a new branch at `commit` (with `sparse`: narrowed to
+    those directories, cone mode; a slot grown for this claim is sparse already, and setting the
+    same patterns again costs one call that changes nothing)."""
     git = repo.git.at(held.path)
+    if sparse:
+        set_sparse(repo, held.path, sparse)
     if held.commit != commit:
         git.run("checkout", "--quiet", "--no-track", "-b", branch, commit)
         return
@@ -350,6 +358,8 @@ def reset_slot(repo: Repo, path: str, commit: str) -> None:
     git = repo.git.at(path)
     git.run("checkout", "--quiet", "--detach")  # first, so the reset below moves no branch
     git.run("reset", "--quiet", "--hard", commit)
+    if is_sparse(repo, path):  # a free slot is a full checkout; a sparse claim narrows it again
+        git.run("sparse-checkout", "disable")
     git.run("clean", "-ffdxq")
 
 
@@ -433,6 +443,34 @@ def create(repo: Repo, count: int, base: str | None = None) -> list[str]:
             drop_claim(repo, hold)
         added.append(name)
     return added
+
+
+def shrink(repo: Repo, count: int) -> tuple[list[str], int]:
+    """Remove free slots, highest-numbered first, until the pool has at most `count` slots.
+
+    Claimed slots are never touched: each free slot is claimed (atomically, as a claimer would)
+    before it is removed, so a racing claim wins or we do, never both. Returns (slots removed,
+    slots the pool still has).
+    """
+    owner = (os.getpid(), agent.process_start(os.getpid()) or "")
+    slots = read_slots(repo)
+    left = len(slots)
+    removed = []
+    for slot in reversed(list(slots.values())):
+        if left <= count:
+            break
+        if slot.claim is not None:
+            continue
+        held = _new_claim(repo, slot.name, slot.head, "", owner)
+        if not _try_create(repo, held):
+            continue  # claimed meanwhile: it stays
+        if slot.exists or os.path.lexists(slot.path):
+            remove_worktree(repo, slot.path, force=True)  # free slots are clean: nothing of anyone's is lost
+        drop_claim(repo, held)
+        removed.append(slot.name)
+        left -= 1
+    prune_worktrees(repo)
+    return removed, left
 
 
 def destroy(repo: Repo, *, force: bool = False) -> tuple[list[str], list[str]]:

@@ -329,8 +329,10 @@ class Run:
                 task.title, task.created = job.spec.title, now_iso()
                 try:
                     # The run holds a pooled slot until the task's agent starts (starting.start hands it over).
+                    sparse = job.spec.sparse if job.spec.sparse is not None else self.tf.sparse
                     starting.create(self.repo, task, job.spec.text, template, request=self.request,
-                                    owner=(os.getpid(), agent.process_start(os.getpid()) or ""))
+                                    owner=(os.getpid(), agent.process_start(os.getpid()) or ""),
+                                    sparse=starting.sparse_setting(self.repo, sparse))
                 except pool.PoolExhausted as exc:  # nothing was recorded: a resumed run tries again
                     job.state, job.outcome = "failed: pool exhausted", f"failed: {exc.message}"
                     continue

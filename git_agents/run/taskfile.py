@@ -7,6 +7,7 @@
     check = "make test"       # each merged result must pass it (as git agent-merge --check)
     pool = false              # take worktrees from git agent-pool (as git agent-spawn --pool)
     resolve = true            # an agent resolves a task that conflicts (true: its own; or an agent name)
+    sparse = ["src/mixer"]    # sparse task worktrees (as git agent-spawn --sparse; default: agent.sparse)
     tmux = false              # each agent interactive in a tmux window (as git agent-spawn --tmux)
 
     [[task]]
@@ -15,6 +16,7 @@
     prompt = "Free the mixer channel when ..."   # or prompt_file = "tasks/48.md"
     agent = "codex"                              # optional, overrides the global agent
     after = ["47"]                               # start once these tasks have merged
+    sparse = ["src/mixer", "docs"]               # optional, overrides the global sparse ([]: full)
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from git_agents.core.errors import AgentError
 from git_agents.tasks.ids import id_problem
 from git_agents.tasks.prompt import default_title
 
-_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "tmux", "task"}
-_TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent", "after"}
+_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "sparse", "tmux", "task"}
+_TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent", "after", "sparse"}
 
 
 @dataclass
@@ -40,6 +42,7 @@ class TaskSpec:
     text: str
     agent: str  # as written (a preset name or a command); empty: the global one
     after: list[str] = field(default_factory=list)  # ids of the tasks that must merge before it starts
+    sparse: list[str] | None = None  # directories of a sparse worktree; None: the global setting
 
 
 @dataclass
@@ -54,6 +57,7 @@ class TaskFile:
     check: str = ""
     pool: bool = False
     resolve: str | None = None  # None: no resolving; "": each task's own agent; else the resolver
+    sparse: list[str] | None = None  # None: agent.sparse
     tmux: bool | None = None  # None: agent.tmux decides
     tasks: list[TaskSpec] = field(default_factory=list)
 
@@ -95,6 +99,7 @@ def load(path: str) -> TaskFile:
     merge = _typed(path, data, "merge", bool, "")
     result.merge = True if merge is None else merge
     result.pool = bool(_typed(path, data, "pool", bool, ""))
+    result.sparse = _sparse(path, data, "")
     result.tmux = _typed(path, data, "tmux", bool, "")
     if result.check and not result.merge:
         raise _fail(path, "'check' gates the merges, and merge = false makes none "
@@ -183,4 +188,14 @@ def _task(path: str, here: str, n: int, table: Any) -> TaskSpec:
     if not isinstance(after, list) or not all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in after):
         raise _fail(path, f"task {task_id}: 'after' must be a list of task ids, e.g. after = [\"48\", \"50\"]")
     after = list(dict.fromkeys(str(a) for a in after))
-    return TaskSpec(task_id, title, prompt or "", _typed(path, table, "agent", str, where) or "", after)
+    return TaskSpec(task_id, title, prompt or "", _typed(path, table, "agent", str, where) or "", after,
+                    _sparse(path, table, where))
+
+
+def _sparse(path: str, table: dict[str, Any], where: str) -> list[str] | None:
+    value = table.get("sparse")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(path, f"{where}'sparse' must be a list of directories (strings)")
+    return list(value)

@@ -6,7 +6,10 @@ working there then draws wrong conclusions or cannot build. This module:
   syntax; git itself does the matching) and the `agent.copy` globs, copy-on-write where the
   filesystem supports it (`cp --reflink=auto`);
 - symlinks the `agent.link` paths (large directories such as node_modules) from the main worktree;
-- initialises submodules when the worktree has a `.gitmodules`;
+- initialises the submodules that are initialised in the main worktree, cloning each from the
+  main worktree's own submodule repository (local: no network, so an unreachable URL in
+  `.gitmodules` never stops a spawn); one that fails is a warning in the task's log unless
+  agent.submodules is `required`;
 - leases the task's port block;
 - runs `agent.setup` in the worktree, its output appended to the task's log.
 """
@@ -15,9 +18,11 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 
 from git_agents.core.errors import AgentError
+from git_agents.core.git import Git
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
 from git_agents.tasks import agent, ports
@@ -97,14 +102,82 @@ def link_paths(repo: Repo, dest: str, paths: list[str]) -> None:
 
 
 def populate(repo: Repo, worktree: str) -> None:
-    """Copy included and agent.copy files, make agent.link symlinks, initialise submodules."""
+    """Copy included and agent.copy files, make agent.link symlinks."""
     main = repo.main_worktree
     copy_files(main, worktree, included_files(repo) + _globbed(main, _values(repo, "agent.copy")))
     link_paths(repo, worktree, _globbed(main, _values(repo, "agent.link")))
-    if os.path.isfile(os.path.join(worktree, ".gitmodules")):
-        res = repo.git.at(worktree).run("submodule", "update", "--init", "--recursive", ok=range(0, 256))
+
+
+def init_submodules(repo: Repo, worktree: str) -> tuple[list[str], str]:
+    """Initialise in `worktree` the submodules initialised in the main worktree; return (paths that
+    failed, git's output for them).
+
+    Each is cloned from the main worktree's own submodule repository (`submodule.<name>.url`
+    pointed there for this one call, with protocol.file allowed for it), so no network is used;
+    afterwards the clone's origin is the submodule's real URL again, as a clone of it would have.
+    A submodule not initialised in the main worktree, or outside a sparse worktree's cone, is left
+    alone. Nested submodules are not initialised.
+    """
+    if not os.path.isfile(os.path.join(worktree, ".gitmodules")):
+        return [], ""
+    git = repo.git.at(worktree)
+    listed = git.run("config", "--file", ".gitmodules", "-z", "--get-regexp", r"^submodule\..*\.path$",
+                     ok=(0, 1)).out
+    failed: list[str] = []
+    output = ""
+    for entry in filter(None, listed.split("\0")):
+        key, _, path = entry.partition("\n")
+        name = key[len("submodule."):-len(".path")]
+        source = os.path.join(repo.main_worktree, path)
+        if not path or not os.path.exists(os.path.join(source, ".git")) \
+                or not os.path.isdir(os.path.join(worktree, path)):
+            continue  # not initialised in the main worktree, or outside the sparse cone
+        found = repo.git.at(source).run("rev-parse", "--absolute-git-dir", ok=range(0, 256))
+        if found.code != 0:
+            continue
+        url = git.run("config", "--get", f"submodule.{name}.url", ok=(0, 1)).out.strip() or \
+            git.run("config", "--file", ".gitmodules", "--get", f"submodule.{name}.url", ok=(0, 1)).out.strip()
+        res = git.run("-c", "protocol.file.allow=always", "-c", f"submodule.{name}.url={found.out.strip()}",
+                      "submodule", "update", "--init", "--", path, ok=range(0, 256), env={"LC_ALL": "C"})
         if res.code != 0:
-            raise SetupFailed(f"submodule initialisation failed (exit {res.code})", res.out + res.err)
+            failed.append(path)
+            output += res.out + res.err
+            _undo_submodule(git, worktree, name, path)
+            continue
+        if url:
+            repo.git.at(os.path.join(worktree, path)).run("remote", "set-url", "origin", url, ok=range(0, 256))
+    return failed, output
+
+
+def _undo_submodule(git: Git, worktree: str, name: str, path: str) -> None:
+    """Leave a submodule whose update failed half-way as an uninitialised one (an empty directory),
+    so the worktree shows no change; only this worktree's own copy goes (`submodule deinit` would
+    unset the URL in the shared config, de-initialising it in the main worktree too)."""
+    git_dir = git.run("rev-parse", "--absolute-git-dir").out.strip()
+    if os.path.basename(os.path.dirname(git_dir)) != "worktrees":
+        return  # not a linked worktree's own git dir: touch nothing
+    shutil.rmtree(os.path.join(git_dir, "modules", name), ignore_errors=True)
+    target = os.path.join(worktree, path)
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(target, exist_ok=True)
+
+
+def _submodules(repo: Repo, task: Task) -> None:
+    """init_submodules for a task: a failure is a warning in its log, or with agent.submodules =
+    required a SetupFailed; agent.submodules = none skips them."""
+    mode = repo.setting("agent.submodules").strip().lower()
+    if mode in ("none", "false", "no", "off"):
+        return
+    failed, output = init_submodules(repo, task.worktree)
+    if not failed:
+        return
+    message = f"submodule initialisation failed: {', '.join(failed)}"
+    if mode == "required":
+        raise SetupFailed(message, output)
+    os.makedirs(repo.task_dir(task.id), exist_ok=True)
+    with open(agent.log_path(repo.task_dir(task.id)), "a", encoding="utf-8") as log:
+        log.write(f"git-agents: warning: {message} (left uninitialised; agent.submodules = required "
+                  f"would fail the task)\n{output}")
 
 
 def run_setup(repo: Repo, task: Task, prompt_file: str) -> None:
@@ -129,6 +202,7 @@ def run_setup(repo: Repo, task: Task, prompt_file: str) -> None:
 def make_ready(repo: Repo, task: Task, prompt_file: str) -> None:
     """Everything a new task's worktree needs before its agent starts (raises SetupFailed)."""
     populate(repo, task.worktree)
+    _submodules(repo, task)
     try:
         ports.lease(repo, task)
     except AgentError as exc:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 from git_agents.core.repo import Repo
-from git_agents.core.worktrees import list_worktrees, unsaved_work
+from git_agents.core.worktrees import list_worktrees, unsaved_work, worktree_size
 from git_agents.tasks import agent
 from git_agents.tasks.store import Task
 
@@ -44,6 +44,7 @@ class TaskStatus:
     reason: str
     slot: str
     detached_commits: int | None  # commits only the worktree's detached HEAD holds
+    disk_bytes: int | None = None  # bytes its worktree takes on disk (collect(sizes=True) only)
 
     def to_json(self) -> dict[str, object]:
         """The task as a JSON object (see git-agent-status(1))."""
@@ -162,9 +163,13 @@ def _files_changed(repo: Repo, pairs: list[tuple[str, str]]) -> dict[tuple[str, 
     return counts
 
 
-def parallel_map(fn: Callable[[T], R], items: list[T], workers: int = 8) -> list[R]:
+def parallel_map(fn: Callable[[T], R], items: list[T], workers: int | None = None) -> list[R]:
     """`[fn(x) for x in items]` on a few threads (each waits on its own git process); the first
-    exception is re-raised. Plain threading: concurrent.futures imports logging (~15 ms)."""
+    exception is re-raised. Plain threading: concurrent.futures imports logging (~15 ms).
+
+    `workers` defaults to the number of CPUs: each git call keeps one busy, and more at once only
+    queue for the same cores (measured by benchmarks/status.py)."""
+    workers = workers or os.cpu_count() or 2
     if len(items) < 2:
         return [fn(x) for x in items]
     import threading
@@ -195,8 +200,9 @@ def parallel_map(fn: Callable[[T], R], items: list[T], workers: int = 8) -> list
     return results  # type: ignore[return-value]
 
 
-def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[TaskStatus]:
-    """The status of each task."""
+def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: bool = False) -> list[TaskStatus]:
+    """The status of each task (with `sizes`, also the bytes each worktree takes on disk: a walk
+    of every worktree, so only `status -v`/`--json` ask for it)."""
     if not tasks:
         return []
     listed = [w for w in list_worktrees(repo) if not w.prunable]
@@ -237,6 +243,10 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
             keep = [t.base_commit] if t.base_commit else []
             res = repo.git.run("rev-list", "--count", head, "--not", "--branches", *keep, "--", ok=(0, 128))
             detached[t.id] = int(res.out.strip()) if res.code == 0 and res.out.strip().isdigit() else 0
+    disk: dict[str, int] = {}
+    if sizes:
+        todo = [t for t in tasks if exists[t.id]]
+        disk = dict(zip((t.id for t in todo), parallel_map(lambda t: worktree_size(t.worktree), todo)))
 
     result = []
     for t in tasks:
@@ -271,5 +281,5 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
             agent=state_word, exit_code=code, pid=int(t.pid) if t.pid.isdigit() else None,
             started=t.started, finished=finished, ahead=n_ahead, files_changed=files,
             uncommitted=dirty.get(t.id), worktree_exists=exists[t.id], conflicts=t.conflict_files,
-            reason=t.reason, slot=t.slot, detached_commits=n_detached))
+            reason=t.reason, slot=t.slot, detached_commits=n_detached, disk_bytes=disk.get(t.id)))
     return result
