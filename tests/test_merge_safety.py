@@ -99,7 +99,7 @@ def test_disk_full_while_updating_the_worktree_then_abort_or_continue(tmp_path: 
         assert full.stderr.endswith("hint: fix what stopped it (a full disk, a file in the way, another git holding "
                                     "a lock), then: git agent-merge --continue\n"
                                     "hint: or undo the run with: git agent-merge --abort\n"), full.stderr
-        assert "; it is back as it was\n" in full.stderr
+        assert "; it is back as it was\n" in full.stderr, full.stderr
         # the worktree was put back at once: nothing half-written is left
         assert project.git("status", "--porcelain", "--untracked-files=all") == ""
         assert sorted(os.listdir(mnt)) == ["shared.txt"]

@@ -272,9 +272,9 @@ def _written_by_update(wt: Git, path: str, full: str, blob: str) -> bool:
         return False
     if wt("hash-object", "--path", path, "--", path) == blob:
         return True
-    # A write cut short by a full disk: the start of the blob (compared as the gateway reads text).
+    # A write cut short by a full disk: the start of the blob, byte for byte.
     if size >= int(wt("cat-file", "-s", blob)):
         return False
     with open(full, "rb") as fh:
-        start = fh.read().decode("utf-8", "ignore")
-    return bool(start) and wt.run("cat-file", "blob", blob).out.startswith(start)
+        start = fh.read()
+    return wt.run("cat-file", "blob", blob).raw.startswith(start)
