@@ -172,3 +172,26 @@ def test_interactive_ui_starts_with_the_prompt_under_tmux(project: Project, mode
         assert project.git("status", "--porcelain", "--untracked-files=all", cwd=worktree) == ""
     finally:
         subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
+
+
+def test_a_conflict_is_resolved_by_claude_through_the_preset(project: Project, model: ScriptedModel) -> None:
+    """merge --resolve starts the task's own agent (the claude preset) on the conflicted merge; the
+    scripted model keeps both lines and commits the merge; git-agents verifies it and merges."""
+    model.script = Script('echo "line of task $GIT_AGENT_TASK" > shared.txt && git add shared.txt && '
+                          'git commit -q -m "task $GIT_AGENT_TASK: rewrite shared.txt"')
+    project.ok("spawn", "1", "2", "--agent", "claude", "--prompt", "Rewrite shared.txt and commit it.")
+    project.ok("wait", "--all", timeout=100)
+    assert project.git("show", "task-2:shared.txt") == "line of task 2"
+    # the resolver's turn: keep both intents, commit the merge
+    model.script = Script("printf 'line of task 1\\nline of task 2\\n' > shared.txt && git add shared.txt && "
+                          "git commit -q --no-edit", "Resolved: both lines kept, merge committed.")
+    seen = len(model.requests)
+    merged = project.agent("merge", "--all", "--resolve", timeout=200)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert merged.stdout.splitlines()[-1] == "2 merged, 0 not merged"
+    assert (project.path / "shared.txt").read_text() == "line of task 1\nline of task 2\n"
+    # the resolver was told which file conflicted
+    bodies = [r.body for r in model.requests[seen:] if r.path.startswith("/v1/messages")]
+    assert any(b"shared.txt" in b and b"CONFLICT" in b for b in bodies)
+    note = project.git("notes", "--ref=agents", "show", "main")
+    assert "resolved-by:" in note and "resolve-attempts: 1" in note
