@@ -53,6 +53,8 @@ _git-agent-status () {
 	_arguments -S \
 		'-h[print a short usage summary]' \
 		'--json[print a JSON object (see git-agents(7))]' \
+		'--watch=-[redraw the table every <seconds> (default 2) until Ctrl-C]::seconds: ' \
+		'--exit-when-done[with --watch\: stop once no agent is running]' \
 		'-q[print only each task'\''s id and state]' \
 		'--quiet[print only each task'\''s id and state]' \
 		'-v[also print each agent'\''s pid and when it started and finished]' \

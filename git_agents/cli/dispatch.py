@@ -40,6 +40,10 @@ COMMANDS: dict[str, str] = {
 
 USAGE_WIDTH = 24  # as git's parse-options: option names up to this column, help from column 26
 
+# Options whose optional value is taken only after '=', as git's --color[=<when>]: `--watch 48`
+# is --watch and task 48, where argparse would take 48 as the value.
+VALUE_AFTER_EQUALS = ("--color", "--watch")
+
 
 def option_label(action: argparse.Action) -> str:
     """An option as git writes it in usage and man pages: `-f, --force`, `--base <branch>`,
@@ -48,7 +52,7 @@ def option_label(action: argparse.Action) -> str:
     if action.nargs == 0:
         return names
     metavar = action.metavar or f"<{action.dest.replace('_', '-')}>"
-    if action.nargs == "?" and "--color" in action.option_strings:  # its value only after '='
+    if action.nargs == "?" and set(VALUE_AFTER_EQUALS) & set(action.option_strings):  # its value only after '='
         return f"{names}[={metavar}]"
     if action.nargs == "?":
         return f"{names} [{metavar}]"
@@ -113,12 +117,13 @@ class Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
         # git's --color[=<when>] takes its value only after '=': `--color 48` is --color=always
-        # and task 48, where argparse would take 48 as the value.
+        # and task 48, where argparse would take 48 as the value (so too VALUE_AFTER_EQUALS).
         args = list(sys.argv[1:] if args is None else args)
-        colour = self._option_string_actions.get("--color")
-        if colour is not None and colour.nargs == "?":
-            end = args.index("--") if "--" in args else len(args)
-            args[:end] = ["--color=always" if a == "--color" else a for a in args[:end]]
+        end = args.index("--") if "--" in args else len(args)
+        for flag in VALUE_AFTER_EQUALS:
+            action = self._option_string_actions.get(flag)
+            if action is not None and action.nargs == "?":
+                args[:end] = [f"{flag}={action.const}" if a == flag else a for a in args[:end]]
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
