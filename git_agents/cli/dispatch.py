@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "diff": "Show a task's change against where it left its target, for review",
     "log": "List merged tasks from the notes on their merge commits",
     "pool": "Keep a pool of warm worktrees that tasks claim and release",
+    "top": "Watch and steer every task on one full-screen, live view",
 }
 
 
