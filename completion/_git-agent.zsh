@@ -34,8 +34,10 @@ _git-agent-spawn () {
 		'--title=[short title (default\: first line of the task text)]:text: ' \
 		'--prompt=[the task text]:text: ' \
 		'--prompt-file=[read the task text from <file> ({id} is replaced by the id; - reads stdin)]:file:_files' \
-		'--agent=[agent command line, run with the shell in the worktree, or a preset\: claude, codex, aider, gemini (see agent.preset.<name>)]:command: ' \
+		'--agent=[agent command line, run with the shell in the worktree, or a preset\: claude, codex, gemini, aider, opencode (see agent.preset.<name>)]:command: ' \
 		'--no-agent[do not start an agent, even if agent.command is set]' \
+		'--tmux[run each agent interactively in its own window of the repository'\''s tmux session (a preset'\''s interactive form; see git agent-attach, git agent-send; default\: agent.tmux)]' \
+		'--no-tmux[run each agent interactively in its own window of the repository'\''s tmux session (a preset'\''s interactive form; see git agent-attach, git agent-send; default\: agent.tmux)]' \
 		'--base=[branch to start from and merge back into (default\: the main worktree'\''s branch)]:branch:__git_agent_zsh_branches' \
 		'--pool[take a free slot of the worktree pool instead of creating a worktree, adding a slot when none is free (default\: agent.pool)]' \
 		'--no-pool[take a free slot of the worktree pool instead of creating a worktree, adding a slot when none is free (default\: agent.pool)]' \
@@ -256,6 +258,34 @@ _git-agent-pool () {
 	return ret
 }
 
+_git-agent-attach () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'1:id:__git_agent_zsh_tasks'
+}
+
+_git-agent-send () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--no-enter[type the text without pressing Enter after it]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'1:id:__git_agent_zsh_tasks' \
+		'*:text: '
+}
+
+_git-agent-continue () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--prompt=[the follow-up]:text: ' \
+		'--prompt-file=[read the follow-up from <file> ({id} is replaced by the id; - reads stdin)]:file:_files' \
+		'--agent=[run this agent command line or preset instead of the task'\''s own agent]:command: ' \
+		'--tmux[run the round in a tmux window (default\: as the previous round ran)]' \
+		'--no-tmux[run the round in a tmux window (default\: as the previous round ran)]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'1:id:__git_agent_zsh_tasks'
+}
+
 _git-agent-top () {
 	_arguments -S \
 		'-h[print a short usage summary]' \
@@ -269,7 +299,7 @@ _git-agent () {
 	case $state in
 	command)
 		local -a commands
-		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'diff:Show a task'\''s change against where it left its target, for review' 'log:List merged tasks from the notes on their merge commits' 'pool:Keep a pool of warm worktrees that tasks claim and release' 'top:Watch and steer every task on one full-screen, live view' 'completion:print the shell completion script')
+		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'diff:Show a task'\''s change against where it left its target, for review' 'log:List merged tasks from the notes on their merge commits' 'pool:Keep a pool of warm worktrees that tasks claim and release' 'attach:Show an interactive agent'\''s tmux window' 'send:Type a follow-up into a running interactive agent' 'continue:Run a finished task'\''s agent again in its worktree with a follow-up' 'top:Watch and steer every task on one full-screen, live view' 'completion:print the shell completion script')
 		_describe -t commands 'git agent command' commands && ret=0 ;;
 	args)
 		if [[ $words[1] == completion ]]; then
@@ -283,6 +313,6 @@ _git-agent () {
 
 if (( $+functions[compdef] )); then
 	compdef _git-agent git-agent
-	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-diff git-agent-log git-agent-pool git-agent-top; do compdef _$__git_agent_cmd $__git_agent_cmd; done
+	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-diff git-agent-log git-agent-pool git-agent-attach git-agent-send git-agent-continue git-agent-top; do compdef _$__git_agent_cmd $__git_agent_cmd; done
 	unset __git_agent_cmd
 fi

@@ -35,8 +35,14 @@ COMMANDS: dict[str, str] = {
     "diff": "Show a task's change against where it left its target, for review",
     "log": "List merged tasks from the notes on their merge commits",
     "pool": "Keep a pool of warm worktrees that tasks claim and release",
+    "attach": "Show an interactive agent's tmux window",
+    "send": "Type a follow-up into a running interactive agent",
+    "continue": "Run a finished task's agent again in its worktree with a follow-up",
     "top": "Watch and steer every task on one full-screen, live view",
 }
+
+# verbs whose module name differs (a Python keyword cannot name a module you import)
+_MODULES = {"continue": "continue_"}
 
 
 USAGE_WIDTH = 24  # as git's parse-options: option names up to this column, help from column 26
@@ -135,7 +141,7 @@ class Parser(argparse.ArgumentParser):
 
 def load(verb: str) -> ModuleType:
     """The module implementing `git agent-<verb>`."""
-    return importlib.import_module(f"git_agents.commands.{verb}")
+    return importlib.import_module(f"git_agents.commands.{_MODULES.get(verb, verb)}")
 
 
 def build_parser(verb: str, module: ModuleType) -> Parser:

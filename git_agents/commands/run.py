@@ -31,6 +31,9 @@ does (growing the pool up to agent.poolMax when no slot is free; a task that fin
 fails, and --resume tries it again); cleaning a merged task gives its slot back to the pool
 at the new base.
 
+With tmux = true (or agent.tmux) each agent runs interactively in its own tmux window, as git
+agent-spawn --tmux does: git agent-attach and git agent-send reach it while the run waits.
+
 An agent that exits 0 leaving changes but no commit is reported as "exited 0, work not
 committed" (with agent.autoCommit true, its work is committed with the task's title).
 
@@ -47,6 +50,8 @@ The task file:
     merge = true            # merge the successful tasks at the end (default true)
     check = "make test"     # each merged result must pass it (as git agent-merge --check)
     pool = false            # take worktrees from git agent-pool (as git agent-spawn --pool)
+    tmux = false            # agents interactive in tmux windows (as git agent-spawn --tmux;
+                            # default: agent.tmux)
 
     [[task]]
     id = "48"

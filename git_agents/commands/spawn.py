@@ -9,14 +9,17 @@ import sys
 from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import AgentError, ExitCode
 from git_agents.core.repo import Repo
+from git_agents.core.settings import parse_bool
 from git_agents.lifecycle import start as starting
 from git_agents.lifecycle.start import load_template, plan_task, pool_request
 from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.presets import expand as expand_preset
+from git_agents.tasks.presets import expand_interactive
 from git_agents.tasks.prompt import default_title
 from git_agents.tasks.selection import resolve_base
 from git_agents.tasks.store import now_iso
+from git_agents.tasks.tmux import tmux_program
 
 USAGE = "git agent-spawn [<options>] <id>..."
 
@@ -31,8 +34,13 @@ The agent runs with GIT_AGENT_TASK, GIT_AGENT_BRANCH, GIT_AGENT_WORKTREE, GIT_AG
 GIT_AGENT_PROMPT_FILE set, and GIT_AGENT_PORT (the first of a block of ports leased to the
 task alone, returned by git agent-clean) and GIT_AGENT_INDEX (1, 2, ...); its output goes to
 agent.log in the task's directory inside the repository's git directory. Without an agent
-command spawn only prepares the worktree. --agent claude, codex, aider or gemini runs that
-tool non-interactively on the prompt file (git config agent.preset.<name> adds or overrides
+command spawn only prepares the worktree. With --tmux (or agent.tmux) each agent runs
+interactively in its own window, named after the task, of one tmux session per repository
+(started detached when missing): a preset's interactive form, the tool's own UI with the prompt
+as its first message. Its output still goes to agent.log and its exit is still recorded; git
+agent-attach shows the window, git agent-send types into it. --agent claude, codex, gemini,
+aider or opencode runs that tool unattended on the prompt file (git config
+agent.preset.<name> adds or overrides
 a preset).
 
 Each new worktree is made ready before its agent starts: the ignored files listed in
@@ -48,8 +56,9 @@ agent where it works, to commit to its branch and not to merge) filled with the 
 PORCELAIN = """\
 With --porcelain, spawn prints one block per task, blocks separated by a blank line, each line
 a key and a value separated by one space: `id <id>`, `branch <branch>`, `worktree <absolute
-path>`, then `pid <pid>` when its agent started, or `error <reason>` when it could not start.
-New keys may be added; existing ones keep their meaning.
+path>`, then `pid <pid>` when its agent started (and `tmux <session>:<window>` with --tmux),
+or `error <reason>` when it could not start. New keys may be added; existing ones keep their
+meaning.
 """
 
 EXAMPLES = """\
@@ -65,9 +74,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("ids", nargs="+", metavar="<new-id>", help="task ids: letters, digits, '.', '_' or '-'")
     add_task_text_options(p)
     p.add_argument("--agent", metavar="<command>",
-                   help="agent command line, run with the shell in the worktree, or a preset: claude, codex, "
-                        "aider, gemini (see agent.preset.<name>)")
+                   help="agent command line, run with the shell in the worktree, or a preset: claude, codex, gemini, "
+                        "aider, opencode (see agent.preset.<name>)")
     p.add_argument("--no-agent", action="store_true", help="do not start an agent, even if agent.command is set")
+    p.add_argument("--tmux", action=argparse.BooleanOptionalAction, default=None,
+                   help="run each agent interactively in its own window of the repository's tmux session "
+                        "(a preset's interactive form; see git agent-attach, git agent-send; default: agent.tmux)")
     p.add_argument("--base", metavar="<branch>",
                    help="branch to start from and merge back into (default: the main worktree's branch)")
     p.add_argument("--pool", action=argparse.BooleanOptionalAction, default=None,
@@ -116,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
     request = pool_request(repo, args.pool, args.pool_max)
     base, base_commit = resolve_base(repo, args.base)
     command = "" if args.no_agent else (args.agent if args.agent is not None else repo.setting("agent.command"))
-    command = agent.absolutise_program(expand_preset(repo, command), os.getcwd()) if command else ""
+    in_tmux = args.tmux if args.tmux is not None else parse_bool(repo.setting("agent.tmux"))
+    if in_tmux and command:
+        tmux_program()  # fail before any task is created
+    expanded = expand_interactive(repo, command) if in_tmux else expand_preset(repo, command)
+    command = agent.absolutise_program(expanded, os.getcwd()) if command else ""
     stdin_text = sys.stdin.read() if args.prompt_file == "-" else None
     template = load_template(repo)
     texts = {task_id: task_text(args, task_id, stdin_text) for task_id in args.ids}
@@ -151,9 +167,14 @@ def run(args: argparse.Namespace) -> int:
                 facts["error"] = f"agent command not found: {missing}"
                 failed += 1
             else:
-                pid = starting.start(repo, task, command)
+                pid = starting.start(repo, task, command, in_tmux=in_tmux)
                 facts["pid"] = str(pid)
-                message = f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {pid})"
+                if in_tmux:
+                    facts["tmux"] = f"{task.tmux_session}:{task.id}"
+                    message = (f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {pid},"
+                               f" tmux window {facts['tmux']}: git agent-attach {task.id})")
+                else:
+                    message = f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {pid})"
         _say(args, repo, facts, message, first=n == 0)
     return ExitCode.FAILED if failed else ExitCode.OK
 

@@ -23,6 +23,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.branchPrefix", "task-", "Prefix of task branch names: task 48 works on branch task-48."),
     Setting("agent.command", "",
             "Agent command run in each new worktree when spawn is given no --agent (a shell command line)."),
+    Setting("agent.tmux", "false",
+            "When true, spawn and run start each agent interactively in its own window of the repository's "
+            "tmux session (as spawn --tmux; see git agent-attach)."),
     Setting("agent.shell", "/bin/sh", "Shell that runs agent commands (as `<shell> -c <command>`)."),
     Setting("agent.promptTemplate", "",
             "Path of a file that replaces the built-in prompt template; placeholders {id}, {title}, "
@@ -36,7 +39,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Message of each task's merge commit; placeholders {id}, {title}, {branch}."),
     Setting("agent.preset.<name>", "",
             "Adds or overrides an agent preset: `--agent <name>` runs this command line (it should read "
-            "the prompt from \"$GIT_AGENT_PROMPT_FILE\"). Built in: claude, codex, aider, gemini."),
+            "the prompt from \"$GIT_AGENT_PROMPT_FILE\"). Built in: claude, codex, gemini, aider, opencode."),
     Setting("agent.autoCommit", "false",
             "When an agent exits 0 leaving uncommitted work and no commits, commit that work on the task "
             "branch with the task's title (git agent-run) instead of reporting \"work not committed\"."),

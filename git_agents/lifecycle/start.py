@@ -13,7 +13,7 @@ from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent
+from git_agents.tasks import agent, tmux
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, make_ready
 from git_agents.tasks.presets import exclude_tool_files, preset_env, preset_for
@@ -73,18 +73,30 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
     return prompt_file
 
 
-def start(repo: Repo, task: Task, command: str) -> int:
-    """Start the task's agent; record its pid; return the pid."""
+def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt_file: str = "",
+          record: dict[str, str | None] | None = None) -> int:
+    """Start the task's agent (in a tmux window with `in_tmux`, see tasks/tmux.py) on `prompt_file`
+    (default: the task's prompt); record its pid, and `record`'s keys with it; return the pid."""
     task.agent = command
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
     env = {**identity_env(repo, task.worktree), **preset_env(preset)}
-    pid, pid_start = agent.launch(task, command, repo.setting("agent.shell"), repo.task_dir(task.id),
-                                  prompt_path(repo, task.id), env)
+    args = (command, repo.setting("agent.shell"), repo.task_dir(task.id),
+            prompt_file or prompt_path(repo, task.id), env)
+    window_keys: dict[str, str | None] = {}
+    if in_tmux:
+        pid, pid_start, window = tmux.launch(repo, task, *args)
+        window_keys = tmux.record_keys(window)
+    else:
+        pid, pid_start = agent.launch(task, *args)
+        if task.tmux_pane:  # an earlier round ran in tmux: this one does not
+            window_keys = tmux.record_keys(None)
     task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""
+    for key, value in window_keys.items():
+        setattr(task, key, value or "")
     write_task(repo, task.id, agent=command, pid=task.pid, pid_start=pid_start, started=task.started,
-               state=None, reason=None)
+               state=None, reason=None, **window_keys, **(record or {}))
     if task.slot:  # the agent now holds the slot: `git agent-pool list` shows its pid
         pool.set_owner(repo, task.slot, task.id, pid, pid_start)
     return pid

@@ -16,6 +16,7 @@ from git_agents.core.worktrees import list_worktrees, unsaved_work
 from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.journal import Entry, Journal
+from git_agents.tasks import rounds
 from git_agents.tasks.prompt import render
 from git_agents.tasks.status import agent_state
 from git_agents.tasks.store import Task, load_tasks, now_iso
@@ -325,4 +326,4 @@ def _note_fields(repo: Repo, task: Task, merged_at: str, attempt: Attempt) -> di
             "prompt-hash": task.prompt_hash or "-", "base": task.base_commit, "target": task.base,
             "started": task.started or task.created, "finished": finished or "-",
             "exit": "-" if code is None else str(code), "merged": merged_at,
-            "check": attempt.check or "-"}
+            "check": attempt.check or "-", **rounds.note_field(task, repo.task_dir(task.id))}

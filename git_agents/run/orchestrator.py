@@ -31,9 +31,10 @@ from git_agents.pool import slots as pool
 from git_agents.run.taskfile import TaskFile, TaskSpec
 from git_agents.tasks import agent
 from git_agents.tasks.prepare import SetupFailed, make_ready
-from git_agents.tasks.presets import expand
+from git_agents.tasks.presets import expand, expand_interactive
 from git_agents.tasks.status import NOT_COMMITTED, agent_state
 from git_agents.tasks.store import Task, load_tasks, now_iso, write_task
+from git_agents.tasks.tmux import tmux_program
 
 POLL_SECONDS = 0.1
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colours and cursor moves in an agent's output
@@ -55,6 +56,7 @@ class Job:
     ended: float = 0.0
     outcome: str = ""  # final: "merged (<commit>)" or why it was not merged
     merged: bool = False
+    tmux: bool = False  # its agent runs interactively in a tmux window
 
     @property
     def id(self) -> str:
@@ -95,12 +97,16 @@ def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool)
     existing = load_tasks(repo)
     done = merged_before(repo, tf.path) if resume else {}
     jobs = []
+    in_tmux = tf.tmux if tf.tmux is not None else parse_bool(repo.setting("agent.tmux"))
+    if in_tmux:
+        tmux_program()  # fail before anything is created
     for spec in tf.tasks:
         written = spec.agent or default_agent
         if not written.strip():
             raise AgentError(f"task {spec.id} has no agent",
                              hint="set agent in the task file (globally or per task), or git config agent.command")
-        command = agent.absolutise_program(expand(repo, written), os.path.dirname(os.path.abspath(tf.path)))
+        expanded = expand_interactive(repo, written) if in_tmux else expand(repo, written)
+        command = agent.absolutise_program(expanded, os.path.dirname(os.path.abspath(tf.path)))
         task = existing.get(spec.id)
         if task is None and spec.id not in done:
             plan_task(repo, spec.id, base, base_commit, pooled=tf.pool)  # fails now, before anything is created
@@ -115,6 +121,8 @@ def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool)
         action = _resume_action(repo, task)
         outcome = f"merged ({task.merge_commit[:12]}, earlier run)" if action == MERGED_BEFORE else ""
         jobs.append(Job(spec, command, action, task, outcome=outcome))
+    for job in jobs:
+        job.tmux = in_tmux
     return jobs
 
 
@@ -137,6 +145,8 @@ def describe(tf: TaskFile, jobs: list[Job], base: str) -> str:
     lines = [f"Run {len(jobs)} task(s) from {tf.path} on {base}, {tf.jobs} at a time; {then}."]
     if tf.pool:
         lines.append("Take each new task's worktree from the pool (git agent-pool), as spawn --pool does.")
+    if jobs and jobs[0].tmux:
+        lines.append("Run each agent interactively in its own tmux window, as spawn --tmux does.")
     if tf.check:
         lines.append(f"Merge only the results that pass the check (in a scratch worktree): {tf.check}")
     width = max(len(j.id) for j in jobs)
@@ -330,7 +340,7 @@ class Run:
             while queue and len(running) < self.tf.jobs:
                 job = queue.pop(0)
                 assert job.task is not None
-                starting.start(self.repo, job.task, job.command)
+                starting.start(self.repo, job.task, job.command, in_tmux=job.tmux)
                 job.state, job.started = "running", time.monotonic()
                 running.append(job)
                 self.progress.update()  # now: under load a short agent may end before the next round

@@ -6,6 +6,7 @@
     merge = true              # merge the successful tasks at the end
     check = "make test"       # each merged result must pass it (as git agent-merge --check)
     pool = false              # take worktrees from git agent-pool (as git agent-spawn --pool)
+    tmux = false              # each agent interactive in a tmux window (as git agent-spawn --tmux)
 
     [[task]]
     id = "48"
@@ -24,7 +25,7 @@ from git_agents.core.errors import AgentError
 from git_agents.tasks.ids import id_problem
 from git_agents.tasks.prompt import default_title
 
-_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "task"}
+_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "tmux", "task"}
 _TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent"}
 
 
@@ -49,6 +50,7 @@ class TaskFile:
     merge: bool = True
     check: str = ""
     pool: bool = False
+    tmux: bool | None = None  # None: agent.tmux decides
     tasks: list[TaskSpec] = field(default_factory=list)
 
 
@@ -88,6 +90,7 @@ def load(path: str) -> TaskFile:
     merge = _typed(path, data, "merge", bool, "")
     result.merge = True if merge is None else merge
     result.pool = bool(_typed(path, data, "pool", bool, ""))
+    result.tmux = _typed(path, data, "tmux", bool, "")
     if result.check and not result.merge:
         raise _fail(path, "'check' gates the merges, and merge = false makes none "
                           "(drop check, or check later with git agent-merge --check)")

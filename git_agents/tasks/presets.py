@@ -150,3 +150,20 @@ def exclude_tool_files(repo: Repo, patterns: tuple[str, ...]) -> None:
             ("" if EXCLUDE_MARK in have else EXCLUDE_MARK + "\n") + "".join(p + "\n" for p in missing)
         with open(path, "a", encoding="utf-8", errors="surrogateescape") as fh:
             fh.write(block)
+
+
+def expand_interactive(repo: Repo, agent: str) -> str:
+    """The command line for `agent` in a tmux window: a built-in preset's interactive form when
+    it has one, else what `expand` gives (a tool without one runs its unattended form there)."""
+    preset = PRESETS.get(agent.strip().lower())
+    return preset.interactive if preset is not None and preset.interactive else expand(repo, agent)
+
+
+def resume_command(repo: Repo, command: str) -> str:
+    """What `git agent-continue` runs after `command`: the preset's resume form (the tool's own
+    session goes on) when it has one, else the unattended form of a preset run interactively,
+    else `command` itself."""
+    preset = preset_for(repo, command)
+    if preset is None:
+        return command
+    return preset.resume or preset.command

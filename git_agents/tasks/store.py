@@ -26,6 +26,9 @@ _KEYS = {
     "created": "created", "started": "started", "state": "state", "reason": "reason",
     "conflicts": "conflicts", "merge_commit": "mergeCommit", "slot": "slot",
     "prompt_hash": "promptHash", "merged_at": "mergedAt", "port": "port", "index": "index",
+    # interactive agents (tasks/tmux.py) and follow-up rounds (git agent-continue)
+    "tmux_socket": "tmuxSocket", "tmux_session": "tmuxSession", "tmux_window": "tmuxWindow",
+    "tmux_pane": "tmuxPane", "round": "round", "round_prompt_hash": "roundPromptHash", "rounds": "rounds",
 }
 
 
@@ -53,6 +56,13 @@ class Task:
     merged_at: str = ""
     port: str = ""  # first port of the task's leased block (GIT_AGENT_PORT)
     index: str = ""  # GIT_AGENT_INDEX: 1, 2, ... (the leased block's number)
+    tmux_socket: str = ""  # the tmux server of an interactive agent's window (tasks/tmux.py)
+    tmux_session: str = ""
+    tmux_window: str = ""  # window id, @N
+    tmux_pane: str = ""  # pane id, %N
+    round: str = ""  # the agent's current round: "" for the first, 2, 3, ... after git agent-continue
+    round_prompt_hash: str = ""  # the prompt hash of the current round when it is not the first
+    rounds: str = ""  # the finished earlier rounds, one line each (tasks/rounds.py)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

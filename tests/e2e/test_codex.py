@@ -127,8 +127,6 @@ def test_prompt_over_128_kib(project: Project, model: ScriptedModel, tmp_path: P
 
 
 def test_resume_continues_the_tasks_own_session(project: Project, model: ScriptedModel, tmp_path: Path) -> None:
-    # TODO(lead): through the engine's follow-up verb once it runs Preset.resume; until then the
-    # preset's resume line is run as the engine would: /bin/sh -c in the worktree, prompt by file.
     project.ok("spawn", "1", "--agent", "codex", "--prompt", "First task: the apple.")
     project.ok("spawn", "2", "--agent", "codex", "--prompt", "Second task: the pear.")
     assert project.agent("wait", "--all", timeout=100).returncode == 0
@@ -136,12 +134,9 @@ def test_resume_continues_the_tasks_own_session(project: Project, model: Scripte
     model.script = Script(COMMIT.replace("file-", "more-"), "Done: the follow-up is committed.")
     (tmp_path / "follow-up.md").write_text("Follow-up: one more file.\n")
     before = len(model.requests)
-    worktree = project.worktrees / "task-1"
-    env = {"GIT_AGENT_TASK": "1", "GIT_AGENT_BRANCH": "task-1", "GIT_AGENT_WORKTREE": str(worktree),
-           "GIT_AGENT_PROMPT_FILE": str(tmp_path / "follow-up.md")}
-    proc = run(["/bin/sh", "-c", PRESETS["codex"].resume], worktree, env=env, timeout=100)
-    assert proc.returncode == 0, proc.stderr
-    assert "Done: the follow-up is committed." in proc.stdout
+    project.ok("continue", "1", "--prompt-file", str(tmp_path / "follow-up.md"))
+    assert project.agent("wait", "1", timeout=100).returncode == 0
+    assert "Done: the follow-up is committed." in project.ok("logs", "1").stdout
     assert project.git("show", "task-1:more-1.txt") == "work of task 1"
     assert project.git("rev-list", "--count", "main..task-1") == "2"
     # the follow-up went on in task 1's session (history from cwd task-1), not in task 2's newer one

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -139,8 +138,7 @@ def test_prompt_over_128_kib(project: Project, model: ScriptedModel, tmp_path: P
 
 
 def test_resume_continues_the_session(project: Project, model: ScriptedModel) -> None:
-    """The preset's `resume` line picks up the task's previous gemini session in its worktree."""
-    from git_agents.tasks.presets import PRESETS
+    """git agent-continue runs the preset's `resume` line: gemini picks up the task's session."""
 
     project.ok("spawn", "1", "--agent", "gemini", "--prompt", "Add your file and commit it.")
     assert project.agent("wait", "1", timeout=110).returncode == 0
@@ -149,16 +147,8 @@ def test_resume_continues_the_session(project: Project, model: ScriptedModel) ->
     prompt.write_text("FOLLOW-UP: now add the second file.\n")
     model.script.command = 'echo again > again.txt && git add again.txt && git commit -q -m "follow-up"'
     first = len(model.requests)
-    # TODO(engine): run through `git agent-continue` once it lands; until then, the identity
-    # the engine gives agents (lifecycle.start.identity_env) is given here by hand.
-    from git_agents.core.repo import Repo
-    from git_agents.lifecycle.start import identity_env
-
-    env = identity_env(Repo.discover(str(worktree)), str(worktree))
-    proc = subprocess.run(["/bin/sh", "-c", PRESETS["gemini"].resume], cwd=worktree, capture_output=True, text=True,
-                          env={**os.environ, **env, "GIT_AGENT_TASK": "1", "GIT_AGENT_PROMPT_FILE": str(prompt)},
-                          stdin=subprocess.DEVNULL, timeout=110)
-    assert proc.returncode == 0, proc.stderr
+    project.ok("continue", "1", "--prompt-file", str(prompt))
+    assert project.agent("wait", "1", timeout=110).returncode == 0
     assert project.git("log", "-2", "--format=%s", "task-1").splitlines() == ["follow-up", "task 1: add file-1.txt"]
     # the resumed conversation carried the first turn's prompt and tool result
     later = [r.json() for r in model.requests[first:] if ":streamGenerateContent" in r.path]
