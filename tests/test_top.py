@@ -17,6 +17,7 @@ from git_agents.core.repo import Repo
 from git_agents.tui.model import Overview, Row, last_line
 
 from .conftest import ROOT, Project, run, write_script
+from .test_tmux import INTERACTIVE, tmux_server, typed  # noqa: F401 - tmux_server is a fixture
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -260,6 +261,8 @@ def test_app_log_view_follows_the_log(three_tasks: Project, tmp_path: Path) -> N
         with open(log, "a") as fh:
             fh.write("a line written later\n")
         await _until(pilot, lambda: "a line written later" in "\n".join(widget.lines))
+        seen = app.refreshes  # the rows behind the log keep refreshing
+        await _until(pilot, lambda: app.refreshes >= seen + 2)
         await pilot.press("escape")
         await _until(pilot, lambda: type(app.screen).__name__ != "LogScreen")
         await pilot.press("q")
@@ -268,22 +271,40 @@ def test_app_log_view_follows_the_log(three_tasks: Project, tmp_path: Path) -> N
     three_tasks.ok("stop", "4")
 
 
-def test_app_attach_and_send_say_when_not_available(project: Project) -> None:
-    from git_agents.tui.app import available
-
-    if available("attach") or available("send"):
-        pytest.skip("attach/send are installed")
+def test_app_attach_refuses_a_task_without_a_window_as_the_command_does(project: Project) -> None:
     project.ok("spawn", "9", "--prompt", "x")
+    command = project.agent("attach", "9")
 
     async def script(app, pilot) -> None:  # type: ignore[no-untyped-def]
         await _until(pilot, lambda: len(app.rows) == 1)
         await pilot.press("a")
-        assert "git agent-attach is not available in this installation" in _screen_text(app)
-        await pilot.press("s")
-        assert "git agent-send is not available in this installation" in _screen_text(app)
-        await pilot.press("q")
+        await _until(pilot, lambda: type(app.screen).__name__ == "OutputScreen")
+        assert command.returncode == 128 and command.stderr.rstrip("\n") in _screen_text(app)
+        await pilot.press("escape", "q")
 
     _pilot(project, script)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_app_send_types_into_an_interactive_agent(
+        project: Project, tmp_path: Path, tmux_server: Callable[..., subprocess.CompletedProcess[str]]) -> None:  # noqa: F811
+    script_path = write_script(tmp_path / "interactive.sh", INTERACTIVE)
+    project.ok("spawn", "--tmux", "1", "--agent", str(script_path), "--prompt", "talk to me")
+    _wait_for(lambda: "agent 1 ready" in (project.path / ".git/agents/tasks/1/agent.log").read_text())
+
+    async def script(app, pilot) -> None:  # type: ignore[no-untyped-def]
+        await _until(pilot, lambda: len(app.rows) == 1)
+        await pilot.press("s")
+        await _until(pilot, lambda: type(app.screen).__name__ == "SendScreen")
+        await pilot.press(*"-- commit", "enter")  # a leading dash is text, not an option
+        await _until(pilot, lambda: type(app.screen).__name__ == "OutputScreen")
+        assert app.screen.query_one("VerticalScroll").border_title == "git agent-send 1 (exit 0)"
+        await pilot.press("escape", "q")
+
+    _pilot(project, script)
+    _wait_for(lambda: typed(project, "1") == "-- commit\n")
+    project.ok("send", "1", "quit 0")
+    project.ok("wait", "1")
 
 
 # -- start-up and a real terminal -------------------------------------------------------------------

@@ -204,14 +204,16 @@ class TopApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        table: DataTable[str | Text] = DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
-        yield table
-        yield Static("", id="message")
+        # kept: app.query_one() looks in the screen on top (a log, a diff, a question), not here
+        self.table: DataTable[str | Text] = DataTable(id="tasks", cursor_type="row", zebra_stripes=True)
+        self.message = Static("", id="message")
+        yield self.table
+        yield self.message
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = self.repo.toplevel
-        table = self.query_one(DataTable)
+        table = self.table
         for name in COLUMNS:
             table.add_column(name, key=name)
         table.focus()
@@ -238,7 +240,7 @@ class TopApp(App[int]):
         self.call_from_thread(self._show, rows)
 
     def _show(self, rows: list[Row]) -> None:
-        table = self.query_one(DataTable)
+        table = self.table
         selected = self.selected()
         if [r.id for r in rows] != [r.id for r in self.rows]:
             table.clear()
@@ -256,16 +258,16 @@ class TopApp(App[int]):
         self.refreshes += 1
         if not rows:
             self._say("No tasks. Start one with: git agent-spawn <id> --prompt <text> --agent <command>")
-        elif self.query_one("#message", Static).content == "" or self.refreshes == 1:
+        elif self.refreshes == 1:
             self._say(f"{len(rows)} task(s). Enter: log  d: diff  a: attach  s: send  k: stop  "
                       "m/M: merge  c: clean  q: quit")
 
     def _say(self, text: str) -> None:
-        self.query_one("#message", Static).update(Text(text))
+        self.message.update(Text(text))
 
     def selected(self) -> str | None:
         """The id of the task under the cursor."""
-        table = self.query_one(DataTable)
+        table = self.table
         if not self.rows or table.cursor_row is None or not 0 <= table.cursor_row < len(self.rows):
             return None
         return self.rows[table.cursor_row].id
@@ -340,8 +342,22 @@ class TopApp(App[int]):
         if not available("attach"):
             self._say("git agent-attach is not available in this installation")
             return
-        with self.suspend():
-            subprocess.run(command_argv("attach", task_id), cwd=self.repo.toplevel, check=False)
+        from textual.app import SuspendNotSupported
+
+        from git_agents.tasks import tmux
+        from git_agents.tasks.selection import select_tasks
+
+        try:  # the command's own check first, so a task without a window says why instead of flashing
+            tmux.live_window(select_tasks(Repo.discover(self.repo.toplevel), [task_id])[0], "attach")
+        except AgentError as error:
+            self.push_screen(OutputScreen(f"git agent-attach {task_id}", f"fatal: {error.message}\n"
+                                          + "".join(f"hint: {h}\n" for h in (error.hint or "").splitlines())))
+            return
+        try:
+            with self.suspend():
+                subprocess.run(command_argv("attach", task_id), cwd=self.repo.toplevel, check=False)
+        except SuspendNotSupported:
+            self._say(f"this terminal cannot be handed over: run git agent-attach {task_id}")
         self.refresh_now()
 
     def action_send(self) -> None:
@@ -354,7 +370,7 @@ class TopApp(App[int]):
 
         def sent(message: str | None) -> None:
             if message:
-                self.run_command("send", task_id, message, then=self.show_result(f"git agent-send {task_id}"))
+                self.run_command("send", task_id, "--", message, then=self.show_result(f"git agent-send {task_id}"))
 
         self.push_screen(SendScreen(task_id), sent)
 
