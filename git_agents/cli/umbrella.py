@@ -15,6 +15,7 @@ git agent <command> [<args>]
 git agent completion (bash | zsh)
 git agent hook (claude-worktree-create | claude-worktree-remove)
 git agent hook install claude [--dry-run]
+git agent mcp
 """
 
 DESCRIPTION = """\
@@ -32,6 +33,10 @@ prints only its path; remove removes that task as git agent-clean does, and refu
 the reason on stderr) when its work would be lost. `git agent hook install claude` adds both
 to the repository's .claude/settings.local.json, keeping what is there; --dry-run shows the
 change without writing it.
+
+`git agent mcp` serves spawn, status, wait, merge (with dry_run), conflicts, diff, log and clean
+as MCP tools over stdio (the MCP Python SDK, `pip install 'git-agents[mcp]'`), each returning
+the command's exit code and JSON, for a lead agent that drives git-agents with typed calls.
 """
 
 EXAMPLES = """\
@@ -62,6 +67,10 @@ def main(argv: Sequence[str]) -> int:
         return _completion(rest)
     if verb == "hook":
         return _hook(rest)
+    if verb == "mcp":
+        from git_agents.cli.mcp_server import main as serve
+
+        return serve(rest)
     if verb not in COMMANDS:
         sys.stderr.write(f"error: '{verb}' is not a git agent command\n"
                          "hint: 'git agent' lists the commands\n")
