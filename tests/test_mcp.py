@@ -61,7 +61,8 @@ def test_a_lead_agent_spawns_waits_predicts_merges_and_cleans(project: Project, 
         diff = await call("diff", id="1", stat=True)
         assert diff["exit_code"] == 0 and "file-1.txt | 1 +" in diff["stdout"]
         predicted = await call("merge", all=True, dry_run=True)
-        assert predicted["stdout"] == "Task 1 would merge cleanly\nTask 2 would merge cleanly\n2 would merge, 0 would not\n"
+        assert predicted["stdout"] == ("Task 1 would merge cleanly\nTask 2 would merge cleanly\n"
+                                       "2 would merge, 0 would not\n")
         assert project.git("rev-parse", "main") == main_before
         merged = await call("merge", all=True)
         assert merged["exit_code"] == 0 and [t["state"] for t in merged["tasks"]] == ["merged", "merged"]
