@@ -88,6 +88,7 @@ _git-agent-merge () {
 		'-v[print more detail]' \
 		'--verbose[print more detail]' \
 		'--remote=[merge the finished tasks of the queue on <remote>]:remote: ' \
+		'--verify-signatures[--remote\: merge only results signed by a trusted key (default\: agent.verifyResults)]' \
 		'-n[only report, in merge order, which tasks would merge and which would conflict]' \
 		'--dry-run[only report, in merge order, which tasks would merge and which would conflict]' \
 		'--check=[run <cmd> on each merged result in a scratch worktree; merge only if it passes (default\: agent.mergeCheck)]:cmd: ' \
@@ -96,6 +97,7 @@ _git-agent-merge () {
 		'-i[stop at the first conflict, in the target'\''s worktree, for you to resolve]' \
 		'--interactive[stop at the first conflict, in the target'\''s worktree, for you to resolve]' \
 		'--rebase[rebase a conflicting task onto the target so far (in its worktree) and merge it if that applies]' \
+		'--resolve=-[have an agent resolve a conflicting task in its worktree, then merge it (default\: agent.resolveAgent, else the task'\''s own agent)]::agent: ' \
 		'--continue[finish an interrupted merge]' \
 		'--abort[undo an interrupted merge\: put the target back]' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
@@ -258,6 +260,13 @@ _git-agent-pool () {
 	return ret
 }
 
+_git-agent-top () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--interval=[seconds between two refreshes (default 1)]:seconds: ' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)'
+}
+
 _git-agent-attach () {
 	_arguments -S \
 		'-h[print a short usage summary]' \
@@ -286,20 +295,13 @@ _git-agent-continue () {
 		'1:id:__git_agent_zsh_tasks'
 }
 
-_git-agent-top () {
-	_arguments -S \
-		'-h[print a short usage summary]' \
-		'--interval=[seconds between two refreshes (default 1)]:seconds: ' \
-		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)'
-}
-
 _git-agent () {
 	local curcontext=$curcontext state line ret=1
 	_arguments -C ': :->command' '*:: :->args' && ret=0
 	case $state in
 	command)
 		local -a commands
-		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'diff:Show a task'\''s change against where it left its target, for review' 'log:List merged tasks from the notes on their merge commits' 'pool:Keep a pool of warm worktrees that tasks claim and release' 'attach:Show an interactive agent'\''s tmux window' 'send:Type a follow-up into a running interactive agent' 'continue:Run a finished task'\''s agent again in its worktree with a follow-up' 'top:Watch and steer every task on one full-screen, live view' 'completion:print the shell completion script')
+		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'diff:Show a task'\''s change against where it left its target, for review' 'log:List merged tasks from the notes on their merge commits' 'pool:Keep a pool of warm worktrees that tasks claim and release' 'top:Watch and steer every task on one full-screen, live view' 'attach:Show an interactive agent'\''s tmux window' 'send:Type a follow-up into a running interactive agent' 'continue:Run a finished task'\''s agent again in its worktree with a follow-up' 'completion:print the shell completion script')
 		_describe -t commands 'git agent command' commands && ret=0 ;;
 	args)
 		if [[ $words[1] == completion ]]; then
@@ -313,6 +315,6 @@ _git-agent () {
 
 if (( $+functions[compdef] )); then
 	compdef _git-agent git-agent
-	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-diff git-agent-log git-agent-pool git-agent-attach git-agent-send git-agent-continue git-agent-top; do compdef _$__git_agent_cmd $__git_agent_cmd; done
+	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-diff git-agent-log git-agent-pool git-agent-top git-agent-attach git-agent-send git-agent-continue; do compdef _$__git_agent_cmd $__git_agent_cmd; done
 	unset __git_agent_cmd
 fi

@@ -52,7 +52,8 @@ def test_merge_completes_task_ids(two_tasks: Project) -> None:
 def test_merge_completes_its_options(two_tasks: Project) -> None:
     assert complete(two_tasks.path, "git", "agent-merge", "--") == \
         ["--abort ", "--all ", "--check-batch ", "--check=", "--color=", "--continue ", "--dry-run ",
-         "--interactive ", "--no-check ", "--quiet ", "--rebase ", "--remote=", "--verbose "]
+         "--interactive ", "--no-check ", "--quiet ", "--rebase ", "--remote=", "--resolve=", "--verbose ",
+         "--verify-signatures "]
 
 
 def test_option_values_complete_by_kind(two_tasks: Project) -> None:

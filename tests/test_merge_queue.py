@@ -236,7 +236,7 @@ def _complete(project: Project, old: str, tips: dict[str, str], notes_before: st
     for commit in merges:
         note = project.git("notes", f"--ref={NOTES}", "show", commit).splitlines()
         task_id = note[1].removeprefix("task: ")
-        assert note[0] == "git-agents-note: 1" and note[-1] == "check: -" and len(note) == 13
+        assert note[0] == "git-agents-note: 1" and note[-1] == "check: -" and len(note) == 15
         assert project.git("rev-parse", f"{commit}^2") == tips[task_id]
         assert rows[task_id]["state"] == "merged"
     assert rows["2"]["state"] == "conflict"

@@ -202,11 +202,21 @@ def test_taskfile_errors_are_reported_with_the_file(project: Project, tmp_path: 
         ('[[task]]\nid = "1"\n', "task 1: give exactly one of 'prompt' and 'prompt_file'"),
         ('[[task]]\nid = "a b"\nprompt = "x"\n', "task 1: invalid id 'a b': a task id starts with a letter or digit"
                                                   " and holds only letters, digits, '.', '_' and '-'"),
-        ('colour = 1\n', "unknown setting 'colour' (known: agent, base, check, jobs, merge, pool, tmux)"),
+        ('colour = 1\n', "unknown setting 'colour' (known: agent, base, check, jobs, merge, pool, resolve, tmux)"),
         ('[[task]]\nid = "1"\nprompt = "x"\n[[task]]\nid = "1"\nprompt = "y"\n', "task id '1' is used twice"),
         ('merge = false\ncheck = "true"\n[[task]]\nid = "1"\nprompt = "x"\n',
          "'check' gates the merges, and merge = false makes none (drop check, or check later with"
          " git agent-merge --check)"),
+        ('[[task]]\nid = "1"\nprompt = "x"\nafter = ["3", "9"]\n[[task]]\nid = "3"\nprompt = "y"\n',
+         "task 1: 'after' names unknown task(s): 9"),
+        ('[[task]]\nid = "1"\nprompt = "x"\nafter = ["3"]\n[[task]]\nid = "2"\nprompt = "y"\nafter = ["1"]\n'
+         '[[task]]\nid = "3"\nprompt = "z"\nafter = [2]\n', "'after' makes a cycle: 1 -> 3 -> 2 -> 1"),
+        ('[[task]]\nid = "1"\nprompt = "x"\nafter = "2"\n',
+         "task 1: 'after' must be a list of task ids, e.g. after = [\"48\", \"50\"]"),
+        ('merge = false\n[[task]]\nid = "1"\nprompt = "x"\n[[task]]\nid = "2"\nprompt = "x"\nafter = ["1"]\n',
+         "'after' waits for tasks to merge, and merge = false merges none"),
+        ('resolve = 3\n[[task]]\nid = "1"\nprompt = "x"\n',
+         "'resolve' must be true, false or an agent (a preset or a command)"),
     ]:
         bad.write_text(text)
         proc = project.agent("run", str(bad))

@@ -35,21 +35,20 @@ COMMANDS: dict[str, str] = {
     "diff": "Show a task's change against where it left its target, for review",
     "log": "List merged tasks from the notes on their merge commits",
     "pool": "Keep a pool of warm worktrees that tasks claim and release",
+    "top": "Watch and steer every task on one full-screen, live view",
     "attach": "Show an interactive agent's tmux window",
     "send": "Type a follow-up into a running interactive agent",
     "continue": "Run a finished task's agent again in its worktree with a follow-up",
-    "top": "Watch and steer every task on one full-screen, live view",
 }
 
 # verbs whose module name differs (a Python keyword cannot name a module you import)
 _MODULES = {"continue": "continue_"}
 
 
-USAGE_WIDTH = 24  # as git's parse-options: option names up to this column, help from column 26
+# Options whose value is given only after '=' (git's `--color[=<when>]`): alone, they mean this value.
+_EQUALS_ONLY = {"--color": "always", "--resolve": "", "--watch": "2"}
 
-# Options whose optional value is taken only after '=', as git's --color[=<when>]: `--watch 48`
-# is --watch and task 48, where argparse would take 48 as the value.
-VALUE_AFTER_EQUALS = ("--color", "--watch")
+USAGE_WIDTH = 24  # as git's parse-options: option names up to this column, help from column 26
 
 
 def option_label(action: argparse.Action) -> str:
@@ -59,7 +58,7 @@ def option_label(action: argparse.Action) -> str:
     if action.nargs == 0:
         return names
     metavar = action.metavar or f"<{action.dest.replace('_', '-')}>"
-    if action.nargs == "?" and set(VALUE_AFTER_EQUALS) & set(action.option_strings):  # its value only after '='
+    if action.nargs == "?" and set(action.option_strings) & _EQUALS_ONLY.keys():  # its value only after '='
         return f"{names}[={metavar}]"
     if action.nargs == "?":
         return f"{names} [{metavar}]"
@@ -124,13 +123,13 @@ class Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
         # git's --color[=<when>] takes its value only after '=': `--color 48` is --color=always
-        # and task 48, where argparse would take 48 as the value (so too VALUE_AFTER_EQUALS).
+        # and task 48, where argparse would take 48 as the value.
         args = list(sys.argv[1:] if args is None else args)
         end = args.index("--") if "--" in args else len(args)
-        for flag in VALUE_AFTER_EQUALS:
-            action = self._option_string_actions.get(flag)
+        for name, alone in _EQUALS_ONLY.items():
+            action = self._option_string_actions.get(name)
             if action is not None and action.nargs == "?":
-                args[:end] = [f"{flag}={action.const}" if a == flag else a for a in args[:end]]
+                args[:end] = [f"{name}={alone}" if a == name else a for a in args[:end]]
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:

@@ -30,6 +30,7 @@ from git_agents.cli.dispatch import (
 )
 from git_agents.core.errors import EXIT_CODES
 from git_agents.core.settings import SETTINGS
+from git_agents.tasks.notes import NOTE_FIELDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MANUAL = "Git Agents Manual"
@@ -184,7 +185,12 @@ LIFE_CYCLE = """\
   state exited <n>. An agent that disappears without a record is died.
 - merge: finished tasks are merged into their target branch one by one. A task that conflicts is
   marked conflict (its branch and worktree are untouched); a merged task is marked merged and its
-  merge commit gets a note in refs/notes/agents.
+  merge commit gets a note in refs/notes/agents. With --resolve (or resolve = true in a task file)
+  a conflicting task is first handed to a resolver agent in its worktree; if the resolution passes
+  the checks it merges in the same run, else it is marked conflict with its branch as it was.
+- git agent-run with after = [...]: the task is recorded (state waiting for <ids>) and starts
+  once those tasks have merged, from the target as it is then; if one of them does not merge it
+  is marked blocked, and so are the tasks that wait for it.
 - clean: the worktree, branch and live metadata of finished tasks are removed; the notes stay.
 """
 
@@ -216,7 +222,13 @@ FILES = """\
 - <git-common-dir>/config, section agent-task.<id>: the live metadata of each task
   (`git config --get-regexp '^agent-task\\.'` shows it).
 - refs/notes/agents: one note per merge commit (task, title, agent, base, times, exit status);
-  `git log --notes=agents` shows them.
+  `git log --notes=agents` shows them. A task whose conflict an agent resolved (--resolve) adds
+  resolved-by (the resolver's command line, or rerere when a recorded resolution settled it)
+  and resolve-attempts (how many attempts it took); other notes have neither field.
+- <git-common-dir>/agents/tasks/<id>/resolve-<n>/: attempt n of --resolve: prompt.md (the
+  resolver's prompt), agent.log and exit.
+- <git-common-dir>/rr-cache: git's rerere records; --resolve merges with rerere on, so a
+  resolution recorded once is reused when the same conflict comes back.
 - <git-common-dir>/agents/tasks/<id>/: prompt.md (the agent's prompt), agent.log (its output),
   exit (its exit status and end time).
 - <git-common-dir>/agents/*.lock: the locks that serialise concurrent git agent commands.
@@ -242,6 +254,12 @@ def concepts_page() -> str:
         lines += [".TP", f"\\fB{int(code)}\\fR", esc(meaning)]
     lines += [".SH ENVIRONMENT", *paragraphs(ENVIRONMENT)]
     lines += [".SH FILES", *paragraphs(FILES)]
+    lines += [".SH NOTES FORMAT", ".PP",
+              esc("Each merge commit's note in refs/notes/agents is a line \"git-agents-note: 1\" (the format "
+                  "version) followed by one \"key: value\" line per field, in this order, the same for local "
+                  "and --remote merges (\"-\" when a field does not apply):")]
+    for key, meaning in NOTE_FIELDS.items():
+        lines += [".TP", f"\\fB{esc(key)}\\fR", esc(meaning)]
     lines += see_also("git-agents") + footer()
     return "\n".join(lines) + "\n"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
@@ -54,7 +55,15 @@ with a lease on each old value; if someone moved the target meanwhile, fetch, me
 scratch worktree of this clone); a task whose result fails is left out and recorded on the
 remote as refs/agents/rejected/<id>, which `git agent-queue list` shows as "check-failed" (a
 later run checks it again). --dry-run --remote fetches and predicts; it pushes nothing.
---interactive and --rebase do not combine with --remote.
+--interactive and --rebase do not combine with --remote. A task whose records on the remote
+cannot be used (not JSON, a newer format version, a result whose commit does not carry the tip
+it names) is left out with a warning; the others merge.
+
+--verify-signatures (or agent.verifyResults=true) with --remote merges only results whose
+result commit has a good signature by a trusted key, as `git verify-commit` decides (SSH keys:
+those listed in gpg.ssh.allowedSignersFile; OpenPGP: your keyring); workers sign their results
+when they have a signing key (user.signingkey, gpg.format). Other results are left out with a
+warning. Without it, anyone who can push to the remote can publish a result that merges.
 
 --dry-run reports, in merge order, what would happen to each task (each prediction includes
 the tasks merged before it) without moving any ref or touching any worktree.
@@ -80,6 +89,22 @@ before the run.
 rebased onto the target in the task's own worktree and, if that applies cleanly, merged; if
 the rebase conflicts too it is aborted (branch and worktree as they were) and the task is
 reported as a conflict.
+
+--resolve[=<agent>] hands a conflicting task to an agent instead of skipping it: the merges so
+far land, then in the task's worktree `git merge --no-ff --no-commit <target>` runs (with rerere
+on, so a resolution recorded earlier is reused; if that settles every file no agent is needed)
+and leaves the conflicts there. The resolver (<agent>, else agent.resolveAgent, else the
+task's own agent; a preset or a shell command) starts there with a prompt naming the
+conflicting files, git's CONFLICT lines, the earlier tasks that changed those files and the
+rule: keep both intents, commit the merge, touch no other file. When it exits 0 the result is
+checked: no unmerged paths, no conflict markers in the files that conflicted, HEAD is the merge
+of the target's tip into the old task tip, no other file changed than the conflicting ones
+(against the plain merge), nothing uncommitted. Then the task goes back into the queue of the
+same run (and through --check, if given). Otherwise, after agent.resolveAttempts attempts
+(default 1), the task branch and worktree are put back exactly as they were and the task is
+reported as a conflict with the tail of the resolver's log. The note of a resolved merge records
+resolved-by and resolve-attempts. With --dry-run, --resolve says which tasks would need a
+resolver. The value is taken only after '=': `--resolve 48` is --resolve and task 48.
 """
 
 
@@ -88,6 +113,7 @@ git agent-merge --dry-run --all                # what would merge, what would co
 git agent-merge --all --check 'make test'      # merge only results whose tests pass
 git agent-merge --all --check-batch            # agent.mergeCheck once on the lot; bisect on failure
 git agent-merge 48 50 --interactive            # stop at a conflict; resolve; git agent-merge --continue
+git agent-merge --all --resolve=claude         # claude resolves each conflicting task, then it merges
 git agent-merge --abort                        # after an interruption: put the target back
 git agent-merge --all --remote origin --check 'make test'  # merge the workers' results that pass
 """
@@ -99,6 +125,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="merge every finished task with commits, in id order")
     add_verbosity(p)
     p.add_argument("--remote", metavar="<remote>", help="merge the finished tasks of the queue on <remote>")
+    p.add_argument("--verify-signatures", action="store_true",
+                   help="--remote: merge only results signed by a trusted key (default: agent.verifyResults)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="only report, in merge order, which tasks would merge and which would conflict")
     p.add_argument("--check", metavar="<cmd>",
@@ -111,6 +139,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="stop at the first conflict, in the target's worktree, for you to resolve")
     p.add_argument("--rebase", action="store_true",
                    help="rebase a conflicting task onto the target so far (in its worktree) and merge it if that applies")
+    p.add_argument("--resolve", nargs="?", const="", metavar="<agent>",
+                   help="have an agent resolve a conflicting task in its worktree, then merge it "
+                        "(default: agent.resolveAgent, else the task's own agent)")
     recover = p.add_mutually_exclusive_group()
     recover.add_argument("--continue", dest="cont", action="store_true", help="finish an interrupted merge")
     recover.add_argument("--abort", action="store_true", help="undo an interrupted merge: put the target back")
@@ -119,7 +150,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Merge the tasks (or predict, continue or abort)."""
     if args.cont or args.abort:
-        if args.ids or args.all or args.dry_run or args.interactive or args.check or args.check_batch or args.rebase:
+        if args.ids or args.all or args.dry_run or args.interactive or args.check or args.check_batch or args.rebase \
+                or args.resolve is not None:
             raise UsageError(f"--{'continue' if args.cont else 'abort'} takes no tasks or other options")
         return _recover(Repo.discover(), abort=args.abort)
     if not args.ids and not args.all:
@@ -131,16 +163,25 @@ def run(args: argparse.Namespace) -> int:
     if args.check_batch and not check:
         raise UsageError("--check-batch needs a check command (--check <cmd> or agent.mergeCheck)")
     if args.remote:
-        if args.interactive or args.rebase:  # both work in the task's worktree, which is on another machine
-            raise UsageError("--remote cannot be combined with --interactive or --rebase")
+        if args.interactive or args.rebase or args.resolve is not None:  # they work in the task's worktree,
+            # which is on another machine
+            raise UsageError("--remote cannot be combined with --interactive, --rebase or --resolve")
         from git_agents.remote.merge import merge_remote
 
         return merge_remote(repo, args.remote, args.ids, check=check, batch=args.check_batch,
-                            dry_run=args.dry_run, verbosity=args.verbosity)
+                            dry_run=args.dry_run, verbosity=args.verbosity,
+                            verify=True if args.verify_signatures else None)
+    if args.verify_signatures:
+        raise UsageError("--verify-signatures verifies the results of a shared queue: it needs --remote")
     if args.rebase and (args.interactive or args.check_batch):
         raise UsageError("--rebase cannot be combined with --interactive or --check-batch")
+    if args.resolve is not None and (args.interactive or args.rebase or args.check_batch):
+        raise UsageError("--resolve cannot be combined with --interactive, --rebase or --check-batch")
+    from git_agents.lifecycle.start import launch_resolver, resolve_options
+
+    resolve, tries = resolve_options(repo, args.resolve, os.getcwd())
     opts = Options(check, args.check_batch, args.interactive, args.rebase, show_empty=not args.all,
-                   verbosity=args.verbosity)
+                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=tries, launcher=launch_resolver)
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:
         tasks.sort(key=lambda t: sort_key(t.id))

@@ -8,7 +8,7 @@ import sys
 import time
 
 from git_agents.core.errors import AgentError, ExitCode, UsageError
-from git_agents.core.output import table, use_colour
+from git_agents.core.output import printable, table, use_colour
 from git_agents.core.repo import Repo
 from git_agents.remote.queue import RemoteQueue, RemoteTask, Update, ref
 from git_agents.tasks.selection import current_branch
@@ -25,7 +25,9 @@ machine with a clone claim and run them; git agent-merge --all --remote merges t
 
 `list` fetches the queue and shows every task with its state: queued, claimed (by which worker,
 since when, and how old its last heartbeat is; "stale" once older than agent.lease), done,
-failed (the agent exited non-zero), check-failed or merged.
+failed (the agent exited non-zero or died), check-failed, merged, or invalid (its queue entry or
+result cannot be read: not JSON, a newer format version; see the warning). Each record that
+cannot be read is named in one warning line on standard error; it affects only its own task.
 
 check-failed: `git agent-merge --remote` merged the task's result in memory and the merge
 check (--check or agent.mergeCheck) failed on it, so it was left out; the remote keeps that
@@ -42,10 +44,11 @@ git agent-queue list
 JSON = """\
 With --json, list prints one object: {"version": 1, "remote": "<remote>", "tasks": [...]}, one
 entry per task in id order with the fields id, title, state (queued, claimed, done, failed,
-check-failed or merged), worker (the claimer, or who ran it), claimed (epoch seconds),
+check-failed, merged or invalid), worker (the claimer, or who ran it), claimed (epoch seconds),
 heartbeat_age (seconds), stale (true once the heartbeat is older than agent.lease), exit,
 started, finished (epoch seconds), branch, merge_commit, check (the check command that failed)
-and check_output (the tail of its output); fields that do not apply are null. "version" changes only
+check_output (the tail of its output) and problems (why records of the task cannot be read, a
+list of strings, empty when all can); fields that do not apply are null. "version" changes only
 when a field is removed or changes meaning.
 """
 
@@ -132,7 +135,8 @@ def describe(task: RemoteTask, lease: float, now: float) -> dict[str, object]:
             "exit": result.get("exit"), "started": result.get("started"), "finished": result.get("finished"),
             "branch": result.get("branch"), "merge_commit": task.merged or None,
             "check": rejected.get("check") if rejected else None,
-            "check_output": rejected.get("output") if rejected else None}
+            "check_output": rejected.get("output") if rejected else None,
+            "problems": list(task.bad.values())}
 
 
 def _when(epoch: object) -> str:
@@ -148,7 +152,11 @@ def list_queue(args: argparse.Namespace) -> int:
     queue.fetch()
     lease = float(repo.setting("agent.lease"))
     now = time.time()
-    rows = [describe(t, lease, now) for t in queue.tasks().values() if t.queue]
+    tasks = queue.tasks()
+    for task in tasks.values():
+        for problem in task.problems():
+            sys.stderr.write(printable(f"warning: {problem}", newlines=False) + "\n")
+    rows = [describe(t, lease, now) for t in tasks.values() if t.queue]
     if args.json:
         print(json.dumps({"version": JSON_VERSION, "remote": queue.remote, "tasks": rows}, indent=2))
         return ExitCode.OK
@@ -159,11 +167,16 @@ def list_queue(args: argparse.Namespace) -> int:
     for row in rows:
         state = str(row["state"])
         detail = ""
-        if state == "claimed":
+        if state == "claimed" and row["heartbeat_age"] is None:  # its claim cannot be read (warned above)
+            detail = "by an unreadable claim"
+        elif state == "claimed":
             beat = f"heartbeat {row['heartbeat_age']:.0f}s ago" + (" (stale)" if row["stale"] else "")
             detail = f"by {row['worker']} since {_when(row['claimed'])}, {beat}"
         elif state in ("done", "failed"):
-            detail = f"exit {row['exit']} by {row['worker']} at {_when(row['finished'])}"
+            detail = (f"exit {row['exit']}" if row["exit"] is not None else "died" if row["branch"] else "not run")
+            detail += f" by {row['worker']} at {_when(row['finished'])}"
+        elif state == "invalid":
+            detail = "unreadable record"
         elif state == "check-failed":
             detail = f"check failed: {row['check']}"
         elif state == "merged":

@@ -31,6 +31,18 @@ does (growing the pool up to agent.poolMax when no slot is free; a task that fin
 fails, and --resume tries it again); cleaning a merged task gives its slot back to the pool
 at the new base.
 
+resolve = true (or an agent: a preset or a command) merges as git agent-merge --resolve does: a
+task that conflicts with the target is handed to a resolver agent in its worktree (its own agent
+for true) and, if the resolution passes the checks, merged in the same run.
+
+A task with after = ["48", "50"] waits: it is recorded (git agent-status shows "waiting for 48,
+50") and starts only once those tasks have merged, from the target as it is then (its branch is
+moved to the target's tip before its worktree is made ready). Tasks that others wait for are
+merged as soon as their agents finish; the rest at the end, as without after. A task whose
+prerequisite failed, conflicted (unresolved) or failed its check is blocked and not run, and so
+are the tasks that wait for it; the report names the prerequisite. Unknown ids and cycles are
+refused when the file is read. jobs still caps how many agents run at once. --dry-run prints the
+schedule: which tasks start at once and which wait for what.
 With tmux = true (or agent.tmux) each agent runs interactively in its own tmux window, as git
 agent-spawn --tmux does: git agent-attach and git agent-send reach it while the run waits.
 
@@ -50,6 +62,7 @@ The task file:
     merge = true            # merge the successful tasks at the end (default true)
     check = "make test"     # each merged result must pass it (as git agent-merge --check)
     pool = false            # take worktrees from git agent-pool (as git agent-spawn --pool)
+    resolve = true          # an agent resolves conflicting tasks (true: each task's own; or a name)
     tmux = false            # agents interactive in tmux windows (as git agent-spawn --tmux;
                             # default: agent.tmux)
 
@@ -58,6 +71,7 @@ The task file:
     title = "free mixer channel on delete"          # default: the prompt's first line
     prompt = "Free the mixer channel when ..."      # or prompt_file = "tasks/48.md"
     agent = "codex"                                 # optional, for this task only
+    after = ["47"]                                  # optional: start once task 47 has merged
 
 A relative prompt_file, and an agent command starting with ./, are taken from the task
 file's directory.

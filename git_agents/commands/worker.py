@@ -33,6 +33,18 @@ claim is still this worker's, so a worker presumed dead can never publish over i
 The local worktree and branch are then removed (unless they hold uncommitted work).
 
 The agent command is --agent, else the task's own agent from the task file, else agent.command.
+A task's own agent is a command line written by whoever pushed the task: it runs only if it
+names one of this machine's presets (claude, codex, ... or agent.preset.<name>) or
+agent.trustQueueCommands is true; otherwise the worker says why and leaves the task unclaimed
+for a worker that can run it. A queue entry that cannot be used (spec.json not a JSON object,
+a NUL byte, no base) is published as a failed result at once, so no worker tries it again; one
+written by a newer git-agents, or with a claim a newer git-agents wrote, is left alone. Each
+such record gets one warning line naming the task and the problem. An agent that dies without
+recording its exit (killed, out of memory) is published as failed (exit null) at once.
+
+With a signing key (user.signingkey; gpg.format=ssh for SSH keys) the worker signs each result
+commit (git commit-tree -S), so that git agent-merge --remote --verify-signatures can tell its
+results from forged ones.
 SIGTERM or Ctrl-C: take no new tasks, finish the ones in hand, exit; a second signal stops the
 agents in hand and hands their tasks back to the queue. --once exits when every task in the
 queue has a result instead of waiting for new ones (exit 1 if a task it ran failed or one

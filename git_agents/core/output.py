@@ -3,20 +3,43 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
+
+# C0 controls but tab and newline, DEL, and C1 controls: they move the cursor, clear the screen,
+# set the window title (ESC ] ... BEL) or start such sequences on terminals that honour 8-bit C1.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_AND_NEWLINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+def printable(text: str, *, newlines: bool = True) -> str:
+    """`text` safe to print on a terminal: each control character but tab (and, with `newlines`,
+    line feed) becomes a visible `\\xNN` escape, so `\\e[2J` prints as `\\x1b[2J` instead of
+    clearing the screen. For human-readable output only: JSON output stays exact.
+
+    Text from tasks and the remote (titles, reasons, check output, paths) passes through this
+    before it is printed; `newlines=False` for one-line fields such as a title in a table.
+    """
+    pattern = _CONTROL if newlines else _CONTROL_AND_NEWLINE
+    return pattern.sub(_escape, text) if pattern.search(text) else text
+
 
 _STATE_COLOURS = {
     "running": "YELLOW", "exited 0": "GREEN", "merged": "GREEN", "not started": "",
     "conflict": "RED", "failed": "RED", "died": "RED", "check-failed": "RED", "worktree missing": "RED",
-    "free": "GREEN", "claimed": "YELLOW", "stale": "RED", "missing": "RED",  # pool slots
+    "invalid": "RED", "free": "GREEN", "claimed": "YELLOW", "stale": "RED", "missing": "RED",  # pool slots
 }
 
 
 _OFF = ("false", "never", "no", "off", "0")
 
 
-def use_colour(choice: str | None = None, stream=None, config: dict[str, list[str]] | None = None) -> bool:
+def use_colour(choice: str | None = None, stream: object = None, config: dict[str, list[str]] | None = None) -> bool:
     """Whether to colour output, as git decides: --color=always/never first, then NO_COLOR, then
     git config color.agent (else color.ui): false/never off, always on; else only on a terminal."""
     if choice == "always":
@@ -38,7 +61,7 @@ def paint(text: str, colour: str, enabled: bool) -> str:
     """`text` in `colour` (a colorama Fore name) when enabled."""
     if not enabled or not colour:
         return text
-    from colorama import (  # ~9 ms: only when colouring
+    from colorama import (  # type: ignore[import-untyped]  # ~9 ms: only when colouring
         Fore,
         Style,
         just_fix_windows_console,
@@ -61,6 +84,8 @@ def state_colour(state: str) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool = False,
           state_column: int | None = None) -> str:
     """Rows aligned in columns under bold headers (the last column is not padded)."""
+    # Cells may hold titles and other text from tasks or the remote: no control characters reach the terminal.
+    rows = [[printable(str(cell), newlines=False) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -78,12 +103,3 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
-
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f, *range(0x80, 0xa0)]}
-
-
-def printable(text: str) -> str:
-    """`text` safe for a terminal: control characters (escape sequences, bells, carriage returns;
-    all but tab and newline) shown as \\xNN, as git shows them in paths, so text from a task or a
-    shared remote cannot move the cursor, clear the screen or retitle the terminal."""
-    return text.translate(_CONTROL)

@@ -59,6 +59,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.mergeCheck", "",
             "Command (run with agent.shell in a scratch worktree) that each merged result must pass before "
             "`git agent-merge` lets the target advance; empty: no check. --check overrides it."),
+    Setting("agent.resolveAgent", "",
+            "Agent (a preset or a shell command) that `git agent-merge --resolve` starts to resolve a task's "
+            "conflict with its target; empty: the task's own agent. `--resolve=<agent>` overrides it."),
+    Setting("agent.resolveAttempts", "1",
+            "How many times `--resolve` (and `resolve = true` in a task file) lets a resolver try one task's "
+            "conflict before the task is reported as a conflict."),
     Setting("color.agent", "",
             "Colour in git agent output: always, never, or auto/true (on a terminal); falls back to color.ui."),
     Setting("agent.remote", "origin",
@@ -68,6 +74,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.pollInterval", "5", "Seconds between two looks at the remote queue by an idle worker."),
     Setting("agent.workerJobs", "1", "How many tasks one git agent-worker runs at once."),
     Setting("agent.workerName", "", "This worker's name in the queue (default: <hostname>:<pid>)."),
+    Setting("agent.trustQueueCommands", "false",
+            "When true, git agent-worker without --agent runs the agent command a queued task names (any "
+            "shell command line, written by whoever could push to the remote). When false, such a task is "
+            "left unclaimed with a message; a task naming one of this machine's presets runs either way."),
+    Setting("agent.verifyResults", "false",
+            "When true, git agent-merge --remote merges only results whose commit carries a good signature "
+            "by a trusted key (git verify-commit; for SSH keys gpg.ssh.allowedSignersFile), as "
+            "--verify-signatures does; other results are skipped with a warning."),
 )
 
 DEFAULTS = {s.key.lower(): s.default for s in SETTINGS}

@@ -16,7 +16,7 @@ from git_agents.pool import slots as pool
 from git_agents.tasks import agent, tmux
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, make_ready
-from git_agents.tasks.presets import exclude_tool_files, preset_env, preset_for
+from git_agents.tasks.presets import exclude_tool_files, expand, preset_env, preset_for
 from git_agents.tasks.prompt import DEFAULT_TEMPLATE, prompt_hash, render
 from git_agents.tasks.store import (
     Task,
@@ -100,6 +100,48 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     if task.slot:  # the agent now holds the slot: `git agent-pool list` shows its pid
         pool.set_owner(repo, task.slot, task.id, pid, pid_start)
     return pid
+
+
+def launch_resolver(repo: Repo, task: Task, command: str, run_dir: str, prompt_file: str,
+                    config: dict[str, str]) -> tuple[int, str]:
+    """Start a conflict resolver for the task (merging.resolver) in its worktree, as `start` starts an agent.
+
+    The same preset handling and identity as the task's own agent, with its log and exit record
+    in `run_dir` (the task's own stay as they are) and `config` passed as GIT_CONFIG_* entries
+    (rerere, so the resolver's commit records its resolution). The task record is not changed.
+    """
+    preset = preset_for(repo, command)
+    if preset is not None:
+        exclude_tool_files(repo, preset.exclude)
+    env = {**identity_env(repo, task.worktree), **preset_env(preset)}
+    count = env.get("GIT_CONFIG_COUNT", os.environ.get("GIT_CONFIG_COUNT", ""))
+    n = int(count) if count.isdigit() else 0
+    for key, value in config.items():
+        env[f"GIT_CONFIG_KEY_{n}"], env[f"GIT_CONFIG_VALUE_{n}"] = key, value
+        n += 1
+    env["GIT_CONFIG_COUNT"] = str(n)
+    return agent.launch(task, command, repo.setting("agent.shell"), run_dir, prompt_file, env)
+
+
+def resolve_options(repo: Repo, value: str | None, invoked_from: str) -> tuple[str | None, int]:
+    """--resolve[=<agent>] (or a task file's resolve) as merging.queue.Options wants it: (resolve, attempts).
+
+    None: no resolving. "" (--resolve alone): agent.resolveAgent, or each task's own agent when
+    that is empty. A name: that preset or shell command (a leading ./ taken from `invoked_from`).
+    """
+    if value is None:
+        return None, 1
+    written = value or repo.setting("agent.resolveAgent")
+    command = agent.absolutise_program(expand(repo, written), invoked_from) if written.strip() else ""
+    raw = repo.setting("agent.resolveAttempts")
+    try:
+        attempts = int(raw)
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise AgentError(f"agent.resolveAttempts must be a number of at least 1, not '{raw}'",
+                         hint="fix it with: git config agent.resolveAttempts <n>")
+    return command, attempts
 
 
 def ready(repo: Repo, task: Task) -> SetupFailed | None:

@@ -28,6 +28,9 @@ class Attempt:
     check_output: str = ""
     rebased: bool = False  # merged after `--rebase` replayed it onto the target
     tree: str = ""  # the tree of the merge commit (merged) or of the unchanged target (up-to-date)
+    resolved_by: str = ""  # --resolve: who resolved its conflict with the target (merged), or tried (conflict)
+    resolve_attempts: int = 0
+    resolve_log: str = ""  # the tail of a failed resolver's log
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.journal import Entry, Journal
 from git_agents.tasks import rounds
+from git_agents.tasks.notes import note_fields
 from git_agents.tasks.prompt import render
 from git_agents.tasks.status import agent_state
 from git_agents.tasks.store import Task, load_tasks, now_iso
@@ -64,6 +65,9 @@ class Options:
     rebase: bool = False
     show_empty: bool = True  # report tasks without commits (not with --all)
     verbosity: int = 0  # -1 quiet, 1 verbose
+    resolve: str | None = None  # --resolve: None off; "" the task's own agent; else the resolver's command
+    resolve_attempts: int = 1
+    launcher: object = None  # --resolve: how a resolver starts (merging.resolver.Launcher; lifecycle.start)
 
 
 @dataclass
@@ -153,6 +157,8 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
         for n, (target, group) in enumerate(groups):
             pending = [t.id for _, later in groups[n + 1:] for t in later]
             merge_group = _merge_group_rebasing if opts.rebase else _merge_group
+            if opts.resolve is not None:
+                merge_group = _merge_group_resolving
             attempts += merge_group(repo, target, group, checked_out.get(target),
                                     checker if opts.check else None, opts, carry, pending)
             if any(a.status == "resolving" for a in attempts):  # --interactive stopped for the user
@@ -181,9 +187,9 @@ def resolve_instructions(plan: Journal) -> str:
             f"(or put '{plan.target}' back where it was before this run: git agent-merge --abort)")
 
 
-def check_failure_text(attempt: Attempt) -> str:
+def check_failure_text(attempt: Attempt, kept: str = "branch and worktree kept") -> str:
     """What is shown for a task whose merged result failed the check: a line and the tail of its output."""
-    return (f"Check failed for task {attempt.task_id} (not merged; branch and worktree kept):\n"
+    return (f"Check failed for task {attempt.task_id} (not merged; {kept}):\n"
             + "".join(f"    {line}\n" for line in attempt.check_output.splitlines()))
 
 
@@ -319,11 +325,84 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
     return done
 
 
+def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object,
+                           opts: Options, carry: Carry | None, pending: list[str]) -> list[Attempt]:
+    """--resolve: land the chain up to each conflict, have an agent merge the target into that task, and go on.
+
+    The resolved task goes back to the head of the rest (its branch now contains the target, so
+    it merges cleanly, still subject to the check); a failed resolution leaves its branch as it
+    was and reports it as a conflict with the resolver's log tail.
+    """
+    from git_agents.merging.chain import land, signals_deferred
+    from git_agents.merging.resolver import Resolution, resolve_conflict
+
+    refuse_if_interrupted(repo)
+    done: list[Attempt] = []
+    rest = list(tasks)
+    failed: list[Entry] = []
+    resolved: dict[str, Resolution] = {}
+    new = ""
+    while rest:
+        attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True)
+        stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
+        merged_at = now_iso()
+        by_id = {t.id: t for t in rest}
+        for a in attempts:
+            if a.task_id in resolved:
+                a.resolved_by, a.resolve_attempts = resolved[a.task_id].agent, resolved[a.task_id].attempts
+        entries = failed + [e for a in attempts if a is not stop
+                            for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
+        for e, a in ((e, a) for e in entries for a in attempts if a.task_id == e.task_id and a.resolved_by):
+            if e.status == "merged":
+                e.note.update({"resolved-by": a.resolved_by, "resolve-attempts": str(a.resolve_attempts)})
+        failed = []
+        if entries:
+            plan = Journal(target=target, worktree=worktree or "", old=orig, new=new, entries=entries,
+                           reason=f"agent-merge --resolve: into {target}", pending=pending)
+            with signals_deferred():
+                journal_file.write(repo.state_dir, plan)
+                land(repo, plan)
+        done += [a for a in attempts if a is not stop]
+        if stop is None:
+            break
+        task = by_id[stop.task_id]
+        rest = rest[rest.index(task) + 1:]
+        if task.id in resolved:
+            stop.check_output = "it conflicts even after its resolution"
+        else:
+            command = opts.resolve or task.agent
+            if not command:
+                res = Resolution(False, "", 0, "no agent to resolve it with (name one: --resolve=<agent>)")
+            else:
+                launch = opts.launcher
+                assert launch is not None, "--resolve needs a launcher"
+                res = resolve_conflict(repo, task, target, command=command, launch=launch,  # type: ignore[arg-type]
+                                       attempts=opts.resolve_attempts)
+            if res.ok:
+                resolved[task.id] = res
+                rest.insert(0, task)  # merge its branch, which now contains the target, next
+                continue
+            stop.check_output = f"the resolver failed: {res.why}" if res.attempts else res.why
+            stop.resolved_by, stop.resolve_attempts, stop.resolve_log = res.agent, res.attempts, res.log_tail
+        done.append(stop)
+        entry = _entry(repo, task, stop, target, merged_at)
+        if entry is not None:
+            entry.state["reason"] = f"conflicts with {target}; {stop.check_output}"
+            entry.before.setdefault("reason", task.reason or None)
+            failed.append(entry)
+    if failed:  # the last task's failure still needs its state written
+        plan = Journal(target=target, worktree=worktree or "", old=new, new=new, entries=failed, pending=pending)
+        with signals_deferred():
+            journal_file.write(repo.state_dir, plan)
+            land(repo, plan)
+    return done
+
+
 def _note_fields(repo: Repo, task: Task, merged_at: str, attempt: Attempt) -> dict[str, str]:
     # Only the exit code and end time go into the note: skip the uncommitted-work probe.
     _, code, finished = agent_state(repo, task, check_work=False)
-    return {"task": task.id, "title": task.title, "branch": task.branch, "agent": task.agent or "-",
-            "prompt-hash": task.prompt_hash or "-", "base": task.base_commit, "target": task.base,
-            "started": task.started or task.created, "finished": finished or "-",
-            "exit": "-" if code is None else str(code), "merged": merged_at,
-            "check": attempt.check or "-", **rounds.note_field(task, repo.task_dir(task.id))}
+    return note_fields(task=task.id, title=task.title, branch=task.branch, agent=task.agent,
+                       prompt_hash=task.prompt_hash, base=task.base_commit, target=task.base,
+                       started=task.started or task.created, finished=finished,
+                       exit="" if code is None else str(code), merged=merged_at, check=attempt.check or "",
+                       **rounds.note_field(task, repo.task_dir(task.id)))

@@ -3,51 +3,74 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from git_agents.core.errors import ExitCode
+from git_agents.core.output import printable
 from git_agents.core.repo import Repo
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.queue import Options, check_failure_text
 
 
-def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: Options, *, dry_run: bool) -> int:
-    """Print each attempt (or, --dry-run, prediction) and each skipped task as git agent-merge does; the exit code."""
+def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: Options, *, dry_run: bool,
+           kept: str = "branch and worktree kept", landed: Sequence[str] = ()) -> int:
+    """Print each attempt (or, --dry-run, prediction) and each skipped task as git agent-merge does; the exit code.
+
+    `kept` says where a task that did not merge stays; `landed`: lines saying where the targets
+    went (merge --remote: the pushes), printed before the summary. Text from tasks (paths, check
+    output, reasons) is printed with control characters escaped.
+    """
     show_empty = opts.show_empty
     merged = [a for a in attempts if a.status == "merged"]
     for a in attempts:
         if a.status == "merged":
             if opts.verbosity >= 0:
-                print(f"Task {a.task_id} would merge cleanly" if dry_run else
-                      f"Merged task {a.task_id} ({a.commit[:12]})" + (" after rebasing it" if a.rebased else ""))
+                _print(f"Task {a.task_id} would merge cleanly" if dry_run else
+                       f"Merged task {a.task_id} ({a.commit[:12]})" + (" after rebasing it" if a.rebased else "")
+                       + (f" after its conflict was resolved by {a.resolved_by}" if a.resolved_by else ""))
             if opts.verbosity > 0 and not dry_run:
-                print(f"  {repo.git('log', '-1', '--format=%s', a.commit)}")
+                _print(f"  {repo.git('log', '-1', '--format=%s', a.commit)}")
         elif a.status == "up-to-date":
             if show_empty and opts.verbosity >= 0:
-                print(f"Task {a.task_id} has no commits to merge")
+                _print(f"Task {a.task_id} has no commits to merge")
         elif a.status == "check-failed":
-            print(check_failure_text(a), end="")
+            _print(check_failure_text(a, kept), end="")
         elif dry_run:
-            print(f"Task {a.task_id} would conflict: {', '.join(a.conflicts)}")
+            _print(f"Task {a.task_id} would conflict: {', '.join(a.conflicts)}")
             for line in a.messages:
-                print(f"    {line}")
+                _print(f"    {line}")
+            if opts.resolve is not None:
+                _print(f"    it would need a resolver: {opts.resolve or 'its own agent'}")
         elif a.status == "conflict" and a.check_output:  # --rebase tried and failed
-            print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} ({a.check_output}; "
+            _print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} ({a.check_output}; "
                   "not merged; branch and worktree kept)")
+            if a.resolve_log:
+                _print("    the resolver's log ends:")
+                for line in a.resolve_log.splitlines():
+                    _print(f"    | {line}")
         elif a.status == "resolving":
-            print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)}")
-            print(a.check_output)  # the instructions
+            _print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)}")
+            _print(a.check_output)  # the instructions
         else:
-            print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} (not merged; branch and worktree kept)")
+            _print(f"Conflict in task {a.task_id}: {', '.join(a.conflicts)} (not merged; {kept})")
+    if opts.verbosity >= 0:
+        for line in landed:
+            _print(line)
     for task_id, why in problems.items():
-        sys.stderr.write(f"warning: skipped task {task_id}: {why}\n")
+        sys.stderr.write(printable(f"warning: skipped task {task_id}: {why}", newlines=False) + "\n")
     not_merged = len(problems) + sum(a.status in ("conflict", "check-failed", "resolving")
                                      or (a.status == "up-to-date" and show_empty) for a in attempts)
     if not merged and not not_merged:
-        print("Nothing to merge.")
+        _print("Nothing to merge.")
     elif dry_run:
-        print(f"{len(merged)} would merge, {not_merged} would not")
+        _print(f"{len(merged)} would merge, {not_merged} would not")
     else:
-        print(f"{len(merged)} merged, {not_merged} not merged")
+        _print(f"{len(merged)} merged, {not_merged} not merged")
     return ExitCode.FAILED if not_merged else ExitCode.OK
 
 
+
+
+def _print(text: str = "", end: str = "\n") -> None:
+    """A line of the report, its control characters escaped (titles, paths and output come from tasks)."""
+    sys.stdout.write(printable(text) + end)

@@ -17,30 +17,39 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.errors import AgentError
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
+from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import list_worktrees
 from git_agents.merging.chain import Candidate, build_chain
 from git_agents.merging.checks import Checker
 from git_agents.merging.inmemory import Attempt, advance_branch
-from git_agents.merging.queue import check_target_worktree, merge_message
-from git_agents.remote.queue import RemoteQueue, RemoteTask, Update, ref
-from git_agents.tasks.notes import NOTES_REF, add_notes
+from git_agents.merging.queue import Options, check_target_worktree, merge_message
+from git_agents.merging.report import report
+from git_agents.remote.queue import BadRecord, RemoteQueue, RemoteTask, Update, ref
+from git_agents.tasks.notes import NOTES_REF, add_notes, note_fields
 from git_agents.tasks.store import Task, now_iso
 
 MAX_ROUNDS = 10
 
 
 def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str | None = None,
-                 batch: bool = False, dry_run: bool = False, verbosity: int = 0) -> int:
+                 batch: bool = False, dry_run: bool = False, verbosity: int = 0,
+                 verify: bool | None = None) -> int:
     """Merge finished queue tasks (all, or `ids`) into their targets on the remote; the exit code.
 
     With `check`, each merged result is checked in the scratch worktree before the chain goes
     on (as a local merge does, see checks.py); a result that fails is left out and recorded on
     the remote as refs/agents/rejected/<id>. With `dry_run`, only predict: nothing is pushed.
+    With `verify` (default: agent.verifyResults), only results whose commit has a good signature
+    by a trusted key are merged. A task whose records cannot be used is left out with a warning.
     """
     queue = RemoteQueue(repo, remote)
+    if verify is None:
+        verify = parse_bool(repo.setting("agent.verifyResults"))
+    if verify:
+        _check_verify_config(repo)
     # A pattern, not refs/notes/agents itself: that fails the fetch while the remote has no notes yet.
     notes_track = f"refs/agents/remote-notes/{queue.name}/{NOTES_REF.removeprefix('refs/notes/')}"
     for round_ in range(MAX_ROUNDS):
@@ -51,24 +60,25 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
             raise AgentError(f"no such task in the queue on {queue.remote}: {', '.join(unknown)}",
                              hint="git agent-queue list shows the queue")
         chosen = [tasks[i] for i in ids] if ids else list(tasks.values())
-        ready, problems = _ready(chosen, explicit=bool(ids))
+        groups, problems = _ready(repo, queue, chosen, explicit=bool(ids), verify=verify)
+        opts = Options(verbosity=verbosity, show_empty=bool(ids))
         if dry_run:
-            return _predict(repo, queue, ready, problems, verbosity)
-        if not ready:
-            return _report([], problems, queue.remote, {}, verbosity)
+            return _predict(repo, queue, groups, problems, opts)
+        if not groups:
+            return _report(repo, [], problems, queue.remote, {}, opts)
         attempts: list[Attempt] = []
         updates: list[Update] = []
         moved: dict[str, tuple[str, str]] = {}
         notes: dict[str, dict[str, str]] = {}
         with RepoLock(repo.common_dir, "merge"), Checker(repo, check or "") as checker:
             remote_notes = _sync_notes(repo, notes_track)
-            for target, group in _by_target(queue, ready).items():
+            for target, group in groups.items():
                 old = queue.head(target)
                 if old is None:
                     for task in group:
                         problems[task.id] = f"its target branch '{target}' is not on {queue.remote}"
                     continue
-                new, done = _merge_group(repo, queue, old, group, checker if check else None, batch)
+                new, done = _merge_group(repo, old, group, checker if check else None, batch)
                 attempts += done
                 if new != old:
                     moved[target] = (old, new)
@@ -76,14 +86,14 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
                 for a in done:
                     task = tasks[a.task_id]
                     if a.status == "merged":
-                        notes[a.commit] = _note_fields(queue, task, target, old, a)
+                        notes[a.commit] = _note_fields(queue, task, target, a)
                     if a.status == "check-failed":
                         updates.append(_rejection(queue, task, a, target, old, str(check)))
                     elif task.rejected:  # it merges (or conflicts) now: the earlier check failure is history
                         updates.append(Update(ref("rejected", task.id), None, task.rejected))
             merged = [a for a in attempts if a.status == "merged"]
             if not updates:
-                return _report(attempts, problems, queue.remote, moved, verbosity)
+                return _report(repo, attempts, problems, queue.remote, moved, opts)
             if merged:
                 add_notes(repo, notes)
                 updates.append(Update(NOTES_REF, repo.git("rev-parse", NOTES_REF), remote_notes))
@@ -91,7 +101,7 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
             result = queue.push(updates, atomic=True)
         if result.ok:
             _advance_local(repo, moved)
-            return _report(attempts, problems, queue.remote, moved, verbosity)
+            return _report(repo, attempts, problems, queue.remote, moved, opts)
         if not any(result.lost(u.ref) for u in updates) and "atomic transaction failed" not in result.reason():
             # (a server-side transaction failure with no culprit named is a ref lock held: retry too)
             raise AgentError(f"{queue.remote} refused the merge push: {result.reason()}; nothing changed there")
@@ -101,61 +111,86 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
                      hint="run git agent-merge --all --remote again")
 
 
-def _by_target(queue: RemoteQueue, tasks: list[RemoteTask]) -> dict[str, list[RemoteTask]]:
-    """The tasks grouped by the branch their queue entry names as base, in order."""
-    targets: dict[str, list[RemoteTask]] = {}
-    for task in tasks:
-        targets.setdefault(str(queue.spec(task)[0].get("base")), []).append(task)
-    return targets
+def _check_verify_config(repo: Repo) -> None:
+    """Refuse to verify with SSH signatures when there is no allowed signers file to verify against."""
+    fmt = (repo.config.get("gpg.format") or ["openpgp"])[-1].lower()
+    signers = (repo.config.get("gpg.ssh.allowedsignersfile") or [""])[-1]
+    if fmt == "ssh" and not signers:
+        raise AgentError("cannot verify the results' signatures: gpg.ssh.allowedSignersFile is not set",
+                         hint="list the workers' public keys in a file and point gpg.ssh.allowedSignersFile at it"
+                              " (see ssh-keygen(1), ALLOWED SIGNERS)")
 
 
-def _predict(repo: Repo, queue: RemoteQueue, ready: list[RemoteTask], problems: dict[str, str],
-             verbosity: int) -> int:
+def _predict(repo: Repo, queue: RemoteQueue, groups: dict[str, list[RemoteTask]], problems: dict[str, str],
+             opts: Options) -> int:
     """--dry-run: the chain of in-memory merges onto the remote's targets, reported as a local dry run is."""
-    from git_agents.merging.queue import Options
-    from git_agents.merging.report import report as report_prediction
-
     attempts: list[Attempt] = []
-    for target, group in _by_target(queue, ready).items():
+    for target, group in groups.items():
         old = queue.head(target)
         if old is None:
             problems.update((task.id, f"its target branch '{target}' is not on {queue.remote}") for task in group)
         else:
-            attempts += _merge_group(repo, queue, old, group, None, False)[1]
-    return report_prediction(repo, attempts, problems, Options(verbosity=verbosity), dry_run=True)
+            attempts += _merge_group(repo, old, group, None, False)[1]
+    return report(repo, attempts, problems, opts, dry_run=True, kept=f"its branch stays on {queue.remote}")
 
 
-def _ready(tasks: list[RemoteTask], *, explicit: bool) -> tuple[list[RemoteTask], dict[str, str]]:
-    """The tasks to merge now, and why the others are not merged (only what the user should hear)."""
-    ready, problems = [], {}
+def _ready(repo: Repo, queue: RemoteQueue, tasks: list[RemoteTask], *, explicit: bool,
+           verify: bool) -> tuple[dict[str, list[RemoteTask]], dict[str, str]]:
+    """The tasks to merge now grouped by target (in order), and why the others are not merged.
+
+    Each task is judged on its own: a record that cannot be read, a result whose commit does
+    not carry the tip it names, or (with `verify`) one not signed by a trusted key leaves out
+    only that task.
+    """
+    groups: dict[str, list[RemoteTask]] = {}
+    problems: dict[str, str] = {}
+    git = repo.git
     for task in tasks:
         if task.merged:
             if explicit:
                 problems[task.id] = "already merged"
-        elif not task.result:
+            continue
+        if not task.result:
             if explicit:
                 problems[task.id] = "it has no result yet (still queued or running)"
-        elif task.result_info.get("exit") != 0:
-            problems[task.id] = f"its agent exited {task.result_info.get('exit')}"
-        else:
-            ready.append(task)
-    return ready, problems
+            continue
+        bad = task.bad.get("queue") or task.bad.get("results")
+        if bad:
+            problems[task.id] = bad
+            continue
+        info = task.result_info
+        if info.get("exit") != 0:
+            problems[task.id] = ("its agent died" if info.get("exit") is None and info.get("branch")
+                                 else str(info.get("reason") or "") if not info.get("branch")
+                                 else f"its agent exited {info.get('exit')}")
+            continue
+        # The result commit's parent is the tip the worker published: trust the object, not the text.
+        parent = git.run("rev-parse", "--verify", "--quiet", f"{task.result}^1", ok=range(0, 256)).out.strip()
+        if parent != info.get("tip"):
+            problems[task.id] = "its result is malformed (its commit does not carry the tip it names)"
+            continue
+        if verify and not git.ok("verify-commit", task.result):
+            problems[task.id] = (f"its result {task.result[:12]} is not signed by a trusted key"
+                                 f" (git verify-commit {task.result[:12]})")
+            continue
+        try:
+            spec = queue.spec(task)
+        except BadRecord as error:
+            problems[task.id] = error.message
+            continue
+        groups.setdefault(spec.base, []).append(task)
+    return groups, problems
 
 
-def _merge_group(repo: Repo, queue: RemoteQueue, old: str, group: list[RemoteTask],
+def _merge_group(repo: Repo, old: str, group: list[RemoteTask],
                  checker: Checker | None, batch: bool) -> tuple[str, list[Attempt]]:
     """Chain each task's published tip onto `old` in memory (checking each result); the new tip and attempts."""
-    git = repo.git
     candidates = []
     for task in group:
         info = task.result_info
-        tip = str(info.get("tip", ""))
-        # The result commit's parent is the tip the worker published: trust the object, not the text.
-        if git("rev-parse", f"{task.result}^1") != tip:
-            raise AgentError(f"the result of task {task.id} on {queue.remote} is malformed (tip mismatch)")
         local = Task(task.id, title=task.title, branch=str(info.get("branch", "")))
-        candidates.append(Candidate(task.id, tip, merge_message(repo, local)))
-    attempts, new = build_chain(git, old, candidates, checker, batch=batch)
+        candidates.append(Candidate(task.id, str(info["tip"]), merge_message(repo, local)))
+    attempts, new = build_chain(repo.git, old, candidates, checker, batch=batch)
     return new, attempts
 
 
@@ -169,20 +204,22 @@ def _rejection(queue: RemoteQueue, task: RemoteTask, attempt: Attempt, target: s
     return Update(ref("rejected", task.id), commit, task.rejected)
 
 
-def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, target_tip: str,
-                 attempt: Attempt) -> dict[str, str]:
+def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, attempt: Attempt) -> dict[str, str]:
+    """The note of a task merged from the queue: the same fields, with the same meaning, as a local merge's."""
     info = task.result_info
 
     def when(key: str) -> str:  # as now_iso() writes times
         value = info.get(key)
         if not isinstance(value, (int, float)):
-            return "-"
+            return ""
         return datetime.fromtimestamp(value, UTC).astimezone().isoformat(timespec="seconds")
 
-    return {"task": task.id, "title": task.title, "branch": str(info.get("branch", "")),
-            "worker": str(info.get("worker", "-")), "remote": queue.remote, "target": target,
-            "base": target_tip, "started": when("started"), "finished": when("finished"),
-            "exit": str(info.get("exit")), "merged": now_iso(), "check": attempt.check or "-"}
+    code = info.get("exit")
+    return note_fields(task=task.id, title=task.title, branch=str(info.get("branch", "")),
+                       agent=str(info.get("agent") or ""), prompt_hash=str(info.get("prompt_hash") or ""),
+                       base=str(info.get("base") or ""), target=target, started=when("started"),
+                       finished=when("finished"), exit="" if code is None else str(code), merged=now_iso(),
+                       worker=str(info.get("worker") or ""), remote=queue.remote, check=attempt.check or "")
 
 
 def _sync_notes(repo: Repo, track: str) -> str:
@@ -223,32 +260,9 @@ def _movable(repo: Repo, worktree: str | None) -> bool:
     return True
 
 
-def _report(attempts: list[Attempt], problems: dict[str, str], remote: str,
-            moved: dict[str, tuple[str, str]], verbosity: int) -> int:
-    """Print what happened, as a local merge does; exit 1 if anything was not merged."""
-    merged = 0
-    for a in attempts:
-        if a.status == "merged":
-            merged += 1
-            if verbosity >= 0:
-                print(f"Merged task {a.task_id} ({a.commit[:12]})")
-        elif a.status == "conflict":
-            problems[a.task_id] = f"conflicts in {', '.join(a.conflicts)} (its branch stays on {remote})"
-        elif a.status == "check-failed":
-            print(f"Check failed for task {a.task_id} (not merged; recorded on {remote} as "
-                  f"refs/agents/rejected/{a.task_id}):")
-            for line in a.check_output.splitlines():
-                print(f"    {line}")
-            problems[a.task_id] = "its merged result failed the check"
-        else:
-            problems[a.task_id] = "it has no commits to merge"
-    if verbosity >= 0:
-        for target, (old, new) in moved.items():
-            print(f"Pushed {target} to {remote} ({old[:12]}..{new[:12]})")
-    for task_id, why in problems.items():
-        sys.stderr.write(f"warning: not merged: task {task_id}: {why}\n")
-    if not merged and not problems:
-        print("Nothing to merge.")
-    else:
-        print(f"{merged} merged, {len(problems)} not merged")
-    return ExitCode.FAILED if problems else ExitCode.OK
+def _report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], remote: str,
+            moved: dict[str, tuple[str, str]], opts: Options) -> int:
+    """Print what happened in the one report format of every merge (merging/report.py); the exit code."""
+    pushed = [f"Pushed {target} to {remote} ({old[:12]}..{new[:12]})" for target, (old, new) in moved.items()]
+    return report(repo, attempts, problems, opts, dry_run=False, kept=f"its branch stays on {remote}",
+                  landed=pushed)

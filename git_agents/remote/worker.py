@@ -19,15 +19,18 @@ from dataclasses import dataclass
 from types import FrameType
 
 from git_agents.core.errors import AgentError, GitError
+from git_agents.core.output import printable
 from git_agents.core.repo import Repo
+from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import remove_worktree, unsaved_work
 from git_agents.lifecycle import start as starting
 from git_agents.lifecycle.start import load_template, plan_task
-from git_agents.remote.queue import RemoteQueue, RemoteTask, Update, ref
+from git_agents.remote.queue import BadRecord, RemoteQueue, RemoteTask, Spec, Update, ref
 from git_agents.tasks import agent
 from git_agents.tasks.ports import release as release_ports
 from git_agents.tasks.prepare import SetupFailed, make_ready
-from git_agents.tasks.presets import expand
+from git_agents.tasks.presets import expand, presets
+from git_agents.tasks.status import agent_state
 from git_agents.tasks.store import Task, delete_task, load_tasks, now_iso, write_task
 
 LOG_TAIL_LINES = 20
@@ -46,11 +49,18 @@ class Job:
     branch: str = ""
     started: float = 0.0
     exit_code: int | None = None  # set when the agent could not even start
+    spec_problem: str = ""  # the queue entry cannot be used: publish a failed result without running anything
+    base_commit: str = ""  # the commit the task started from (the note's `base`)
+    agent: str = ""  # the command line that ran
+    died: bool = False  # the agent ended without writing its exit record (killed, OOM)
 
 
 def log(message: str) -> None:
-    """A progress line (workers usually run unattended: keep one line per event)."""
-    sys.stdout.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+    """A progress line (workers usually run unattended: keep one line per event).
+
+    Titles, ids and reasons may come from the remote: control characters are escaped.
+    """
+    sys.stdout.write(f"[{time.strftime('%H:%M:%S')}] {printable(message)}\n")
     sys.stdout.flush()
 
 
@@ -75,10 +85,18 @@ class Worker:
         self.tasks: dict[str, RemoteTask] = {}
         self.next_fetch = 0.0  # fetch the queue again no earlier than this (monotonic)
         self.to_clean: list[Job] = []  # published tasks whose local worktree and branch can go
+        self.warned: set[str] = set()  # problems already reported (each is said once, not at every fetch)
+        self.trust_commands = parse_bool(repo.setting("agent.trustQueueCommands"))
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
         """Work until stopped (or, with `once`, until no task is left to run); the exit code."""
+        if self.queue.signs():  # find out now, not when the first result is to be published
+            try:
+                self.queue.record_commit("agent-worker: signing test", {}, sign=True)
+            except GitError as error:
+                raise AgentError(f"cannot sign result commits: {error.message.splitlines()[0]}",
+                                 hint="check user.signingkey and gpg.format (git commit-tree -S must work)") from None
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self._say(f"worker {self.name} on {self.queue.remote}: up to {self.jobs} task(s) at a time")
@@ -138,8 +156,18 @@ class Worker:
                     f" (git agent-clean {task.id} to let this worker take it)")
                 self.skipped.add(task.id)
                 continue
-            if self._claim(task):
-                claimed_any = True
+            try:
+                claimed = self._claim(task)
+            except AgentError:
+                raise  # the remote or this clone: the loop's business, not this task's
+            except Exception as error:  # noqa: BLE001  (a record no check foresaw: it must not stop the worker)
+                log(f"warning: skipping task {task.id}: {type(error).__name__}: {error}")
+                self.skipped.add(task.id)
+                job = self.held.get(task.id)
+                if job is not None:
+                    self._release(job)
+                continue
+            claimed_any = claimed_any or claimed
         if claimed_any:
             self.next_fetch = 0.0  # there may be more: look again as soon as a slot frees up
         return not claimed_any
@@ -151,16 +179,75 @@ class Worker:
         for task in self.tasks.values():
             if not task.queue or task.result or task.merged or task.id in self.held or task.id in self.skipped:
                 continue
-            age = task.heartbeat_age()
-            if task.claim and (age is None or age <= self.lease):
+            if "queue" in task.bad or "claims" in task.newer:  # not ours to run: skip it, say why once
+                self._skip(task, next(iter(task.bad.values())))
                 continue
+            if "claims" in task.bad:  # not a claim any worker wrote: it holds nothing, take it over
+                self._warn(f"task {task.id}: {task.bad['claims']}; taking it over")
+            elif task.claim:
+                age = task.heartbeat_age()
+                if age is None or age <= self.lease:
+                    continue
             found.append(task)
         window = found[:CLAIM_WINDOW]
         random.shuffle(window)
         return window + found[CLAIM_WINDOW:]
 
+    def _warn(self, message: str) -> None:
+        """A problem with one record, said once per worker run."""
+        if message not in self.warned:
+            self.warned.add(message)
+            log(f"warning: {message}")
+
+    def _skip(self, task: RemoteTask, why: str) -> None:
+        """Leave a task to other workers (this one will not run it); one warning line."""
+        self._warn(f"skipping task {task.id}: {why}")
+        self.skipped.add(task.id)
+
+    def _command(self, spec: Spec) -> str:
+        """The agent command line for a task; AgentError when this worker will not run it.
+
+        --agent wins; a task's own agent is run only if it names a preset of this machine or
+        agent.trustQueueCommands is true (anyone who can push to the remote writes specs).
+        """
+        if self.agent_command:
+            return expand(self.repo, self.agent_command)
+        if spec.agent:
+            if spec.agent.strip().lower() in presets(self.repo) or self.trust_commands:
+                return expand(self.repo, spec.agent)
+            raise AgentError(f"its agent command comes from the remote ({spec.agent!r}) and"
+                             " agent.trustQueueCommands is not true; pass --agent, or trust the queue's"
+                             " commands: git config agent.trustQueueCommands true")
+        command = self.repo.setting("agent.command")
+        if not command:  # hand it back: a worker with an agent configured can run it
+            raise AgentError("neither the task file nor this worker names an agent command"
+                             " (pass --agent or set agent.command)")
+        return expand(self.repo, command)
+
     def _claim(self, task: RemoteTask) -> bool:
-        """Claim one task (taking over a stale claim by CAS on its value); start it if we won."""
+        """Claim one task (taking over a stale claim by CAS on its value); start it if we won.
+
+        A queue entry that cannot be used is still claimed, and published as failed at once
+        (so that no worker tries it again); one a newer git-agents wrote, or whose command this
+        worker will not run, is left unclaimed for others.
+        """
+        spec: Spec | None = None
+        problem = ""
+        try:
+            spec = self.queue.spec(task)
+        except BadRecord as bad:
+            if bad.newer:
+                self._skip(task, bad.message)
+                return False
+            problem = bad.message
+        command = ""
+        if spec is not None:
+            try:
+                command = self._command(spec)
+            except AgentError as error:
+                log(f"task {task.id}: cannot start: {error.message}")
+                self.skipped.add(task.id)
+                return False
         now = time.time()
         commit = self.queue.record_commit(
             f"agent-claim: task {task.id} by {self.name}",
@@ -176,42 +263,46 @@ class Worker:
         if self.queue.exists(ref("results", task.id)):
             self.queue.push([Update(ref("claims", task.id), None, commit)], atomic=False)
             return False
-        if task.claim:
+        if task.claim and "claims" in task.bad:
+            log(f"took over task {task.id} from an unreadable claim")
+        elif task.claim:
             log(f"took over task {task.id} from {task.claim_info.get('worker')}"
-                f" (no heartbeat for {task.heartbeat_age(now):.0f}s)")
+                f" (no heartbeat for {task.heartbeat_age(now) or 0:.0f}s)")
         else:
             self._say(f"claimed task {task.id}")
         job = Job(task.id, task.queue, commit, now, now)
         self.held[task.id] = job
+        if spec is None:  # a poison pill: publish it as failed, so it is not retried forever
+            log(f"task {task.id}: cannot run it: {problem}; publishing it as failed")
+            job.spec_problem = problem
+            return True
         try:
-            self._start(task, job)
+            self._start(spec, job, command)
         except AgentError as error:
-            log(f"task {task.id}: cannot start: {error.message}")
-            self._release(job)
-            self.skipped.add(task.id)
+            log(f"task {task.id}: cannot start: {error.message.splitlines()[0]}")
+            if job.branch:  # a worktree and branch were made: publish the failure (the output is in the log)
+                job.exit_code = 126
+            else:
+                self._release(job)
+                self.skipped.add(task.id)
         return True
 
-    def _start(self, task: RemoteTask, job: Job) -> None:
+    def _start(self, spec: Spec, job: Job, command: str) -> None:
         """Prepare and start the task exactly as git agent-run does, from the remote's base branch.
 
         A worktree on a new branch, the prompt, the worktree made ready (copies, links, port,
         agent.setup), then the agent. A setup failure or a missing agent program becomes a
         failed result (published like any other), not a crash.
         """
-        spec, text = self.queue.spec(task)
-        base = str(spec.get("base") or "")
+        base = spec.base
         base_commit = self.queue.head(base)
         if base_commit is None:
             raise AgentError(f"base branch '{base}' is not on {self.queue.remote}")
-        command = self.agent_command or str(spec.get("agent") or "") or self.repo.setting("agent.command")
-        if not command:  # hand it back: a worker with an agent configured can run it
-            raise AgentError("neither the task file nor this worker names an agent command"
-                             " (pass --agent or set agent.command)")
-        command = expand(self.repo, command)
-        planned = plan_task(self.repo, task.id, base, base_commit)
-        planned.title, planned.agent, planned.created = str(spec.get("title") or f"Task {task.id}"), command, now_iso()
-        prompt_file = starting.create(self.repo, planned, text, load_template(self.repo))
+        planned = plan_task(self.repo, spec.id, base, base_commit)
+        planned.title, planned.agent, planned.created = spec.title or f"Task {spec.id}", command, now_iso()
+        prompt_file = starting.create(self.repo, planned, spec.prompt, load_template(self.repo))
         job.branch, job.started = planned.branch, time.time()
+        job.base_commit, job.agent = base_commit, command
         try:
             make_ready(self.repo, planned, prompt_file)
         except SetupFailed as exc:
@@ -275,23 +366,72 @@ class Worker:
     def _finish_exited(self) -> None:
         """Publish the result of every held task whose agent has ended."""
         for job in list(self.held.values()):
+            if job.spec_problem:
+                self._publish_bad_spec(job)
+                continue
             if not job.branch:
                 continue
             record = agent.read_exit(self.repo.task_dir(job.task_id))
             if record is None and job.exit_code is None:
-                continue
+                if not self._died(job):
+                    continue
+                job.died = True
+                log(f"task {job.task_id}: its agent died without recording how it ended (killed?)")
             code = record.code if record is not None else job.exit_code
-            self._publish(job, int(code if code is not None else 1))
+            self._publish(job, None if job.died else int(code if code is not None else 1))
 
-    def _publish(self, job: Job, code: int) -> None:
-        """Push branch + result and delete the claim in one atomic push that requires the claim to be ours."""
+    def _died(self, job: Job) -> bool:
+        """Whether the task's agent is gone without an exit record, as `git agent-status` says "died"."""
+        task = load_tasks(self.repo).get(job.task_id)
+        if task is None or not task.pid:
+            return False
+        state, _, _ = agent_state(self.repo, task, check_work=False)
+        # The supervisor writes its record just before it ends: look again before calling it dead.
+        return state == "died" and agent.read_exit(self.repo.task_dir(job.task_id)) is None
+
+    def _publish_bad_spec(self, job: Job) -> None:
+        """Publish a failed result for a queue entry that cannot be run (no branch: nothing ran)."""
+        record = {"task": job.task_id, "worker": self.name, "exit": None, "started": job.claimed,
+                  "finished": time.time(), "branch": "", "tip": "", "reason": job.spec_problem,
+                  "log_tail": ""}
+        commit = self.queue.record_commit(f"agent-result: task {job.task_id} not run", record,
+                                          parents=(job.queue,), sign=True)
+        updates = [Update(ref("results", job.task_id), commit, ""), Update(ref("claims", job.task_id), None, job.claim)]
+        try:
+            result = self.queue.push(updates, atomic=True)
+        except GitError as error:
+            log(f"task {job.task_id}: publishing failed ({error.message.splitlines()[0]}); retrying later")
+            return
+        if not result.ok and not result.lost(updates[0].ref) and not result.lost(updates[1].ref):
+            return  # a transient refusal: the next turn tries again
+        self.held.pop(job.task_id, None)
+        self.failures += 1
+        self.next_fetch = 0.0
+
+    def _publish(self, job: Job, code: int | None) -> None:
+        """Push branch + result and delete the claim in one atomic push that requires the claim to be ours.
+
+        `code` None: the agent died without an exit code. The result commit is signed when this
+        worker has a signing key, so that `merge --remote --verify-signatures` can tell it from a forgery.
+        """
         git = self.repo.git
         tip = git("rev-parse", "--verify", f"refs/heads/{job.branch}^{{commit}}")
         finished = time.time()
+        local = load_tasks(self.repo).get(job.task_id)
         record = {"task": job.task_id, "worker": self.name, "exit": code, "started": job.started,
-                  "finished": finished, "branch": job.branch, "tip": tip, "log_tail": self._log_tail(job.task_id)}
-        result_commit = self.queue.record_commit(f"agent-result: task {job.task_id} exit {code}", record,
-                                                 parents=(tip,))
+                  "finished": finished, "branch": job.branch, "tip": tip, "log_tail": self._log_tail(job.task_id),
+                  "base": job.base_commit, "agent": job.agent,
+                  "prompt_hash": local.prompt_hash if local else ""}
+        if job.died:
+            record["reason"] = "the agent died without recording how it ended"
+        word = "died" if code is None else f"exit {code}"
+        try:
+            result_commit = self.queue.record_commit(f"agent-result: task {job.task_id} {word}", record,
+                                                     parents=(tip,), sign=True)
+        except GitError as error:
+            log(f"task {job.task_id}: cannot make its result commit ({error.message.splitlines()[0]}); retrying")
+            time.sleep(1)
+            return
         updates = [Update(f"refs/heads/{job.branch}", tip, ""),
                    Update(ref("results", job.task_id), result_commit, ""),
                    Update(ref("claims", job.task_id), None, job.claim)]
@@ -320,7 +460,8 @@ class Worker:
         self.next_fetch = 0.0
         if code != 0:
             self.failures += 1
-        message = f"task {job.task_id} {'done' if code == 0 else f'failed (exit {code})'}: pushed {job.branch}"
+        outcome = "done" if code == 0 else "failed (the agent died)" if code is None else f"failed (exit {code})"
+        message = f"task {job.task_id} {outcome}: pushed {job.branch}"
         self._say(message, level=-1 if code else 0)
         self.to_clean.append(job)
 
@@ -371,7 +512,8 @@ class Worker:
 
     def _drained(self) -> bool:
         """Whether nothing is left that this worker could ever run (every task has a result or is skipped)."""
-        return all(t.result or t.merged or not t.queue or t.id in self.skipped for t in self.tasks.values())
+        return all(t.result or t.merged or not t.queue or t.id in self.skipped or t.id in self.held
+                   for t in self.tasks.values())
 
 
 def default_name() -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.output import printable
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import unsaved_work
@@ -56,6 +57,7 @@ class Job:
     ended: float = 0.0
     outcome: str = ""  # final: "merged (<commit>)" or why it was not merged
     merged: bool = False
+    deferred: bool = False  # waits for its `after` tasks to merge before it is made ready and started
     tmux: bool = False  # its agent runs interactively in a tmux window
 
     @property
@@ -149,11 +151,21 @@ def describe(tf: TaskFile, jobs: list[Job], base: str) -> str:
         lines.append("Run each agent interactively in its own tmux window, as spawn --tmux does.")
     if tf.check:
         lines.append(f"Merge only the results that pass the check (in a scratch worktree): {tf.check}")
+    if tf.resolve is not None:
+        lines.append(f"Have an agent resolve each task that conflicts: {tf.resolve or 'its own agent'}.")
+    if any(j.spec.after for j in jobs):
+        at_once = [j.id for j in jobs if not j.spec.after and j.action in (NEW, START, RERUN, WATCH)]
+        lines.append("Merge each task that others wait for as soon as it is done; the rest at the end.")
+        lines.append(f"Start at once: {', '.join(at_once) or 'none'}")
+        for j in jobs:
+            if j.spec.after:
+                lines.append(f"  {j.id} waits for {', '.join(j.spec.after)} to merge, "
+                             f"then starts from {base} as it is then")
     width = max(len(j.id) for j in jobs)
     labels = {NEW: "create and run", START: "prepare and run", RERUN: "run again", WATCH: "still running: watch",
               FINISHED: "finished: merge only", MERGED_BEFORE: "merged: skip"}
     for j in jobs:
-        lines.append(f"  {j.id.ljust(width)}  {labels[j.action]:<21}  {j.spec.title}")
+        lines.append(f"  {j.id.ljust(width)}  {labels[j.action]:<21}  {printable(j.spec.title, newlines=False)}")
         if j.action in (NEW, START, RERUN):
             lines.append(f"  {''.ljust(width)}  agent: {j.command}")
     return "\n".join(lines)
@@ -213,13 +225,14 @@ class Progress:
 
     def line(self, job: Job) -> str:
         """The task's progress line on a terminal."""
-        return f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {self._log(job)}".rstrip()
+        return printable(f"{job.id.ljust(self.width)}  {job.state:<28}  {_elapsed(job):>6}  {self._log(job)}".rstrip(),
+                         newlines=False)
 
     def plain(self, job: Job) -> str:
         """The line appended when the task's state changes and the output is not a terminal."""
         elapsed = f" after {_elapsed(job)}" if job.ended else ""
         log = self._log(job) if job.ended or job.state.startswith("failed") else ""
-        return f"task {job.id}: {job.state}{elapsed}" + (f": {log}" if log else "")
+        return printable(f"task {job.id}: {job.state}{elapsed}" + (f": {log}" if log else ""), newlines=False)
 
     def update(self) -> None:
         """Show the current state of every job."""
@@ -317,26 +330,107 @@ class Run:
                     continue
                 job.task = task
             assert job.task is not None
-            try:
-                make_ready(self.repo, job.task, starting.prompt_path(self.repo, job.id))
-            except SetupFailed as exc:
-                starting.fail(self.repo, job.task, exc.message)
-                job.state = "failed: setup"
-                self.progress.message(starting.setup_failure_text(job.task, exc))
+            if job.spec.after:  # made ready (from the target as it is then) once its prerequisites merged
+                if job.task.after != " ".join(job.spec.after):
+                    write_task(self.repo, job.id, after=" ".join(job.spec.after))
+                    job.task.after = " ".join(job.spec.after)
+                job.deferred, job.state = True, f"waiting for {', '.join(job.spec.after)}"
                 continue
-            missing = agent.missing_program(job.command, job.task.worktree)
-            if missing:
-                starting.fail(self.repo, job.task, f"agent command not found: {missing}")
-                job.state = "failed: agent not found"
-                continue
-            job.state = "queued"
+            self._ready(job)
         self.progress.update()
+
+    def _ready(self, job: Job) -> bool:
+        """Make a created task's worktree ready for its agent; False (the job failed) if it cannot be."""
+        assert job.task is not None
+        try:
+            make_ready(self.repo, job.task, starting.prompt_path(self.repo, job.id))
+        except SetupFailed as exc:
+            starting.fail(self.repo, job.task, exc.message)
+            job.state = "failed: setup"
+            self.progress.message(starting.setup_failure_text(job.task, exc))
+            return False
+        missing = agent.missing_program(job.command, job.task.worktree)
+        if missing:
+            starting.fail(self.repo, job.task, f"agent command not found: {missing}")
+            job.state = "failed: agent not found"
+            return False
+        job.state = "queued"
+        return True
+
+    # -- tasks that wait for tasks ----------------------------------------------------------------
+    def _dependents(self) -> set[str]:
+        return {a for j in self.jobs for a in j.spec.after}
+
+    def _blocker(self, job: Job) -> str | None:
+        """"" when every prerequisite has merged, None while one is still to be decided, else why it is blocked."""
+        by_id = {j.id: j for j in self.jobs}
+        for pre in (by_id[a] for a in job.spec.after):
+            if pre.merged:
+                continue
+            if pre.state == "blocked":
+                return f"blocked: prerequisite {pre.id} is blocked"
+            if pre.outcome:
+                return f"blocked: prerequisite {pre.id} did not merge ({pre.outcome})"
+            if pre.state.startswith("failed"):  # its preparation failed: it will never run
+                return f"blocked: prerequisite {pre.id} {pre.state}"
+            return None
+        return ""
+
+    def _block(self, job: Job, why: str) -> None:
+        job.deferred, job.state, job.outcome = False, "blocked", why
+        if job.task is not None:
+            write_task(self.repo, job.id, state="blocked", reason=why.removeprefix("blocked: "))
+
+    def _start_deferred(self, job: Job) -> bool:
+        """Move a waiting task onto the target as it is now (its agent never ran), then make it ready."""
+        assert job.task is not None
+        task = job.task
+        job.deferred = False
+        tip = self.repo.git("rev-parse", f"refs/heads/{task.base}^{{commit}}")
+        at = self.repo.git("rev-parse", f"refs/heads/{task.branch}")
+        if tip != task.base_commit and at == task.base_commit and not unsaved_work(self.repo, task.worktree):
+            self.repo.git.at(task.worktree).run("reset", "--hard", "--quiet", tip,
+                                                env={"GIT_REFLOG_ACTION": "agent-run: start after prerequisites"})
+            write_task(self.repo, job.id, base_commit=tip)
+            task.base_commit = tip
+        return self._ready(job)
+
+    def _merge_now(self, job: Job) -> None:
+        """Merge a finished task that others wait for at once (settled as at the end)."""
+        self._settle_job(job, parse_bool(self.repo.setting("agent.autoCommit")))
+        if not job.outcome and not job.merged:
+            self._merge_jobs([job])
+            if not job.merged and not job.outcome:
+                job.outcome = "not merged"
 
     def _run_agents(self) -> None:
         queue = [j for j in self.jobs if j.state == "queued"]
         running = [j for j in self.jobs if j.state == "running"]
-        while queue or running:
+        waiting = [j for j in self.jobs if j.deferred]
+        dependents = self._dependents() if self.tf.merge else set()
+        for job in self.jobs:  # finished in an earlier run: merge now what others wait for
+            if job.id in dependents and job.action == FINISHED:
+                self._merge_now(job)
+        while queue or running or waiting:
             self._checkpoint()
+            changed = True
+            while changed:  # again after each decision: blocking one task may block the next
+                changed = False
+                for job in list(waiting):
+                    why = self._blocker(job)
+                    if why is None:
+                        continue
+                    waiting.remove(job)
+                    changed = True
+                    if why:
+                        self._block(job, why)
+                    elif self._start_deferred(job):
+                        queue.append(job)
+                    self.progress.update()
+            if waiting and not queue and not running:  # nothing left that could merge a prerequisite
+                for job in waiting:
+                    self._block(job, f"blocked: prerequisite(s) {', '.join(job.spec.after)} never finished")
+                waiting = []
             while queue and len(running) < self.tf.jobs:
                 job = queue.pop(0)
                 assert job.task is not None
@@ -347,8 +441,11 @@ class Run:
             for job in list(running):
                 if self._agent_ended(job):
                     running.remove(job)
+                    if job.id in dependents:
+                        self.progress.update()
+                        self._merge_now(job)
             self.progress.update()
-            if queue or running:
+            if queue or running or waiting:
                 time.sleep(POLL_SECONDS)
         self._checkpoint()  # after the last agent, before merging
 
@@ -385,44 +482,65 @@ class Run:
         auto_commit = parse_bool(self.repo.setting("agent.autoCommit"))
         for job in self.jobs:
             if job.action == MERGED_BEFORE or job.task is None:
-                job.merged = job.action == MERGED_BEFORE
+                job.merged = job.merged or job.action == MERGED_BEFORE
                 continue
-            task = job.task
-            if task.state == "failed":
-                job.outcome = f"failed: {task.reason}"
+            if job.merged or job.outcome:  # decided already (merged as it went, or blocked)
                 continue
-            state, code, _ = agent_state(self.repo, task)
-            if state == NOT_COMMITTED and auto_commit:
-                git = self.repo.git.at(task.worktree)
-                try:
-                    git.run("add", "--all")
-                    git.run("commit", "--quiet", "-m", task.title)  # hooks run, as for any commit
-                    state = "exited"
-                except AgentError as exc:
-                    job.outcome = f"{NOT_COMMITTED} (agent.autoCommit failed: {exc.message.splitlines()[0]})"
-                    continue
-            if state == NOT_COMMITTED:
-                job.state = job.outcome = NOT_COMMITTED
-            elif state != "exited":
-                job.outcome = f"agent {state}"
-            elif code != 0:
-                job.outcome = f"agent exited {code}"
-            elif self.repo.git.ok("merge-base", "--is-ancestor", f"refs/heads/{task.branch}", task.base_commit):
-                job.outcome = "agent exited 0 without commits"
-            elif unsaved_work(self.repo, task.worktree):
-                job.outcome = "uncommitted or untracked work left in its worktree"
+            self._settle_job(job, auto_commit)
+
+    def _settle_job(self, job: Job, auto_commit: bool) -> None:
+        """Decide whether one finished task is ready to merge (job.outcome stays empty) or why not."""
+        task = job.task
+        assert task is not None
+        if task.state == "failed":
+            job.outcome = f"failed: {task.reason}"
+            return
+        state, code, _ = agent_state(self.repo, task)
+        if state == NOT_COMMITTED and auto_commit:
+            git = self.repo.git.at(task.worktree)
+            try:
+                git.run("add", "--all")
+                git.run("commit", "--quiet", "-m", task.title)  # hooks run, as for any commit
+                state = "exited"
+            except AgentError as exc:
+                job.outcome = f"{NOT_COMMITTED} (agent.autoCommit failed: {exc.message.splitlines()[0]})"
+                return
+        if state == NOT_COMMITTED:
+            job.state = job.outcome = NOT_COMMITTED
+        elif state != "exited":
+            job.outcome = f"agent {state}"
+        elif code != 0:
+            job.outcome = f"agent exited {code}"
+        elif self.repo.git.ok("merge-base", "--is-ancestor", f"refs/heads/{task.branch}", task.base_commit):
+            job.outcome = "agent exited 0 without commits"
+        elif unsaved_work(self.repo, task.worktree):
+            job.outcome = "uncommitted or untracked work left in its worktree"
 
     def _merge(self) -> None:
         """Merge the ready tasks as `git agent-merge --check CHECK` would; clean up the merged ones."""
         from git_agents.lifecycle.remove import remove_task, what_would_be_lost
-        from git_agents.merging.queue import Options, check_failure_text, merge_tasks
 
         ready = [j for j in self.jobs if j.task is not None and not j.outcome and not j.merged]
+        self._merge_jobs(ready)
+        self.repo.reload_config()
+        tasks = load_tasks(self.repo)
+        for job in self.jobs:
+            task = tasks.get(job.id)
+            if job.merged and task is not None and not what_would_be_lost(self.repo, task):
+                remove_task(self.repo, task, force=False)
+
+    def _merge_jobs(self, ready: list[Job]) -> None:
+        """Merge these ready jobs' tasks, in this order, as `git agent-merge` would; record each outcome."""
+        from git_agents.lifecycle.start import launch_resolver, resolve_options
+        from git_agents.merging.queue import Options, check_failure_text, merge_tasks
+
         targets: dict[str, list[Job]] = {}
         for job in ready:
             assert job.task is not None
             targets.setdefault(job.task.base, []).append(job)
-        options = Options(check=self.tf.check or None)
+        resolve, tries = resolve_options(self.repo, self.tf.resolve, os.path.dirname(os.path.abspath(self.tf.path)))
+        options = Options(check=self.tf.check or None, resolve=resolve, resolve_attempts=tries,
+                          launcher=launch_resolver)
         for group in targets.values():
             try:
                 attempts, meanwhile = merge_tasks(self.repo, [j.task for j in group if j.task], options)
@@ -438,10 +556,17 @@ class Run:
                 if attempt.status == "merged":
                     job.merged, job.state = True, "merged"
                     job.outcome = f"merged ({attempt.commit[:12]})"
+                    if attempt.resolved_by:
+                        job.outcome += f" after its conflict was resolved by {attempt.resolved_by}"
                     _journal(self.repo, self.tf.path, job.id, attempt.commit)
                 elif attempt.status == "conflict":
                     job.state = "conflict"
                     job.outcome = f"conflict in {', '.join(attempt.conflicts)}"
+                    if attempt.check_output:  # the resolver tried
+                        job.outcome += f" ({attempt.check_output})"
+                    if attempt.resolve_log:
+                        self.progress.message(f"Resolver's log for task {job.id} ends:\n"
+                                              + "".join(f"    | {line}\n" for line in attempt.resolve_log.splitlines()))
                 elif attempt.status == "check-failed":
                     job.state = "check-failed"
                     last = (attempt.check_output.strip().splitlines() or ["no output"])[-1]
@@ -449,12 +574,6 @@ class Run:
                     self.progress.message(check_failure_text(attempt))
                 else:
                     job.outcome = "nothing to merge"
-        self.repo.reload_config()
-        tasks = load_tasks(self.repo)
-        for job in self.jobs:
-            task = tasks.get(job.id)
-            if job.merged and task is not None and not what_would_be_lost(self.repo, task):
-                remove_task(self.repo, task, force=False)
 
     def _report(self) -> int:
         width = max(len(j.id) for j in self.jobs)
@@ -473,6 +592,6 @@ class Run:
         summary = f"{merged} merged, {failed} not merged" if self.tf.merge else \
             f"{len(self.jobs) - failed} succeeded, {failed} failed"
         lines.append(summary)
-        self.stream.write("\n".join(lines) + "\n")
+        self.stream.write(printable("\n".join(lines)) + "\n")  # outcomes hold reasons and paths
         self.stream.flush()
         return ExitCode.FAILED if failed else ExitCode.OK

@@ -6,6 +6,7 @@
     merge = true              # merge the successful tasks at the end
     check = "make test"       # each merged result must pass it (as git agent-merge --check)
     pool = false              # take worktrees from git agent-pool (as git agent-spawn --pool)
+    resolve = true            # an agent resolves a task that conflicts (true: its own; or an agent name)
     tmux = false              # each agent interactive in a tmux window (as git agent-spawn --tmux)
 
     [[task]]
@@ -13,6 +14,7 @@
     title = "free mixer channel on delete"
     prompt = "Free the mixer channel when ..."   # or prompt_file = "tasks/48.md"
     agent = "codex"                              # optional, overrides the global agent
+    after = ["47"]                               # start once these tasks have merged
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from git_agents.core.errors import AgentError
 from git_agents.tasks.ids import id_problem
 from git_agents.tasks.prompt import default_title
 
-_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "tmux", "task"}
-_TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent"}
+_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "tmux", "task"}
+_TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent", "after"}
 
 
 @dataclass
@@ -37,6 +39,7 @@ class TaskSpec:
     title: str
     text: str
     agent: str  # as written (a preset name or a command); empty: the global one
+    after: list[str] = field(default_factory=list)  # ids of the tasks that must merge before it starts
 
 
 @dataclass
@@ -50,6 +53,7 @@ class TaskFile:
     merge: bool = True
     check: str = ""
     pool: bool = False
+    resolve: str | None = None  # None: no resolving; "": each task's own agent; else the resolver
     tmux: bool | None = None  # None: agent.tmux decides
     tasks: list[TaskSpec] = field(default_factory=list)
 
@@ -94,6 +98,12 @@ def load(path: str) -> TaskFile:
     if result.check and not result.merge:
         raise _fail(path, "'check' gates the merges, and merge = false makes none "
                           "(drop check, or check later with git agent-merge --check)")
+    resolve = data.get("resolve")
+    if resolve is not None and not isinstance(resolve, (bool, str)):
+        raise _fail(path, "'resolve' must be true, false or an agent (a preset or a command)")
+    result.resolve = None if resolve is False or resolve is None else ("" if resolve is True else resolve)
+    if result.resolve is not None and not result.merge:
+        raise _fail(path, "'resolve' resolves conflicts while merging, and merge = false makes no merges")
     tasks = data.get("task", [])
     if not isinstance(tasks, list) or not tasks:
         raise _fail(path, "no tasks: add at least one [[task]] table with an id and a prompt")
@@ -105,7 +115,40 @@ def load(path: str) -> TaskFile:
         if spec.id in seen:
             raise _fail(path, f"task id '{spec.id}' is used twice")
         seen.add(spec.id)
+    _check_after(path, result)
     return result
+
+
+def _check_after(path: str, tf: TaskFile) -> None:
+    """Refuse `after` naming unknown tasks or making a cycle (naming them), or with merge = false."""
+    ids = {spec.id for spec in tf.tasks}
+    for spec in tf.tasks:
+        unknown = [a for a in spec.after if a not in ids]
+        if unknown:
+            raise _fail(path, f"task {spec.id}: 'after' names unknown task(s): {', '.join(unknown)}")
+    if any(spec.after for spec in tf.tasks) and not tf.merge:
+        raise _fail(path, "'after' waits for tasks to merge, and merge = false merges none")
+    after = {spec.id: spec.after for spec in tf.tasks}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in after:
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path_ids: list[str] = []
+        while stack:
+            node, i = stack.pop()
+            if i == 0:
+                if state.get(node) == 2:
+                    continue
+                if state.get(node) == 1:
+                    cycle = path_ids[path_ids.index(node):] + [node]
+                    raise _fail(path, f"'after' makes a cycle: {' -> '.join(cycle)}")
+                state[node] = 1
+                path_ids.append(node)
+            if i < len(after[node]):
+                stack.append((node, i + 1))
+                stack.append((after[node][i], 0))
+            else:
+                state[node] = 2
+                path_ids.pop()
 
 
 def _task(path: str, here: str, n: int, table: Any) -> TaskSpec:
@@ -135,4 +178,8 @@ def _task(path: str, here: str, n: int, table: Any) -> TaskSpec:
         except OSError as exc:
             raise _fail(path, f"task {task_id}: cannot read prompt_file '{prompt_file}': {exc.strerror}") from exc
     title = _typed(path, table, "title", str, where) or default_title(task_id, prompt or "")
-    return TaskSpec(task_id, title, prompt or "", _typed(path, table, "agent", str, where) or "")
+    after = table.get("after", [])
+    if not isinstance(after, list) or not all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in after):
+        raise _fail(path, f"task {task_id}: 'after' must be a list of task ids, e.g. after = [\"48\", \"50\"]")
+    after = list(dict.fromkeys(str(a) for a in after))
+    return TaskSpec(task_id, title, prompt or "", _typed(path, table, "agent", str, where) or "", after)

@@ -15,6 +15,37 @@ NOTE_VERSION = "1"
 _HEADER = "git-agents-note"
 
 
+# Every field of a note, in order, with its meaning (git-agents(7) is generated from this). Local
+# merges and `merge --remote` write the same fields with the same meaning; "-" when one does not apply.
+NOTE_FIELDS: dict[str, str] = {
+    "task": "The task id.",
+    "title": "The task's title.",
+    "branch": "The task branch that was merged (task-<id>).",
+    "agent": "The agent command line that ran.",
+    "prompt-hash": "The first 16 hex digits of the SHA-256 of the prompt the agent was given.",
+    "base": "The commit the task branch started from (not the target's tip when it merged).",
+    "target": "The branch the task was merged into.",
+    "started": "When the agent started (ISO 8601, local time).",
+    "finished": "When the agent ended (ISO 8601); - if it died without recording it.",
+    "exit": "The agent's exit status; - if it died without one.",
+    "merged": "When the merge commit was made (ISO 8601).",
+    "worker": "The git agent-worker that ran the agent (--remote merges); - for a task run in this clone.",
+    "remote": "The shared remote whose queue the task came from; - for a local merge.",
+    "check": "The merge check: passed, or - when none ran.",
+    "rounds": "Only for a task continued with git agent-continue (absent otherwise): one entry per round, "
+              "separated by \"; \".",
+}
+_OPTIONAL = {"rounds"}  # left out when not given, instead of written as "-"
+
+
+def note_fields(**values: str) -> dict[str, str]:
+    """The fields of a note in NOTE_FIELDS order (keys with '_' for '-'), "-" for any not given."""
+    given = {k.replace("_", "-"): v for k, v in values.items()}
+    unknown = set(given) - set(NOTE_FIELDS)
+    assert not unknown, f"not a note field: {unknown}"
+    return {key: str(given.get(key) or "-") for key in NOTE_FIELDS if key not in _OPTIONAL or given.get(key)}
+
+
 def format_note(fields: dict[str, str]) -> str:
     """Render a note: a version line, then one `key: value` line per field (newlines folded)."""
     lines = [f"{_HEADER}: {NOTE_VERSION}"]

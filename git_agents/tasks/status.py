@@ -229,12 +229,16 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True) -> list[
             shown = t.state
         elif t.state == "failed":
             shown = "failed" + (f": {t.reason}" if t.reason else "")
+        elif t.state == "blocked":
+            shown = "blocked" + (f": {t.reason}" if t.reason else "")
         elif not exists[t.id]:
             shown = "worktree missing"
         elif state_word == "exited" and code == 0 and n_ahead == 0 and dirty.get(t.id):
             shown = state_word = NOT_COMMITTED
         elif state_word == "exited":
             shown = f"exited {code}"
+        elif state_word == "not started" and t.after:  # git agent-run starts it once these merged
+            shown = f"waiting for {', '.join(t.after.split())}"
         else:
             shown = state_word
         result.append(TaskStatus(

@@ -26,6 +26,7 @@ _KEYS = {
     "created": "created", "started": "started", "state": "state", "reason": "reason",
     "conflicts": "conflicts", "merge_commit": "mergeCommit", "slot": "slot",
     "prompt_hash": "promptHash", "merged_at": "mergedAt", "port": "port", "index": "index",
+    "after": "after",
     # interactive agents (tasks/tmux.py) and follow-up rounds (git agent-continue)
     "tmux_socket": "tmuxSocket", "tmux_session": "tmuxSession", "tmux_window": "tmuxWindow",
     "tmux_pane": "tmuxPane", "round": "round", "round_prompt_hash": "roundPromptHash", "rounds": "rounds",
@@ -47,7 +48,7 @@ class Task:
     pid_start: str = ""
     created: str = ""
     started: str = ""
-    state: str = ""  # "", "failed", "conflict", "merged", "check-failed", "interrupted"
+    state: str = ""  # "", "failed", "conflict", "merged", "check-failed", "interrupted", "blocked"
     reason: str = ""
     conflicts: str = ""  # newline-separated paths
     merge_commit: str = ""
@@ -56,6 +57,7 @@ class Task:
     merged_at: str = ""
     port: str = ""  # first port of the task's leased block (GIT_AGENT_PORT)
     index: str = ""  # GIT_AGENT_INDEX: 1, 2, ... (the leased block's number)
+    after: str = ""  # space-separated ids of the tasks it waits for (git agent-run's `after`)
     tmux_socket: str = ""  # the tmux server of an interactive agent's window (tasks/tmux.py)
     tmux_session: str = ""
     tmux_window: str = ""  # window id, @N

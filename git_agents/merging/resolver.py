@@ -1,0 +1,272 @@
+"""`--resolve`: an agent resolves a task's conflict with its target, in the task's own worktree.
+
+The steps, for one task whose merge into the target (as it stands after the tasks merged
+before it) conflicts:
+
+1. `git merge --no-ff --no-commit <target>` in the task's worktree, with rerere on (a
+   resolution recorded earlier is reused; when it settles every file the merge is committed
+   without an agent), leaving the conflicts in place;
+2. a prompt naming the conflicting files (decided by `git ls-files -u`), git's CONFLICT lines
+   (the merge runs with LC_ALL=C so they read the same everywhere), the earlier tasks that
+   changed those files on the target, and the rule: keep both intents, commit the merge, touch
+   no other file;
+3. the resolver (the task's own agent, or the one named) started there through the normal
+   launch path, and waited for;
+4. on exit 0, checks: nothing unmerged, no conflict markers in the files that conflicted, HEAD
+   is the merge of the target tip into the old task tip, no file changed beyond the conflicting
+   ones (against the plain merge result), nothing uncommitted.
+
+Any failure puts the task branch and worktree back exactly as they were (merge --abort,
+reset --hard to the old tip, the attempt's untracked files removed: the worktree was clean
+before it started). Imports nothing from merging.queue, which calls it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from git_agents.core.git import Git
+from git_agents.core.repo import Repo
+from git_agents.core.worktrees import unsaved_work
+from git_agents.tasks import agent
+from git_agents.tasks.notes import parse_note
+from git_agents.tasks.store import Task
+
+LOG_TAIL = 20  # lines of a failed resolver's log shown in the report
+POLL_SECONDS = 0.05
+RERERE = ("-c", "rerere.enabled=true", "-c", "rerere.autoUpdate=true")
+# The same settings in a resolver's environment, so its own `git commit` records the resolution.
+RERERE_CONFIG = {"rerere.enabled": "true", "rerere.autoUpdate": "true"}
+
+# (repo, task, command, run directory, prompt file, git config for the agent) -> (pid, process start)
+Launcher = Callable[[Repo, Task, str, str, str, dict[str, str]], tuple[int, str]]
+
+
+@dataclass
+class Resolution:
+    """How resolving one task's conflict went."""
+
+    ok: bool
+    agent: str  # who resolved (or tried): the command line, or "rerere"
+    attempts: int
+    why: str = ""  # why the last attempt was refused
+    log_tail: str = ""  # the last lines of the last resolver's log
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A task merged into the target since this task started, that changed conflicting files."""
+
+    task_id: str
+    title: str
+    files: tuple[str, ...]
+
+
+def run_dir(repo: Repo, task_id: str, attempt: int) -> str:
+    """Where attempt `attempt` of resolving a task keeps its prompt, log and exit record."""
+    return os.path.join(repo.task_dir(task_id), f"resolve-{attempt}")
+
+
+def earlier_tasks(git: Git, tip: str, target_tip: str, files: set[str]) -> list[Earlier]:
+    """The tasks merged on the target's first-parent line since `tip` forked from it that changed `files`.
+
+    Read from the merge commits' notes; each merge's change is its diff against its first parent.
+    """
+    base = git.run("merge-base", tip, target_tip, ok=(0, 1)).out.strip()
+    if not base:
+        return []
+    out = git.run("log", "--first-parent", "--diff-merges=first-parent", "--name-only", "-z",
+                  "--format=%x01%H", f"{base}..{target_tip}").out
+    found: list[Earlier] = []
+    for chunk in out.split("\x01")[1:]:
+        commit, _, names = chunk.partition("\0")  # "<hash> NUL \n <path> NUL <path> NUL ..."
+        touched = tuple(p for p in names.strip("\n\0").split("\0") if p in files)
+        if not touched:
+            continue
+        res = git.run("notes", "--ref=refs/notes/agents", "show", commit.strip(), ok=(0, 1))
+        note = parse_note(res.out) if res.code == 0 else None
+        if note and note.get("task"):
+            found.append(Earlier(note["task"], note.get("title", ""), touched))
+    return list(reversed(found))  # oldest first: the order they merged in
+
+
+def prompt_text(task: Task, target: str, files: list[str], messages: list[str], earlier: list[Earlier]) -> str:
+    """The resolver's prompt."""
+    lines = [
+        f"You are resolving a merge conflict in the git worktree {task.worktree},",
+        f"on branch {task.branch} (task {task.id}: {task.title}).",
+        "",
+        f"The branch '{target}' moved on since this task started. `git merge {target}` was started",
+        "here and stopped with conflicts, which are left in the files for you:",
+        "",
+        *(f"    {m}" for m in messages),
+        "",
+        "Conflicting files:",
+        *(f"    {f}" for f in files),
+        "",
+    ]
+    if earlier:
+        lines += [f"Earlier tasks merged into '{target}' that changed these files:",
+                  *(f"    task {e.task_id}: {e.title} ({', '.join(e.files)})" for e in earlier), ""]
+    lines += [
+        "Rules:",
+        f"- Keep both intents: what this task changed and what '{target}' changed must both survive.",
+        "- Edit only the conflicting files above; do not touch any other file.",
+        "- Remove every conflict marker (<<<<<<<, =======, >>>>>>>).",
+        "- Then `git add` those files and commit the merge with `git commit --no-edit`.",
+        "- Do not abort, reset, rebase or start another merge; leave nothing uncommitted.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _unmerged(git: Git) -> list[str]:
+    """Paths with conflict stages in the index (`git ls-files -u`), each once."""
+    out = git.run("ls-files", "-u", "-z").out
+    paths = [entry.partition("\t")[2] for entry in out.split("\0") if "\t" in entry]
+    return list(dict.fromkeys(paths))
+
+
+def _merge_in_progress(git: Git, worktree: str) -> bool:
+    return os.path.exists(os.path.join(worktree, git("rev-parse", "--git-path", "MERGE_HEAD")))
+
+
+def _literal(paths: list[str]) -> list[str]:
+    return [f":(literal){p}" for p in paths]
+
+
+def restore(git: Git, worktree: str, branch: str, old: str) -> None:
+    """Put the task branch and its worktree back at `old`, clean, as before the attempt."""
+    if _merge_in_progress(git, worktree):
+        git.run("merge", "--abort", ok=range(0, 256))
+    if git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != f"refs/heads/{branch}":
+        git.run("checkout", "--quiet", "--force", branch, ok=range(0, 256))
+    git.run("reset", "--hard", "--quiet", old, env={"GIT_REFLOG_ACTION": "agent-merge --resolve (undo)"})
+    git.run("clean", "-fdq")  # only the attempt's files: the worktree was clean when it started
+
+
+def verify(git: Git, repo: Repo, worktree: str, old: str, target_tip: str, conflicted: list[str]) -> str | None:
+    """Why the resolver's result is refused, or None when it is a proper resolution."""
+    if _merge_in_progress(git, worktree):
+        left = _unmerged(git)
+        if left:
+            return f"unmerged paths remain: {', '.join(left)}"
+        return "the merge was not committed"
+    head = git("rev-parse", "HEAD")
+    if head == old:
+        return "the merge was not committed"
+    parents = git("rev-parse", f"{head}^@").split()
+    if parents != [old, target_tip]:
+        return "HEAD is not the merge of the target into the task branch (a merge commit with parents " \
+               "<old task tip> <target tip>)"
+    present = [p for p in conflicted if git.run("cat-file", "-e", f"{head}:{p}", ok=range(0, 256)).code == 0]
+    if present:
+        res = git.run("grep", "-l", "-I", "-z", "-E", r"^(<{7}( |$)|={7}$|>{7}( |$))", head, "--",
+                      *_literal(present), ok=(0, 1))
+        marked = [p.partition(":")[2] for p in res.out.split("\0") if p]
+        if marked:
+            return f"conflict markers left in {', '.join(marked)}"
+    ok, plain = _plain_merge_tree(git, old, target_tip)
+    changed = [p for p in git.run("diff-tree", "-r", "--no-renames", "--name-only", "-z", plain,
+                                  f"{head}^{{tree}}").out.split("\0") if p]
+    others = [p for p in changed if p not in conflicted]
+    if others:
+        return f"it changed files that did not conflict: {', '.join(others)}"
+    left_over = unsaved_work(repo, worktree)
+    if left_over:
+        return f"it left uncommitted work: {', '.join(e[3:] for e in left_over[:3])}"
+    return None
+
+
+def _plain_merge_tree(git: Git, ours: str, theirs: str) -> tuple[bool, str]:
+    res = git.run("merge-tree", "--write-tree", ours, theirs, ok=(0, 1))
+    return res.code == 0, res.out.split("\n", 1)[0].strip()
+
+
+def _log_tail(directory: str) -> str:
+    try:
+        with open(agent.log_path(directory), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip("\n").splitlines()[-LOG_TAIL:])
+
+
+def _wait(directory: str, pid: int, pid_start: str) -> int:
+    """Wait for the resolver to end; its exit status (the supervisor records it)."""
+    while True:
+        record = agent.read_exit(directory)
+        if record is not None:
+            return record.code
+        if not agent.is_alive(str(pid), pid_start):
+            record = agent.read_exit(directory)  # it may have written it just now
+            return record.code if record else -1
+        time.sleep(POLL_SECONDS)
+
+
+def resolve_conflict(repo: Repo, task: Task, target: str, *, command: str, launch: Launcher,
+                     attempts: int = 1) -> Resolution:
+    """Have an agent resolve the conflict between the task branch and `target`'s tip; see the module doc.
+
+    On success the task branch has gained the merge commit; on failure it is exactly as before.
+    Call it under the "merge" lock (the target must not move meanwhile).
+    """
+    worktree = task.worktree
+    if not worktree or not os.path.isdir(worktree):
+        return Resolution(False, command, 0, "it has no worktree to resolve in")
+    git = repo.git.at(worktree)
+    if git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != f"refs/heads/{task.branch}":
+        return Resolution(False, command, 0, f"its worktree is not on '{task.branch}'")
+    if unsaved_work(repo, worktree):
+        return Resolution(False, command, 0, "its worktree has uncommitted or untracked work")
+    old = git("rev-parse", "HEAD")
+    target_tip = git("rev-parse", f"refs/heads/{target}^{{commit}}")
+    last = Resolution(False, command, 0)
+    for n in range(1, max(1, attempts) + 1):
+        last = _attempt(repo, git, task, target, old, target_tip, command, launch, n)
+        if last.ok:
+            return last
+        restore(git, worktree, task.branch, old)
+    return last
+
+
+def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip: str, command: str,
+             launch: Launcher, n: int) -> Resolution:
+    worktree = task.worktree
+    res = git.run(*RERERE, "merge", "--no-ff", "--no-commit", f"refs/heads/{target}", ok=range(0, 256),
+                  env={"LC_ALL": "C", "LANGUAGE": "C", "GIT_REFLOG_ACTION": "agent-merge --resolve",
+                       "GIT_MERGE_AUTOEDIT": "no"})
+    if not _merge_in_progress(git, worktree):
+        said = (res.err or res.out).strip().splitlines()
+        return Resolution(False, command, n, "git merge did not start" + (f": {said[-1]}" if said else ""))
+    messages = [line.strip() for line in (res.out + res.err).splitlines() if line.startswith("CONFLICT")]
+    conflicted = _unmerged(git)
+    # the plain merge's conflicted files: those rerere settled are still the ones allowed to differ
+    plain = git.run("merge-tree", "--write-tree", "--name-only", "-z", old, target_tip, ok=(0, 1)).out
+    allowed = list(dict.fromkeys(conflicted + [p for p in plain.split("\0")[1:] if p]))
+    if not conflicted:  # rerere's recorded resolutions settled every file
+        git.run(*RERERE, "commit", "--quiet", "--no-edit", "--no-verify", ok=range(0, 256))
+        refused = verify(git, repo, worktree, old, target_tip, allowed)
+        return Resolution(refused is None, "rerere", n, refused or "")
+    directory = run_dir(repo, task.id, n)
+    os.makedirs(directory, exist_ok=True)
+    prompt_file = os.path.join(directory, "prompt.md")
+    earlier = earlier_tasks(repo.git, old, target_tip, set(allowed))
+    with open(prompt_file, "w", encoding="utf-8") as fh:
+        fh.write(prompt_text(task, target, conflicted, messages, earlier))
+    pid, pid_start = launch(repo, task, command, directory, prompt_file, dict(RERERE_CONFIG))
+    try:
+        code = _wait(directory, pid, pid_start)
+    except BaseException:  # Ctrl-C while waiting: stop the resolver; the caller puts the branch back
+        agent.stop(str(pid), pid_start)
+        restore(git, worktree, task.branch, old)
+        raise
+    if code != 0:
+        return Resolution(False, command, n, f"the resolver exited {code}", _log_tail(directory))
+    refused = verify(git, repo, worktree, old, target_tip, allowed)
+    return Resolution(refused is None, command, n, refused or "", "" if refused is None else _log_tail(directory))

@@ -1,0 +1,158 @@
+"""git agent-merge --resolve: scripted resolver agents merge the target into a conflicting task, then it merges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import Project, write_script
+
+# Tasks 1 and 2 change line 2 of shared.txt, tasks 3 and 4 line 1 of other.txt; 5 and 6 add files.
+# When started as a resolver (a merge is in progress) the same script keeps both sides.
+AGENT = """
+    if git rev-parse -q --verify MERGE_HEAD >/dev/null; then
+      echo "resolving with prompt $GIT_AGENT_PROMPT_FILE"
+      for f in $(git diff --name-only --diff-filter=U); do
+        sed -i '/^<<<<<<< /d;/^=======$/d;/^>>>>>>> /d' "$f"
+        git add "$f"
+      done
+      git commit -q --no-edit
+      exit 0
+    fi
+    case "$GIT_AGENT_TASK" in
+      1|2) sed -i "s/^line 2$/line 2 (task $GIT_AGENT_TASK)/" shared.txt ;;
+      3|4) sed -i "s/^other 1$/other 1 (task $GIT_AGENT_TASK)/" other.txt ;;
+      *) echo "work $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" ;;
+    esac
+    git add -A && git commit -q -m "task $GIT_AGENT_TASK"
+"""
+
+
+def _six_tasks(project: Project, tmp_path: Path) -> Path:
+    project.commit_file("other.txt", "other 1\nother 2\n")
+    agent = write_script(tmp_path / "agent.sh", AGENT)
+    for n in range(1, 7):
+        project.ok("spawn", str(n), "--title", f"task number {n}", "--prompt", f"do {n}", "--agent", str(agent))
+    project.ok("wait", "--all")
+    return agent
+
+
+def test_resolve_merges_all_six_tasks_keeping_both_sides(project: Project, tmp_path: Path) -> None:
+    _six_tasks(project, tmp_path)  # the resolver keeps the task's side first (it is HEAD there)
+    base = project.git("rev-parse", "main")
+
+    proc = project.agent("merge", "--all", "--resolve")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    merges = project.git("log", "--first-parent", "--format=%H", f"{base}..main").split()[::-1]
+    short = [m[:12] for m in merges]
+    agent = str(tmp_path / "agent.sh")
+    assert proc.stdout == (
+        f"Merged task 1 ({short[0]})\n"
+        f"Merged task 2 ({short[1]}) after its conflict was resolved by {agent}\n"
+        f"Merged task 3 ({short[2]})\n"
+        f"Merged task 4 ({short[3]}) after its conflict was resolved by {agent}\n"
+        f"Merged task 5 ({short[4]})\n"
+        f"Merged task 6 ({short[5]})\n"
+        "6 merged, 0 not merged\n")
+    assert (project.path / "shared.txt").read_text() == "line 1\nline 2 (task 2)\nline 2 (task 1)\nline 3\n"
+    assert (project.path / "other.txt").read_text() == "other 1 (task 4)\nother 1 (task 3)\nother 2\n"
+    # the resolved task branch holds the merge of main into it, and the merge into main is that branch
+    wt2 = project.worktrees / "task-2"
+    assert project.git("rev-parse", "task-2^2") == project.git("rev-parse", f"{merges[1]}^1")
+    assert project.git("rev-parse", f"{merges[1]}^2") == project.git("rev-parse", "task-2")
+    assert project.git("status", "--porcelain", cwd=wt2) == ""
+    note2 = project.git("notes", "--ref=agents", "show", merges[1])
+    assert f"resolved-by: {agent}\n" in note2 + "\n" and "resolve-attempts: 1" in note2
+    assert "task: 2" in note2 and "exit: 0" in note2
+    assert "resolved-by" not in project.git("notes", "--ref=agents", "show", merges[0])
+    # the resolver's prompt named the file, git's CONFLICT line, the earlier task and the rule
+    prompt = (project.path / ".git/agents/tasks/2/resolve-1/prompt.md").read_text()
+    assert "    CONFLICT (content): Merge conflict in shared.txt\n" in prompt
+    assert "Conflicting files:\n    shared.txt\n" in prompt
+    assert "    task 1: task number 1 (shared.txt)\n" in prompt
+    assert "Keep both intents" in prompt and "do not touch any other file" in prompt
+    assert "resolving with prompt" in (project.path / ".git/agents/tasks/2/resolve-1/agent.log").read_text()
+
+
+def test_dry_run_says_which_tasks_would_need_a_resolver(project: Project, tmp_path: Path) -> None:
+    _six_tasks(project, tmp_path)
+    before = project.snapshot()
+
+    proc = project.agent("merge", "--all", "--dry-run", "--resolve=claude")
+
+    assert proc.returncode == 1
+    assert "Task 2 would conflict: shared.txt\n    CONFLICT (content): Merge conflict in shared.txt\n" \
+           "    it would need a resolver: " in proc.stdout
+    assert "Task 4 would conflict: other.txt\n" in proc.stdout
+    assert proc.stdout.count("it would need a resolver") == 2
+    assert project.snapshot() == before
+
+
+BAD_RESOLVERS = {
+    "markers": ("""
+        git add -A && git commit -q --no-edit && echo "committed with the markers in"
+    """, "the resolver failed: conflict markers left in shared.txt"),
+    "exit 1": ("""
+        echo "I give up on this one"
+        exit 1
+    """, "the resolver failed: the resolver exited 1"),
+    "unrelated": ("""
+        sed -i '/^<<<<<<< /d;/^=======$/d;/^>>>>>>> /d' shared.txt
+        echo "something else" >> README
+        git add -A && git commit -q --no-edit && echo "resolved, and README too"
+    """, "the resolver failed: it changed files that did not conflict: README"),
+    "uncommitted": ("""
+        sed -i '/^<<<<<<< /d;/^=======$/d;/^>>>>>>> /d' shared.txt
+        git add shared.txt && git commit -q --no-edit && echo scratch > notes.txt
+    """, "the resolver failed: it left uncommitted work: notes.txt"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_RESOLVERS))
+def test_a_bad_resolution_is_refused_and_the_branch_left_as_it_was(project: Project, tmp_path: Path,
+                                                                   kind: str) -> None:
+    _six_tasks(project, tmp_path)
+    body, why = BAD_RESOLVERS[kind]
+    resolver = write_script(tmp_path / "resolver.sh", body)
+    wt2 = project.worktrees / "task-2"
+    tip, status = project.git("rev-parse", "task-2"), project.git("status", "--porcelain", "--ignored", cwd=wt2)
+
+    proc = project.agent("merge", "--all", f"--resolve={resolver}")
+
+    assert proc.returncode == 1
+    assert project.git("rev-parse", "task-2") == tip
+    assert project.git("status", "--porcelain", "--ignored", cwd=wt2) == status
+    assert not (wt2 / project.git("rev-parse", "--git-path", "MERGE_HEAD", cwd=wt2)).exists()
+    last = {"markers": "committed with the markers in", "exit 1": "I give up on this one",
+            "unrelated": "resolved, and README too", "uncommitted": ""}[kind]
+    expected = f"Conflict in task 2: shared.txt ({why}; not merged; branch and worktree kept)\n"
+    if last:
+        expected += "    the resolver's log ends:\n"
+        assert f"    | {last}\nMerged task 3 (" in proc.stdout, proc.stdout
+    assert expected in proc.stdout, proc.stdout
+    # task 4 was resolved by the same bad resolver too and refused likewise; the others merged
+    assert proc.stdout.endswith("4 merged, 2 not merged\n")
+    status2 = project.agent("status", "2").stdout
+    assert "conflict" in status2
+
+
+def test_a_recorded_resolution_is_reused_by_rerere_without_an_agent(project: Project, tmp_path: Path) -> None:
+    _six_tasks(project, tmp_path)
+    project.ok("merge", "1", "2", "--resolve")  # records the resolution of shared.txt in the rr-cache
+    # The same conflict again: main back before those merges, task 7 makes task 2's change,
+    # and main gets task 1's change by hand.
+    project.git("reset", "-q", "--hard", "main~2")
+    project.ok("spawn", "7", "--prompt", "x", "--agent",
+               "sed -i 's/^line 2$/line 2 (task 2)/' shared.txt && git commit -qam seven")
+    project.ok("wait", "7")
+    project.commit_file("shared.txt", "line 1\nline 2 (task 1)\nline 3\n")
+    never = write_script(tmp_path / "never.sh", "echo 'should not run'; exit 1\n")
+
+    proc = project.agent("merge", "7", f"--resolve={never}")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].endswith("after its conflict was resolved by rerere")
+    assert (project.path / "shared.txt").read_text() == "line 1\nline 2 (task 2)\nline 2 (task 1)\nline 3\n"
+    assert not (project.path / ".git/agents/tasks/7/resolve-1").exists()
