@@ -51,8 +51,8 @@ def listing() -> str:
     width = max(len(verb) for verb in COMMANDS)
     lines = ["usage: git agent <command> [<args>]", "", "These are the git agent commands:", ""]
     lines += [f"   {verb.ljust(width)}   {summary}" for verb, summary in COMMANDS.items()]
-    lines += ["", "   hook   Claude Code's WorktreeCreate/WorktreeRemove handlers: git agent hook install claude",
-              "   mcp    Serve the commands as MCP tools over stdio, for a lead agent"]
+    lines += ["", f"   {'hook'.ljust(width)}   Claude Code's worktree hooks (git agent hook install claude)",
+              f"   {'mcp'.ljust(width)}   Serve the commands as MCP tools over stdio, for a lead agent"]
     lines += ["", "'git agent <command> -h' prints a command's options; 'git help agent-<command>' its manual.",
               "'man git-agents' explains the concepts, configuration and exit codes."]
     return "\n".join(lines) + "\n"
