@@ -91,3 +91,16 @@ def test_a_refusal_comes_back_as_an_exit_code_and_stderr(project: Project) -> No
 
     _session(project, script)
     assert (project.worktrees / "task-7" / "x.txt").exists()
+
+
+def test_commands_run_by_the_server_are_this_code(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import git_agents
+    from git_agents.core import selfrun
+
+    code = "import git_agents, sys; print(git_agents.__file__)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=selfrun.env(), capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout == git_agents.__file__ + "\n"  # not another installation found from the child's cwd

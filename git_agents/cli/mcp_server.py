@@ -11,16 +11,16 @@ the tasks' `git agent-status --json` entries afterwards, so the caller sees the 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from typing import Any
 
 
 def _run(verb: str, *args: str, cwd: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GIT_PAGER": "cat", "PAGER": "cat", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "git_agents", verb, *args], cwd=cwd, capture_output=True,
-                          text=True, errors="replace", stdin=subprocess.DEVNULL, env=env)
+    from git_agents.core import selfrun
+
+    return subprocess.run(selfrun.argv(verb, *args), cwd=cwd, capture_output=True, text=True, errors="replace",
+                          stdin=subprocess.DEVNULL, env=selfrun.env(GIT_PAGER="cat", PAGER="cat", NO_COLOR="1"))
 
 
 def _json(verb: str, *args: str, cwd: str) -> dict[str, Any]:

@@ -7,9 +7,7 @@ options and messages as on the command line, its output shown in the app.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 
 from rich.text import Text
@@ -19,6 +17,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Header, Input, Log, Static
 
+from git_agents.core import selfrun
 from git_agents.core.errors import AgentError
 from git_agents.core.repo import Repo
 from git_agents.tasks import agent
@@ -47,8 +46,8 @@ def cells(row: Row) -> list[str | Text]:
 
 
 def command_argv(verb: str, *args: str) -> list[str]:
-    """`git agent-<verb> args` as this very installation runs it."""
-    return [sys.executable, "-m", "git_agents", verb, *args]
+    """`git agent-<verb> args` as this very installation runs it (with selfrun.env())."""
+    return selfrun.argv(verb, *args)
 
 
 def available(verb: str) -> bool:
@@ -286,7 +285,7 @@ class TopApp(App[int]):
         self._say(f"git agent-{verb} {' '.join(args)} ...")
 
         def work() -> None:
-            env = {**os.environ, "GIT_PAGER": "cat", "PAGER": "cat"}
+            env = selfrun.env(GIT_PAGER="cat", PAGER="cat")
             proc = subprocess.run(argv, cwd=self.repo.toplevel, capture_output=True, text=True,
                                   errors="replace", stdin=subprocess.DEVNULL, env=env)
             self.call_from_thread(then, proc)
@@ -355,7 +354,8 @@ class TopApp(App[int]):
             return
         try:
             with self.suspend():
-                subprocess.run(command_argv("attach", task_id), cwd=self.repo.toplevel, check=False)
+                subprocess.run(command_argv("attach", task_id), cwd=self.repo.toplevel, env=selfrun.env(),
+                               check=False)
         except SuspendNotSupported:
             self._say(f"this terminal cannot be handed over: run git agent-attach {task_id}")
         self.refresh_now()
