@@ -99,7 +99,9 @@ def test_umbrella_runs_the_command(project: Project) -> None:
         (direct.returncode, direct.stdout, direct.stderr)
     assert "7" in direct.stdout.splitlines()[1].split()[0]
     bad = run(["git", "agent", "status", "--frob"], project.path)
-    assert bad.returncode == 129 and bad.stderr.endswith("usage: git agent-status [--json] [<id>...]\n")
+    assert bad.returncode == 129 and bad.stderr.endswith(
+        "usage: git agent-status [--json] [<id>...]\n"
+        "   or: git agent-status --watch[=<seconds>] [--exit-when-done] [<id>...]\n")
 
 
 def test_umbrella_refuses_an_unknown_command(project: Project) -> None:

@@ -1,6 +1,6 @@
 """The package's folders are its layers: a module imports only from its own layer or those below.
 
-core -> tasks -> merging -> pool -> lifecycle -> remote -> run -> commands -> cli
+core -> tasks -> merging -> pool -> lifecycle -> remote -> run -> tui -> commands -> cli
 
 Every import in git_agents/ (top-level or inside a function) is read from the source, so a
 lazy import that breaks the layering fails here too, and so does any import cycle between
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "git_agents"
-LAYERS = ["core", "tasks", "merging", "pool", "lifecycle", "remote", "run", "commands", "cli"]
+LAYERS = ["core", "tasks", "merging", "pool", "lifecycle", "remote", "run", "tui", "commands", "cli"]
 
 
 def _module_name(path: Path, root: Path) -> str:

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "diff": "Show a task's change against where it left its target, for review",
     "log": "List merged tasks from the notes on their merge commits",
     "pool": "Keep a pool of warm worktrees that tasks claim and release",
+    "top": "Watch and steer every task on one full-screen, live view",
     "attach": "Show an interactive agent's tmux window",
     "send": "Type a follow-up into a running interactive agent",
     "continue": "Run a finished task's agent again in its worktree with a follow-up",
@@ -45,7 +46,7 @@ _MODULES = {"continue": "continue_"}
 
 
 # Options whose value is given only after '=' (git's `--color[=<when>]`): alone, they mean this value.
-_EQUALS_ONLY = {"--color": "always", "--resolve": ""}
+_EQUALS_ONLY = {"--color": "always", "--resolve": "", "--watch": "2"}
 
 USAGE_WIDTH = 24  # as git's parse-options: option names up to this column, help from column 26
 

@@ -13,6 +13,9 @@ from git_agents.core.errors import ExitCode
 USAGE = """\
 git agent <command> [<args>]
 git agent completion (bash | zsh)
+git agent hook (claude-worktree-create | claude-worktree-remove)
+git agent hook install claude [--dry-run]
+git agent mcp
 """
 
 DESCRIPTION = """\
@@ -21,6 +24,19 @@ git agent runs one of the git agent-<command> commands: `git agent spawn 48` is 
 prints the bash completion script, for `eval "$(git agent completion bash)"` in ~/.bashrc;
 `git agent completion zsh` prints the zsh one, for `eval "$(git agent completion zsh)"` in
 ~/.zshrc after compinit.
+
+`git agent hook claude-worktree-create` and `claude-worktree-remove` are handlers for Claude
+Code's WorktreeCreate and WorktreeRemove hooks: create reads the hook's JSON on stdin, records
+a task for the worktree's name (taking a pool slot when a pool exists, else a new worktree as
+git agent-spawn makes), makes it ready (copied and linked files, port block, agent.setup) and
+prints only its path; remove removes that task as git agent-clean does, and refuses (exit 1,
+the reason on stderr) when its work would be lost. `git agent hook install claude` adds both
+to the repository's .claude/settings.local.json, keeping what is there; --dry-run shows the
+change without writing it.
+
+`git agent mcp` serves spawn, status, wait, merge (with dry_run), conflicts, diff, log and clean
+as MCP tools over stdio (the MCP Python SDK, `pip install 'git-agents[mcp]'`), each returning
+the command's exit code and JSON, for a lead agent that drives git-agents with typed calls.
 """
 
 EXAMPLES = """\
@@ -35,6 +51,8 @@ def listing() -> str:
     width = max(len(verb) for verb in COMMANDS)
     lines = ["usage: git agent <command> [<args>]", "", "These are the git agent commands:", ""]
     lines += [f"   {verb.ljust(width)}   {summary}" for verb, summary in COMMANDS.items()]
+    lines += ["", f"   {'hook'.ljust(width)}   Claude Code's worktree hooks (git agent hook install claude)",
+              f"   {'mcp'.ljust(width)}   Serve the commands as MCP tools over stdio, for a lead agent"]
     lines += ["", "'git agent <command> -h' prints a command's options; 'git help agent-<command>' its manual.",
               "'man git-agents' explains the concepts, configuration and exit codes."]
     return "\n".join(lines) + "\n"
@@ -49,6 +67,12 @@ def main(argv: Sequence[str]) -> int:
     verb, rest = argv[0], argv[1:]
     if verb == "completion":
         return _completion(rest)
+    if verb == "hook":
+        return _hook(rest)
+    if verb == "mcp":
+        from git_agents.cli.mcp_server import main as serve
+
+        return serve(rest)
     if verb not in COMMANDS:
         sys.stderr.write(f"error: '{verb}' is not a git agent command\n"
                          "hint: 'git agent' lists the commands\n")
@@ -65,6 +89,57 @@ def _completion(argv: list[str]) -> int:
 
     sys.stdout.write(bash_script() if argv[0] == "bash" else zsh_script())
     return ExitCode.OK
+
+
+HOOK_USAGE = ("usage: git agent hook (claude-worktree-create | claude-worktree-remove)\n"
+              "   or: git agent hook install claude [--dry-run]\n")
+
+
+def _hook(argv: list[str]) -> int:
+    """`git agent hook ...`: Claude Code's worktree hooks, and installing them."""
+    from git_agents.cli.dispatch import report
+    from git_agents.core.errors import AgentError
+
+    if argv in (["claude-worktree-create"], ["claude-worktree-remove"]):
+        from git_agents.lifecycle import hooks
+
+        event = "WorktreeCreate" if argv[0].endswith("create") else "WorktreeRemove"
+        try:
+            payload = hooks.read_payload(sys.stdin.read(), event)
+            if event == "WorktreeCreate":
+                path = hooks.create_worktree(payload)
+                sys.stdout.write(path + "\n")  # the hook contract: the path, alone, last
+            else:
+                task_id = hooks.remove_worktree(payload)
+                sys.stderr.write(f"Removed task {task_id}\n")  # stdout stays empty
+        except AgentError as error:
+            report(error)
+            return ExitCode.FAILED if event == "WorktreeRemove" else error.code
+        return ExitCode.OK
+    if argv[:2] == ["install", "claude"] and argv[2:] in ([], ["--dry-run"]):
+        import difflib
+
+        from git_agents.core.repo import Repo
+        from git_agents.lifecycle import hooks
+
+        try:
+            repo = Repo.discover()
+            path, old, new = hooks.install_claude(repo)
+        except AgentError as error:
+            report(error)
+            return error.code
+        if old == new:
+            print(f"{path}: the hooks are already installed")
+            return ExitCode.OK
+        if argv[2:] == ["--dry-run"]:
+            sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                       f"a/{path}", f"b/{path}"))
+            return ExitCode.OK
+        hooks.write_settings(path, new)
+        print(f"Installed the WorktreeCreate and WorktreeRemove hooks in {path}")
+        return ExitCode.OK
+    sys.stderr.write(HOOK_USAGE)
+    return ExitCode.USAGE
 
 
 def entry() -> None:

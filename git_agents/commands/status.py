@@ -6,13 +6,18 @@ import argparse
 import os
 
 from git_agents.commands.options import add_verbosity
+from git_agents.core.errors import ExitCode, UsageError
 from git_agents.core.git import quote_paths
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
 from git_agents.tasks.selection import select_tasks
-from git_agents.tasks.status import collect
+from git_agents.tasks.status import TaskStatus, collect
+from git_agents.tasks.store import load_tasks
 
-USAGE = "git agent-status [--json] [<id>...]"
+USAGE = """\
+git agent-status [--json] [<id>...]
+git agent-status --watch[=<seconds>] [--exit-when-done] [<id>...]
+"""
 
 DESCRIPTION = """\
 Show one row per task (or only the tasks named): its id, state, commits ahead of its target
@@ -26,6 +31,18 @@ by an interrupted command: nothing acts on it as on a whole one; clean removes i
 is running while any process it started is alive. A worktree whose HEAD was detached and
 holds commits that no branch contains adds ", detached HEAD with <n> commit(s) not on any
 branch" to the state: that work is on no branch, and git agent-clean keeps the task until it is.
+
+--watch redraws the table every <seconds> (default 2) until Ctrl-C, for a terminal or a log
+where the full-screen `git agent-top` does not fit: on a terminal the screen is cleared and
+the table drawn again under a line with the time; when the output is not a terminal (a CI
+log, a file) a new table is printed only when something in it changed. --exit-when-done
+ends the watch once no agent is running.
+"""
+
+EXAMPLES = """\
+git agent-status                         # every task, once
+git agent-status --watch                 # redraw every 2 seconds until Ctrl-C
+git agent-status --watch=10 --exit-when-done > run.log   # a new table on each change, until all ended
 """
 
 JSON_VERSION = 1
@@ -47,8 +64,21 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Declare status's options."""
     p.add_argument("ids", nargs="*", metavar="<id>", help="only these tasks")
     p.add_argument("--json", action="store_true", help="print a JSON object (see git-agents(7))")
+    p.add_argument("--watch", nargs="?", const=2.0, type=_seconds, metavar="<seconds>",
+                   help="redraw the table every <seconds> (default 2) until Ctrl-C")
+    p.add_argument("--exit-when-done", action="store_true", help="with --watch: stop once no agent is running")
     add_verbosity(p, quiet="print only each task's id and state",
                   verbose="also print each agent's pid, when it started and finished, and its worktree's size on disk")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"not a number of seconds above 0: '{text}'")
+    return value
 
 
 def _yes_no(value: bool | None) -> str:
@@ -70,7 +100,13 @@ def human_size(size: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the status of the tasks."""
+    """Print the status of the tasks (once, or --watch: again and again)."""
+    if args.watch is not None:
+        if args.json:
+            raise UsageError("--watch cannot be combined with --json")
+        return _watch(args)
+    if args.exit_when_done:
+        raise UsageError("--exit-when-done needs --watch")
     repo = Repo.discover()
     tasks = select_tasks(repo, args.ids)
     rows = collect(repo, tasks, sizes=args.json or args.verbosity > 0)
@@ -79,9 +115,14 @@ def run(args: argparse.Namespace) -> int:
 
         print(json.dumps({"version": JSON_VERSION, "tasks": [r.to_json() for r in rows]}, indent=2))
         return 0
+    print(render(repo, rows, args))
+    return 0
+
+
+def render(repo: Repo, rows: list[TaskStatus], args: argparse.Namespace) -> str:
+    """The status table of `rows` (or the hint to spawn a first task), as status prints it."""
     if not rows:
-        print("No tasks. Start one with: git agent-spawn <id> --prompt <text> --agent <command>")
-        return 0
+        return "No tasks. Start one with: git agent-spawn <id> --prompt <text> --agent <command>"
     headers = ["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "TITLE"]
     if args.verbosity > 0:
         headers[-1:-1] = ["PID", "STARTED", "FINISHED", "SIZE"]
@@ -98,5 +139,46 @@ def run(args: argparse.Namespace) -> int:
         cells.append(row + [r.title])
     if args.verbosity < 0:
         headers, cells = headers[:2], [row[:2] for row in cells]
-    print(table(headers, cells, colour=use_colour(args.color, config=repo.config), state_column=1))
-    return 0
+    return table(headers, cells, colour=use_colour(args.color, config=repo.config), state_column=1)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """--watch: the table every args.watch seconds; on a terminal redrawn in place, elsewhere
+    printed again only when it changed. Ctrl-C ends it with exit 0 (it is how a watch ends)."""
+    import sys
+    import time
+
+    repo = Repo.discover()
+    select_tasks(repo, args.ids)  # unknown ids are an error at once, not a silently empty table
+    wanted = set(args.ids)
+    tty = sys.stdout.isatty()
+    last = None
+    try:
+        while True:
+            repo = Repo.discover()  # the config (tasks, colour) as it is now
+            tasks = [t for t in load_tasks(repo).values() if not wanted or t.id in wanted]
+            rows = collect(repo, tasks)
+            text = render(repo, rows, args)
+            if tty:
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                head = f"Every {args.watch:g}s: git agent-status"
+                sys.stdout.write(f"\x1b[H\x1b[2J{head}{stamp.rjust(max(1, _width() - len(head)))}\n\n{text}\n")
+                sys.stdout.flush()
+            elif text != last:
+                sys.stdout.write(("\n" if last is not None else "") + f"{time.strftime('%H:%M:%S')}\n{text}\n")
+                sys.stdout.flush()
+            last = text
+            if args.exit_when_done and not any(r.agent == "running" for r in rows):
+                return ExitCode.OK
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        if tty:
+            sys.stdout.write("\n")
+        return ExitCode.OK
+
+
+def _width() -> int:
+    """The terminal's width (80 when unknown)."""
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns
