@@ -9,7 +9,7 @@ itself, the slow part on a large repository, runs outside the lock.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from git_agents.core.errors import GitError
@@ -152,34 +152,13 @@ def newest_mtime(path: str) -> float:
         newest = max(newest, os.stat(os.path.join(path, git_dir, "index")).st_mtime)
     except OSError:
         pass
-    stack = [path]
-    while stack:
-        top = stack.pop()
-        try:
-            entries = os.scandir(top)
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                if entry.path == git_file:
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                newest = max(newest, st.st_mtime)
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+    for _entry, st in _walk(path):
+        newest = max(newest, st.st_mtime)
     return newest
 
 
-def worktree_size(path: str) -> int:
-    """Bytes on disk under `path` (as du counts them), without its `.git` file or directory.
-
-    A walk in Python (os.scandir, no subprocess); hard-linked files are counted once.
-    """
-    total = 0
-    seen: set[tuple[int, int]] = set()
+def _walk(path: str) -> Iterator[tuple[os.DirEntry[str], os.stat_result]]:
+    """Every file and directory under the worktree at `path` with its lstat, its `.git` left out."""
     stack = [path]
     while stack:
         top = stack.pop()
@@ -197,11 +176,22 @@ def worktree_size(path: str) -> int:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-                elif st.st_nlink > 1:
-                    if (st.st_dev, st.st_ino) in seen:
-                        continue
-                    seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
+                yield entry, st
+
+
+def worktree_size(path: str) -> int:
+    """Bytes on disk under `path` (as du counts them), without its `.git` file or directory.
+
+    A walk in Python (os.scandir, no subprocess); hard-linked files are counted once.
+    """
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for entry, st in _walk(path):
+        if not entry.is_dir(follow_symlinks=False) and st.st_nlink > 1:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        total += st.st_blocks * 512
     return total
 
 

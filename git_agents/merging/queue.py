@@ -288,6 +288,19 @@ def _entry(repo: Repo, task: Task, a: Attempt, target: str, merged_at: str) -> E
                  {k: before[k] for k in state})
 
 
+def _land(repo: Repo, target: str, worktree: str | None, old: str, new: str, entries: list[Entry],
+          pending: list[str], reason: str) -> None:
+    """Move `target` from `old` to `new` with the entries' notes and task states, journalled first
+    so that an interruption leaves a run that --continue finishes and --abort undoes."""
+    from git_agents.merging.chain import land, signals_deferred
+
+    plan = Journal(target=target, worktree=worktree or "", old=old, new=new, entries=entries, reason=reason,
+                   pending=pending)
+    with signals_deferred():  # a Ctrl-C now would only leave a journal to --continue
+        journal_file.write(repo.state_dir, plan)
+        land(repo, plan)
+
+
 def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object = None,
                  opts: Options | None = None, carry: Carry | None = None,
                  pending: list[str] | None = None) -> list[Attempt]:
@@ -295,7 +308,6 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
 
     Call it under the "merge" lock. With --interactive, a conflict ends the list as a "resolving" attempt.
     """
-    from git_agents.merging.chain import land, signals_deferred
 
     refuse_if_interrupted(repo)  # a journal left behind must be dealt with first (it would be overwritten)
     opts = opts or Options()
@@ -309,11 +321,8 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
     entries = [e for a in attempts if a is not stop
                for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
     if entries:
-        plan = Journal(target=target, worktree=worktree or "", old=orig, new=new, entries=entries,
-                       reason=f"agent-merge: {len(attempts)} task(s) into {target}", pending=pending)
-        with signals_deferred():  # a Ctrl-C now would only leave a journal to --continue
-            journal_file.write(repo.state_dir, plan)
-            land(repo, plan)
+        _land(repo, target, worktree, orig, new, entries, pending,
+              f"agent-merge: {len(attempts)} task(s) into {target}")
     if stop is None:
         return attempts
     from git_agents.merging.interactive import start_conflict_merge
@@ -337,7 +346,6 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
 def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object,
                           opts: Options, carry: Carry | None, pending: list[str]) -> list[Attempt]:
     """--rebase: land the chain up to each conflict, rebase that task onto the target, and go on."""
-    from git_agents.merging.chain import land, signals_deferred
     from git_agents.merging.rebase import rebase_onto_target
 
     refuse_if_interrupted(repo)
@@ -355,11 +363,7 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
                             for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
         failed = []
         if entries:
-            plan = Journal(target=target, worktree=worktree or "", old=orig, new=new, entries=entries,
-                           reason=f"agent-merge --rebase: into {target}", pending=pending)
-            with signals_deferred():
-                journal_file.write(repo.state_dir, plan)
-                land(repo, plan)
+            _land(repo, target, worktree, orig, new, entries, pending, f"agent-merge --rebase: into {target}")
         for a in attempts:
             a.rebased = a.task_id in rebased
         done += [a for a in attempts if a is not stop]
@@ -378,10 +382,7 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
         if entry is not None:
             failed.append(entry)
     if failed:  # the last task's failure still needs its state written
-        plan = Journal(target=target, worktree=worktree or "", old=new, new=new, entries=failed, pending=pending)
-        with signals_deferred():
-            journal_file.write(repo.state_dir, plan)
-            land(repo, plan)
+        _land(repo, target, worktree, new, new, failed, pending, "")
     return done
 
 
@@ -393,7 +394,6 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
     it merges cleanly, still subject to the check); a failed resolution leaves its branch as it
     was and reports it as a conflict with the resolver's log tail.
     """
-    from git_agents.merging.chain import land, signals_deferred
     from git_agents.merging.resolver import Resolution, resolve_conflict
 
     refuse_if_interrupted(repo)
@@ -417,11 +417,7 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
                 e.note.update({"resolved-by": a.resolved_by, "resolve-attempts": str(a.resolve_attempts)})
         failed = []
         if entries:
-            plan = Journal(target=target, worktree=worktree or "", old=orig, new=new, entries=entries,
-                           reason=f"agent-merge --resolve: into {target}", pending=pending)
-            with signals_deferred():
-                journal_file.write(repo.state_dir, plan)
-                land(repo, plan)
+            _land(repo, target, worktree, orig, new, entries, pending, f"agent-merge --resolve: into {target}")
         done += [a for a in attempts if a is not stop]
         if stop is None:
             break
@@ -451,10 +447,7 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
             entry.before.setdefault("reason", task.reason or None)
             failed.append(entry)
     if failed:  # the last task's failure still needs its state written
-        plan = Journal(target=target, worktree=worktree or "", old=new, new=new, entries=failed, pending=pending)
-        with signals_deferred():
-            journal_file.write(repo.state_dir, plan)
-            land(repo, plan)
+        _land(repo, target, worktree, new, new, failed, pending, "")
     return done
 
 
