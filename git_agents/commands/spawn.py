@@ -168,23 +168,21 @@ def run(args: argparse.Namespace) -> int:
         where = os.path.relpath(task.worktree)
         facts = {"id": task.id, "branch": task.branch, "worktree": task.worktree}
         message = ""
-        exc = starting.ready(repo, task)
-        if exc:
-            sys.stderr.write(starting.setup_failure_text(task, exc) +
+        why = starting.ready_to_start(repo, task, command)
+        if why is not None and why.setup is not None:
+            sys.stderr.write(starting.setup_failure_text(task, why.setup) +
                              f"hint: the worktree is kept at {where}; fix the setup and run the agent there,"
                              f" or remove the task with: git agent-clean {task.id}\n")
-            facts["error"] = exc.message
+            facts["error"] = why.reason
             failed += 1
         else:
-            missing = agent.missing_program(command, task.worktree) if command else None
             if not command:
                 message = f"Prepared task {task.id} on branch {task.branch} in {where}"
-            elif missing:
-                starting.fail(repo, task, f"agent command not found: {missing}")
-                sys.stderr.write(f"error: task {task.id}: agent command not found: {missing}\n"
+            elif why is not None:
+                sys.stderr.write(f"error: task {task.id}: {why.reason}\n"
                                  f"hint: the worktree is kept at {where}; fix the command and run the agent there,"
                                  f" or remove the task with: git agent-clean {task.id}\n")
-                facts["error"] = f"agent command not found: {missing}"
+                facts["error"] = why.reason
                 failed += 1
             else:
                 pid = starting.start(repo, task, command, in_tmux=in_tmux)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from git_agents.core.errors import AgentError, UsageError
 from git_agents.core.repo import Repo
@@ -180,6 +181,30 @@ def ready(repo: Repo, task: Task) -> SetupFailed | None:
     except SetupFailed as exc:
         fail(repo, task, exc.message)
         return exc
+    return None
+
+
+@dataclass(frozen=True)
+class NotStarted:
+    """Why a task's agent cannot be started (the task is recorded as failed)."""
+
+    kind: str  # "setup failed" or "agent missing"
+    reason: str  # the task's recorded reason
+    setup: SetupFailed | None = None  # the failed setup, for setup_failure_text
+
+
+def ready_to_start(repo: Repo, task: Task, command: str) -> NotStarted | None:
+    """The one check before any agent starts (spawn, pool claim, run, worker, hooks): make the
+    worktree ready, then see that the agent's program exists. None when it can start; else the
+    task is marked failed and the outcome says why."""
+    exc = ready(repo, task)
+    if exc is not None:
+        return NotStarted("setup failed", exc.message, exc)
+    missing = agent.missing_program(command, task.worktree) if command else None
+    if missing:
+        reason = f"agent command not found: {missing}"
+        fail(repo, task, reason)
+        return NotStarted("agent missing", reason)
     return None
 
 

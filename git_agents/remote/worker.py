@@ -28,10 +28,9 @@ from git_agents.lifecycle.start import load_template, plan_task
 from git_agents.remote.queue import BadRecord, RemoteQueue, RemoteTask, Spec, Update, ref
 from git_agents.tasks import agent
 from git_agents.tasks.ports import release as release_ports
-from git_agents.tasks.prepare import SetupFailed, make_ready
 from git_agents.tasks.presets import expand, presets
 from git_agents.tasks.status import agent_state
-from git_agents.tasks.store import Task, delete_task, load_tasks, now_iso, write_task
+from git_agents.tasks.store import delete_task, load_tasks, now_iso, write_task
 
 LOG_TAIL_LINES = 20
 CLAIM_WINDOW = 8
@@ -300,29 +299,26 @@ class Worker:
             raise AgentError(f"base branch '{base}' is not on {self.queue.remote}")
         planned = plan_task(self.repo, spec.id, base, base_commit)
         planned.title, planned.agent, planned.created = spec.title or f"Task {spec.id}", command, now_iso()
-        prompt_file = starting.create(self.repo, planned, spec.prompt, load_template(self.repo))
+        starting.create(self.repo, planned, spec.prompt, load_template(self.repo))
         job.branch, job.started = planned.branch, time.time()
         job.base_commit, job.agent = base_commit, command
-        try:
-            make_ready(self.repo, planned, prompt_file)
-        except SetupFailed as exc:
-            self._fail_start(planned, job, 125, "", exc.message)  # run_setup has logged its output
-            return
-        missing = agent.missing_program(command, planned.worktree)
-        if missing:
-            self._fail_start(planned, job, 127, f"git-agents: agent command not found: {missing}\n",
-                             f"agent command not found: {missing}")
+        why = starting.ready_to_start(self.repo, planned, command)
+        if why is not None:  # recorded as failed; published with the code a shell gives such a failure
+            if why.setup is not None:
+                self._fail_start(job, 125, "", why.reason)  # run_setup has logged its output
+            else:
+                self._fail_start(job, 127, f"git-agents: {why.reason}\n", why.reason)
             return
         starting.start(self.repo, planned, command)
 
-    def _fail_start(self, task: Task, job: Job, code: int, output: str, reason: str) -> None:
-        """Record why the agent was not started; the result is published with `code` and `output`."""
+    def _fail_start(self, job: Job, code: int, output: str, reason: str) -> None:
+        """Say why the agent was not started (the task is recorded as failed); the result is
+        published with `code` and `output`."""
         job.exit_code = code
         if output:
-            with open(agent.log_path(self.repo.task_dir(task.id)), "a", encoding="utf-8") as fh:
+            with open(agent.log_path(self.repo.task_dir(job.task_id)), "a", encoding="utf-8") as fh:
                 fh.write(output)
-        starting.fail(self.repo, task, reason)
-        log(f"task {task.id}: {reason}")
+        log(f"task {job.task_id}: {reason}")
 
     # -- heartbeats ----------------------------------------------------------------------------
     def _heartbeat(self) -> None:

@@ -32,7 +32,6 @@ from git_agents.lifecycle import start as starting
 from git_agents.pool import slots as pool
 from git_agents.run.taskfile import TaskFile, TaskSpec
 from git_agents.tasks import agent
-from git_agents.tasks.prepare import SetupFailed, make_ready
 from git_agents.tasks.presets import expand, expand_interactive
 from git_agents.tasks.status import NOT_COMMITTED, agent_state
 from git_agents.tasks.store import Task, load_tasks, now_iso, write_task
@@ -350,17 +349,11 @@ class Run:
     def _ready(self, job: Job) -> bool:
         """Make a created task's worktree ready for its agent; False (the job failed) if it cannot be."""
         assert job.task is not None
-        try:
-            make_ready(self.repo, job.task, starting.prompt_path(self.repo, job.id))
-        except SetupFailed as exc:
-            starting.fail(self.repo, job.task, exc.message)
-            job.state = "failed: setup"
-            self.progress.message(starting.setup_failure_text(job.task, exc))
-            return False
-        missing = agent.missing_program(job.command, job.task.worktree)
-        if missing:
-            starting.fail(self.repo, job.task, f"agent command not found: {missing}")
-            job.state = "failed: agent not found"
+        why = starting.ready_to_start(self.repo, job.task, job.command)
+        if why is not None:
+            job.state = "failed: setup" if why.setup is not None else "failed: agent not found"
+            if why.setup is not None:
+                self.progress.message(starting.setup_failure_text(job.task, why.setup))
             return False
         job.state = "queued"
         return True
