@@ -240,12 +240,8 @@ def pool_request(repo: Repo, enabled: bool | None, pool_max: int | None) -> pool
         enabled = pool_max is not None or parse_bool(repo.setting("agent.pool"))
     if not enabled:
         return None
-    limit = pool_max if pool_max is not None else repo.setting("agent.poolMax")
-    try:
-        return pool.PoolRequest(grow=int(limit))
-    except ValueError:
-        raise AgentError(f"agent.poolMax must be a number, not '{limit}'",
-                         hint="fix it with: git config agent.poolMax <n>") from None
+    limit = pool_max if pool_max is not None else repo.setting_int("agent.poolMax", minimum=0, meaning="slots")
+    return pool.PoolRequest(grow=limit)
 
 
 def sparse_setting(repo: Repo, given: Sequence[str] | None) -> list[str]:
