@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from .conftest import Project, run, write_script
+from .conftest import Project, run
 
 
 def _fatal(proc: object, first: str, code: int = 128) -> list[str]:
@@ -132,3 +131,78 @@ def test_worktree_root_that_cannot_be_made(project: Project) -> None:
     assert lines[1] == "hint: agent.worktreeRoot is '/proc/no-such-dir/wt'; point it at a directory you can write"
     assert project.snapshot() == before
     assert project.git("branch", "--list", "task-*") == ""
+
+
+# -- prompt and task files that are not text ----------------------------------------------------------
+
+def test_prompt_file_that_is_not_utf8(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "bad.md").write_bytes(b"fix it\n\xff\xfe caf\xe9\n")
+    before = project.snapshot()
+    proc = project.agent("spawn", "1", "--prompt-file", str(tmp_path / "bad.md"), "--agent", "true")
+    lines = _fatal(proc, f"fatal: prompt file '{tmp_path / 'bad.md'}' is not UTF-8 text: byte 0xff at offset 7")
+    assert lines[1] == "hint: save it as UTF-8, e.g. with: iconv -f latin1 -t utf-8"
+    assert project.snapshot() == before
+    assert not project.worktrees.exists()
+
+
+def test_prompt_on_stdin_that_is_not_utf8(project: Project) -> None:
+    proc = subprocess_bytes(project, ["git", "agent-spawn", "1", "--prompt-file", "-", "--no-agent"], b"\xe9t\xe9\n")
+    assert proc.returncode == 128, proc.stderr
+    assert proc.stderr.splitlines()[0] == \
+        "fatal: the prompt on standard input is not UTF-8 text: byte 0xe9 at offset 0"
+
+
+def subprocess_bytes(project: Project, argv: list[str], data: bytes):  # type: ignore[no-untyped-def]
+    import subprocess
+
+    proc = subprocess.run(argv, cwd=project.path, input=data, capture_output=True, timeout=60)
+    return subprocess.CompletedProcess(argv, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_nul_in_a_prompt_is_refused(project: Project, tmp_path: Path, how: str) -> None:
+    data = b"ti\0tle\nbody\n"
+    before = project.snapshot()
+    if how == "file":
+        (tmp_path / "nul.md").write_bytes(data)
+        proc = project.agent("spawn", "1", "--prompt-file", str(tmp_path / "nul.md"), "--agent", "true")
+        what = f"prompt file '{tmp_path / 'nul.md'}'"
+    else:
+        proc = subprocess_bytes(project, ["git", "agent-spawn", "1", "--prompt-file", "-", "--agent", "true"], data)
+        what = "the prompt on standard input"
+    lines = _fatal(proc, f"fatal: {what} holds a NUL byte (at offset 2)")
+    assert lines[1] == "hint: a NUL cannot be passed to an agent: remove it (for a file: tr -d '\\000')"
+    assert project.snapshot() == before
+
+
+def test_prompt_template_that_is_not_utf8(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "tmpl.md").write_bytes(b"{prompt}\n\x80\n")
+    project.git("config", "agent.promptTemplate", str(tmp_path / "tmpl.md"))
+    _fatal(project.agent("spawn", "1", "--prompt", "x"),
+           f"fatal: agent.promptTemplate '{tmp_path / 'tmpl.md'}' is not UTF-8 text: byte 0x80 at offset 9")
+
+
+def test_task_file_that_is_not_utf8(project: Project, tmp_path: Path) -> None:
+    tf = tmp_path / "tasks.toml"
+    tf.write_bytes(b'[[task]]\nid = "1"\nprompt = "caf\xe9"\n')
+    before = project.snapshot()
+    for verb in ("run", "queue"):
+        args = (str(tf),) if verb == "run" else ("push", str(tf))
+        lines = _fatal(project.agent(verb, *args), f"fatal: {tf}: not UTF-8 text: an invalid byte at offset 31")
+        assert lines[1] == "hint: save the task file as UTF-8, e.g. with: iconv -f latin1 -t utf-8"
+    assert project.snapshot() == before
+
+
+def test_task_files_prompt_file_that_is_not_utf8_or_holds_nul(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "bad.md").write_bytes(b"\xff\n")
+    (tmp_path / "nul.md").write_bytes(b"a\0b\n")
+    tf = tmp_path / "tasks.toml"
+    before = project.snapshot()
+    tf.write_text('agent = "true"\n[[task]]\nid = "1"\nprompt_file = "bad.md"\n')
+    _fatal(project.agent("run", str(tf)),
+           f"fatal: {tf}: task 1: prompt_file 'bad.md' is not UTF-8 text: byte 0xff at offset 0")
+    tf.write_text('agent = "true"\n[[task]]\nid = "1"\nprompt_file = "nul.md"\n')
+    _fatal(project.agent("run", str(tf)), f"fatal: {tf}: task 1: prompt_file 'nul.md' holds a NUL byte (at offset 1)")
+    tf.write_text('agent = "true"\n[[task]]\nid = "1"\nprompt = "a\\u0000b"\n')
+    _fatal(project.agent("run", str(tf)), f"fatal: {tf}: 'prompt' holds a NUL byte (at offset 1)")
+    assert project.snapshot() == before

@@ -19,7 +19,7 @@ from git_agents.tasks import agent, tmux
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, make_ready
 from git_agents.tasks.presets import exclude_tool_files, expand, preset_env, preset_for
-from git_agents.tasks.prompt import DEFAULT_TEMPLATE, prompt_hash, render
+from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, prompt_hash, render
 from git_agents.tasks.store import (
     Task,
     create_task,
@@ -206,11 +206,12 @@ def load_template(repo: Repo) -> str:
         return DEFAULT_TEMPLATE
     path = os.path.join(repo.main_worktree, os.path.expanduser(path))
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise AgentError(f"cannot read agent.promptTemplate '{path}': {exc.strerror}",
                          hint="fix the path with: git config agent.promptTemplate <file>") from exc
+    return decode_text(data, f"agent.promptTemplate '{path}'")
 
 
 def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False) -> Task:
