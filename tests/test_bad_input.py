@@ -206,3 +206,37 @@ def test_task_files_prompt_file_that_is_not_utf8_or_holds_nul(project: Project, 
     tf.write_text('agent = "true"\n[[task]]\nid = "1"\nprompt = "a\\u0000b"\n')
     _fatal(project.agent("run", str(tf)), f"fatal: {tf}: 'prompt' holds a NUL byte (at offset 1)")
     assert project.snapshot() == before
+
+
+# -- agent.link / agent.copy into the git directory ---------------------------------------------------
+
+@pytest.mark.parametrize("key, value, where", [
+    ("agent.link", ".git/config", "inside the git directory"),
+    ("agent.link", ".git", "inside the git directory"),
+    ("agent.copy", "./.git/hooks/*", "inside the git directory"),
+    ("agent.link", "../elsewhere", "outside the main worktree"),
+    ("agent.copy", "/etc/passwd", "outside the main worktree"),
+])
+def test_copy_or_link_of_the_git_directory_is_refused(project: Project, key: str, value: str, where: str) -> None:
+    project.git("config", key, value)
+    before = project.snapshot()
+    lines = _fatal(project.agent("spawn", "1", "--prompt", "x", "--agent", "true"),
+                   f"fatal: {key} '{value}' names a path {where}")
+    assert lines[1].startswith("hint: name files ")
+    assert lines[1].endswith(f"remove this value with: git config --fixed-value --unset {key} '{value}'")
+    assert project.snapshot() == before
+    assert project.git("branch", "--list", "task-*") == ""
+
+
+def test_a_glob_never_links_the_git_directory(project: Project) -> None:
+    (project.path / ".gitignore").write_text("cache/\n")
+    (project.path / "cache").mkdir()
+    (project.path / "cache" / "config").write_text("built\n")
+    project.git("add", ".gitignore")
+    project.git("commit", "-qm", "ignore")
+    project.git("config", "agent.link", "**/config")
+    project.ok("spawn", "1", "--prompt", "x", "--no-agent")
+    wt = project.worktrees / "task-1"
+    assert (wt / "cache" / "config").is_symlink()
+    assert (wt / ".git").is_file() and not (wt / ".git").is_symlink()
+    assert project.git("status", "--porcelain", cwd=wt) == ""

@@ -17,7 +17,7 @@ from git_agents.core.worktrees import add_worktree, sparse_dirs
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent, tmux
 from git_agents.tasks.ids import check_id
-from git_agents.tasks.prepare import SetupFailed, make_ready
+from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
 from git_agents.tasks.presets import exclude_tool_files, expand, preset_env, preset_for
 from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, prompt_hash, render
 from git_agents.tasks.store import (
@@ -220,6 +220,7 @@ def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: 
     A pooled task gets its worktree (a pool slot) only when it is created.
     """
     check_id(task_id)
+    check_patterns(repo)
     branch = repo.branch_prefix + task_id
     worktree = "" if pooled else os.path.join(repo.worktree_root, branch.replace("/", "-"))
     if task_id in load_tasks(repo):
