@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,31 @@ def test_a_glob_never_links_the_git_directory(project: Project) -> None:
     assert (wt / "cache" / "config").is_symlink()
     assert (wt / ".git").is_file() and not (wt / ".git").is_symlink()
     assert project.git("status", "--porcelain", cwd=wt) == ""
+
+
+# -- run --resume after a kill between recording a task and making its worktree -----------------------
+
+def _git_call(project: Project, tmp_path: Path, argv: list[str], pattern: str) -> int:
+    """The number of the first git call of `argv` whose trace line holds `pattern` (for GIT_AGENTS_TEST_KILL_AFTER)."""
+    trace = tmp_path / "trace.txt"
+    run(argv, project.path, env={"GIT_AGENTS_TRACE": str(trace)})
+    calls = [line for line in trace.read_text().splitlines() if line.startswith("trace: git-agents:")]
+    return next(n for n, line in enumerate(calls, 1) if pattern in line)
+
+
+@pytest.mark.parametrize("before", ["git worktree add", "git reset --hard"])
+def test_resume_after_a_kill_before_the_worktree_is_made(project: Project, tmp_path: Path,
+                                                          committing_agent: Path, before: str) -> None:
+    tf = tmp_path / "tasks.toml"
+    tf.write_text(f'agent = "{committing_agent}"\n[[task]]\nid = "1"\nprompt = "one"\n')
+    scratch = Project(tmp_path / "scratch")
+    run(["git", "clone", "-q", str(project.path), str(scratch.path)], tmp_path, check=True)
+    n = _git_call(scratch, tmp_path, ["git", "agent-run", str(tf)], before)
+    killed = project.agent("run", str(tf), env={"GIT_AGENTS_TEST_KILL_AFTER": str(n)})
+    assert killed.returncode != 0
+    assert json.loads(project.ok("status", "--json").stdout)["tasks"][0]["id"] == "1"
+    resumed = project.agent("run", "--resume", str(tf))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert project.git("log", "--format=%s", "-1") == "feat: Task 1 - one"
+    assert (project.path / "file-1.txt").read_text() == "work of task 1\n"

@@ -68,6 +68,31 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
             delete_task(repo, task.id)
             pool.release(repo, held.slot, force=True, task=task.id)
             raise
+    return write_prompt(repo, task, text, template)
+
+
+def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: Sequence[str] = ()) -> None:
+    """Complete the creation of a recorded task whose agent never started, cut short by a kill
+    between recording it and writing its prompt (`run --resume`): make its worktree again when it
+    is missing (the branch, made by the killed `worktree add`, taken back only while it is still at
+    the task's base commit), and write its prompt when that is missing."""
+    if not task.slot and task.worktree and not os.path.lexists(task.worktree):
+        repo.git.run("worktree", "prune")  # the killed add's entry, whose directory never came to be
+        ref = f"refs/heads/{task.branch}"
+        if repo.git.has_ref(ref):
+            tip = repo.git("rev-parse", ref)
+            if tip != task.base_commit:
+                raise AgentError(f"task {task.id}: its worktree {task.worktree} is missing and branch"
+                                 f" {task.branch} has moved on",
+                                 hint=f"look at the branch, then remove the task with: git agent-clean {task.id}")
+            repo.git.run("update-ref", "-d", ref, task.base_commit)
+        add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
+    if not os.path.exists(prompt_path(repo, task.id)):
+        write_prompt(repo, task, text, template)
+
+
+def write_prompt(repo: Repo, task: Task, text: str, template: str) -> str:
+    """Write a task's prompt file (the template around its text) and record its hash; return its path."""
     prompt = render(template, {"id": task.id, "title": task.title, "branch": task.branch,
                                "worktree": task.worktree, "base": task.base, "prompt": text})
     os.makedirs(repo.task_dir(task.id), exist_ok=True)
