@@ -269,3 +269,5 @@ def test_resume_after_a_kill_before_the_worktree_is_made(project: Project, tmp_p
     assert "Traceback" not in resumed.stderr
     assert project.git("log", "--format=%s", "-1") == "feat: Task 1 - one"
     assert (project.path / "file-1.txt").read_text() == "work of task 1\n"
+    assert project.git("ls-tree", "--name-only", "HEAD").splitlines() == ["README", "file-1.txt", "shared.txt"]
+    assert (project.path / "README").exists()

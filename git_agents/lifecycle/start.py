@@ -88,6 +88,12 @@ def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: S
             repo.git.run("update-ref", "-d", ref, task.base_commit)
         add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
     if not os.path.exists(prompt_path(repo, task.id)):
+        if not task.slot and repo.git.at(task.worktree)("rev-parse", "HEAD") == task.base_commit:
+            # Killed before the checkout of a `--no-checkout` add: fill the index from HEAD and write
+            # the files that are missing (checkout-index never overwrites one that is there).
+            wt = repo.git.at(task.worktree)
+            wt.run("reset", "--quiet")
+            wt.run("checkout-index", "--all")
         write_prompt(repo, task, text, template)
 
 
