@@ -271,3 +271,27 @@ def test_resume_after_a_kill_before_the_worktree_is_made(project: Project, tmp_p
     assert (project.path / "file-1.txt").read_text() == "work of task 1\n"
     assert project.git("ls-tree", "--name-only", "HEAD").splitlines() == ["README", "file-1.txt", "shared.txt"]
     assert (project.path / "README").exists()
+
+
+# -- a full disk while writing the prompt --------------------------------------------------------------
+
+def test_disk_full_while_writing_the_prompt(project: Project, tmp_path: Path) -> None:
+    import subprocess
+
+    agents = project.path / ".git" / "agents"
+    agents.mkdir(exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(agents)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs is not permitted here (needs root)")
+    try:
+        (tmp_path / "big.md").write_text("a big task\n" + "x" * 200_000 + "\n")
+        proc = project.agent("spawn", "1", "--prompt-file", str(tmp_path / "big.md"), "--agent", "true")
+        prompt = agents / "tasks" / "1" / "prompt.md"
+        lines = _fatal(proc, f"fatal: cannot write the prompt of task 1 to {prompt}: No space left on device")
+        assert lines[1] == ("hint: free some space, then remove the task with: git agent-clean 1"
+                            " (or continue a run with: git agent-run --resume <taskfile>)")
+        assert not prompt.exists()  # no prompt cut short for an agent to read
+        assert project.agent("clean", "1").returncode == 0
+    finally:
+        subprocess.run(["umount", str(agents)], check=True)
+    assert project.git("branch", "--list", "task-*") == ""

@@ -101,10 +101,21 @@ def write_prompt(repo: Repo, task: Task, text: str, template: str) -> str:
     """Write a task's prompt file (the template around its text) and record its hash; return its path."""
     prompt = render(template, {"id": task.id, "title": task.title, "branch": task.branch,
                                "worktree": task.worktree, "base": task.base, "prompt": text})
-    os.makedirs(repo.task_dir(task.id), exist_ok=True)
     prompt_file = prompt_path(repo, task.id)
-    with open(prompt_file, "w", encoding="utf-8") as fh:
-        fh.write(prompt)
+    try:
+        os.makedirs(repo.task_dir(task.id), exist_ok=True)
+        with open(prompt_file, "w", encoding="utf-8") as fh:
+            fh.write(prompt)
+    except OSError as exc:
+        # A prompt cut short (a full disk) must not be given to an agent: no prompt file means
+        # "not created yet", which `run --resume` finishes (finish_create).
+        try:
+            os.unlink(prompt_file)
+        except OSError:
+            pass
+        raise AgentError(f"cannot write the prompt of task {task.id} to {prompt_file}: {exc.strerror}",
+                         hint=f"free some space, then remove the task with: git agent-clean {task.id}"
+                              " (or continue a run with: git agent-run --resume <taskfile>)") from exc
     write_task(repo, task.id, prompt_hash=prompt_hash(prompt))
     return prompt_file
 
