@@ -150,7 +150,7 @@ def list_queue(args: argparse.Namespace) -> int:
     repo = Repo.discover()
     queue = RemoteQueue(repo, args.remote)
     queue.fetch()
-    lease = float(repo.setting("agent.lease"))
+    lease = repo.setting_number("agent.lease", positive=True, meaning="seconds")
     now = time.time()
     tasks = queue.tasks()
     for task in tasks.values():

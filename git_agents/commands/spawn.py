@@ -16,7 +16,7 @@ from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.presets import expand as expand_preset
 from git_agents.tasks.presets import expand_interactive
-from git_agents.tasks.prompt import default_title
+from git_agents.tasks.prompt import decode_text, default_title, read_text_file
 from git_agents.tasks.selection import resolve_base
 from git_agents.tasks.store import now_iso
 from git_agents.tasks.tmux import tmux_program
@@ -130,11 +130,7 @@ def task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) ->
     if args.prompt_file == "-":
         return stdin_text or ""
     path = args.prompt_file.replace("{id}", task_id)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise AgentError(f"cannot read prompt file '{path}': {exc.strerror}") from exc
+    return read_text_file(path, f"prompt file '{path}'")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         tmux_program()  # fail before any task is created
     expanded = expand_interactive(repo, command) if in_tmux else expand_preset(repo, command)
     command = agent.absolutise_program(expanded, os.getcwd()) if command else ""
-    stdin_text = sys.stdin.read() if args.prompt_file == "-" else None
+    stdin_text = decode_text(sys.stdin.buffer.read(), "the prompt on standard input") \
+        if args.prompt_file == "-" else None
     template = load_template(repo)
     texts = {task_id: task_text(args, task_id, stdin_text) for task_id in args.ids}
     planned = [plan_task(repo, task_id, base, base_commit, pooled=request is not None) for task_id in args.ids]

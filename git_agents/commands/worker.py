@@ -82,12 +82,13 @@ def run(args: argparse.Namespace) -> int:
     """Work the queue."""
     repo = Repo.discover()
     queue = RemoteQueue(repo, args.remote)
-    try:
-        jobs = int(_positive(args.jobs if args.jobs is not None else int(repo.setting("agent.workerJobs")), "--jobs"))
-        lease = _positive(args.lease if args.lease is not None else float(repo.setting("agent.lease")), "--lease")
-        poll = _positive(args.poll if args.poll is not None else float(repo.setting("agent.pollInterval")), "--poll")
-    except ValueError as exc:
-        raise UsageError(f"bad number in configuration: {exc}") from exc
+    # An option is checked as an option (usage error); a setting as a setting, naming its key.
+    jobs = int(_positive(args.jobs, "--jobs")) if args.jobs is not None else \
+        repo.setting_int("agent.workerJobs", positive=True, meaning="tasks")
+    lease = _positive(args.lease, "--lease") if args.lease is not None else \
+        repo.setting_number("agent.lease", positive=True, meaning="seconds")
+    poll = _positive(args.poll, "--poll") if args.poll is not None else \
+        repo.setting_number("agent.pollInterval", positive=True, meaning="seconds")
     name = args.name or repo.setting("agent.workerName") or default_name()
     command = agent.absolutise_program(args.agent, os.getcwd()) if args.agent else None
     worker = Worker(repo, queue, jobs=jobs, agent_command=command, lease=lease, poll=poll, once=args.once,

@@ -69,7 +69,11 @@ def _is_ours(repo: RepoPlaces, entry: str) -> bool:
     if not gitdir:
         return True
     worktree = os.path.dirname(gitdir)
-    inside = [os.path.realpath(repo.state_dir), os.path.realpath(repo.worktree_root)]
+    try:
+        root = os.path.realpath(repo.worktree_root)
+    except AgentError:
+        root = "\0"  # agent.worktreeRoot is unusable (the command that needs it says so): no task worktree is under it
+    inside = [os.path.realpath(repo.state_dir), root]
     real = os.path.realpath(worktree)
     if real.startswith(inside[0] + os.sep):
         return True  # the check worktree: scratch, rebuilt on next use

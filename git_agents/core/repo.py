@@ -82,6 +82,39 @@ class Repo:
             return values[-1]
         return DEFAULTS.get(_normalise_key(key), "")
 
+    def setting_number(self, key: str, *, integer: bool = False, minimum: float | None = None,
+                       positive: bool = False, meaning: str = "") -> float:
+        """A numeric setting, checked: an AgentError naming the key and its value when it is not a
+        number (a whole one with `integer`), is below `minimum`, or is not above 0 with `positive`.
+
+        `meaning` says what the number counts ("seconds", "tasks"), for the message.
+        """
+        raw = self.setting(key)
+        kind = "a whole number" if integer else "a number"
+        if meaning:
+            kind += f" of {meaning}"
+        if positive:
+            wanted = f"{kind} greater than 0"
+        elif minimum is not None:
+            wanted = f"{kind} of at least {minimum:g}"
+        else:
+            wanted = kind
+        try:
+            value = float(int(raw.strip(), 10)) if integer else float(raw.strip())
+        except ValueError:
+            value = None
+        if value is None or value != value or value in (float("inf"), float("-inf")) \
+                or (positive and not value > 0) or (minimum is not None and value < minimum):
+            raise AgentError(f"bad value '{raw}' for {key}: {wanted} is expected",
+                             hint=f"fix it with: git config {key} <value>, or go back to the default"
+                                  f" with: git config --unset-all {key}")
+        return value
+
+    def setting_int(self, key: str, *, minimum: int | None = None, positive: bool = False,
+                    meaning: str = "") -> int:
+        """A whole-number setting, checked as setting_number does."""
+        return int(self.setting_number(key, integer=True, minimum=minimum, positive=positive, meaning=meaning))
+
     # -- places --------------------------------------------------------------------------------
     @cached_property
     def main_worktree(self) -> str:
@@ -107,8 +140,22 @@ class Repo:
         if configured == DEFAULTS["agent.worktreeroot"]:
             name = os.path.basename(self.main_worktree.rstrip("/"))
             return os.path.join(os.path.dirname(self.main_worktree.rstrip("/")), f"{name}-worktrees")
+        hint = ("set a directory outside the repository, e.g. git config agent.worktreeRoot ../worktrees,"
+                " or go back to the default with: git config --unset-all agent.worktreeRoot")
+        if not configured.strip():
+            raise AgentError("agent.worktreeRoot is empty; it must name the directory that holds task worktrees",
+                             hint=hint)
         path = os.path.expanduser(configured)
-        return os.path.normpath(os.path.join(self.main_worktree, path))
+        root = os.path.normpath(os.path.join(self.main_worktree, path))
+        # Worktrees inside the git directory would be taken for its own files (and removed with it);
+        # one that is the main worktree would put task checkouts among the user's files.
+        real, git_dir = os.path.realpath(root), os.path.realpath(self.common_dir)
+        if real == git_dir or real.startswith(git_dir.rstrip("/") + "/"):
+            raise AgentError(f"agent.worktreeRoot '{configured}' is inside the git directory {self.common_dir}",
+                             hint=hint)
+        if real == os.path.realpath(self.main_worktree):
+            raise AgentError(f"agent.worktreeRoot '{configured}' is the main worktree itself", hint=hint)
+        return root
 
     @property
     def branch_prefix(self) -> str:

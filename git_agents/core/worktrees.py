@@ -68,6 +68,26 @@ def list_worktrees(repo: Repo) -> list[Worktree]:
     return result
 
 
+def make_parent(repo: Repo, path: str) -> None:
+    """Create the directory that will hold the worktree `path`; an AgentError (naming
+    agent.worktreeRoot when it is that directory) if it cannot be made."""
+    from git_agents.core.errors import AgentError
+
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        in_the_way = isinstance(exc, (FileExistsError, NotADirectoryError))
+        why = "a file of that name is in the way" if in_the_way else exc.strerror
+        configured = repo.setting("agent.worktreeRoot")
+        if os.path.normpath(parent) == os.path.normpath(repo.worktree_root) and configured:
+            hint = (f"agent.worktreeRoot is '{configured}'; point it at a directory" +
+                    ("" if in_the_way else " you can write"))
+        else:
+            hint = "move the file out of the way" if in_the_way else "make it writable, or free some space"
+        raise AgentError(f"cannot create the worktree directory '{parent}': {why}", hint=hint) from exc
+
+
 def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, sparse: Sequence[str] = ()) -> None:
     """Create a worktree at `path` on a new `branch` (or detached when None) at `commit`.
 
@@ -75,7 +95,7 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, spar
     files at the top level, as cone mode has it): the patterns are set while the worktree is
     still empty (`--no-checkout`), so the files outside the cone are never written.
     """
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    make_parent(repo, path)
     with RepoLock(repo.common_dir, "worktrees"):
         args = ["worktree", "add", "--no-checkout", "--quiet"]
         args += ["-b", branch, path, commit] if branch else ["--detach", path, commit]

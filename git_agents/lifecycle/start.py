@@ -18,9 +18,9 @@ from git_agents.core.worktrees import add_worktree, sparse_dirs
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent, tmux
 from git_agents.tasks.ids import check_id
-from git_agents.tasks.prepare import SetupFailed, make_ready
+from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
 from git_agents.tasks.presets import exclude_tool_files, expand, preset_env, preset_for
-from git_agents.tasks.prompt import DEFAULT_TEMPLATE, prompt_hash, render
+from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, prompt_hash, render
 from git_agents.tasks.store import (
     Task,
     create_task,
@@ -69,12 +69,54 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
             delete_task(repo, task.id)
             pool.release(repo, held.slot, force=True, task=task.id)
             raise
+    return write_prompt(repo, task, text, template)
+
+
+def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: Sequence[str] = ()) -> None:
+    """Complete the creation of a recorded task whose agent never started, cut short by a kill
+    between recording it and writing its prompt (`run --resume`): make its worktree again when it
+    is missing (the branch, made by the killed `worktree add`, taken back only while it is still at
+    the task's base commit), and write its prompt when that is missing."""
+    if not task.slot and task.worktree and not os.path.lexists(task.worktree):
+        repo.git.run("worktree", "prune")  # the killed add's entry, whose directory never came to be
+        ref = f"refs/heads/{task.branch}"
+        if repo.git.has_ref(ref):
+            tip = repo.git("rev-parse", ref)
+            if tip != task.base_commit:
+                raise AgentError(f"task {task.id}: its worktree {task.worktree} is missing and branch"
+                                 f" {task.branch} has moved on",
+                                 hint=f"look at the branch, then remove the task with: git agent-clean {task.id}")
+            repo.git.run("update-ref", "-d", ref, task.base_commit)
+        add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
+    if not os.path.exists(prompt_path(repo, task.id)):
+        if not task.slot and repo.git.at(task.worktree)("rev-parse", "HEAD") == task.base_commit:
+            # Killed before the checkout of a `--no-checkout` add: fill the index from HEAD and write
+            # the files that are missing (checkout-index never overwrites one that is there).
+            wt = repo.git.at(task.worktree)
+            wt.run("reset", "--quiet")
+            wt.run("checkout-index", "--all")
+        write_prompt(repo, task, text, template)
+
+
+def write_prompt(repo: Repo, task: Task, text: str, template: str) -> str:
+    """Write a task's prompt file (the template around its text) and record its hash; return its path."""
     prompt = render(template, {"id": task.id, "title": task.title, "branch": task.branch,
                                "worktree": task.worktree, "base": task.base, "prompt": text})
-    os.makedirs(repo.task_dir(task.id), exist_ok=True)
     prompt_file = prompt_path(repo, task.id)
-    with open(prompt_file, "w", encoding="utf-8") as fh:
-        fh.write(prompt)
+    try:
+        os.makedirs(repo.task_dir(task.id), exist_ok=True)
+        with open(prompt_file, "w", encoding="utf-8") as fh:
+            fh.write(prompt)
+    except OSError as exc:
+        # A prompt cut short (a full disk) must not be given to an agent: no prompt file means
+        # "not created yet", which `run --resume` finishes (finish_create).
+        try:
+            os.unlink(prompt_file)
+        except OSError:
+            pass
+        raise AgentError(f"cannot write the prompt of task {task.id} to {prompt_file}: {exc.strerror}",
+                         hint=f"free some space, then remove the task with: git agent-clean {task.id}"
+                              " (or continue a run with: git agent-run --resume <taskfile>)") from exc
     write_task(repo, task.id, prompt_hash=prompt_hash(prompt))
     return prompt_file
 
@@ -231,11 +273,12 @@ def load_template(repo: Repo) -> str:
         return DEFAULT_TEMPLATE
     path = os.path.join(repo.main_worktree, os.path.expanduser(path))
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise AgentError(f"cannot read agent.promptTemplate '{path}': {exc.strerror}",
                          hint="fix the path with: git config agent.promptTemplate <file>") from exc
+    return decode_text(data, f"agent.promptTemplate '{path}'")
 
 
 def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False) -> Task:
@@ -244,6 +287,7 @@ def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: 
     A pooled task gets its worktree (a pool slot) only when it is created.
     """
     check_id(task_id)
+    check_patterns(repo)
     branch = repo.branch_prefix + task_id
     worktree = "" if pooled else os.path.join(repo.worktree_root, branch.replace("/", "-"))
     if task_id in load_tasks(repo):
@@ -265,12 +309,8 @@ def pool_request(repo: Repo, enabled: bool | None, pool_max: int | None) -> pool
         enabled = pool_max is not None or parse_bool(repo.setting("agent.pool"))
     if not enabled:
         return None
-    limit = pool_max if pool_max is not None else repo.setting("agent.poolMax")
-    try:
-        return pool.PoolRequest(grow=int(limit))
-    except ValueError:
-        raise AgentError(f"agent.poolMax must be a number, not '{limit}'",
-                         hint="fix it with: git config agent.poolMax <n>") from None
+    limit = pool_max if pool_max is not None else repo.setting_int("agent.poolMax", minimum=0, meaning="slots")
+    return pool.PoolRequest(grow=limit)
 
 
 def sparse_setting(repo: Repo, given: Sequence[str] | None) -> list[str]:

@@ -336,6 +336,11 @@ class Run:
                     job.state, job.outcome = "failed: pool exhausted", f"failed: {exc.message}"
                     continue
                 job.task = task
+            else:
+                assert job.task is not None
+                sparse = job.spec.sparse if job.spec.sparse is not None else self.tf.sparse
+                starting.finish_create(self.repo, job.task, job.spec.text, template,
+                                       sparse=starting.sparse_setting(self.repo, sparse))
             assert job.task is not None
             if job.spec.after:  # made ready (from the target as it is then) once its prerequisites merged
                 if job.task.after != " ".join(job.spec.after):

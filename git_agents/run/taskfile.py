@@ -27,7 +27,7 @@ from typing import Any
 
 from git_agents.core.errors import AgentError
 from git_agents.tasks.ids import id_problem
-from git_agents.tasks.prompt import default_title
+from git_agents.tasks.prompt import check_no_nul, decode_text, default_title
 
 _GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "sparse", "tmux", "task"}
 _TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent", "after", "sparse"}
@@ -66,6 +66,19 @@ def _fail(path: str, message: str) -> AgentError:
     return AgentError(f"{path}: {message}", hint="the format is in git help agent-run (DESCRIPTION) and the README")
 
 
+def _no_nul(path: str, value: Any, where: str) -> None:
+    """Refuse a string holding NUL (TOML's \\u0000): no argument, environment variable or config value
+    can carry one."""
+    if isinstance(value, str):
+        check_no_nul(value, f"{path}: {where or 'a value'}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(path, item, f"'{key}'")
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(path, item, where)
+
+
 def _typed(path: str, table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     value = table.get(key)
     if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
@@ -85,6 +98,10 @@ def load(path: str) -> TaskFile:
         raise AgentError(f"cannot read task file '{path}': {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise _fail(path, f"not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise AgentError(f"{path}: not UTF-8 text: an invalid byte at offset {exc.start}",
+                         hint="save the task file as UTF-8, e.g. with: iconv -f latin1 -t utf-8") from None
+    _no_nul(path, data, "")
     unknown = sorted(set(data) - _GLOBAL_KEYS)
     if unknown:
         raise _fail(path, f"unknown setting '{unknown[0]}' (known: {', '.join(sorted(_GLOBAL_KEYS - {'task'}))})")
@@ -179,10 +196,11 @@ def _task(path: str, here: str, n: int, table: Any) -> TaskSpec:
     if prompt_file is not None:
         file = os.path.join(here, os.path.expanduser(prompt_file))
         try:
-            with open(file, encoding="utf-8") as fh:
-                prompt = fh.read()
+            with open(file, "rb") as fh:
+                data = fh.read()
         except OSError as exc:
             raise _fail(path, f"task {task_id}: cannot read prompt_file '{prompt_file}': {exc.strerror}") from exc
+        prompt = decode_text(data, f"{path}: task {task_id}: prompt_file '{prompt_file}'")
     title = _typed(path, table, "title", str, where) or default_title(task_id, prompt or "")
     after = table.get("after", [])
     if not isinstance(after, list) or not all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in after):

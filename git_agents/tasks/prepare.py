@@ -63,7 +63,25 @@ def _globbed(root: str, patterns: list[str]) -> list[str]:
     for pattern in patterns:
         for path in sorted(glob.glob(pattern, root_dir=root, recursive=True, include_hidden=True)):
             found[os.path.normpath(path)] = None
-    return [p for p in found if not p.startswith("..") and not os.path.isabs(p) and p != ".git"]
+    # Nothing of or inside a .git (the repository's own files: linking .git/config into a worktree
+    # would let an agent rewrite the repository's configuration), whatever the glob matched.
+    return [p for p in found if not p.startswith("..") and not os.path.isabs(p) and ".git" not in p.split(os.sep)]
+
+
+def check_patterns(repo: Repo) -> None:
+    """Refuse agent.copy and agent.link values that name the git directory or a path inside it or
+    outside the main worktree (AgentError naming the key and value), before any task is created."""
+    for key in ("agent.copy", "agent.link"):
+        for value in _values(repo, key):
+            parts = os.path.normpath(value.strip()).split(os.sep)
+            if ".git" in parts:
+                raise AgentError(f"{key} '{value}' names a path inside the git directory",
+                                 hint=f"name files of the main worktree; remove this value with:"
+                                      f" git config --fixed-value --unset {key} '{value}'")
+            if os.path.isabs(value.strip()) or parts[0] == "..":
+                raise AgentError(f"{key} '{value}' names a path outside the main worktree",
+                                 hint=f"name files relative to the main worktree; remove this value with:"
+                                      f" git config --fixed-value --unset {key} '{value}'")
 
 
 def copy_files(source: str, dest: str, paths: list[str]) -> None:
@@ -83,8 +101,11 @@ def link_paths(repo: Repo, dest: str, paths: list[str]) -> None:
         link = os.path.join(dest, path)
         if os.path.lexists(link):
             continue
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(os.path.join(repo.main_worktree, path), link)
+        try:
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink(os.path.join(repo.main_worktree, path), link)
+        except OSError as exc:
+            raise SetupFailed(f"cannot link {path} (agent.link) into the worktree: {exc.strerror}", "") from exc
         made.append(path)
     if not made:
         return

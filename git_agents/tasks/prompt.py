@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from git_agents.core.errors import AgentError
+
 DEFAULT_TEMPLATE = """\
 You are working in a git worktree at: {worktree}
 
@@ -20,6 +22,37 @@ Your task: {title}
 """
 
 _PLACEHOLDER = re.compile(r"\{(id|title|branch|worktree|base|prompt)\}")
+
+
+def decode_text(data: bytes, what: str) -> str:
+    """`data` as text, or an AgentError naming `what` ("prompt file 'x'") when it is not UTF-8 or
+    holds a NUL byte (which no environment variable, argument or config value can carry)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AgentError(f"{what} is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}",
+                         hint="save it as UTF-8, e.g. with: iconv -f latin1 -t utf-8") from None
+    check_no_nul(text, what)
+    return text
+
+
+def check_no_nul(text: str, what: str) -> None:
+    """An AgentError naming `what` when `text` holds a NUL byte."""
+    at = text.find("\0")
+    if at >= 0:
+        offset = len(text[:at].encode("utf-8", "surrogateescape"))
+        raise AgentError(f"{what} holds a NUL byte (at offset {offset})",
+                         hint="a NUL cannot be passed to an agent: remove it (for a file: tr -d '\\000')")
+
+
+def read_text_file(path: str, what: str) -> str:
+    """The text of the file at `path`, checked as decode_text does; an AgentError if it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise AgentError(f"cannot read {what}: {exc.strerror}") from exc
+    return decode_text(data, what)
 
 
 def render(template: str, values: dict[str, str]) -> str:
