@@ -387,3 +387,21 @@ def test_pool_max_full_pool_fails_the_task_and_resume_runs_it(project: Project, 
         f"  3  merged ({project.git('rev-parse', '--short=12', 'main')})", "3 merged, 0 not merged"]
     assert sorted(p.name for p in project.path.glob("file-*.txt")) == ["file-1.txt", "file-2.txt", "file-3.txt"]
     assert [s["state"] for s in json.loads(project.ok("pool", "list", "--json").stdout)["slots"]] == ["free", "free"]
+
+
+def test_ctrl_c_during_a_long_setup_stops_the_run_at_once(project: Project, tmp_path: Path) -> None:
+    started = tmp_path / "setup-started"
+    project.git("config", "agent.setup", f"touch {started}; sleep 60")
+    (tmp_path / "tasks.toml").write_text('agent = "true"\n[[task]]\nid = "1"\nprompt = "one"\n')
+    proc = subprocess.Popen(["git-agent-run", str(tmp_path / "tasks.toml")], cwd=project.path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists()
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
+    out, err = proc.communicate(timeout=30)  # not after the setup's 60 s
+    assert proc.returncode == 130, out + err
+    # its setup was ended: the agent never started, nothing is lost
+    assert _status(project)["1"]["state"] == f"failed: setup stopped by SIGINT: touch {started}; sleep 60"
+    assert (project.worktrees / "task-1").is_dir()

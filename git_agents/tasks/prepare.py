@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 
 from git_agents.core.errors import AgentError
@@ -201,6 +202,10 @@ def _submodules(repo: Repo, task: Task) -> None:
                   f"would fail the task)\n{output}")
 
 
+def _unblock_sigint() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def run_setup(repo: Repo, task: Task, prompt_file: str) -> None:
     """Run agent.setup in the task's worktree; its output goes to the task's log. Raise on failure."""
     command = repo.setting("agent.setup")
@@ -208,14 +213,18 @@ def run_setup(repo: Repo, task: Task, prompt_file: str) -> None:
         return
     task_dir = repo.task_dir(task.id)
     os.makedirs(task_dir, exist_ok=True)
+    # git agent-run blocks SIGINT while it works (it acts on a Ctrl-C between steps) and a child
+    # inherits the mask: unblock it in the setup alone, so a Ctrl-C ends a long setup at once.
     proc = subprocess.run([repo.setting("agent.shell"), "-c", command], cwd=task.worktree,
                           env=agent.agent_env(task, prompt_file), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_unblock_sigint)
     output = proc.stdout.decode("utf-8", "replace")
     with open(agent.log_path(task_dir), "a", encoding="utf-8") as log:
         log.write(f"git-agents: setup: {command}\n{output}")
         if proc.returncode != 0:
             log.write(f"git-agents: setup failed (exit {proc.returncode}); the agent was not started\n")
+    if proc.returncode < 0:  # a signal ended it (Ctrl-C)
+        raise SetupFailed(f"setup stopped by {signal.Signals(-proc.returncode).name}: {command}", output)
     if proc.returncode != 0:
         raise SetupFailed(f"setup failed (exit {proc.returncode}): {command}", output)
 
