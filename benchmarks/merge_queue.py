@@ -1,16 +1,21 @@
 """Benchmark: `git agent-merge --all` against the sequential `git merge --no-ff` loop.
 
-    python -m benchmarks.merge_queue [--files 20000,100000] [--worktrees full,sparse] [--repeat 3] [--keep DIR]
+    python -m benchmarks.merge_queue [--files 20000,100000] [--worktrees full,sparse,unsealed,none]
+                                     [--repeat 3] [--keep DIR]
 
 For each size, a generated repository (benchmarks/genrepo.py) gets 20 tasks made as spawn
-makes them (`git agent-spawn --no-agent`: a worktree and a branch each; with `sparse`, each
-worktree a cone of the directories its task edits), and each task's branch then gets one
-commit of 5 changed files (3 of them conflict with a task merged before them). `none` records
-the tasks without worktrees, as this benchmark did before: it skips merge's per-worktree
-uncommitted-work check, which dominates real runs. Both ways of merging
-run on the same repository from the same starting state, alternately, and the script prints
-the median time of each and their ratio. It also asserts that both end with the same history:
-the same trees, second parents and messages along main's first-parent chain.
+makes them: `git agent-spawn --agent <command>`, a worktree and a branch each, whose agent
+makes the task's one commit of 5 changed files (3 of them conflict with a task merged before
+them) and exits. With `sparse` each worktree is a cone of the directories its task edits.
+The agents' worktrees are sealed when they exit (tasks/seal.py: a watcher keeps the result of
+one full uncommitted-work check true until the worktree changes), and the script waits for
+the seals before timing, as a user merging after the agents have finished would find them;
+`unsealed` turns seals off (agent.sealWorktrees=false), so merge runs `git status` in every
+task worktree; `none` records the tasks without worktrees, as this benchmark did at first.
+Both ways of merging run on the same repository from the same starting state, alternately,
+and the script prints the median time of each and their ratio. It also asserts that both end
+with the same history: the same trees, second parents and messages along main's first-parent
+chain.
 """
 
 from __future__ import annotations
@@ -74,14 +79,27 @@ def prepare(path: str, n_files: int, worktrees: str) -> str:
     else:
         add_branches(path, {f"work-{k}": edits[f"task-{k}"] for k in range(1, TASKS + 1)})
         env = {**os.environ, "PATH": f"{ROOT / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+        if worktrees == "unsealed":
+            git(path, "config", "agent.sealWorktrees", "false")
         for k in range(1, TASKS + 1):
             sparse = ["--sparse", *sorted({os.path.dirname(f) for f in edits[f"task-{k}"]}), "--"] \
                 if worktrees == "sparse" else []
-            subprocess.run(["git", "agent-spawn", "--no-agent", "-q", "--title", f"bench task {k}", *sparse, str(k)],
-                           cwd=path, env=env, check=True)
-            wt = os.path.join(os.path.dirname(path), f"{os.path.basename(path)}-worktrees", f"task-{k}")
-            git(wt, "reset", "-q", "--hard", f"work-{k}")  # the agent's commit
+            # The agent's one commit: its branch moves to the prepared commit, files and all.
+            subprocess.run(["git", "agent-spawn", "-q", "--title", f"bench task {k}", "--agent",
+                            f"git reset -q --hard work-{k}", *sparse, str(k)], cwd=path, env=env, check=True)
+        subprocess.run(["git", "agent-wait", *map(str, range(1, TASKS + 1))], cwd=path, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        for k in range(1, TASKS + 1):
             git(path, "branch", "-q", "-D", f"work-{k}")
+        if worktrees != "unsealed":
+            deadline = time.monotonic() + 120
+            seals = os.path.join(path, ".git", "agents", "tasks", "{}", "seal")
+            while sum(os.path.exists(seals.format(k)) for k in range(1, TASKS + 1)) < TASKS:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            sealed = sum(os.path.exists(seals.format(k)) for k in range(1, TASKS + 1))
+            print(f"{sealed} of {TASKS} task worktrees sealed", file=sys.stderr)
     shutil.copy(os.path.join(path, ".git", "config"), os.path.join(path, ".git", "config.pristine"))
     return base
 
@@ -154,8 +172,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", "--sizes", dest="sizes", default="20000,100000",
                         help="repository sizes, comma-separated (default 20000,100000)")
-    parser.add_argument("--worktrees", default="full,sparse",
-                        help="task worktrees: full, sparse and/or none, comma-separated (default full,sparse)")
+    parser.add_argument("--worktrees", default="full,sparse,unsealed",
+                        help="task worktrees: full, sparse, unsealed and/or none, comma-separated "
+                             "(default full,sparse,unsealed)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR (default: a temporary directory)")
     args = parser.parse_args()

@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,36 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
 
 
+def end_watchers(under: Path) -> int:
+    """SIGTERM every worktree watcher (git_agents/tasks/seal.py) of a worktree under `under`; how many."""
+    import signal
+
+    needle = os.fsencode(str(under))
+    ended = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        ours = b"git-agent-seal" in argv or any(b"git_agents.tasks.seal import watch" in a for a in argv)
+        if ours and any(needle in a for a in argv):
+            try:
+                os.kill(int(name), signal.SIGTERM)
+                ended += 1
+            except OSError:
+                pass
+    return ended
+
+
 @pytest.fixture(autouse=True)
-def sealed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point HOME and git's configuration into the test's directory; put bin/ first on PATH."""
+def sealed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point HOME and git's configuration into the test's directory; put bin/ first on PATH.
+
+    Afterwards, end the worktree watchers the test's agents left (each would wait for its
+    worktree to change, holding an inotify instance, of which a user has 128)."""
     home = tmp_path / "home"
     home.mkdir()
     for key in list(os.environ):
@@ -41,6 +69,8 @@ def sealed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                                                                    os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
+    yield
+    end_watchers(tmp_path)
 
 
 def run(args: list[str], cwd: Path | str, input: str | None = None, check: bool = False,

@@ -40,6 +40,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.preset.<name>", "",
             "Adds or overrides an agent preset: `--agent <name>` runs this command line (it should read "
             "the prompt from \"$GIT_AGENT_PROMPT_FILE\"). Built in: claude, codex, gemini, aider, opencode."),
+    Setting("agent.sealWorktrees", "true",
+            "When true, a task worktree is sealed when its agent exits: a watcher (inotify) keeps the result of "
+            "one full uncommitted-work check true until anything in the worktree changes, so merge and status "
+            "need not run git status there again. Removal always checks in full."),
     Setting("agent.autoCommit", "false",
             "When an agent exits 0 leaving uncommitted work and no commits, commit that work on the task "
             "branch with the task's title (git agent-run) instead of reporting \"work not committed\"."),

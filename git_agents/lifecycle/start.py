@@ -16,7 +16,7 @@ from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree, sparse_dirs
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent, tmux
+from git_agents.tasks import agent, seal, tmux
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
 from git_agents.tasks.presets import exclude_tool_files, expand, preset_env, preset_for
@@ -147,11 +147,13 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     args = (command, repo.setting("agent.shell"), repo.task_dir(task.id),
             prompt_file or prompt_path(repo, task.id), env)
     window_keys: dict[str, str | None] = {}
+    sealed = parse_bool(repo.setting("agent.sealWorktrees"), True)
+    seal.forget(repo.task_dir(task.id))  # the previous launch's seal (and its watcher): this one will change it
     if in_tmux:
-        pid, pid_start, window = tmux.launch(repo, task, *args, launch_id=task.launch)
+        pid, pid_start, window = tmux.launch(repo, task, *args, launch_id=task.launch, seal=sealed)
         window_keys = tmux.record_keys(window)
     else:
-        pid, pid_start = agent.launch(task, *args, launch_id=task.launch)
+        pid, pid_start = agent.launch(task, *args, launch_id=task.launch, seal=sealed)
         if task.tmux_pane:  # an earlier round ran in tmux: this one does not
             window_keys = tmux.record_keys(None)
     task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""

@@ -7,20 +7,21 @@ plan and land through here, and report through merging.report. Prints nothing.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from git_agents.core.errors import AgentError
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
-from git_agents.core.worktrees import list_worktrees, unsaved_work
+from git_agents.core.worktrees import list_worktrees
 from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.journal import Entry, Journal
 from git_agents.tasks import rounds
 from git_agents.tasks.notes import note_fields
 from git_agents.tasks.prompt import render
-from git_agents.tasks.status import agent_state
+from git_agents.tasks.status import agent_state, unsaved_by_task
 from git_agents.tasks.store import Task, join_paths, load_tasks, now_iso
 
 if TYPE_CHECKING:
@@ -107,8 +108,9 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[
     """The tasks to merge now, and why each other one is skipped."""
     problems: dict[str, str] = {}
     to_merge: list[Task] = []
-    branches = set(repo.git("for-each-ref", "--format=%(refname)", "refs/heads/").splitlines())
-    dirty = dirty_worktrees(repo, [t for t in tasks if t.state != "merged"])
+    tips = branch_tips(repo)
+    branches = set(tips)
+    dirty = dirty_worktrees(repo, [t for t in tasks if t.state != "merged"], tips)
     for task in tasks:
         why = eligible(repo, task, explicit=explicit)
         if why is None and task.id in dirty:
@@ -125,20 +127,29 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[
     return to_merge, problems
 
 
-def dirty_worktrees(repo: Repo, tasks: list[Task]) -> set[str]:
+def branch_tips(repo: Repo) -> dict[str, str]:
+    """Every branch's commit, by full refname (one for-each-ref)."""
+    tips = {}
+    for line in repo.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/").splitlines():
+        oid, _, ref = line.partition(" ")
+        tips[ref] = oid
+    return tips
+
+
+def dirty_worktrees(repo: Repo, tasks: list[Task], tips: Mapping[str, str] | None = None) -> set[str]:
     """Ids of the tasks whose worktree holds uncommitted or untracked work.
 
-    One `git status` per worktree, run in parallel: on a large tree each costs a full index
-    refresh, and twenty in a row would cost more than the merges themselves.
+    A worktree sealed when its agent exited, and unchanged since, is known without a look
+    (tasks/seal.py); the others get one `git status` each, in parallel: on a large tree each
+    costs a full index refresh, and twenty in a row would cost more than the merges themselves.
+    `tips`: refname -> commit of the branches, when the caller has read them.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     todo = [t for t in tasks if t.worktree and os.path.isdir(t.worktree)]
     if not todo:
         return set()
-    with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
-        found = list(pool.map(lambda t: bool(unsaved_work(repo, t.worktree)), todo))
-    return {t.id for t, is_dirty in zip(todo, found) if is_dirty}
+    if tips is None:
+        tips = branch_tips(repo)
+    return {tid for tid, entries in unsaved_by_task(repo, todo, tips).items() if entries}
 
 
 def by_target(tasks: list[Task]) -> dict[str, list[Task]]:
@@ -174,9 +185,14 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
         # Only under the lock: a journal seen without it may belong to a run still in progress.
         refuse_if_interrupted(repo)
         # ... and a target's worktree seen without it may be half-way through another run's update.
-        for target in targets:
-            if target in checked_out:
-                check_target_worktree(repo, checked_out[target])
+        # A plain merge computes its chains in memory: its targets' worktrees are checked meanwhile
+        # (a full index refresh each, 0.1 s at 100,000 files), and waited for before anything lands.
+        # The other kinds use the worktree before landing (a check, a conflict to resolve): first.
+        global _target_checks
+        plain = not (opts.check or opts.interactive or opts.rebase or opts.resolve is not None)
+        _target_checks = _TargetChecks(repo, [checked_out[t] for t in targets if t in checked_out])
+        if not plain:
+            _target_checks.wait_all()
         # ... or may have merged some of these tasks meanwhile: decide on fresh metadata.
         repo.reload_config()
         done_meanwhile = {t.id for t in load_tasks(repo).values() if t.state == "merged"}
@@ -192,7 +208,37 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
                                     checker if opts.check else None, opts, carry, pending)
             if any(a.status == "resolving" for a in attempts):  # --interactive stopped for the user
                 break
+        _target_checks.wait_all()  # nothing landed (conflicts only): a dirty target is still refused
     return attempts, [t.id for t in to_merge if t.id in done_meanwhile]
+
+
+class _TargetChecks:
+    """check_target_worktree of each worktree, in threads; `wait_all` joins them and raises the first refusal."""
+
+    def __init__(self, repo: Repo | None = None, worktrees: Sequence[str] = ()) -> None:
+        import threading
+
+        self.errors: list[Exception] = []
+
+        def check(path: str) -> None:
+            assert repo is not None
+            try:
+                check_target_worktree(repo, path)
+            except Exception as exc:  # AgentError, or a git failure: raised in the main thread
+                self.errors.append(exc)
+        self.threads = [threading.Thread(target=check, args=(w,), daemon=True) for w in worktrees]
+        for thread in self.threads:
+            thread.start()
+
+    def wait_all(self) -> None:
+        """Wait for every check; raise the first refusal (AgentError)."""
+        for thread in self.threads:
+            thread.join()
+        if self.errors:
+            raise self.errors[0]
+
+
+_target_checks = _TargetChecks()  # the current run's (set by merge_tasks, under the merge lock)
 
 
 def refuse_if_interrupted(repo: Repo) -> None:
@@ -226,6 +272,7 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
           stop_at_conflict: bool = False) -> tuple[list[Attempt], str, str, dict[str, str]]:
     """The chain of in-memory merges for one target: (attempts, old commit, new commit, tips by task)."""
     from git_agents.merging.chain import Candidate, build_chain
+    from git_agents.merging.inmemory import added_paths
 
     git = repo.git
     # One call for the target and every tip.
@@ -233,10 +280,39 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
     commits = git("rev-parse", *names).split()
     orig, tips = commits[0], commits[1:]
     candidates = [Candidate(t.id, tip, merge_message(repo, t)) for t, tip in zip(tasks, tips)]
+    sign = signs_commits(repo)
+    by_task = {t.id: tip for t, tip in zip(tasks, tips)}
+    if checker is None:
+        # Nearly always nothing is in the landing's way: build the chain without looking, then
+        # look only at the paths the landing adds (one diff-tree, an lstat each). Only when one
+        # of them exists in the target's worktree is the chain built again, merge by merge
+        # against the worktree's untracked files (whose listing walks the whole worktree).
+        attempts, new = build_chain(git, orig, candidates, None, batch=batch, stop_at_conflict=stop_at_conflict,
+                                    sign=sign)
+        worktree = next((w.path for w in list_worktrees(repo) if w.branch == target), None)
+        if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
+            return attempts, orig, new, by_task
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
                                 stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, target),
-                                sign=signs_commits(repo))
-    return attempts, orig, new, {t.id: tip for t, tip in zip(tasks, tips)}
+                                sign=sign)
+    return attempts, orig, new, by_task
+
+
+def anything_at(worktree: str, paths: list[str]) -> bool:
+    """Whether anything exists in `worktree` at one of `paths`, or where one of them needs a directory."""
+    dirs: dict[str, bool] = {}  # leading directory -> it is a real directory (or absent)
+    for path in paths:
+        parts = path.split("/")
+        for n in range(1, len(parts)):
+            lead = "/".join(parts[:n])
+            if lead not in dirs:
+                full = os.path.join(worktree, lead)
+                dirs[lead] = not os.path.lexists(full) or (os.path.isdir(full) and not os.path.islink(full))
+            if not dirs[lead]:
+                return True
+        if os.path.lexists(os.path.join(worktree, path)):
+            return True
+    return False
 
 
 def signs_commits(repo: Repo) -> bool:
@@ -294,6 +370,7 @@ def _land(repo: Repo, target: str, worktree: str | None, old: str, new: str, ent
     so that an interruption leaves a run that --continue finishes and --abort undoes."""
     from git_agents.merging.chain import land, signals_deferred
 
+    _target_checks.wait_all()  # no target moves while one of them may be refused
     plan = Journal(target=target, worktree=worktree or "", old=old, new=new, entries=entries, reason=reason,
                    pending=pending)
     with signals_deferred():  # a Ctrl-C now would only leave a journal to --continue

@@ -25,20 +25,28 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from git_agents.tasks.seal import bootstrap as seal_bootstrap
 from git_agents.tasks.store import Task
 
 # $1: the agent command line; $2: the exit record; $3: the shell to run the command with;
-# $4: the launch id. A trapped (not ignored) TERM lets the agent receive the signal while the
-# supervisor lives on to record how it ended.
+# $4: the launch id; $5: the worktree; $6 and $7: the Python and program that seal the worktree
+# once the agent has exited (tasks/seal.py; empty: no seal). A trapped (not ignored) TERM lets
+# the agent receive the signal while the supervisor lives on to record how it ended. The
+# watcher starts before the exit record is written, through `setsid -f`: by the time the
+# agent is seen to have ended, the watcher is in a session of its own, not in the agent's group.
 SUPERVISOR = r"""
 trap 'echo "git-agents: agent stopped by a signal" >&2' TERM INT HUP
 "$3" -c "$1"
 rc=$?
+if [ -n "$6" ]; then
+  (unset GIT_AGENT_LAUNCH; exec setsid -f "$6" -E -c "$7" "$5" "${2%/*}" "$4" </dev/null >/dev/null 2>&1) 2>/dev/null
+fi
 printf '%s %s %s\n' "$rc" "$(date +%s)" "$4" > "$2.tmp" && mv -f "$2.tmp" "$2"
 exit "$rc"
 """
@@ -143,17 +151,26 @@ def agent_env(task: Task, prompt_file: str) -> dict[str, str]:
     return env
 
 
+def supervisor_argv(command: str, task_dir: str, shell: str, launch_id: str, worktree: str,
+                    seal: bool) -> list[str]:
+    """The supervisor's command line (see SUPERVISOR); with `seal`, it seals the worktree after the agent."""
+    watcher = [sys.executable, seal_bootstrap()] if seal else ["", ""]
+    return ["/bin/sh", "-c", SUPERVISOR, SUPERVISOR_NAME, command, exit_path(task_dir), shell, launch_id, worktree,
+            *watcher]
+
+
 def launch(task: Task, command: str, shell: str, task_dir: str, prompt_file: str,
-           extra_env: dict[str, str] | None = None, launch_id: str = "") -> tuple[int, str]:
+           extra_env: dict[str, str] | None = None, launch_id: str = "", *, seal: bool = False) -> tuple[int, str]:
     """Start `command` detached in the task's worktree (with `extra_env` over its environment)
-    as launch `launch_id`; return (pid, process start stamp)."""
+    as launch `launch_id`; return (pid, process start stamp). With `seal`, the worktree is
+    sealed when the agent exits (tasks/seal.py)."""
     os.makedirs(task_dir, exist_ok=True)
     for stale in (exit_path(task_dir), exit_path(task_dir) + ".tmp"):
         if os.path.exists(stale):
             os.unlink(stale)
     with open(log_path(task_dir), "ab") as log, _sigint_unblocked():
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", SUPERVISOR, SUPERVISOR_NAME, command, exit_path(task_dir), shell, launch_id],
+            supervisor_argv(command, task_dir, shell, launch_id, task.worktree, seal),
             cwd=task.worktree, env={**agent_env(task, prompt_file), **(extra_env or {}), LAUNCH_ENV: launch_id},
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     # Read even from a zombie: not reaped yet (proc is ours), the pid cannot have been reused.

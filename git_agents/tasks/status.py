@@ -2,19 +2,20 @@
 
 One config read (the tasks), one `for-each-ref` (branch tips), one `rev-list` per target
 branch (commits ahead and fork points), one `diff-tree --stdin` (files changed), and one
-`git status` per live worktree, run in parallel.
+`git status` per live worktree, run in parallel (none for a worktree sealed when its agent
+exited and unchanged since: tasks/seal.py).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TypeVar
 
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import list_worktrees, unsaved_work, worktree_size
-from git_agents.tasks import agent
+from git_agents.tasks import agent, seal
 from git_agents.tasks.store import Task
 
 T = TypeVar("T")
@@ -200,6 +201,25 @@ def parallel_map(fn: Callable[[T], R], items: list[T], workers: int | None = Non
     return results  # type: ignore[return-value]
 
 
+def unsaved_by_task(repo: Repo, tasks: list[Task], tips: Mapping[str, str]) -> dict[str, list[str]]:
+    """Each task's uncommitted-work entries (give only tasks whose worktree exists): from its seal
+    when that is trusted (tasks/seal.py), else from `git status`, those run in parallel.
+
+    `tips` maps branch names to commits, as read by the caller. Not for removal, which always
+    checks in full."""
+    found: dict[str, list[str]] = {}
+    todo = []
+    for t in tasks:
+        sealed = seal.trusted_entries(repo.task_dir(t.id), t.worktree, t.launch, tips)
+        if sealed is None:
+            todo.append(t)
+        else:
+            found[t.id] = list(sealed)
+    for t, entries in zip(todo, parallel_map(lambda t: unsaved_work(repo, t.worktree), todo)):
+        found[t.id] = entries
+    return found
+
+
 def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: bool = False) -> list[TaskStatus]:
     """The status of each task (with `sizes`, also the bytes each worktree takes on disk: a walk
     of every worktree, so only `status -v`/`--json` ask for it)."""
@@ -231,9 +251,8 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
               and os.path.isdir(t.worktree) for t in tasks}
     dirty: dict[str, bool] = {}
     if check_dirty:
-        todo = [t for t in tasks if exists[t.id]]
-        for t, entries in zip(todo, parallel_map(lambda t: unsaved_work(repo, t.worktree), todo)):
-            dirty[t.id] = bool(entries)
+        unsaved = unsaved_by_task(repo, [t for t in tasks if exists[t.id]], tips)
+        dirty = {tid: bool(entries) for tid, entries in unsaved.items()}
 
     # A detached HEAD is rare: one rev-list for each task whose worktree has one.
     detached: dict[str, int] = {}

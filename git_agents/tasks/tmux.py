@@ -112,7 +112,8 @@ def session_name(repo: Repo) -> str:
 
 
 def launch(repo: Repo, task: Task, command: str, shell: str, task_dir: str, prompt_file: str,
-           extra_env: dict[str, str] | None = None, launch_id: str = "") -> tuple[int, str, Window]:
+           extra_env: dict[str, str] | None = None, launch_id: str = "", *,
+           seal: bool = False) -> tuple[int, str, Window]:
     """Start `command` under the supervisor in a new window named after the task; return
     (pid, process start stamp, window)."""
     os.makedirs(task_dir, exist_ok=True)
@@ -151,8 +152,7 @@ def launch(repo: Repo, task: Task, command: str, shell: str, task_dir: str, prom
         piped = _tmux(["pipe-pane", "-o", "-t", pane_id, f"cat >> {shlex.quote(log)}"], socket=socket)
         if piped.returncode != 0:
             raise AgentError(f"tmux could not copy task {task.id}'s window to its log: {piped.stderr.strip()}")
-        argv = ["/bin/sh", "-c", agent.SUPERVISOR, agent.SUPERVISOR_NAME, command, agent.exit_path(task_dir), shell,
-                launch_id]
+        argv = agent.supervisor_argv(command, task_dir, shell, launch_id, task.worktree, seal)
         fd = os.open(spec + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the environment
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
             json.dump({"argv": argv, "env": env, "cwd": task.worktree}, fh)
