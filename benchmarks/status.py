@@ -1,10 +1,12 @@
 """Benchmark: `git agent-status` of many tasks against the fastest plain-git way to answer the same.
 
-    python benchmarks/status.py [--tasks 100] [--files 2000] [--runs 5]
+    python benchmarks/status.py [--tasks 100] [--files 2000] [--runs 5] [--agents]
 
 Generates a repository (genrepo.py), spawns the tasks as a user does (`git agent-spawn
 --no-agent`, one worktree and branch each; one in ten gets a commit, one in ten an untracked
-file), then times, alternately, `git agent-status` and its plain-git equivalent: one
+file; with --agents, each task's agent does that and exits, and the script waits until every
+worktree is sealed, tasks/seal.py, so status need not run git status in them), then times,
+alternately, `git agent-status` and its plain-git equivalent: one
 `for-each-ref` of the branches, one `rev-list` of the commits ahead, and `git status` in every
 worktree, run at most os.cpu_count() at a time (`xargs -P`). Prints the medians and the ratio.
 """
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, default=100)
     p.add_argument("--files", type=int, default=2000)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--agents", action="store_true", help="tasks made by agents that exit (sealed worktrees)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="status-bench-")
@@ -51,9 +54,20 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         generate(repo, args.files)
         ids = [str(i) for i in range(1, args.tasks + 1)]
-        subprocess.run(["git", "agent-spawn", "--no-agent", "-q", *ids], cwd=repo, env=env, check=True)
         worktrees = [os.path.join(tmp, "repo-worktrees", f"task-{i}") for i in ids]
-        for n, wt in enumerate(worktrees):
+        if args.agents:
+            work = ('case $((GIT_AGENT_TASK % 10)) in 2) echo work > work.txt && git add work.txt && '
+                    'git commit -qm work;; 3) echo untracked > scratch.txt;; esac')
+            subprocess.run(["git", "agent-spawn", "-q", "--agent", work, *ids], cwd=repo, env=env, check=True)
+            subprocess.run(["git", "agent-wait", *ids], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+            seals = [os.path.join(repo, ".git", "agents", "tasks", i, "seal") for i in ids]
+            deadline = time.monotonic() + 300
+            while not all(map(os.path.exists, seals)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            print(f"{sum(map(os.path.exists, seals))} of {len(ids)} worktrees sealed")
+        else:
+            subprocess.run(["git", "agent-spawn", "--no-agent", "-q", *ids], cwd=repo, env=env, check=True)
+        for n, wt in enumerate(worktrees if not args.agents else []):
             if n % 10 == 1:
                 Path(wt, "work.txt").write_text("work\n")
                 subprocess.run(["git", "add", "work.txt"], cwd=wt, env=env, check=True)

@@ -243,7 +243,7 @@ def _complete(project: Project, old: str, tips: dict[str, str], notes_before: st
     assert rows["2"]["state"] == "conflict"
 
 
-# A run of this scenario makes about 32 git calls; the journal exists from about the 18th on.
+# A run of this scenario makes about 30 git calls; the journal exists from about the 17th on.
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(moment=st.integers(min_value=1, max_value=34), sig=st.sampled_from(["KILL", "INT"]), abort=st.booleans())
 def test_killed_at_any_moment_then_continue_or_abort(tmp_path: Path, moment: int, sig: str, abort: bool) -> None:
@@ -264,9 +264,8 @@ def test_killed_at_any_moment_then_continue_or_abort(tmp_path: Path, moment: int
         assert killed.stderr.endswith("interrupted\n")
     if journal_path(project).exists():
         project.ok("merge", "--abort" if abort else "--continue")
-    else:
-        # no journal: either nothing moved, or the run completed (a Ctrl-C held back until it had)
-        assert project.git("rev-parse", "main") == old or killed.returncode in (1, 130)
+    # No journal: either nothing moved, or the run completed (a Ctrl-C held back until it had, or
+    # a kill after it had, while it reported): _complete checks that it did, wholly.
     _complete(project, old, tips, "")
     if abort and killed.returncode != 1 and project.git("rev-parse", "main") == old:
         # the queue still works afterwards

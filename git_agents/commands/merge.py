@@ -45,7 +45,9 @@ Merges are computed in memory (git merge-tree) and the target branch moves once 
 the worktree that has it checked out must be clean and not in the middle of a merge. A task
 that conflicts is left out and marked "conflict" with its files listed; its branch and
 worktree are untouched, and the other tasks still merge. A task whose worktree holds
-uncommitted or untracked work is skipped with a warning. Exits 1 if any task did not merge.
+uncommitted or untracked work is skipped with a warning (a worktree sealed when its agent
+exited, and unchanged since, is known without running git status there: see agent.sealWorktrees
+in git-agents(7)). Exits 1 if any task did not merge.
 
 With --remote <remote>, merge the tasks that workers finished (git agent-worker) instead: fetch
 their results and branches from the remote's queue, merge them onto the remote's target branch
