@@ -67,11 +67,11 @@ def check_target_worktree(repo: Repo, worktree: str) -> None:
                          hint="commit or stash them first (git stash)")
 
 
-def eligible(repo: Repo, task: Task, explicit: bool) -> str | None:
-    """Why a task is not merged now (None: go ahead)."""
+def eligible(repo: Repo, task: Task, explicit: bool, tips: Mapping[str, str] | None = None) -> str | None:
+    """Why a task is not merged now (None: go ahead); `tips`: the branches' commits, if read already."""
     if task.state == "merged":
         return "already merged"
-    state, code, _ = agent_state(repo, task)
+    state, code, _ = agent_state(repo, task, tips=tips)
     if state == "running":
         return "its agent is still running"
     if not explicit and state not in ("exited", "not started"):
@@ -112,7 +112,7 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[
     branches = set(tips)
     dirty = dirty_worktrees(repo, [t for t in tasks if t.state != "merged"], tips)
     for task in tasks:
-        why = eligible(repo, task, explicit=explicit)
+        why = eligible(repo, task, explicit=explicit, tips=tips)
         if why is None and task.id in dirty:
             why = "its worktree has uncommitted or untracked work (commit it, or it would be left out)"
         if why is None and f"refs/heads/{task.branch}" not in branches:
@@ -268,9 +268,15 @@ def check_failure_text(attempt: Attempt, kept: str = "branch and worktree kept")
             + "".join(f"    {line}\n" for line in attempt.check_output.splitlines()))
 
 
+_LOOK_UP = "\0look it up"
+
+
 def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, batch: bool,
-          stop_at_conflict: bool = False) -> tuple[list[Attempt], str, str, dict[str, str]]:
-    """The chain of in-memory merges for one target: (attempts, old commit, new commit, tips by task)."""
+               stop_at_conflict: bool = False,
+               worktree: str | None = _LOOK_UP) -> tuple[list[Attempt], str, str, dict[str, str]]:
+    """The chain of in-memory merges for one target: (attempts, old commit, new commit, tips by task).
+
+    `worktree`: where the target is checked out (None: nowhere), when the caller knows it."""
     from git_agents.merging.chain import Candidate, build_chain
     from git_agents.merging.inmemory import added_paths
 
@@ -289,7 +295,8 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
         # against the worktree's untracked files (whose listing walks the whole worktree).
         attempts, new = build_chain(git, orig, candidates, None, batch=batch, stop_at_conflict=stop_at_conflict,
                                     sign=sign)
-        worktree = next((w.path for w in list_worktrees(repo) if w.branch == target), None)
+        if worktree == _LOOK_UP:
+            worktree = next((w.path for w in list_worktrees(repo) if w.branch == target), None)
         if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
             return attempts, orig, new, by_task
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
@@ -390,7 +397,7 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
     opts = opts or Options()
     pending = pending or []
 
-    attempts, orig, new, tips = plan_chain(repo, target, tasks, checker, batch=opts.batch,
+    attempts, orig, new, tips = plan_chain(repo, target, tasks, checker, batch=opts.batch, worktree=worktree,
                                       stop_at_conflict=opts.interactive)
     by_id = {t.id: t for t in tasks}
     merged_at = now_iso()
@@ -432,7 +439,8 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
     failed: list[Entry] = []  # conflict records of tasks whose rebase failed, landed with the next stretch
     rebased: set[str] = set()
     while rest:
-        attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True)
+        attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
+                                            worktree=worktree)
         stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
         merged_at = now_iso()
         by_id = {t.id: t for t in rest}
@@ -480,7 +488,8 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
     resolved: dict[str, Resolution] = {}
     new = ""
     while rest:
-        attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True)
+        attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
+                                            worktree=worktree)
         stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
         merged_at = now_iso()
         by_id = {t.id: t for t in rest}

@@ -55,19 +55,31 @@ class TaskStatus:
 NOT_COMMITTED = "exited 0, work not committed"
 
 
-def work_not_committed(repo: Repo, task: Task) -> bool:
-    """Whether the task's branch has no commits of its own while its worktree holds changes."""
+def work_not_committed(repo: Repo, task: Task, tips: Mapping[str, str] | None = None) -> bool:
+    """Whether the task's branch has no commits of its own while its worktree holds changes.
+
+    `tips` (refname -> commit, as the caller read them) saves reading the branch again."""
     if not task.worktree or not os.path.isdir(task.worktree) or not task.base_commit:
         return False
-    tip = repo.git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{task.branch}", ok=(0, 1)).out.strip()
-    return tip == task.base_commit and bool(unsaved_work(repo, task.worktree))
+    ref = f"refs/heads/{task.branch}"
+    if tips is None:
+        tip = repo.git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()
+        tips = {ref: tip}
+    else:
+        tip = tips.get(ref, "")
+    if tip != task.base_commit:
+        return False
+    sealed = seal.trusted_entries(repo.task_dir(task.id), task.worktree, task.launch, tips)
+    return bool(sealed) if sealed is not None else bool(unsaved_work(repo, task.worktree))
 
 
-def agent_state(repo: Repo, task: Task, *, check_work: bool = True) -> tuple[str, int | None, str]:
+def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
+                tips: Mapping[str, str] | None = None) -> tuple[str, int | None, str]:
     """(agent state, exit code, finish time) of a task's agent.
 
     An agent that exited 0 without a commit of its own but with changes in its worktree is
-    NOT_COMMITTED rather than "exited" (with `check_work`; it costs two git calls).
+    NOT_COMMITTED rather than "exited" (with `check_work`; it costs up to two git calls, one
+    fewer with the branch `tips` the caller has read, none when the worktree is sealed).
     """
     if task.state == "failed" and not task.pid and not task.launch:
         return "failed to start", None, ""
@@ -80,7 +92,7 @@ def agent_state(repo: Repo, task: Task, *, check_work: bool = True) -> tuple[str
         return "running", None, ""
     record = agent.read_exit(repo.task_dir(task.id), task.launch)
     if record is not None:
-        if check_work and record.code == 0 and work_not_committed(repo, task):
+        if check_work and record.code == 0 and work_not_committed(repo, task, tips):
             return NOT_COMMITTED, 0, record.finished
         return "exited", record.code, record.finished
     if task.state == "failed" and not task.pid:
