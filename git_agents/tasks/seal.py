@@ -177,8 +177,56 @@ def entries_or_check(repo_check: Callable[[str], list[str]], task_dir: str, work
 
 # --- the watcher (a process of its own, started by the agent's supervisor) ---------------------
 
-def _arm(worktree: str) -> int | None:
-    """An inotify descriptor watching every directory of `worktree` (not `.git` directories), or None."""
+def _limit(name: str, default: int) -> int:
+    try:
+        with open(f"/proc/sys/fs/inotify/{name}", encoding="ascii") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return default
+
+
+def _in_use() -> tuple[int, int]:
+    """(watchers, watches) held by this user's live worktree watchers, from /proc and their seals."""
+    watchers = watches = 0
+    uid = os.getuid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if WAITER_NAME.encode() in argv[3:4] and len(argv) > 4:
+            watchers += 1
+            try:
+                with open(argv[4], encoding="utf-8", errors="surrogateescape") as seal_fh:
+                    watches += int(json.load(seal_fh).get("watches", 0))
+            except (OSError, ValueError, TypeError, AttributeError):
+                pass
+    return watchers, watches
+
+
+def _directories(worktree: str) -> int:
+    """How many directories a watch of `worktree` needs (not `.git` ones, not through symlinks)."""
+    count, stack = 0, [os.fsencode(worktree)]
+    while stack:
+        path = stack.pop()
+        count += 1
+        try:
+            with os.scandir(path) as it:
+                stack += [e.path for e in it if e.name != b".git" and e.is_dir(follow_symlinks=False)]
+        except OSError:
+            pass
+    return count
+
+
+def _arm(worktree: str, budget: int) -> tuple[int, int] | None:
+    """An inotify descriptor watching every directory of `worktree` (not `.git` directories) and
+    how many it watches, or None (more than `budget` directories, or the kernel refused). Each
+    directory is watched before it is listed, so one made meanwhile is either listed or reported."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -186,9 +234,11 @@ def _arm(worktree: str) -> int | None:
     if fd < 0:
         return None
     stack = [os.fsencode(worktree)]
+    added = 0
     while stack:
         path = stack.pop()
-        if libc.inotify_add_watch(fd, path, _MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW) < 0:
+        added += 1
+        if added > budget or libc.inotify_add_watch(fd, path, _MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW) < 0:
             os.close(fd)  # e.g. ENOSPC: more directories than fs.inotify.max_user_watches
             return None
         try:
@@ -199,7 +249,7 @@ def _arm(worktree: str) -> int | None:
         except OSError:
             os.close(fd)
             return None
-    return fd
+    return fd, added
 
 
 def _drained(fd: int) -> bool:
@@ -224,9 +274,17 @@ def watch(worktree: str, task_dir: str, launch: str) -> int:
     except OSError:
         pass
     os.chdir("/")
-    fd = _arm(worktree)
-    if fd is None:
+    # The kernel's inotify limits are per user and shared with every other program (editors,
+    # file watchers of build tools): watchers take at most a quarter of the instances and half
+    # of the watches, and a worktree past that is simply not sealed.
+    watchers, watches = _in_use()
+    budget = _limit("max_user_watches", 8192) // 2 - watches
+    if watchers >= _limit("max_user_instances", 128) // 4 or _directories(worktree) > budget:
         return 1
+    armed = _arm(worktree, budget)
+    if armed is None:
+        return 1
+    fd, dirs = armed
     try:
         repo = Repo.discover(worktree)
         for _ in range(3):
@@ -243,7 +301,7 @@ def watch(worktree: str, task_dir: str, launch: str) -> int:
     head, index = before
     start = _process_start(os.getpid()) or ""
     record = {"launch": launch, "entries": entries, "head": head, "tip": tip, "index": list(index),
-              "pid": os.getpid(), "start": start}
+              "pid": os.getpid(), "start": start, "watches": dirs}
     path = seal_path(task_dir)
     try:
         with open(path + ".tmp", "w", encoding="utf-8", errors="surrogateescape") as fh:
