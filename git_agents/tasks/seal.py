@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 SEAL_FILE = "seal"
@@ -166,13 +166,6 @@ def forget(task_dir: str) -> None:
         os.unlink(seal_path(task_dir))
     except OSError:
         pass
-
-
-def entries_or_check(repo_check: Callable[[str], list[str]], task_dir: str, worktree: str, launch: str,
-                     tips: Mapping[str, str]) -> list[str]:
-    """The worktree's uncommitted-work entries: from its seal when trusted, else `repo_check(worktree)`."""
-    sealed = trusted_entries(task_dir, worktree, launch, tips)
-    return list(sealed) if sealed is not None else repo_check(worktree)
 
 
 # --- the watcher (a process of its own, started by the agent's supervisor) ---------------------
