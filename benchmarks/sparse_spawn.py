@@ -1,6 +1,6 @@
 """Benchmark: a sparse `git agent-spawn` against a full one on a large repository: time and disk.
 
-    python -m benchmarks.sparse_spawn [--files 100000] [--runs 3] [--cone src/d000]
+    python -m benchmarks.sparse_spawn [--files 100000] [--runs 3] [--cone src/d000/m00]
 
 A generated repository (benchmarks/genrepo.py: files spread over src/dNNN/mNN/) gets, in
 turn (alternately, so that machine load falls on both alike): `git agent-spawn --no-agent`
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--files", type=int, default=100_000)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--cone", default="src/d000", help="the directory the sparse task checks out (default src/d000)")
+    p.add_argument("--cone", default="src/d000/m00",
+                   help="the directory the sparse task checks out (default src/d000/m00: 250 files)")
     args = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="sparse-bench-")
     env = {**os.environ, "PATH": f"{ROOT / 'bin'}{os.pathsep}{os.environ['PATH']}", "GIT_CONFIG_NOSYSTEM": "1",
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         size = {k: statistics.median(v) for k, v in sizes.items()}
         for kind, label in (("raw", "git worktree add"), ("full", "git agent-spawn"),
                             ("sparse", f"git agent-spawn --sparse {args.cone}")):
-            print(f"{label:<36} median {med[kind]:7.3f} s   {size[kind] / 1e6:9.1f} MB on disk   "
+            print(f"{label:<40} median {med[kind]:7.3f} s   {size[kind] / 1e6:9.1f} MB on disk   "
                   f"(runs: {' '.join(f'{t:.3f}' for t in times[kind])})")
         print(f"sparse vs full spawn: {med['full'] / med['sparse']:.1f}x faster, "
               f"{size['full'] / max(size['sparse'], 1):.0f}x less disk")
