@@ -7,8 +7,7 @@ import math
 import os
 import sys
 
-from git_agents.commands.options import add_verbosity
-from git_agents.commands.spawn import add_sparse_option, add_task_text_options, task_text
+from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity, task_text
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo

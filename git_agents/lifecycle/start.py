@@ -16,10 +16,9 @@ from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree, sparse_dirs
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent, tmux
+from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
-from git_agents.tasks.presets import exclude_tool_files, expand, preset_env, preset_for
 from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, prompt_hash, render
 from git_agents.tasks.store import (
     Task,
@@ -134,6 +133,9 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     if previous is not None:
         raise AgentError(f"task {task.id}: its previous agent still runs (pid {previous[0]})",
                          hint=f"wait for it (git agent-wait {task.id}) or stop it (git agent-stop {task.id})")
+    from git_agents.tasks import tmux  # only what starts an agent pays for these (not `pool claim --task`)
+    from git_agents.tasks.presets import exclude_tool_files, preset_env, preset_for
+
     task.agent = command
     preset = preset_for(repo, command)
     if preset is not None:
@@ -172,6 +174,8 @@ def launch_resolver(repo: Repo, task: Task, command: str, run_dir: str, prompt_f
     in `run_dir` (the task's own stay as they are) and `config` passed as GIT_CONFIG_* entries
     (rerere, so the resolver's commit records its resolution). The task record is not changed.
     """
+    from git_agents.tasks.presets import exclude_tool_files, preset_env, preset_for
+
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
@@ -193,6 +197,8 @@ def resolve_options(repo: Repo, value: str | None, invoked_from: str) -> tuple[s
     """
     if value is None:
         return None, 1
+    from git_agents.tasks.presets import expand
+
     written = value or repo.setting("agent.resolveAgent")
     command = agent.absolutise_program(expand(repo, written), invoked_from) if written.strip() else ""
     raw = repo.setting("agent.resolveAttempts")
