@@ -20,6 +20,7 @@ from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
 from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, prompt_hash, render
+from git_agents.tasks.selection import branch_exists_error
 from git_agents.tasks.store import (
     Task,
     create_task,
@@ -55,7 +56,8 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
     else:
         if sparse:
             request = dataclasses.replace(request, sparse=tuple(sparse))
-        held = pool.claim(repo, task=task.id, owner=owner, request=request, base_commit=task.base_commit)
+        held = pool.claim(repo, task=task.id, owner=owner, request=request, base_commit=task.base_commit,
+                          branch=task.branch)
         task.worktree, task.slot = held.path, held.slot
         try:
             create_task(repo, task)
@@ -287,10 +289,13 @@ def load_template(repo: Repo) -> str:
     return decode_text(data, f"agent.promptTemplate '{path}'")
 
 
-def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False) -> Task:
+def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False,
+              check_branch: bool = True) -> Task:
     """The task `spawn` would create, after checking that nothing is in its way.
 
-    A pooled task gets its worktree (a pool slot) only when it is created.
+    A pooled task gets its worktree (a pool slot) only when it is created; its claim checks
+    again that the branch does not exist, in the git call that lists the slots, so a caller
+    that creates the task at once may leave that check to it (`check_branch=False`).
     """
     check_id(task_id)
     check_patterns(repo)
@@ -299,9 +304,8 @@ def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: 
     if task_id in load_tasks(repo):
         raise AgentError(f"task '{task_id}' already exists",
                          hint=f"pick another id, or remove it first with: git agent-clean {task_id}")
-    if repo.git.has_ref(f"refs/heads/{branch}"):
-        raise AgentError(f"a branch named '{branch}' already exists",
-                         hint=f"delete or rename it (git branch -m {branch} <new>), or pick another id")
+    if (check_branch or not pooled) and repo.git.has_ref(f"refs/heads/{branch}"):
+        raise branch_exists_error(branch)
     if worktree and os.path.lexists(worktree):
         raise AgentError(f"'{worktree}' already exists", hint="move it away, or pick another id")
     return Task(task_id, branch=branch, worktree=worktree, base=base, base_commit=base_commit)
