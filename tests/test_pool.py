@@ -427,3 +427,32 @@ def test_claim_task_and_spawn_run_exactly_these_git_calls(project: Project, tmp_
         "hash-object -w", "update-ref refs/agents/port-holds/2", "for-each-ref --format=%(objectname)",
         "update-ref --stdin", "var GIT_AUTHOR_IDENT", "var GIT_COMMITTER_IDENT",
     ]
+
+
+def test_a_slot_reset_between_listing_and_claiming_is_claimed_at_its_real_head(project: Project) -> None:
+    """The claim records the slot's HEAD as it is once the claim is won (read from the slot's files),
+    not as the listing saw it: here the slot moves to a newer base just before the claim is made,
+    as when another claimer took it and released it meanwhile."""
+    from git_agents.core import git as gateway
+    from git_agents.core.repo import Repo
+    from git_agents.pool import slots as pool
+
+    project.ok("pool", "create", "1")
+    slot = project.worktrees / "pool-1"
+    newer = project.commit_file("later.txt", "later\n")
+    moved: list[str] = []
+
+    def reset_first(argv: list[str]) -> None:
+        if argv[:3] == ["update-ref", "-m", "git-agents: claim pool-1"] and not moved:
+            subprocess.run(["git", "checkout", "-q", "--detach", newer], cwd=slot, check=True)
+            moved.append(newer)
+
+    repo = Repo.discover(str(project.path))
+    gateway.add_call_hook(reset_first)
+    try:
+        held = pool.claim(repo, task="", owner=(os.getpid(), ""))
+    finally:
+        gateway.CALL_HOOKS.remove(reset_first)
+    assert moved and held.commit == newer
+    assert json.loads(project.git("cat-file", "-p", "refs/agents/pool/pool-1"))["commit"] == newer
+    project.ok("pool", "release", "pool-1")
