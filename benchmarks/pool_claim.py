@@ -2,10 +2,10 @@
 
 For each repository size (`--files`, default 20,000 and 100,000) a repository is generated
 (see genrepo.py; the 20,000 files are of 4,000 bytes, 80 MB, and the 100,000 are genrepo's
-small files of about 40 bytes, 4 MB, so that generating it takes seconds, not minutes: the
-cost of a checkout and of git's index is in the number of files), a pool is filled (not
-timed), and then three things are timed, alternately in every run so that machine load falls
-on all of them alike:
+small files of about 40 bytes, 4 MB, so that generating it takes well under a minute: the
+cost of a checkout and of git's index is in the number of files), a pool of one slot per run
+and one for the limit is filled (not timed), and then three figures are timed, alternately in
+every run so that machine load falls on all of them alike:
 
 - `git worktree add -b <branch> <path> main`: a fresh checkout, what a task costs without the
   pool (the worktree is removed again after each run, not timed);
@@ -19,7 +19,7 @@ on all of them alike:
   is nearly all Python's start);
 - `git agent-pool claim --task <id> --prompt <text>`, run through git as a user runs it: it
   switches a warm slot to the new branch task-<id> and records the task as spawn does (task
-  record, prompt file, port lease).
+  record, prompt file, port lease); each run claims a slot of its own.
 
 Python runs with its bytecode cache, as it does for an installed package (an untimed warm-up
 fills it, in the temporary directory; PYTHONDONTWRITEBYTECODE is dropped for the commands).
