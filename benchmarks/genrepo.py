@@ -5,10 +5,10 @@
 
 `generate(path, n_files)` writes `n_files` small text files (or, with `file_bytes`, files of
 that size: 20,000 files of 4,000 bytes make the 80 MB repository of benchmarks/pool_claim.py)
-spread over directories of at most `per_dir` files (as real trees are: git's cost depends on the shape), commits them on `main`
-and checks them out. `add_branches(path, branches)` then adds branches, each one commit on
-top of main changing given files, in a second fast-import stream. Both are reusable by any
-benchmark; nothing here runs git-agents.
+spread over directories of at most `per_dir` files (as real trees are: git's cost depends on
+the shape), commits them on `main` and checks them out. `add_branches(path, branches)` then
+adds branches, each one commit on top of main changing given files, in a second fast-import
+stream. Both are reusable by any benchmark; nothing here runs git-agents.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def main() -> int:
                  str(full.parent / "repo-worktrees")], full),
         }
         times: dict[str, list[float]] = {name: [] for name in cases}
-        for name, (argv, cwd) in cases.items():  # warm-up
+        for argv, cwd in cases.values():  # warm-up
             timed(argv, cwd, env)
         for _ in range(args.runs):  # interleaved, so load on the machine hits every case alike
             for name, (argv, cwd) in cases.items():

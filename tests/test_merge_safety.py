@@ -228,10 +228,16 @@ def test_gc_during_a_spawn_cannot_prune_the_port_lease(project: Project, tmp_pat
     real = shutil.which("git")
     wrap = tmp_path / "wrap"
     wrap.mkdir()
-    # Real git, with a `git gc --prune=now` run at the worst moment: just before a lease ref is made.
+    # Real git, with a `git gc --prune=now` run at the worst moment: just before a lease ref is made
+    # (by `update-ref --stdin`, whose input creates it).
     write_script(wrap / "git", f"""
         case " $* " in
-          *" update-ref refs/agents/ports/"*) "{real}" gc --quiet --prune=now; echo gc >> "{wrap}/ran" ;;
+          *" update-ref --stdin "*)
+            input=$(cat)
+            case "$input" in
+              *"create refs/agents/ports/"*) "{real}" gc --quiet --prune=now; echo gc >> "{wrap}/ran" ;;
+            esac
+            printf '%s\\n' "$input" | exec "{real}" "$@" ;;
         esac
         exec "{real}" "$@"
     """)

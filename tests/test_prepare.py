@@ -177,6 +177,33 @@ def test_a_lease_whose_task_is_gone_is_taken_back_and_none_left_fails_the_task(p
         " or remove the task with: git agent-clean 3\n")
 
 
+def test_a_lease_of_a_task_made_after_this_process_read_the_tasks_is_not_taken_back(project: Project) -> None:
+    """The tasks a process read at its start serve its lease while they name every lease's task; a
+    lease whose task they do not know makes it read them again (a task exists before its lease),
+    so a task another process made meanwhile keeps its block. A damaged lease (its blob missing)
+    is read through cat-file and taken back."""
+    from git_agents.core.repo import Repo
+    from git_agents.tasks import ports
+    from git_agents.tasks.store import Task, create_task, load_tasks
+
+    low = 24000 + os.getpid() % 100 * 30
+    project.git("config", "agent.portRange", f"{low}-{low + 29}")
+    repo = Repo.discover(str(project.path))
+    create_task(repo, Task("1", created="2026-12-01T00:00:00+00:00"))
+    assert set(load_tasks(repo)) == {"1"}  # the tasks as this process knows them
+    project.ok("spawn", "2", "--prompt", "x", "--no-agent")  # another process: task 2 and its lease
+    assert project.git("config", "agent-task.2.port") == str(low)
+    assert ports.lease(repo, Task("1")) == ports.Lease(low + 10, 2)
+    assert project.git("for-each-ref", "--format=%(refname)", "refs/agents/port-holds/") == ""
+
+    blob = project.git("hash-object", "-w", "--stdin", input="task gone\n")
+    project.git("update-ref", f"refs/agents/ports/{low + 20}", blob, "")
+    os.unlink(project.path / ".git" / "objects" / blob[:2] / blob[2:])  # a damaged repository
+    create_task(repo, Task("3", created="2026-12-01T00:00:00+00:00"))
+    assert ports.lease(repo, Task("3")) == ports.Lease(low + 20, 3)
+    assert project.git("cat-file", "-p", f"refs/agents/ports/{low + 20}") == "task 3"
+
+
 def test_agents_commit_as_the_user_even_when_their_shell_hides_the_global_config(
         project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # gemini's shell tool runs with GIT_CONFIG_GLOBAL=/dev/null: the identity must come in the environment

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -76,3 +78,62 @@ def test_config_values_survive_git_config(project: Project, entries: dict[str, s
 def test_render_fills_known_placeholders_only(title: str, prompt: str) -> None:
     out = render("{title}|{prompt}|{other}|{{id}}", {"title": title, "prompt": prompt, "id": "7"})
     assert out == f"{title}|{prompt}|{{other}}|{{7}}"
+
+
+@given(st.text(max_size=300))
+def test_prompt_hash_is_the_start_of_the_sha256(text: str) -> None:
+    import hashlib
+
+    from git_agents.tasks.prompt import prompt_hash
+
+    assert prompt_hash(text) == hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def test_the_configuration_is_read_once_and_stays_exact_after_writes(project: Project) -> None:
+    """This process's task record writes update its copy of the configuration (no git call) and
+    give what a fresh read gives; a write after another process's, or to a key that other files
+    set too, reads it again."""
+    from git_agents.core import git as gateway
+    from git_agents.core.repo import Repo
+    from git_agents.tasks.store import Task, create_task, delete_task, load_tasks, write_task
+
+    home_config = Path(os.environ["HOME"]) / ".gitconfig"
+    home_config.write_text(home_config.read_text() + '[agent-task "3"]\n\treason = global\n')
+    reads: list[list[str]] = []
+
+    def count(argv: list[str]) -> None:
+        if argv[:2] == ["config", "-z"]:
+            reads.append(argv)
+
+    def fresh() -> dict[str, list[str]]:
+        return Repo.discover(str(project.path)).config
+
+    repo = Repo.discover(str(project.path))
+    gateway.add_call_hook(count)
+    try:
+        assert "agent-task.1.title" not in repo.config
+        create_task(repo, Task("1", title="one  # not a comment", branch="task-1", created="2026-12-01T00:00:00+00:00"))
+        write_task(repo, "1", state="failed", reason="a\nb \"quoted\"", title=None)
+        assert len(reads) == 1
+        mine = repo.config
+        assert len(reads) == 1
+        assert mine == fresh()
+        assert load_tasks(repo)["1"].reason == 'a\nb "quoted"' and load_tasks(repo)["1"].title == ""
+
+        project.git("config", "agent-task.2.title", "two")  # another process
+        reads.clear()
+        write_task(repo, "1", state="merged")
+        assert repo.config == fresh() and "agent-task.2.title" in repo.config
+        assert len(reads) == 2  # ours again (the other writer's change is seen), and fresh()'s
+
+        reads.clear()
+        create_task(repo, Task("3", reason="local", created="2026-12-01T00:00:00+00:00"))
+        assert repo.config["agent-task.3.reason"] == ["global", "local"]  # read again: the key is set globally too
+        assert repo.config == fresh()
+
+        reads.clear()
+        delete_task(repo, "1")
+        assert not [k for k in repo.config if k.startswith("agent-task.1.")]
+        assert repo.config == fresh() and len(reads) == 1  # fresh()'s alone
+    finally:
+        gateway.CALL_HOOKS.remove(count)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from git_agents.commands.spawn import task_text
+from git_agents.commands.options import task_text
 from git_agents.core.errors import AgentError, UsageError
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo

@@ -11,3 +11,35 @@ def add_verbosity(parser: argparse.ArgumentParser, *, quiet: str = "print only e
     a line; `quiet` and `verbose` say what they do for this command."""
     parser.add_argument("-q", "--quiet", action="store_const", dest="verbosity", const=-1, default=0, help=quiet)
     parser.add_argument("-v", "--verbose", action="store_const", dest="verbosity", const=1, help=verbose)
+
+
+def add_sparse_option(p: argparse.ArgumentParser) -> None:
+    """--sparse <dir>... and --no-sparse (spawn, `git agent-pool claim --task`)."""
+    p.add_argument("--sparse", nargs="+", action="extend", metavar="<dir>",
+                   help="check out only these directories (cone-mode sparse checkout, plus the top-level files; "
+                        "default: agent.sparse); put the ids first, or end the list with --")
+    p.add_argument("--no-sparse", dest="sparse", action="store_const", const=[],
+                   help="a full checkout, even if agent.sparse is set")
+
+
+def add_task_text_options(p: argparse.ArgumentParser) -> None:
+    """--title, --prompt and --prompt-file (spawn, `git agent-pool claim --task`)."""
+    p.add_argument("--title", metavar="<text>", help="short title (default: first line of the task text)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--prompt", metavar="<text>", help="the task text")
+    src.add_argument("--prompt-file", metavar="<file>",
+                     help="read the task text from <file> ({id} is replaced by the id; - reads stdin)")
+
+
+def task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) -> str:
+    """The task text of --prompt or --prompt-file."""
+    if args.prompt is not None:
+        return str(args.prompt)
+    if args.prompt_file is None:
+        return ""
+    if args.prompt_file == "-":
+        return stdin_text or ""
+    from git_agents.tasks.prompt import read_text_file
+
+    path = args.prompt_file.replace("{id}", task_id)
+    return read_text_file(path, f"prompt file '{path}'")

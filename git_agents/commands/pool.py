@@ -7,8 +7,7 @@ import math
 import os
 import sys
 
-from git_agents.commands.options import add_verbosity
-from git_agents.commands.spawn import add_sparse_option, add_task_text_options, task_text
+from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity, task_text
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
@@ -161,7 +160,7 @@ def _claim(args: argparse.Namespace, repo: Repo) -> int:
     base, base_commit = resolve_base(repo, args.base)
     template = load_template(repo)
     text = task_text(args, args.task, sys.stdin.read() if args.prompt_file == "-" else None)
-    task = plan_task(repo, args.task, base, base_commit, pooled=True)
+    task = plan_task(repo, args.task, base, base_commit, pooled=True, check_branch=False)  # the claim checks it
     task.title = args.title or default_title(task.id, text)
     task.created = now_iso()
     starting.create(repo, task, text, template, request=request, owner=owner,

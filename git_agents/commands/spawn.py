@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from git_agents.commands.options import add_verbosity
+from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity, task_text
 from git_agents.core.errors import AgentError, ExitCode
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
@@ -16,7 +16,7 @@ from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.presets import expand as expand_preset
 from git_agents.tasks.presets import expand_interactive
-from git_agents.tasks.prompt import decode_text, default_title, read_text_file
+from git_agents.tasks.prompt import decode_text, default_title
 from git_agents.tasks.selection import resolve_base
 from git_agents.tasks.store import now_iso
 from git_agents.tasks.tmux import tmux_program
@@ -101,36 +101,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--porcelain", action="store_true",
                    help="print `key value` lines (id, branch, worktree, pid) per task, for scripts")
     add_verbosity(p)
-
-
-def add_sparse_option(p: argparse.ArgumentParser) -> None:
-    """--sparse <dir>... and --no-sparse, shared with `git agent-pool claim --task`."""
-    p.add_argument("--sparse", nargs="+", action="extend", metavar="<dir>",
-                   help="check out only these directories (cone-mode sparse checkout, plus the top-level files; "
-                        "default: agent.sparse); put the ids first, or end the list with --")
-    p.add_argument("--no-sparse", dest="sparse", action="store_const", const=[],
-                   help="a full checkout, even if agent.sparse is set")
-
-
-def add_task_text_options(p: argparse.ArgumentParser) -> None:
-    """--title, --prompt and --prompt-file, shared with `git agent-pool claim --task`."""
-    p.add_argument("--title", metavar="<text>", help="short title (default: first line of the task text)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--prompt", metavar="<text>", help="the task text")
-    src.add_argument("--prompt-file", metavar="<file>",
-                     help="read the task text from <file> ({id} is replaced by the id; - reads stdin)")
-
-
-def task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) -> str:
-    """The task text of --prompt or --prompt-file."""
-    if args.prompt is not None:
-        return str(args.prompt)
-    if args.prompt_file is None:
-        return ""
-    if args.prompt_file == "-":
-        return stdin_text or ""
-    path = args.prompt_file.replace("{id}", task_id)
-    return read_text_file(path, f"prompt file '{path}'")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -158,6 +158,40 @@ def apply_edits(data: bytes, values: Mapping[str, str | None],
     return b"".join(result)
 
 
+def _joined(section: str, sub: str | None, name: str) -> str:
+    return f"{section}.{sub}.{name}" if sub is not None else f"{section}.{name}"
+
+
+def config_after_edit(config: Mapping[str, list[str]], before: bytes, values: Mapping[str, str | None],
+                      remove_sections: Iterable[tuple[str, str | None]] = ()) -> dict[str, list[str]] | None:
+    """`config` (all of git's configuration, parsed: key -> values, as core.repo reads it) as it is after
+    `apply_edits(before, values, remove_sections)` of a config file that held `before` when `config`
+    was read. None when that cannot be told without asking git again: an edited key also has
+    values from another file (the global config, an included file, config.worktree, `-c`)."""
+    in_file: dict[str, int] = {}
+    for where, name, _ in _parse(before):
+        if where is not None and name is not None:
+            key = _joined(where[0], where[1], name)
+            in_file[key] = in_file.get(key, 0) + 1
+    new = dict(config)
+    dropped = {(section.lower(), sub) for section, sub in remove_sections}
+    for key in list(new) if dropped else []:
+        section, sub, _ = _split_key(key)
+        if (section, sub) in dropped:
+            if len(new[key]) != in_file.get(key, 0):
+                return None
+            del new[key]
+    for key, value in values.items():
+        joined = _joined(*_split_key(key))
+        if len(new.get(joined, [])) != in_file.get(joined, 0):
+            return None
+        if value is None:
+            new.pop(joined, None)
+        else:
+            new[joined] = [value]
+    return new
+
+
 #: Called with the keys of every write before it starts. Empty in production; the test suite
 #: registers its crash hook here too (tests/hooks/sitecustomize.py), to kill a command at the
 #: moment it would record a given key, now that records are written without a git call.
@@ -165,8 +199,9 @@ WRITE_HOOKS: list[Callable[[list[str]], None]] = []
 
 
 def edit_config_file(path: str, values: Mapping[str, str | None],
-                     remove_sections: Iterable[tuple[str, str | None]] = ()) -> None:
-    """Apply `apply_edits` to the config file at `path` in one atomic step (git's config.lock protocol)."""
+                     remove_sections: Iterable[tuple[str, str | None]] = ()) -> tuple[bytes, bytes]:
+    """Apply `apply_edits` to the config file at `path` in one atomic step (git's config.lock protocol);
+    return the file's contents before and after (for `config_after_edit`)."""
     for hook in WRITE_HOOKS:
         hook(list(values))
     lock = path + ".lock"
@@ -200,6 +235,7 @@ def edit_config_file(path: str, values: Mapping[str, str | None],
         os.close(fd)
         fd = -1
         os.rename(lock, path)
+        return data, new
     except BaseException:
         if fd >= 0:
             os.close(fd)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 
+from git_agents.core.configfile import config_after_edit
 from git_agents.core.errors import AgentError
 from git_agents.core.git import Git
 from git_agents.core.settings import DEFAULTS
@@ -39,6 +41,7 @@ class Repo:
         self.git_dir = git_dir
         self.common_dir = common_dir
         self.git = Git(toplevel)
+        self._config_file: bytes | None = None  # the repository's config file as `config` was read from it
 
     @classmethod
     def discover(cls, cwd: str | None = None) -> Repo:
@@ -68,12 +71,33 @@ class Repo:
     # -- configuration -------------------------------------------------------------------------
     @cached_property
     def config(self) -> dict[str, list[str]]:
-        """All of git's configuration as seen here, read with one git call."""
+        """All of git's configuration as seen here, read with one git call (once: see config_written)."""
+        try:  # first: a write between this and git's read makes config_written read again
+            with open(os.path.join(self.common_dir, "config"), "rb") as fh:
+                self._config_file = fh.read()
+        except OSError:
+            self._config_file = None
         return parse_config_list(self.git.run("config", "-z", "--list").out)
 
     def reload_config(self) -> None:
-        """Forget the cached configuration (after writing to it)."""
+        """Forget the cached configuration: the next look-up reads it again (to see other processes' writes)."""
         self.__dict__.pop("config", None)
+
+    def config_written(self, before: bytes, after: bytes, values: Mapping[str, str | None],
+                       remove_sections: Iterable[tuple[str, str | None]] = ()) -> None:
+        """This process edited the repository's config file (core.configfile; it held `before`, now
+        `after`): apply the edit to the cached configuration, as reading it again would give it, with
+        no git call. When another process changed the file since it was read, or an edited key has
+        values in other files too, the cache is dropped instead and read again when next needed."""
+        cached = self.__dict__.get("config")
+        if cached is None:
+            return
+        edited = config_after_edit(cached, before, values, remove_sections) if before == self._config_file else None
+        if edited is None:
+            self.reload_config()
+            return
+        self.__dict__["config"] = edited
+        self._config_file = after
 
     def setting(self, key: str) -> str:
         """The value of an `agent.*` setting, or its default."""

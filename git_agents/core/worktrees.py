@@ -160,6 +160,22 @@ def is_sparse(repo: Repo, path: str) -> bool:
     return res.out.strip() == "true"
 
 
+def detached_head(path: str) -> str | None:
+    """The commit the worktree at `path` is detached at, read from its files with no git call
+    (`<path>/.git` names its git directory, whose HEAD holds the commit); None when that is not
+    plain to see there (HEAD on a branch; a reftable repository, whose HEAD file is a stub): ask git."""
+    try:
+        with open(os.path.join(path, ".git"), encoding="utf-8", errors="surrogateescape") as fh:
+            line = fh.read().strip()
+        if not line.startswith("gitdir: "):
+            return None
+        with open(os.path.join(path, line.removeprefix("gitdir: "), "HEAD"), encoding="ascii") as fh:
+            head = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return head if len(head) in (40, 64) and all(c in "0123456789abcdef" for c in head) else None
+
+
 def newest_mtime(path: str) -> float:
     """The newest modification time of anything in the worktree at `path` (files and directories,
     its `.git` file left out, and the index git keeps for it): when it last changed."""

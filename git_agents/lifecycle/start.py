@@ -16,11 +16,11 @@ from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree, sparse_dirs
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent, seal, tmux
+from git_agents.tasks import agent, seal
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
-from git_agents.tasks.presets import exclude_tool_files, expand, preset_env, preset_for
 from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, prompt_hash, render
+from git_agents.tasks.selection import branch_exists_error
 from git_agents.tasks.store import (
     Task,
     create_task,
@@ -56,7 +56,8 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
     else:
         if sparse:
             request = dataclasses.replace(request, sparse=tuple(sparse))
-        held = pool.claim(repo, task=task.id, owner=owner, request=request, base_commit=task.base_commit)
+        held = pool.claim(repo, task=task.id, owner=owner, request=request, base_commit=task.base_commit,
+                          branch=task.branch)
         task.worktree, task.slot = held.path, held.slot
         try:
             create_task(repo, task)
@@ -134,6 +135,9 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     if previous is not None:
         raise AgentError(f"task {task.id}: its previous agent still runs (pid {previous[0]})",
                          hint=f"wait for it (git agent-wait {task.id}) or stop it (git agent-stop {task.id})")
+    from git_agents.tasks import tmux  # only what starts an agent pays for these (not `pool claim --task`)
+    from git_agents.tasks.presets import exclude_tool_files, preset_env, preset_for
+
     task.agent = command
     preset = preset_for(repo, command)
     if preset is not None:
@@ -174,6 +178,8 @@ def launch_resolver(repo: Repo, task: Task, command: str, run_dir: str, prompt_f
     in `run_dir` (the task's own stay as they are) and `config` passed as GIT_CONFIG_* entries
     (rerere, so the resolver's commit records its resolution). The task record is not changed.
     """
+    from git_agents.tasks.presets import exclude_tool_files, preset_env, preset_for
+
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
@@ -195,6 +201,8 @@ def resolve_options(repo: Repo, value: str | None, invoked_from: str) -> tuple[s
     """
     if value is None:
         return None, 1
+    from git_agents.tasks.presets import expand
+
     written = value or repo.setting("agent.resolveAgent")
     command = agent.absolutise_program(expand(repo, written), invoked_from) if written.strip() else ""
     raw = repo.setting("agent.resolveAttempts")
@@ -283,10 +291,13 @@ def load_template(repo: Repo) -> str:
     return decode_text(data, f"agent.promptTemplate '{path}'")
 
 
-def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False) -> Task:
+def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False,
+              check_branch: bool = True) -> Task:
     """The task `spawn` would create, after checking that nothing is in its way.
 
-    A pooled task gets its worktree (a pool slot) only when it is created.
+    A pooled task gets its worktree (a pool slot) only when it is created; its claim checks
+    again that the branch does not exist, in the git call that lists the slots, so a caller
+    that creates the task at once may leave that check to it (`check_branch=False`).
     """
     check_id(task_id)
     check_patterns(repo)
@@ -295,9 +306,8 @@ def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: 
     if task_id in load_tasks(repo):
         raise AgentError(f"task '{task_id}' already exists",
                          hint=f"pick another id, or remove it first with: git agent-clean {task_id}")
-    if repo.git.has_ref(f"refs/heads/{branch}"):
-        raise AgentError(f"a branch named '{branch}' already exists",
-                         hint=f"delete or rename it (git branch -m {branch} <new>), or pick another id")
+    if (check_branch or not pooled) and repo.git.has_ref(f"refs/heads/{branch}"):
+        raise branch_exists_error(branch)
     if worktree and os.path.lexists(worktree):
         raise AgentError(f"'{worktree}' already exists", hint="move it away, or pick another id")
     return Task(task_id, branch=branch, worktree=worktree, base=base, base_commit=base_commit)

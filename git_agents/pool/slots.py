@@ -15,6 +15,7 @@ import dataclasses
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError, ExitCode, GitError
@@ -23,6 +24,7 @@ from git_agents.core.repo import Repo
 from git_agents.core.worktrees import (
     add_worktree,
     describe_unsaved,
+    detached_head,
     is_sparse,
     list_worktrees,
     prune_worktrees,
@@ -31,7 +33,7 @@ from git_agents.core.worktrees import (
     unsaved_work,
 )
 from git_agents.tasks import agent
-from git_agents.tasks.selection import resolve_base
+from git_agents.tasks.selection import branch_exists_error, resolve_base
 from git_agents.tasks.store import load_tasks, now_iso, write_config
 
 REF_PREFIX = "refs/agents/pool/"
@@ -152,15 +154,24 @@ def read_slots(repo: Repo, *, details: bool = False) -> dict[str, Slot]:
 
     Without `details` a claim carries only its ref's value (enough to tell free from taken).
     """
+    return _read_slots(repo, details=details)[0]
+
+
+def _read_slots(repo: Repo, *, details: bool = False, also: Sequence[str] = ()) -> tuple[dict[str, Slot], set[str]]:
+    """read_slots, and which of the full ref names `also` exist (asked in the same git call)."""
     root = os.path.realpath(repo.worktree_root)
     slots: dict[str, Slot] = {}
     for wt in list_worktrees(repo):
         name = os.path.basename(wt.path)
         if _SLOT.fullmatch(name) and os.path.dirname(os.path.realpath(wt.path)) == root:
             slots[name] = Slot(name, wt.path, wt.head, exists=not wt.prunable and os.path.isdir(wt.path))
-    out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)", REF_PREFIX).out
+    out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)", REF_PREFIX, *also).out
+    found: set[str] = set()
     for line in out.splitlines():
         oid, _, ref = line.partition(" ")
+        if not ref.startswith(REF_PREFIX):
+            found.add(ref)
+            continue
         name = ref[len(REF_PREFIX):]
         if not _SLOT.fullmatch(name):
             continue
@@ -172,7 +183,7 @@ def read_slots(repo: Repo, *, details: bool = False) -> dict[str, Slot]:
             parsed = Claim.parse(c.slot, c.oid, text)
             parsed.path = c.path
             slots[c.slot].claim = parsed
-    return {k: slots[k] for k in sorted(slots, key=lambda n: int(n.split("-", 1)[1]))}
+    return {k: slots[k] for k in sorted(slots, key=lambda n: int(n.split("-", 1)[1]))}, found & set(also)
 
 
 def _read_blobs(repo: Repo, oids: list[str]) -> list[str]:
@@ -245,14 +256,21 @@ def drop_claim(repo: Repo, claim: Claim) -> bool:
 
 
 def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, request: PoolRequest | None = None,
-          base_commit: str = "") -> Claim:
-    """Claim a free slot (waiting or growing the pool as `request` allows); PoolExhausted if none."""
+          base_commit: str = "", branch: str = "") -> Claim:
+    """Claim a free slot (waiting or growing the pool as `request` allows); PoolExhausted if none.
+
+    With `branch` (the new branch the slot is claimed for) an AgentError instead when that branch
+    exists, checked with the git call that lists the slots.
+    """
     request = request or PoolRequest()
     owner = owner or default_owner()
     deadline = None if request.wait is None else time.monotonic() + request.wait
     delay = 0.02
+    new_branch = [f"refs/heads/{branch}"] if branch else []
     while True:
-        slots = read_slots(repo)
+        slots, existing = _read_slots(repo, also=new_branch)
+        if existing:
+            raise branch_exists_error(branch)
         free = [s for s in slots.values() if s.exists and s.claim is None]
         for slot in free:  # lowest number first; a lost race moves on to the next slot
             won = _new_claim(repo, slot.name, slot.head, task, owner)
@@ -262,8 +280,11 @@ def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, r
                 drop_claim(repo, won)  # destroyed between listing and claiming
                 continue
             won.path = slot.path
-            # Released (and reset to a newer base) between listing and claiming? Record the real HEAD.
-            head = repo.git.at(slot.path).run("rev-parse", "--verify", "--quiet", "HEAD", ok=(0, 1)).out.strip()
+            # Released (and reset to a newer base) between listing and claiming? Record the real
+            # HEAD, which no release moves now that we hold the slot: read from the slot's files
+            # when it is detached, as a free slot is (no git call), else asked of git.
+            head = detached_head(slot.path) or \
+                repo.git.at(slot.path).run("rev-parse", "--verify", "--quiet", "HEAD", ok=(0, 1)).out.strip()
             return won if head == won.commit else _replace(repo, won, commit=head)
         if request.grow is not None:
             grown = _grow(repo, request.grow, task, owner, base_commit or pool_base(repo)[1], request.sparse)

@@ -1,11 +1,14 @@
 """Port block leases: each task holds a block of consecutive ports no other task holds.
 
 A lease is the ref `refs/agents/ports/<first-port>`, pointing at a blob that names the task.
-It is created with `git update-ref <ref> <blob> ""` (create only if absent), git's atomic
-compare-and-swap, so of several processes leasing at the same moment exactly one gets each
-block. Before taking a block every port in it is checked free by binding it. The block's
-number (1, 2, ...) is the task's GIT_AGENT_INDEX. A lease whose task no longer exists (its
-metadata was removed by hand) is taken back.
+It is created only if absent (`create <ref> <blob>` in a `git update-ref --stdin` transaction),
+git's atomic compare-and-swap, so of several processes leasing at the same moment exactly one
+gets each block. Until then the ref `refs/agents/port-holds/<id>` keeps the blob from
+`git gc --prune=now`; the transaction that makes the lease drops it. A lease costs four git
+calls: the blob, its hold, reading the leases (with their blobs), the transaction. Before
+taking a block every port in it is checked free by binding it. The block's number (1, 2, ...)
+is the task's GIT_AGENT_INDEX. A lease whose task no longer exists (its metadata was removed
+by hand) is taken back.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import socket
 from dataclasses import dataclass
 
 from git_agents.core.errors import AgentError
+from git_agents.core.git import decode
 from git_agents.core.repo import Repo
 from git_agents.tasks.store import Task, load_tasks, write_task
 
@@ -55,7 +59,27 @@ def ports_free(first: int, count: int) -> bool:
 
 
 def _holders(repo: Repo) -> dict[str, tuple[str, str]]:
-    """ref -> (blob, task id) of every lease, read with two git calls."""
+    """ref -> (blob, task id) of every lease, read with one git call (`%(raw)`: each blob's text).
+
+    A lease whose object is missing (a damaged repository) makes that call fail; the leases are
+    then read as before %(raw), with `cat-file --batch`, which reports a missing object as such
+    (its lease has no task, so it is taken back)."""
+    res = repo.git.run("for-each-ref", "--format=%(objectname) %(refname) %(raw:size)%00%(raw)", REF_PREFIX,
+                       ok=range(0, 256))
+    if res.code != 0:
+        return _holders_by_batch(repo)
+    raw, pos, held = res.raw, 0, {}
+    while pos < len(raw):
+        end = raw.index(b"\0", pos)
+        sha, ref, size = decode(raw[pos:end]).split(" ")
+        body = raw[end + 1:end + 1 + int(size)]
+        held[ref] = (sha, decode(body).strip().removeprefix("task "))
+        pos = end + 1 + int(size) + 1  # and the newline after each entry
+    return held
+
+
+def _holders_by_batch(repo: Repo) -> dict[str, tuple[str, str]]:
+    """`_holders` with two git calls, for leases whose objects may be missing."""
     out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)", REF_PREFIX).out
     refs = [tuple(line.split(" ", 1)) for line in out.splitlines()]
     if not refs:
@@ -78,10 +102,12 @@ def lease(repo: Repo, task: Task) -> Lease:
     low, high, size = port_range(repo)
     hold = f"{HOLD_PREFIX}{task.id}"
     blob = _held_blob(repo, hold, f"task {task.id}\n")
+    taken: list[Lease] = []
     try:
-        return _lease(repo, task, blob, low, high, size)
+        return _lease(repo, task, blob, hold, low, high, size, taken)
     finally:
-        repo.git.run("update-ref", "-d", hold, ok=range(0, 256))
+        if not taken:  # a new lease drops the hold in the same step that makes the lease
+            repo.git.run("update-ref", "-d", hold, ok=range(0, 256))
 
 
 def _held_blob(repo: Repo, hold: str, text: str) -> str:
@@ -99,11 +125,24 @@ def _held_blob(repo: Repo, hold: str, text: str) -> str:
                      hint="run the spawn again once the gc is over")
 
 
-def _lease(repo: Repo, task: Task, blob: str, low: int, high: int, size: int) -> Lease:
-    holders = _holders(repo)
-    # Read the tasks after the leases: a task always exists before its lease is taken.
-    repo.reload_config()
+def _live_tasks(repo: Repo, holders: dict[str, tuple[str, str]], task: Task) -> set[str]:
+    """The recorded tasks, as they are after the leases were read when a lease's task is not known.
+
+    A task always exists before its lease is taken, so a lease is taken back only when its task
+    is missing from a reading of the tasks made after the leases were read. The tasks this
+    process read earlier serve when they name every lease's task (a task removed since then only
+    keeps its lease until the next spawn); otherwise they are read again."""
     live = set(load_tasks(repo))
+    if any(owner not in live and owner != task.id for _, owner in holders.values()):
+        repo.reload_config()
+        live = set(load_tasks(repo))
+    return live
+
+
+def _lease(repo: Repo, task: Task, blob: str, hold: str, low: int, high: int, size: int,
+           taken: list[Lease]) -> Lease:
+    holders = _holders(repo)
+    live = _live_tasks(repo, holders, task)
     for number, first in enumerate(range(low, high - size + 2, size), start=1):
         ref = f"{REF_PREFIX}{first}"
         held = holders.get(ref)
@@ -116,8 +155,12 @@ def _lease(repo: Repo, task: Task, blob: str, low: int, high: int, size: int) ->
                 continue
         if not ports_free(first, size):
             continue
-        if repo.git.run("update-ref", ref, blob, "", ok=range(0, 256)).code == 0:
-            return _record(repo, task, Lease(first, number))
+        # Create the lease only if it does not exist (compare-and-swap) and drop the hold, in one
+        # transaction: both or neither.
+        if repo.git.run("update-ref", "--stdin", input=f"create {ref} {blob}\ndelete {hold} {blob}\n",
+                        ok=range(0, 256)).code == 0:
+            taken.append(Lease(first, number))
+            return _record(repo, task, taken[0])
     raise AgentError(f"no free block of {size} ports left in {low}-{high}",
                      hint="clean finished tasks (git agent-clean --merged) or widen agent.portRange")
 

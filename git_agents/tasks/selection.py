@@ -31,8 +31,22 @@ def current_branch(repo: Repo, worktree: str) -> str:
     return res.out.strip()
 
 
+def branch_exists_error(branch: str) -> AgentError:
+    """Why a task cannot be created on `branch`: it exists."""
+    return AgentError(f"a branch named '{branch}' already exists",
+                      hint=f"delete or rename it (git branch -m {branch} <new>), or pick another id")
+
+
 def resolve_base(repo: Repo, base: str | None) -> tuple[str, str]:
     """(branch name, commit) of the base: --base, or the main worktree's branch."""
+    if not base:
+        # The usual case, the main worktree on a branch that has commits, in one git call: the
+        # commit and the branch's full name. Anything else (detached, unborn) as below, for its message.
+        res = repo.git.at(repo.main_worktree).run("rev-parse", "HEAD^{commit}", "--symbolic-full-name", "HEAD",
+                                                  ok=range(0, 256))
+        found = res.out.split("\n")
+        if res.code == 0 and len(found) == 3 and found[1].startswith("refs/heads/") and not found[2]:
+            return found[1].removeprefix("refs/heads/"), found[0]
     name = base or current_branch(repo, repo.main_worktree)
     res = repo.git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{name}^{{commit}}", ok=(0, 1))
     if res.code != 0:

@@ -6,6 +6,10 @@ the repository lock), so concurrent `git agent-*` processes never lose a write, 
 running beside them never sees half a record, and a new record appears whole. A record without
 `created` (left by an older git-agents killed between two keys) is incomplete: `Task.complete`
 is False and nothing acts on it as on a complete one.
+
+A process reads the configuration once: its own writes update that copy without another git
+call (Repo.config_written), which also reads it again when another process changed the file
+meanwhile. Code that must see other processes' writes asks for it (Repo.reload_config).
 """
 
 from __future__ import annotations
@@ -118,8 +122,8 @@ def load_tasks(repo: Repo) -> dict[str, Task]:
 def write_config(repo: Repo, values: dict[str, str | None]) -> None:
     """Set (or, for None, unset) repository config keys in one step, under the repository lock."""
     with RepoLock(repo.common_dir):
-        edit_config_file(os.path.join(repo.common_dir, "config"), values)
-    repo.reload_config()
+        before, after = edit_config_file(os.path.join(repo.common_dir, "config"), values)
+    repo.config_written(before, after, values)
 
 
 def write_task(repo: Repo, task_id: str, **values: str | None) -> None:
@@ -140,12 +144,13 @@ def create_task(repo: Repo, task: Task) -> None:
         values: dict[str, str | None] = {f"{SECTION}.{task.id}.{_KEYS[attr]}": getattr(task, attr)
                                          for attr in _KEYS if getattr(task, attr) and attr != "created"}
         values[f"{SECTION}.{task.id}.created"] = task.created or now_iso()
-        edit_config_file(config_file, values)
-    repo.reload_config()
+        before, after = edit_config_file(config_file, values)
+    repo.config_written(before, after, values)
 
 
 def delete_task(repo: Repo, task_id: str) -> None:
     """Forget a task's live metadata (its durable history stays in the notes)."""
+    sections = [(SECTION, task_id)]
     with RepoLock(repo.common_dir):
-        edit_config_file(os.path.join(repo.common_dir, "config"), {}, remove_sections=[(SECTION, task_id)])
-    repo.reload_config()
+        before, after = edit_config_file(os.path.join(repo.common_dir, "config"), {}, remove_sections=sections)
+    repo.config_written(before, after, {}, sections)
