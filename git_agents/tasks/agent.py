@@ -40,12 +40,14 @@ from git_agents.tasks.store import Task
 # the agent receive the signal while the supervisor lives on to record how it ended. The
 # watcher starts before the exit record is written, through `setsid -f`: by the time the
 # agent is seen to have ended, the watcher is in a session of its own, not in the agent's group.
+# It is not traced (GIT_AGENTS_TRACE): its calls would land in the trace of whatever started the
+# agent, at any time after.
 SUPERVISOR = r"""
 trap 'echo "git-agents: agent stopped by a signal" >&2' TERM INT HUP
 "$3" -c "$1"
 rc=$?
 if [ -n "$6" ]; then
-  (unset GIT_AGENT_LAUNCH; exec setsid -f "$6" -E -c "$7" "$5" "${2%/*}" "$4" </dev/null >/dev/null 2>&1) 2>/dev/null
+  (unset GIT_AGENT_LAUNCH GIT_AGENTS_TRACE; exec setsid -f "$6" -E -c "$7" "$5" "${2%/*}" "$4" </dev/null >/dev/null 2>&1) 2>/dev/null
 fi
 printf '%s %s %s\n' "$rc" "$(date +%s)" "$4" > "$2.tmp" && mv -f "$2.tmp" "$2"
 exit "$rc"
