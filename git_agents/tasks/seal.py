@@ -268,11 +268,11 @@ def watch(worktree: str, task_dir: str, launch: str) -> int:
         pass
     os.chdir("/")
     # The kernel's inotify limits are per user and shared with every other program (editors,
-    # file watchers of build tools): watchers take at most a quarter of the instances and half
-    # of the watches, and a worktree past that is simply not sealed.
+    # file watchers of build tools): watchers take at most half of the instances and half of the
+    # watches, and a worktree past that is simply not sealed.
     watchers, watches = _in_use()
     budget = _limit("max_user_watches", 8192) // 2 - watches
-    if watchers >= _limit("max_user_instances", 128) // 4 or _directories(worktree) > budget:
+    if watchers >= _limit("max_user_instances", 128) // 2 or _directories(worktree) > budget:
         return 1
     armed = _arm(worktree, budget)
     if armed is None:
