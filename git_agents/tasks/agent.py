@@ -47,7 +47,8 @@ trap 'echo "git-agents: agent stopped by a signal" >&2' TERM INT HUP
 "$3" -c "$1"
 rc=$?
 if [ -n "$6" ]; then
-  (unset GIT_AGENT_LAUNCH GIT_AGENTS_TRACE; exec setsid -f "$6" -E -c "$7" "$5" "${2%/*}" "$4" </dev/null >/dev/null 2>&1) 2>/dev/null
+  (unset GIT_AGENT_LAUNCH GIT_AGENTS_TRACE
+   exec setsid -f "$6" -E -c "$7" "$5" "${2%/*}" "$4" </dev/null >/dev/null 2>&1) 2>/dev/null
 fi
 printf '%s %s %s\n' "$rc" "$(date +%s)" "$4" > "$2.tmp" && mv -f "$2.tmp" "$2"
 exit "$rc"
