@@ -25,20 +25,15 @@ def end_watchers(under: Path) -> int:
     """SIGTERM every worktree watcher (git_agents/tasks/seal.py) of a worktree under `under`; how many."""
     import signal
 
+    from git_agents.core.procs import argvs
+
     needle = os.fsencode(str(under))
     ended = 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as fh:
-                argv = fh.read().split(b"\0")
-        except OSError:
-            continue
+    for pid, argv in argvs():
         ours = b"git-agent-seal" in argv or any(b"git_agents.tasks.seal import watch" in a for a in argv)
         if ours and any(needle in a for a in argv):
             try:
-                os.kill(int(name), signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
                 ended += 1
             except OSError:
                 pass

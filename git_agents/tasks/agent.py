@@ -31,6 +31,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from git_agents.core.procs import argvs
+from git_agents.core.procs import process_start as process_start  # re-exported: callers ask agent
+from git_agents.core.procs import stat_fields as _stat_fields
 from git_agents.tasks.seal import bootstrap as seal_bootstrap
 from git_agents.tasks.store import Task
 
@@ -193,26 +196,6 @@ def _sigint_unblocked() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the program name (state first), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2:].split()
-
-
-def process_start(pid: int) -> str | None:
-    """The kernel's start time of `pid` (to tell a reused pid apart), or None if it is gone."""
-    fields = _stat_fields(pid)
-    if fields is None:
-        return None
-    if fields and fields[0] in ("Z", "X"):
-        return None  # a zombie has ended; nobody reaped it yet
-    return fields[19] if len(fields) > 19 else None
-
-
 def parent_pid(pid: int) -> int | None:
     """The parent of `pid` (from /proc), or None when it is gone or /proc is missing."""
     fields = _stat_fields(pid) or []
@@ -329,16 +312,10 @@ def find_launch(launch_id: str) -> tuple[str, str] | None:
         return None
     needle = f"{LAUNCH_ENV}={launch_id}".encode()
     member = None
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as fh:
-                argv = fh.read().split(b"\0")
-        except OSError:
-            continue
+    for pid, argv in argvs():
+        name = str(pid)
         if SUPERVISOR_NAME.encode() in argv[:4] and launch_id.encode() in argv:
-            start = process_start(int(name))
+            start = process_start(pid)
             if start is not None:
                 return name, start
             continue

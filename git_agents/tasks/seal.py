@@ -28,6 +28,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from git_agents.core.procs import argvs, process_start
+
 SEAL_FILE = "seal"
 LIFETIME = 3 * 24 * 3600  # seconds a watcher waits at most; after that its seal lapses
 
@@ -103,19 +105,6 @@ def _head_and_index(worktree: str) -> tuple[str, tuple[int, int, int, int]] | No
     return head, index
 
 
-def _process_start(pid: int) -> str | None:
-    """The kernel's start stamp of a live (not zombie) process, or None."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    if not fields or fields[0] in ("Z", "X") or len(fields) <= 19:
-        return None
-    return fields[19]
-
-
 def read_seal(task_dir: str) -> Seal | None:
     """The task's seal as written, or None (no seal, or an unreadable one)."""
     try:
@@ -137,7 +126,7 @@ def trusted_entries(task_dir: str, worktree: str, launch: str, tips: Mapping[str
     seal = read_seal(task_dir)
     if seal is None or not launch or seal.launch != launch:
         return None
-    if _process_start(seal.pid) != seal.start:
+    if process_start(seal.pid) != seal.start:
         return None
     now = _head_and_index(worktree)
     if now is None or now != (seal.head, seal.index):
@@ -157,7 +146,7 @@ def forget(task_dir: str) -> None:
     import signal
 
     seal = read_seal(task_dir)
-    if seal is not None and _process_start(seal.pid) == seal.start:
+    if seal is not None and process_start(seal.pid) == seal.start:
         try:
             os.kill(seal.pid, signal.SIGTERM)
         except OSError:
@@ -182,23 +171,20 @@ def _in_use() -> tuple[int, int]:
     """(watchers, watches) held by this user's live worktree watchers, from /proc and their seals."""
     watchers = watches = 0
     uid = os.getuid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
+    for pid, argv in argvs():
+        if WAITER_NAME.encode() not in argv[3:4] or len(argv) <= 4:
             continue
         try:
-            if os.stat(f"/proc/{name}").st_uid != uid:
+            if os.stat(f"/proc/{pid}").st_uid != uid:
                 continue
-            with open(f"/proc/{name}/cmdline", "rb") as fh:
-                argv = fh.read().split(b"\0")
         except OSError:
             continue
-        if WAITER_NAME.encode() in argv[3:4] and len(argv) > 4:
-            watchers += 1
-            try:
-                with open(argv[4], encoding="utf-8", errors="surrogateescape") as seal_fh:
-                    watches += int(json.load(seal_fh).get("watches", 0))
-            except (OSError, ValueError, TypeError, AttributeError):
-                pass
+        watchers += 1
+        try:
+            with open(argv[4], encoding="utf-8", errors="surrogateescape") as seal_fh:
+                watches += int(json.load(seal_fh).get("watches", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
     return watchers, watches
 
 
@@ -292,7 +278,7 @@ def watch(worktree: str, task_dir: str, launch: str) -> int:
         return 1
     assert before is not None
     head, index = before
-    start = _process_start(os.getpid()) or ""
+    start = process_start(os.getpid()) or ""
     record = {"launch": launch, "entries": entries, "head": head, "tip": tip, "index": list(index),
               "pid": os.getpid(), "start": start, "watches": dirs}
     path = seal_path(task_dir)
