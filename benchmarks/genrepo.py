@@ -8,7 +8,8 @@ that size: 20,000 files of 4,000 bytes make the 80 MB repository of benchmarks/p
 spread over directories of at most `per_dir` files (as real trees are: git's cost depends on
 the shape), commits them on `main` and checks them out. `add_branches(path, branches)` then
 adds branches, each one commit on top of main changing given files, in a second fast-import
-stream. Both are reusable by any benchmark; nothing here runs git-agents.
+stream. Both are reusable by any benchmark; nothing here runs git-agents (`bench_env` is the
+environment benchmarks run it in).
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ def add_branches(path: str, branches: Mapping[str, Mapping[str, str]], *, base: 
             stream += b"M 100644 inline %s\ndata %d\n%s\n" % (name.encode(), len(raw), raw)
         stream += b"\n"
     subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=bytes(stream), check=True)
+
+
+def bench_env(home: str) -> dict[str, str]:
+    """The environment to run git and git-agents in: bin/ first on PATH, HOME at `home`, no system
+    configuration, a fixed identity."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {**os.environ, "PATH": f"{os.path.join(root, 'bin')}{os.pathsep}{os.environ['PATH']}",
+            "GIT_CONFIG_NOSYSTEM": "1", "HOME": home, "GIT_AUTHOR_NAME": "Bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "Bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.com"}
 
 
 def main(argv: list[str]) -> int:

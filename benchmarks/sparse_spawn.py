@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import generate  # noqa: E402
+from benchmarks.genrepo import bench_env, generate  # noqa: E402
 from git_agents.core.worktrees import worktree_size  # noqa: E402
 
 
@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="the directory the sparse task checks out (default src/d000/m00: 250 files)")
     args = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="sparse-bench-")
-    env = {**os.environ, "PATH": f"{ROOT / 'bin'}{os.pathsep}{os.environ['PATH']}", "GIT_CONFIG_NOSYSTEM": "1",
-           "HOME": tmp, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+    env = bench_env(tmp)
     try:
         repo = os.path.join(tmp, "repo")
         start = time.perf_counter()

@@ -9,6 +9,7 @@ from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
+from git_agents.core.worktrees import list_worktrees
 from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.journal import Journal
@@ -191,8 +192,9 @@ def run(args: argparse.Namespace) -> int:
     to_merge, problems = select_mergeable(repo, tasks, explicit=not args.all)
     if args.dry_run:
         attempts: list[Attempt] = []
+        checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
         for target, group in by_target(to_merge).items():
-            attempts += plan_chain(repo, target, group, None, batch=False)[0]
+            attempts += plan_chain(repo, target, group, None, batch=False, worktree=checked_out.get(target))[0]
         return report(repo, attempts, problems, opts, dry_run=True)
     return _execute(repo, to_merge, problems, opts, None)
 

@@ -21,7 +21,7 @@ from git_agents.merging.journal import Entry, Journal
 from git_agents.tasks import rounds
 from git_agents.tasks.notes import note_fields
 from git_agents.tasks.prompt import render
-from git_agents.tasks.status import agent_state, unsaved_by_task
+from git_agents.tasks.status import agent_state, branch_tips, unsaved_by_task
 from git_agents.tasks.store import Task, join_paths, load_tasks, now_iso
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def check_target_worktree(repo: Repo, worktree: str) -> None:
 
 
 def eligible(repo: Repo, task: Task, explicit: bool, tips: Mapping[str, str] | None = None) -> str | None:
-    """Why a task is not merged now (None: go ahead); `tips`: the branches' commits, if read already."""
+    """Why a task is not merged now (None: go ahead); `tips`: status.branch_tips, if read already."""
     if task.state == "merged":
         return "already merged"
     state, code, _ = agent_state(repo, task, tips=tips)
@@ -109,15 +109,14 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[
     problems: dict[str, str] = {}
     to_merge: list[Task] = []
     tips = branch_tips(repo)
-    branches = set(tips)
     dirty = dirty_worktrees(repo, [t for t in tasks if t.state != "merged"], tips)
     for task in tasks:
         why = eligible(repo, task, explicit=explicit, tips=tips)
         if why is None and task.id in dirty:
             why = "its worktree has uncommitted or untracked work (commit it, or it would be left out)"
-        if why is None and f"refs/heads/{task.branch}" not in branches:
+        if why is None and task.branch not in tips:
             why = f"its branch '{task.branch}' is gone"
-        if why is None and f"refs/heads/{task.base}" not in branches:  # deleted since: merge the rest
+        if why is None and task.base not in tips:  # deleted since: merge the rest
             why = f"its target branch '{task.base}' is gone"
         if why:
             if explicit or why != "already merged":
@@ -127,28 +126,17 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[
     return to_merge, problems
 
 
-def branch_tips(repo: Repo) -> dict[str, str]:
-    """Every branch's commit, by full refname (one for-each-ref)."""
-    tips = {}
-    for line in repo.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/").splitlines():
-        oid, _, ref = line.partition(" ")
-        tips[ref] = oid
-    return tips
-
-
-def dirty_worktrees(repo: Repo, tasks: list[Task], tips: Mapping[str, str] | None = None) -> set[str]:
+def dirty_worktrees(repo: Repo, tasks: list[Task], tips: Mapping[str, str]) -> set[str]:
     """Ids of the tasks whose worktree holds uncommitted or untracked work.
 
     A worktree sealed when its agent exited, and unchanged since, is known without a look
     (tasks/seal.py); the others get one `git status` each, in parallel: on a large tree each
     costs a full index refresh, and twenty in a row would cost more than the merges themselves.
-    `tips`: refname -> commit of the branches, when the caller has read them.
+    `tips`: branch name -> commit, as status.branch_tips reads them.
     """
     todo = [t for t in tasks if t.worktree and os.path.isdir(t.worktree)]
     if not todo:
         return set()
-    if tips is None:
-        tips = branch_tips(repo)
     return {tid for tid, entries in unsaved_by_task(repo, todo, tips).items() if entries}
 
 
@@ -268,15 +256,11 @@ def check_failure_text(attempt: Attempt, kept: str = "branch and worktree kept")
             + "".join(f"    {line}\n" for line in attempt.check_output.splitlines()))
 
 
-_LOOK_UP = "\0look it up"
-
-
 def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, batch: bool,
-               stop_at_conflict: bool = False,
-               worktree: str | None = _LOOK_UP) -> tuple[list[Attempt], str, str, dict[str, str]]:
+               worktree: str | None, stop_at_conflict: bool = False) -> tuple[list[Attempt], str, str, dict[str, str]]:
     """The chain of in-memory merges for one target: (attempts, old commit, new commit, tips by task).
 
-    `worktree`: where the target is checked out (None: nowhere), when the caller knows it."""
+    `worktree`: where the target is checked out (None: nowhere)."""
     from git_agents.merging.chain import Candidate, build_chain
     from git_agents.merging.inmemory import added_paths
 
@@ -295,12 +279,10 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
         # against the worktree's untracked files (whose listing walks the whole worktree).
         attempts, new = build_chain(git, orig, candidates, None, batch=batch, stop_at_conflict=stop_at_conflict,
                                     sign=sign)
-        if worktree == _LOOK_UP:
-            worktree = next((w.path for w in list_worktrees(repo) if w.branch == target), None)
         if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
             return attempts, orig, new, by_task
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
-                                stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, target),
+                                stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, worktree),
                                 sign=sign)
     return attempts, orig, new, by_task
 
@@ -329,8 +311,9 @@ def signs_commits(repo: Repo) -> bool:
     return parse_bool(repo.setting("commit.gpgSign"))
 
 
-def untracked_blocker(repo: Repo, target: str) -> Blocker | None:
-    """What leaves out a task whose merge would overwrite an untracked file where `target` is checked out.
+def untracked_blocker(repo: Repo, worktree: str | None) -> Blocker | None:
+    """What leaves out a task whose merge would overwrite an untracked file of `worktree`, where the
+    target is checked out.
 
     `git merge` refuses such a merge ("untracked working tree file would be overwritten"); landing
     it with read-tree would fail the same way after the journal is written, and stop every task.
@@ -339,7 +322,6 @@ def untracked_blocker(repo: Repo, target: str) -> Blocker | None:
     """
     from git_agents.merging.inmemory import added_paths, path_in_the_way, untracked_files
 
-    worktree = next((w.path for w in list_worktrees(repo) if w.branch == target), None)
     if worktree is None:
         return None
     untracked = untracked_files(repo.git, worktree)

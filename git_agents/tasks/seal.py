@@ -120,8 +120,8 @@ def read_seal(task_dir: str) -> Seal | None:
 def trusted_entries(task_dir: str, worktree: str, launch: str, tips: Mapping[str, str]) -> tuple[str, ...] | None:
     """The worktree's uncommitted-work entries as its live seal has them, or None: check in full.
 
-    `tips` maps branch names (and full refnames) to their commits, as the caller already read
-    them; a HEAD on a branch missing from it is not trusted.
+    `tips` maps branch names to their commits, as the caller already read them
+    (tasks.status.branch_tips); a HEAD on a branch missing from it is not trusted.
     """
     seal = read_seal(task_dir)
     if seal is None or not launch or seal.launch != launch:
@@ -133,7 +133,7 @@ def trusted_entries(task_dir: str, worktree: str, launch: str, tips: Mapping[str
         return None
     if seal.head.startswith("ref: "):
         ref = seal.head[len("ref: "):]
-        tip = tips.get(ref) or tips.get(ref.removeprefix("refs/heads/"))
+        tip = tips.get(ref[len("refs/heads/"):]) if ref.startswith("refs/heads/") else None
     else:
         tip = seal.head
     if tip != seal.tip:
@@ -186,20 +186,6 @@ def _in_use() -> tuple[int, int]:
         except (OSError, ValueError, TypeError, AttributeError):
             pass
     return watchers, watches
-
-
-def _directories(worktree: str) -> int:
-    """How many directories a watch of `worktree` needs (not `.git` ones, not through symlinks)."""
-    count, stack = 0, [os.fsencode(worktree)]
-    while stack:
-        path = stack.pop()
-        count += 1
-        try:
-            with os.scandir(path) as it:
-                stack += [e.path for e in it if e.name != b".git" and e.is_dir(follow_symlinks=False)]
-        except OSError:
-            pass
-    return count
 
 
 def _arm(worktree: str, budget: int) -> tuple[int, int] | None:
@@ -258,9 +244,9 @@ def watch(worktree: str, task_dir: str, launch: str) -> int:
     # watches, and a worktree past that is simply not sealed.
     watchers, watches = _in_use()
     budget = _limit("max_user_watches", 8192) // 2 - watches
-    if watchers >= _limit("max_user_instances", 128) // 2 or _directories(worktree) > budget:
+    if watchers >= _limit("max_user_instances", 128) // 2:
         return 1
-    armed = _arm(worktree, budget)
+    armed = _arm(worktree, budget)  # None past the budget
     if armed is None:
         return 1
     fd, dirs = armed

@@ -58,19 +58,15 @@ NOT_COMMITTED = "exited 0, work not committed"
 def work_not_committed(repo: Repo, task: Task, tips: Mapping[str, str] | None = None) -> bool:
     """Whether the task's branch has no commits of its own while its worktree holds changes.
 
-    `tips` (refname -> commit, as the caller read them) saves reading the branch again."""
+    `tips` (branch_tips, as the caller read them) saves reading the branch again."""
     if not task.worktree or not os.path.isdir(task.worktree) or not task.base_commit:
         return False
-    ref = f"refs/heads/{task.branch}"
     if tips is None:
-        tip = repo.git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()
-        tips = {ref: tip}
-    else:
-        tip = tips.get(ref, "")
-    if tip != task.base_commit:
+        ref = f"refs/heads/{task.branch}"
+        tips = {task.branch: repo.git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()}
+    if tips.get(task.branch) != task.base_commit:
         return False
-    sealed = seal.trusted_entries(repo.task_dir(task.id), task.worktree, task.launch, tips)
-    return bool(sealed) if sealed is not None else bool(unsaved_work(repo, task.worktree))
+    return bool(unsaved_by_task(repo, [task], tips)[task.id])
 
 
 def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
@@ -102,11 +98,12 @@ def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
     return "died", None, ""
 
 
-def _branch_tips(repo: Repo, names: set[str]) -> dict[str, str]:
-    if not names:
+def branch_tips(repo: Repo, names: set[str] | None = None) -> dict[str, str]:
+    """Branch name -> commit of the branches `names` (None: every branch), in one for-each-ref."""
+    if names is not None and not names:
         return {}
-    out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)",
-                       *sorted(f"refs/heads/{n}" for n in names)).out
+    patterns = ["refs/heads/"] if names is None else sorted(f"refs/heads/{n}" for n in names)
+    out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)", *patterns).out
     tips = {}
     for line in out.splitlines():
         sha, _, ref = line.partition(" ")
@@ -217,7 +214,7 @@ def unsaved_by_task(repo: Repo, tasks: list[Task], tips: Mapping[str, str]) -> d
     """Each task's uncommitted-work entries (give only tasks whose worktree exists): from its seal
     when that is trusted (tasks/seal.py), else from `git status`, those run in parallel.
 
-    `tips` maps branch names to commits, as read by the caller. Not for removal, which always
+    `tips`: branch_tips, as read by the caller. Not for removal, which always
     checks in full."""
     found: dict[str, list[str]] = {}
     todo = []
@@ -240,7 +237,7 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
     listed = [w for w in list_worktrees(repo) if not w.prunable]
     live_worktrees = {os.path.realpath(w.path) for w in listed}
     detached_heads = {os.path.realpath(w.path): w.head for w in listed if not w.branch and w.head}
-    tips = _branch_tips(repo, {t.branch for t in tasks if t.branch} | {t.base for t in tasks if t.base})
+    tips = branch_tips(repo, {t.branch for t in tasks if t.branch} | {t.base for t in tasks if t.base})
     ahead: dict[str, tuple[int, str]] = {}
     by_target: dict[str, list[str]] = {}
     for t in tasks:
