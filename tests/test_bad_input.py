@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import Project, run
+from .conftest import BIN, Project, run
 
 
 def _fatal(proc: object, first: str, code: int = 128) -> list[str]:
@@ -295,3 +296,12 @@ def test_disk_full_while_writing_the_prompt(project: Project, tmp_path: Path) ->
     finally:
         subprocess.run(["umount", str(agents)], check=True)
     assert project.git("branch", "--list", "task-*") == ""
+
+
+def test_a_python_without_the_dependencies_gets_a_fatal_not_a_traceback(project: Project) -> None:
+    # -S: no site-packages, so plumbum cannot be imported (as when bin/ is run by another Python)
+    proc = run([sys.executable, "-S", str(BIN / "git-agent-status")], project.path)
+    assert proc.returncode == 128
+    assert proc.stderr.startswith("fatal: plumbum, which git-agents runs git with, cannot be imported by ")
+    assert "Traceback" not in proc.stderr
+    assert "hint: install git-agents with that Python" in proc.stderr

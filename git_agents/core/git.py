@@ -176,7 +176,12 @@ def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
     global _GIT
     if _GIT is None:
         _defer_import("urllib.request")
-        from plumbum import local  # heavy: imported only by commands that run git
+        try:
+            from plumbum import local  # heavy: imported only by commands that run git
+        except ImportError as exc:  # bin/ run by a Python without the package's dependencies
+            raise AgentError(f"plumbum, which git-agents runs git with, cannot be imported by {sys.executable}",
+                             hint="install git-agents with that Python (pip install .), "
+                                  "or put the Python it was installed with first on PATH") from exc
 
         _GIT = local["git"]
     stdin: Any = subprocess.DEVNULL
