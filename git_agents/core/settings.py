@@ -44,6 +44,10 @@ SETTINGS: tuple[Setting, ...] = (
             "When true, a task worktree is sealed when its agent exits: a watcher (inotify) keeps the result of "
             "one full uncommitted-work check true until anything in the worktree changes, so merge and status "
             "need not run git status there again. Removal always checks in full."),
+    Setting("agent.guard", "true",
+            "When true, an agent's git may move only its task branch and its worktree's own refs (a "
+            "reference-transaction hook given through the environment; the user's hooks still run): see "
+            "GUARDED WORKTREES in the README. It guards against mistakes, not an agent set on escaping."),
     Setting("agent.autoCommit", "false",
             "When an agent exits 0 leaving uncommitted work and no commits, commit that work on the task "
             "branch with the task's title (git agent-run) instead of reporting \"work not committed\"."),

@@ -16,7 +16,7 @@ from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree, sparse_dirs
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent, seal
+from git_agents.tasks import agent, guard, seal
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
 from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, prompt_hash, render
@@ -142,7 +142,7 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
-    env = {**identity_env(repo, task.worktree), **preset_env(preset)}
+    env = guard.guarded_env(repo, task, {**identity_env(repo, task.worktree), **preset_env(preset)})
     # One git call before the fork (the record is written key by key): the launch id, and the
     # previous launch's pid forgotten only when there is one (a re-run).
     task.launch = agent.new_launch_id()
@@ -183,13 +183,7 @@ def launch_resolver(repo: Repo, task: Task, command: str, run_dir: str, prompt_f
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
-    env = {**identity_env(repo, task.worktree), **preset_env(preset)}
-    count = env.get("GIT_CONFIG_COUNT", os.environ.get("GIT_CONFIG_COUNT", ""))
-    n = int(count) if count.isdigit() else 0
-    for key, value in config.items():
-        env[f"GIT_CONFIG_KEY_{n}"], env[f"GIT_CONFIG_VALUE_{n}"] = key, value
-        n += 1
-    env["GIT_CONFIG_COUNT"] = str(n)
+    env = guard.config_env({**identity_env(repo, task.worktree), **preset_env(preset)}, config)
     return agent.launch(task, command, repo.setting("agent.shell"), run_dir, prompt_file, env)
 
 

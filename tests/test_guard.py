@@ -1,0 +1,77 @@
+"""The guard (tasks/guard.py): an agent's git may move only its own branch, the user's hooks still run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import Project, write_script
+
+BAD_COMMANDS = {
+    "stash": "echo more >> mine.txt; git stash",
+    "checkout-B-main": "git checkout -q -B main",
+    "update-ref-main": "git update-ref refs/heads/main HEAD",
+    "tag": "git tag -f v1.0",
+    "notes": "git notes --ref=agents add -f -m forged HEAD",
+    "switch-c": "git switch -q -c fix",
+    "delete-own": "git update-ref -d refs/heads/$GIT_AGENT_BRANCH",
+    "other-branch": "git branch -f other HEAD",
+}
+
+
+def _guard_agent(tmp_path: Path) -> Path:
+    """Commits its file, then tries each bad command, recording `<name> <exit code>` lines."""
+    body = 'echo mine > mine.txt && git add mine.txt && git commit -q -m "task $GIT_AGENT_TASK: mine"\n'
+    for name, command in BAD_COMMANDS.items():
+        body += f'( {command} ) 2>>"$GIT_AGENT_WORKTREE/../err-$GIT_AGENT_TASK"; echo "{name} $?" >> ' \
+                f'"$GIT_AGENT_WORKTREE/../rc-$GIT_AGENT_TASK"\n'
+    body += "git checkout -q -- . 2>/dev/null; git commit -q --allow-empty -m 'task: still on my branch'\n"
+    return write_script(tmp_path / "guarded-agent.sh", body)
+
+
+def test_the_agents_git_may_move_only_its_own_branch(project: Project, tmp_path: Path) -> None:
+    project.git("tag", "v1.0")
+    before = project.snapshot()
+    project.ok("spawn", "1", "--prompt", "p", "--agent", str(_guard_agent(tmp_path)))
+    project.ok("wait", "1", "--timeout", "60")
+    codes = dict(line.split() for line in (project.worktrees / "rc-1").read_text().splitlines())
+    assert all(code != "0" for code in codes.values()), codes
+    assert set(codes) == set(BAD_COMMANDS)
+    err = (project.worktrees / "err-1").read_text()
+    assert ("git-agents: refusing to update refs/stash: stash is shared between tasks: commit a"
+            " work-in-progress commit on your branch (git commit -am wip) instead") in err
+    assert "git-agents: refusing to update refs/heads/main: branches are shared" in err
+    assert "git-agents: refusing to update refs/tags/v1.0: tags are shared with the user" in err
+    assert "git-agents: refusing to delete your branch task-1: it holds this task's work" in err
+    after = project.snapshot()
+    refs = [r for r in after["refs"].splitlines() if not r.startswith(("refs/heads/task-1 ", "refs/agents/"))]
+    assert refs == before["refs"].splitlines()  # main, the tag, no stash, no notes, no fix
+    assert after["config"].count("hookspath") == 0  # the guard was never written into the user's config
+    log = project.git("log", "--format=%s", "task-1")
+    assert log.splitlines()[:2] == ["task: still on my branch", "task 1: mine"]
+    merge = project.agent("merge", "--all")
+    assert merge.returncode == 0, merge.stderr
+    assert (project.path / "mine.txt").read_text() == "mine\n"
+
+
+def test_the_users_hooks_still_run_for_the_agent_as_they_were_at_spawn(project: Project, tmp_path: Path) -> None:
+    hook = project.path / ".git" / "hooks" / "pre-commit"
+    write_script(hook, f'echo "pre-commit in $PWD" >> {tmp_path}/hook-ran\n')
+    refs_hook = project.path / ".git" / "hooks" / "reference-transaction"
+    write_script(refs_hook, f'[ "$1" = committed ] && cat >> {tmp_path}/refs-seen; exit 0\n')
+    # Task 1's agent replaces the shared pre-commit hook (as `pre-commit install` does) with one
+    # that refuses every commit; task 2, spawned before it, still runs the user's.
+    gate = tmp_path / "gate"
+    rogue = write_script(tmp_path / "rogue.sh", f"""
+        printf '#!/bin/sh\\nexit 1\\n' > "$(git rev-parse --git-common-dir)/hooks/pre-commit"
+        touch {gate}
+    """)
+    honest = write_script(tmp_path / "honest.sh", f"""
+        while [ ! -e {gate} ]; do sleep 0.05; done
+        echo two > two.txt && git add two.txt && git commit -q -m "task 2"
+    """)
+    project.ok("spawn", "2", "--prompt", "p", "--agent", str(honest))
+    project.ok("spawn", "1", "--prompt", "p", "--agent", str(rogue))
+    project.ok("wait", "--all", "--timeout", "60")
+    assert project.git("log", "-1", "--format=%s", "task-2") == "task 2"
+    assert (tmp_path / "hook-ran").read_text() == f"pre-commit in {project.worktrees / 'task-2'}\n"
+    assert "refs/heads/task-2" in (tmp_path / "refs-seen").read_text()
