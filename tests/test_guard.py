@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from .conftest import Project, write_script
+from .conftest import Project, run, write_script
 
 BAD_COMMANDS = {
     "stash": "echo more >> mine.txt; git stash",
@@ -75,3 +76,21 @@ def test_the_users_hooks_still_run_for_the_agent_as_they_were_at_spawn(project: 
     assert project.git("log", "-1", "--format=%s", "task-2") == "task 2"
     assert (tmp_path / "hook-ran").read_text() == f"pre-commit in {project.worktrees / 'task-2'}\n"
     assert "refs/heads/task-2" in (tmp_path / "refs-seen").read_text()
+
+
+def test_task_worktrees_are_locked_and_only_git_agents_removes_them(project: Project) -> None:
+    project.ok("spawn", "1", "2", "--prompt", "p")
+    (project.worktrees / "task-1" / "wip.txt").write_text("uncommitted\n")
+    # Another task's agent (or anyone) running `git worktree remove --force` is refused.
+    proc = run(["git", "worktree", "remove", "--force", str(project.worktrees / "task-1")], project.path)
+    assert proc.returncode != 0 and "cannot remove a locked working tree" in proc.stderr
+    assert (project.worktrees / "task-1" / "wip.txt").exists()
+    refused = project.agent("clean", "1")
+    assert refused.returncode == 1 and "uncommitted or untracked work (wip.txt)" in refused.stderr
+    assert "locked git-agents task worktree" in project.git("worktree", "list", "--porcelain")
+    project.ok("clean", "--force", "1")
+    # A worktree deleted by hand is still forgotten by clean (unlocked for `git worktree prune`).
+    shutil.rmtree(project.worktrees / "task-2")
+    project.ok("clean", "2")
+    assert project.git("worktree", "list", "--porcelain").count("worktree ") == 1
+    assert project.git("branch", "--list", "task-*") == ""

@@ -111,6 +111,15 @@ def has_subsection(path: str, section: str, sub: str) -> bool:
     return any(where == wanted and name is not None for where, name, _ in _parse(data))
 
 
+def without_sections(data: bytes, names: Iterable[str], keys: Iterable[str] = ()) -> bytes:
+    """The file's contents with every section of these names (all their subsections) and these
+    `section.name` keys left out."""
+    drop = {n.lower() for n in names}
+    drop_keys = {tuple(k.lower().split(".", 1)) for k in keys}
+    return b"".join(line for where, name, line in _parse(data)
+                    if where is None or (where[0] not in drop and (where[0], name) not in drop_keys))
+
+
 def apply_edits(data: bytes, values: Mapping[str, str | None],
                 remove_sections: Iterable[tuple[str, str | None]] = ()) -> bytes:
     """The file's new contents: keys set (replacing every old value) or, for None, unset; sections removed."""

@@ -27,6 +27,7 @@ class Worktree:
     branch: str = ""  # short name, empty when detached
     bare: bool = False
     locked: bool = False
+    lock_reason: str = ""
     prunable: bool = False
 
 
@@ -62,10 +63,16 @@ def list_worktrees(repo: Repo) -> list[Worktree]:
         elif key == "bare":
             current.bare = True
         elif key == "locked":
-            current.locked = True
+            current.locked, current.lock_reason = True, value
         elif key == "prunable":
             current.prunable = True
     return result
+
+
+# Every worktree git-agents makes is locked with this reason: `git worktree remove` (even with
+# --force) and `git worktree prune` run by an agent, or by anyone, leave it alone. git-agents
+# unlocks it itself before removing it (remove_worktree, prune_worktrees).
+LOCK_REASON = "git-agents task worktree: remove it with git agent-clean"
 
 
 def make_parent(repo: Repo, path: str) -> None:
@@ -97,7 +104,7 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, spar
     """
     make_parent(repo, path)
     with RepoLock(repo.common_dir, "worktrees"):
-        args = ["worktree", "add", "--no-checkout", "--quiet"]
+        args = ["worktree", "add", "--no-checkout", "--quiet", "--lock", "--reason", LOCK_REASON]
         args += ["-b", branch, path, commit] if branch else ["--detach", path, commit]
         made_branch = bool(branch) and not repo.git.has_ref(f"refs/heads/{branch}")
         try:
@@ -107,7 +114,7 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, spar
             # call made (compare-and-swap: only while it is still at `commit`) and the half-made entry.
             if made_branch:
                 repo.git.run("update-ref", "-d", f"refs/heads/{branch}", commit, ok=range(0, 256))
-            repo.git.run("worktree", "prune", ok=range(0, 256))
+            _prune(repo)
             raise
     if sparse:
         set_sparse(repo, path, sparse)
@@ -232,18 +239,52 @@ def worktree_size(path: str) -> int:
 
 
 def remove_worktree(repo: Repo, path: str, *, force: bool = False) -> None:
-    """Remove a worktree (its directory and git's record of it)."""
+    """Remove a worktree (its directory and git's record of it), unlocking it first (see LOCK_REASON):
+    a removal that fails (uncommitted work, without `force`) leaves it locked again."""
     with RepoLock(repo.common_dir, "worktrees"):
-        if os.path.isdir(path):
+        if not os.path.isdir(path):
+            _prune(repo)
+            return
+        # Ours is unlocked (read from its lock file, no git call); one someone else locked is
+        # removed only with `force`, as before.
+        unlocked = _locked_by_us(path) and repo.git.run("worktree", "unlock", path, ok=range(0, 256)).code == 0
+        try:
             repo.git.run("worktree", "remove", *(["--force", "--force"] if force else []), path)
-        else:
-            repo.git.run("worktree", "prune")
+        except BaseException:
+            if unlocked and os.path.isdir(path):
+                repo.git.run("worktree", "lock", "--reason", LOCK_REASON, path, ok=range(0, 256))
+            raise
+
+
+def _locked_by_us(path: str) -> bool:
+    """Whether the worktree at `path` is locked with LOCK_REASON (its admin dir's `locked` file)."""
+    try:
+        with open(os.path.join(path, ".git"), encoding="utf-8", errors="surrogateescape") as fh:
+            admin = fh.read().strip().removeprefix("gitdir: ")
+        with open(os.path.join(path, admin, "locked"), encoding="utf-8", errors="surrogateescape") as fh:
+            return fh.read().strip() == LOCK_REASON
+    except OSError:
+        return False
 
 
 def prune_worktrees(repo: Repo) -> None:
-    """Forget worktrees whose directories were deleted by hand."""
+    """Forget worktrees whose directories were deleted by hand (ours are unlocked for it first)."""
     with RepoLock(repo.common_dir, "worktrees"):
-        repo.git.run("worktree", "prune")
+        _prune(repo)
+
+
+def _prune(repo: Repo) -> None:
+    """`git worktree prune`, after unlocking the worktrees git-agents locked whose directories are
+    gone (a worktree someone else locked, say on a removable disk, stays as it is). Under the lock."""
+    listed = repo.git.run("worktree", "list", "--porcelain", "-z", ok=range(0, 256))
+    path = ""
+    for field in listed.out.split("\0"):
+        key, _, value = field.partition(" ")
+        if key == "worktree":
+            path = value
+        elif key == "locked" and value == LOCK_REASON and path and not os.path.lexists(path):
+            repo.git.run("worktree", "unlock", path, ok=range(0, 256))
+    repo.git.run("worktree", "prune", ok=range(0, 256))
 
 
 def unsaved_work(repo: Repo, path: str) -> list[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from git_agents.core.errors import AgentError, UsageError
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
-from git_agents.core.worktrees import add_worktree, sparse_dirs
+from git_agents.core.worktrees import add_worktree, prune_worktrees, sparse_dirs
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent, guard, seal
 from git_agents.tasks.ids import check_id
@@ -79,7 +79,7 @@ def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: S
     is missing (the branch, made by the killed `worktree add`, taken back only while it is still at
     the task's base commit), and write its prompt when that is missing."""
     if not task.slot and task.worktree and not os.path.lexists(task.worktree):
-        repo.git.run("worktree", "prune")  # the killed add's entry, whose directory never came to be
+        prune_worktrees(repo)  # the killed add's entry, whose directory never came to be
         ref = f"refs/heads/{task.branch}"
         if repo.git.has_ref(ref):
             tip = repo.git("rev-parse", ref)

@@ -34,10 +34,6 @@ from git_agents.tasks.store import SECTION, Task
 
 HOOKS = "guard-hooks"  # in the task dir: the hooks directory the agent's git is given
 SNAPSHOT = "guard"  # in the task dir: the fingerprint taken at spawn (config, exclude, hooks/)
-# The section of the shared config git-agents itself writes while agents run (task records):
-# never an agent's change.
-OWN_SECTIONS = (SECTION + ".",)
-OWN_KEYS = ("extensions.worktreeconfig",)  # set by a sparse spawn
 ZEROS = "0" * 40
 
 _REFERENCE_TRANSACTION = r"""#!/bin/sh
@@ -191,21 +187,22 @@ def _copy_hooks(source: str, dest: str) -> None:
 
 
 def _shared_files(repo: Repo) -> dict[str, bytes]:
-    """The shared config (git-agents' own records left out) and info/exclude, as text to compare."""
-    config_path = os.path.join(repo.common_dir, "config")
-    raw = repo.git.run("config", "--file", config_path, "-z", "--list", ok=(0, 1)).out
-    lines = [f"{key}={value}" for key, values in parse_config_list(raw).items()
-             if not key.startswith(OWN_SECTIONS) and key not in OWN_KEYS for value in values]
+    """The shared config file (git-agents' task records left out) and info/exclude (the block
+    git-agents adds for the agents' tools left out), as they are now: read, no git call."""
+    from git_agents.core.configfile import without_sections
     from git_agents.tasks.presets import EXCLUDE_MARK
 
-    try:
-        with open(os.path.join(repo.common_dir, "info", "exclude"), "rb") as fh:
-            exclude = fh.read()
-    except OSError:
-        exclude = b""
-    # What git-agents adds for the agents' tools (presets.exclude_tool_files) is not an agent's change.
-    kept = exclude.split(EXCLUDE_MARK.encode() + b"\n", 1)[0]
-    return {"config": "".join(line + "\n" for line in lines).encode(), "exclude": kept}
+    found = {}
+    for name, path in (("config", "config"), ("exclude", os.path.join("info", "exclude"))):
+        try:
+            with open(os.path.join(repo.common_dir, path), "rb") as fh:
+                found[name] = fh.read()
+        except OSError:
+            found[name] = b""
+    # extensions.worktreeConfig: set by a sparse spawn (core.worktrees).
+    found["config"] = without_sections(found["config"], [SECTION], ["extensions.worktreeConfig"])
+    found["exclude"] = found["exclude"].split(EXCLUDE_MARK.encode() + b"\n", 1)[0]
+    return found
 
 
 def hooks_fingerprint(directory: str) -> dict[str, bytes]:
@@ -266,23 +263,24 @@ def _diff(label: str, before: bytes, after: bytes) -> list[str]:
 
 def spawn_identity(repo: Repo, task: Task) -> dict[str, str]:
     """The identity keys (user.*, author.*, committer.*) of the shared config as they were when
-    the task was spawned, when they changed since: {key: value} to pass over the current ones."""
+    the task was spawned, when they changed since: {key: value} to pass over the current ones
+    ("" for a key that was not set then)."""
     snap = os.path.join(snapshot_dir(repo, task.id), "config")
     try:
-        with open(snap, encoding="utf-8", errors="surrogateescape") as fh:
-            lines = fh.read().splitlines()
+        with open(snap, "rb") as fh:
+            if fh.read() == _shared_files(repo)["config"]:
+                return {}
     except OSError:
         return {}
-    then: dict[str, str] = {}
-    for line in lines:
-        key, _, value = line.partition("=")
-        then[key] = value
-    raw = repo.git.run("config", "--file", os.path.join(repo.common_dir, "config"), "-z", "--list", ok=(0, 1)).out
-    now = {k: v[-1] for k, v in parse_config_list(raw).items()}
-    keys = [k for k in set(then) | set(now) if k.startswith(("user.", "author.", "committer."))]
-    if all(then.get(k) == now.get(k) for k in keys):
+    values = []
+    for path in (snap, os.path.join(repo.common_dir, "config")):
+        raw = repo.git.run("config", "--file", path, "-z", "--list", ok=(0, 1)).out
+        values.append({k: v[-1] for k, v in parse_config_list(raw).items()
+                       if k.startswith(("user.", "author.", "committer."))})
+    then, now = values
+    if then == now:
         return {}
-    return {k: then.get(k, "") for k in keys}
+    return {k: then.get(k, "") for k in set(then) | set(now)}
 
 
 def config_env(env: dict[str, str], entries: dict[str, str]) -> dict[str, str]:
