@@ -94,3 +94,63 @@ def test_task_worktrees_are_locked_and_only_git_agents_removes_them(project: Pro
     project.ok("clean", "2")
     assert project.git("worktree", "list", "--porcelain").count("worktree ") == 1
     assert project.git("branch", "--list", "task-*") == ""
+
+
+ESCAPED = {  # run with the guard off (an agent that escaped it): caught before merging instead
+    "amend": "echo amended > README && git commit -q -a --amend -m 'initial, amended'",
+    "reset": "echo r > r.txt && git add r.txt && git commit -q -m r && git reset -q --hard HEAD~1",
+    "switch": "echo s > s.txt && git add s.txt && git commit -q -m s && git switch -q -c fix"
+              " && echo s2 > s2.txt && git add s2.txt && git commit -q -m s2",
+}
+
+
+def test_what_an_agent_did_to_its_branch_is_caught_task_by_task_and_the_rest_merge(
+        project: Project, tmp_path: Path, committing_agent: Path) -> None:
+    project.git("config", "agent.guard", "false")
+    base = project.git("rev-parse", "HEAD")
+    for n, (name, command) in enumerate(ESCAPED.items(), 1):
+        project.ok("spawn", str(n), "--prompt", name, "--agent", str(write_script(tmp_path / f"{name}.sh", command)))
+    project.ok("spawn", "9", "--prompt", "honest", "--agent", str(committing_agent))
+    project.ok("wait", "--all", "--timeout", "60")
+    status = project.ok("status")
+    merge = project.agent("merge", "--all")
+    assert merge.returncode == 1
+    assert merge.stdout.startswith("Merged task 9 (")
+    assert project.git("rev-parse", "main^1") == base
+    assert (project.path / "file-9.txt").exists()
+    lines = {line[:23]: line[25:] for line in merge.stderr.splitlines() if line.startswith("warning: skipped")}
+    amended = project.git("rev-parse", "task-1")
+    assert lines["warning: skipped task 1"] == (
+        f"its branch task-1 does not contain its base commit {base[:12]}: its history was rewritten"
+        f" (git commit --amend, rebase) or made again; to recover: its commit now is {amended[:12]}"
+        f" (git log {amended[:12]}); to put the branch back: git update-ref refs/heads/task-1 {base}"
+        " (reflog refs/heads/task-1@{1})")
+    lost = project.git("rev-parse", "task-2@{1}")
+    assert lines["warning: skipped task 2"] == (
+        f"its branch task-2 moved back: commit {lost[:12]} (refs/heads/task-2@{{1}}: commit: r) is no longer on"
+        f" it; to recover: git update-ref refs/heads/task-2 {lost} {base}")
+    wt3, fix = project.worktrees / "task-3", project.git("rev-parse", "fix")
+    assert lines["warning: skipped task 3"] == (
+        f"its worktree's HEAD is on branch fix ({fix[:12]}), not on its branch task-3; to recover:"
+        f" git -C {wt3} switch task-3 && git -C {wt3} merge {fix[:12]}")
+    for n in "123":  # status says the same, after its table
+        assert lines[f"warning: skipped task {n}"] in status.stderr
+
+
+def test_a_target_moved_to_an_agents_commit_holds_the_tasks_into_it(project: Project, tmp_path: Path) -> None:
+    project.git("config", "agent.guard", "false")
+    base = project.git("rev-parse", "HEAD")
+    mover = write_script(tmp_path / "mover.sh", """
+        echo u > u.txt && git add u.txt && git commit -q -m u && git update-ref refs/heads/main HEAD
+        echo u2 > u2.txt && git add u2.txt && git commit -q -m u2
+    """)
+    project.ok("spawn", "1", "--prompt", "p", "--agent", str(mover))
+    project.ok("wait", "1", "--timeout", "60")
+    moved = project.git("rev-parse", "main")
+    merge = project.agent("merge", "--all")
+    assert merge.returncode == 1 and "uncommitted changes" not in merge.stderr
+    assert merge.stderr == (
+        f"warning: skipped task 1: main contains commit {moved[:12]} of this task, which git-agents did not merge:"
+        " main was moved to it (checkout -B, update-ref or push from the agent's worktree); to recover: put main"
+        f" back with: git update-ref refs/heads/main {base} (reflog refs/heads/main@{{1}}), then merge again\n")
+    assert project.git("rev-parse", "main") == moved  # nothing merged on top of it

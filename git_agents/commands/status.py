@@ -31,6 +31,9 @@ by an interrupted command: nothing acts on it as on a whole one; clean removes i
 is running while any process it started is alive. A worktree whose HEAD was detached and
 holds commits that no branch contains adds ", detached HEAD with <n> commit(s) not on any
 branch" to the state: that work is on no branch, and git agent-clean keeps the task until it is.
+After the table, a warning on stderr for each task whose agent's git changed what the tasks
+share (its target moved to its commit, its branch rewritten or moved back, its HEAD off its
+branch, the shared config, hooks/ or info/exclude changed since spawn), with how to recover.
 
 --watch redraws the table every <seconds> (default 2) until Ctrl-C, for a terminal or a log
 where the full-screen `git agent-top` does not fit: on a terminal the screen is cleared and
@@ -55,7 +58,10 @@ started, finished, ahead (commits not in the target branch), files_changed, unco
 (true, false or null when the worktree is missing), worktree_exists, conflicts (paths),
 reason, slot, detached_commits (commits only the worktree's detached HEAD holds, 0 when
 its HEAD is on a branch, null when the worktree is missing) and disk_bytes (bytes its
-worktree takes on disk, its .git file left out; null when the worktree is missing).
+worktree takes on disk, its .git file left out; null when the worktree is missing); and
+"warnings": {task id: [lines]}, what an agent's git did to what the tasks share (a target
+moved, a branch rewritten or moved back, a HEAD off its branch, the shared config, hooks/ or
+info/exclude changed since spawn, as a diff), also printed after the table on stderr.
 "version" changes only when a field is removed or changes meaning.
 """
 
@@ -110,13 +116,29 @@ def run(args: argparse.Namespace) -> int:
     repo = Repo.discover()
     tasks = select_tasks(repo, args.ids)
     rows = collect(repo, tasks, sizes=args.json or args.verbosity > 0)
+    from git_agents.tasks.integrity import warnings
+
+    found = warnings(repo, tasks)
     if args.json:
         import json
 
-        print(json.dumps({"version": JSON_VERSION, "tasks": [r.to_json() for r in rows]}, indent=2))
+        print(json.dumps({"version": JSON_VERSION, "tasks": [r.to_json() for r in rows], "warnings": found},
+                         indent=2))
         return 0
     print(render(repo, rows, args))
+    _print_warnings(found)
     return 0
+
+
+def _print_warnings(found: dict[str, list[str]]) -> None:
+    """What an agent did to what the tasks share (tasks.integrity.warnings), on stderr."""
+    import sys
+
+    from git_agents.core.output import printable
+
+    for task_id, lines in found.items():
+        for line in lines:
+            sys.stderr.write(printable(f"warning: task {task_id}: {line}") + "\n")
 
 
 def render(repo: Repo, rows: list[TaskStatus], args: argparse.Namespace) -> str:

@@ -123,7 +123,11 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[
                 problems[task.id] = why
             continue
         to_merge.append(task)
-    return to_merge, problems
+    from git_agents.tasks.integrity import problems as tampered
+
+    held = tampered(repo, to_merge, tips)  # what an agent's git did to the shared refs: those tasks wait
+    problems.update(held)
+    return [t for t in to_merge if t.id not in held], problems
 
 
 def dirty_worktrees(repo: Repo, tasks: list[Task], tips: Mapping[str, str]) -> set[str]:

@@ -548,7 +548,17 @@ class Run:
         resolve, tries = resolve_options(self.repo, self.tf.resolve, os.path.dirname(os.path.abspath(self.tf.path)))
         options = Options(check=self.tf.check or None, resolve=resolve, resolve_attempts=tries,
                           launcher=launch_resolver)
+        from git_agents.tasks.integrity import problems as tampered
+        from git_agents.tasks.status import branch_tips
+
+        held = tampered(self.repo, [j.task for j in ready if j.task], branch_tips(self.repo))
         for group in targets.values():
+            for job in group:
+                if job.id in held:
+                    job.outcome = f"not merged: {held[job.id]}"
+            group = [j for j in group if j.id not in held]
+            if not group:
+                continue
             try:
                 attempts, meanwhile = merge_tasks(self.repo, [j.task for j in group if j.task], options)
             except AgentError as exc:
