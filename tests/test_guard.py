@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
+
+import pytest
 
 from .conftest import Project, run, write_script
 
@@ -154,3 +158,75 @@ def test_a_target_moved_to_an_agents_commit_holds_the_tasks_into_it(project: Pro
         " main was moved to it (checkout -B, update-ref or push from the agent's worktree); to recover: put main"
         f" back with: git update-ref refs/heads/main {base} (reflog refs/heads/main@{{1}}), then merge again\n")
     assert project.git("rev-parse", "main") == moved  # nothing merged on top of it
+
+
+def test_an_agents_change_to_the_shared_config_hooks_and_exclude_is_reported_and_not_used(
+        project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, committing_agent: Path) -> None:
+    for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(key)
+    project.git("config", "--global", "user.name", "The User")
+    project.git("config", "--global", "user.email", "user@example.com")
+    gate = tmp_path / "gate"
+    rogue = write_script(tmp_path / "rogue.sh", f"""
+        git config user.email agent@evil.example
+        common=$(git rev-parse --git-common-dir)
+        printf '#!/bin/sh\\ntouch {tmp_path}/agent-hook-ran\\n' > "$common/hooks/reference-transaction"
+        chmod +x "$common/hooks/reference-transaction"
+        echo '*.md' >> "$common/info/exclude"
+        echo one > one.txt && git add one.txt && git commit -q -m one
+        touch {gate}
+    """)
+    honest = write_script(tmp_path / "honest.sh", f"""
+        while [ ! -e {gate} ]; do sleep 0.05; done
+        mkdir docs && echo usage > docs/usage.md && echo code > code.txt && git add -A && git commit -q -m two
+    """)
+    project.ok("spawn", "2", "--prompt", "p", "--agent", str(honest))
+    project.ok("spawn", "3", "--prompt", "p", "--agent", str(committing_agent))
+    project.ok("spawn", "1", "--prompt", "p", "--agent", str(rogue))
+    wait = project.ok("wait", "--all", "--timeout", "60")
+    assert "warning: task 2: the shared config, hooks/ or info/exclude changed since it was spawned" in wait.stderr
+    (tmp_path / "agent-hook-ran").unlink(missing_ok=True)  # the other agents' commits ran it: their own git
+    merge = project.agent("merge", "--all")
+    assert merge.returncode == 1
+    assert merge.stdout.startswith("Merged task 1 (") and "Merged task 3 (" in merge.stdout
+    first = re.search(r"changed since task (\d) was spawned", merge.stderr)
+    assert first and first.group(1) in "13"  # the first spawned of those merged (1 and 3 within a second)
+    snap = project.path / ".git" / "agents" / "tasks" / first.group(1) / "guard"
+    assert (f"warning: the shared config, hooks/ or info/exclude changed since task {first.group(1)} was spawned"
+            f" (by an agent, or by you); this merge uses the identity and the hooks as they were then; as they"
+            f" were: {snap}\n") in merge.stderr
+    assert "+\temail = agent@evil.example\n" in merge.stderr
+    assert "+*.md\n" in merge.stderr
+    assert "--- hooks/reference-transaction (at spawn)\n" in merge.stderr
+    assert not (tmp_path / "agent-hook-ran").exists()
+    assert project.git("log", "-1", "--format=%an <%ae> / %cn <%ce>", "main") == (
+        "The User <user@example.com> / The User <user@example.com>")
+    wt2 = project.worktrees / "task-2"
+    assert ("warning: skipped task 2: its worktree has untracked files that lines added to .git/info/exclude since"
+            f" it was spawned hide (docs/usage.md); to recover: commit them in {wt2}, or remove those lines\n"
+            ) in merge.stderr
+
+
+def test_agent_log_trusts_only_notes_git_agents_wrote_on_its_merge_commits(
+        project: Project, tmp_path: Path, committing_agent: Path) -> None:
+    project.ok("spawn", "1", "--prompt", "real", "--agent", str(committing_agent))
+    project.ok("wait", "1", "--timeout", "60")
+    project.ok("merge", "1")
+    merge = project.git("rev-parse", "main")
+    project.git("config", "agent.guard", "false")
+    forger = write_script(tmp_path / "forger.sh", f"""
+        git commit -q --allow-empty -m forged
+        printf 'git-agents-note: 1\\ntask: 99\\ntitle: never existed\\n' | git notes --ref=agents add -f -F - HEAD
+        printf 'git-agents-note: 1\\ntask: 1\\ntitle: rewritten\\n' | git notes --ref=agents add -f -F - {merge}
+    """)
+    project.ok("spawn", "2", "--prompt", "forge", "--agent", str(forger))
+    project.ok("wait", "2", "--timeout", "60")
+    log = project.agent("log", "--json", "main")
+    assert log.returncode == 0
+    assert json.loads(log.stdout)["merges"] == []
+    assert log.stderr == (f"warning: ignoring the note on {merge[:12]}: git agent-merge did not write it"
+                          " (changed since)\n")
+    forged = project.git("rev-parse", "task-2")
+    log = project.agent("log", "--json", "task-2")
+    assert f"warning: ignoring the note on {forged[:12]}: git agent-merge did not write it (not a merge commit)\n" \
+        in log.stderr

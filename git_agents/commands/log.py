@@ -7,7 +7,7 @@ import json
 
 from git_agents.core.errors import AgentError
 from git_agents.core.repo import Repo
-from git_agents.tasks.notes import NOTES_REF, parse_note
+from git_agents.tasks.notes import NOTES_MESSAGE, NOTES_REF, parse_note
 
 USAGE = "git agent-log [--json] [-n <count>] [<revision>]"
 
@@ -16,6 +16,8 @@ List the task merges reachable from <revision> (default: HEAD), newest first, fr
 git agent-merge writes in refs/notes/agents (the same as `git log --notes=agents` shows):
 merge commit, task id, when it merged, the agent's exit code, the check result, the agent
 command and the title. Merge commits stay listed after `git agent-clean` forgets the tasks.
+A note is trusted only on a merge commit and only as git agent-merge wrote it: one added or
+changed by `git notes` (an agent's, say) is left out with a warning.
 (`git agent-logs` is something else: an agent's own output.)
 """
 
@@ -48,17 +50,38 @@ def merges(repo: Repo, revision: str, limit: int | None = None) -> list[dict[str
         raise AgentError(f"unknown revision '{revision}'", hint="name a branch or commit, e.g. main")
     if not repo.git.ok("rev-parse", "--verify", "--quiet", NOTES_REF):
         return []
-    out = repo.git.run("log", f"--notes={NOTES_REF}", "--format=%H%x00%N%x1e", revision, "--").out
+    out = repo.git.run("log", f"--notes={NOTES_REF}", "--format=%H%x00%P%x00%N%x1e", revision, "--").out
+    trusted = _written_by_us(repo)
     result = []
     for record in out.split("\x1e"):
-        commit, _, note = record.strip("\n").partition("\0")
+        commit, _, rest = record.strip("\n").partition("\0")
+        parents, _, note = rest.partition("\0")
         fields = parse_note(note) if note else None
         if fields is None:
+            continue
+        if len(parents.split()) < 2 or commit not in trusted:
+            import sys
+
+            sys.stderr.write(f"warning: ignoring the note on {commit[:12]}: git agent-merge did not write it"
+                             f" ({'not a merge commit' if len(parents.split()) < 2 else 'changed since'})\n")
             continue
         result.append({"commit": commit, **fields})
         if limit is not None and len(result) >= limit:
             break
     return result
+
+
+def _written_by_us(repo: Repo) -> set[str]:
+    """The commits whose note was last written by git-agents (a notes commit of notes.add_notes),
+    not by `git notes add` (an agent's forged or rewritten note): one walk of the notes history."""
+    out = repo.git.run("log", "--no-renames", "--name-only", "--format=%x00%s", NOTES_REF, "--").out
+    latest: dict[str, bool] = {}
+    for chunk in out.split("\0")[1:]:
+        subject, _, names = chunk.partition("\n")
+        ours = subject == NOTES_MESSAGE
+        for name in names.split():
+            latest.setdefault(name.replace("/", ""), ours)
+    return {commit for commit, ours in latest.items() if ours}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,13 +10,16 @@ from git_agents.core.errors import ExitCode, UsageError
 from git_agents.core.repo import Repo
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.status import agent_state
+from git_agents.tasks.store import Task
 
 USAGE = "git agent-wait [--timeout <seconds>] (--all | <id>...)"
 
 DESCRIPTION = """\
 Wait until the agents of the named tasks (or of every task, with --all) have exited, printing
-each as it finishes. Tasks without a running agent are reported at once. Exits 1 if any agent
-exited non-zero, died, could not start, or if the timeout passed first.
+each as it finishes. Tasks without a running agent are reported at once. A task since whose
+spawn the shared config, hooks/ or info/exclude changed gets a warning with the diff (an agent's
+git can write them; see git agent-status). Exits 1 if any agent exited non-zero, died, could
+not start, or if the timeout passed first.
 """
 
 
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                 line, bad = f"task {task.id}: {state}", True
             failed |= bad
             if bad or args.verbosity >= 0:  # -q: only the tasks that failed
-                print(line)
+                print(line, flush=True)
+            _warn_changes(repo, task)
         if not pending:
             break
         if deadline is not None and time.monotonic() >= deadline:
@@ -62,3 +66,17 @@ def run(args: argparse.Namespace) -> int:
             return ExitCode.FAILED
         time.sleep(args.interval)
     return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def _warn_changes(repo: Repo, task: Task) -> None:
+    """Say on stderr what changed in the shared config, hooks/ and info/exclude since the task was spawned."""
+    import sys
+
+    from git_agents.core.output import printable
+    from git_agents.tasks.guard import changes
+
+    diffs = changes(repo, task)
+    if diffs:
+        sys.stderr.write(printable(f"warning: task {task.id}: the shared config, hooks/ or info/exclude changed"
+                                   " since it was spawned (by its agent, another agent, or you):\n"
+                                   + "".join(diffs)))

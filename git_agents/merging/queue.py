@@ -1,7 +1,8 @@
 """The merge queue: which tasks merge now, their chain of in-memory merges per target, and landing it.
 
 One path for every merge: git agent-merge, git agent-run and merge --remote all select,
-plan and land through here, and report through merging.report. Prints nothing.
+plan and land through here, and report through merging.report. Prints nothing (but
+guard.protect_merge's warning).
 """
 
 from __future__ import annotations
@@ -159,10 +160,13 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
     first and a failing task is left out ("check-failed"). Returns every attempt, in order,
     and the ids of the tasks that another merge merged meanwhile (not attempted). Raises
     AgentError when a target's worktree is dirty or mid-merge, or an interrupted merge waits
-    (checked before any target moves). Prints nothing.
+    (checked before any target moves). Prints only guard.protect_merge's warning (the shared
+    config, hooks/ or info/exclude changed since spawn).
     """
     from git_agents.merging.checks import Checker
+    from git_agents.tasks.guard import protect_merge
 
+    protect_merge(repo, to_merge)  # an agent's change to the shared config or hooks is not used here
     waiting = journal_file.read(repo.state_dir)
     if waiting is not None and waiting.phase == "resolving":  # says more than "in the middle of a merge"
         refuse_if_interrupted(repo)

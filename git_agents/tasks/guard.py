@@ -28,10 +28,13 @@ import difflib
 import os
 import shutil
 import stat
+import sys
+from collections.abc import Mapping, Sequence
 
 from git_agents.core.repo import Repo, parse_config_list
 from git_agents.tasks.store import SECTION, Task
 
+IDENTITY = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
 HOOKS = "guard-hooks"  # in the task dir: the hooks directory the agent's git is given
 SNAPSHOT = "guard"  # in the task dir: the fingerprint taken at spawn (config, exclude, hooks/)
 ZEROS = "0" * 40
@@ -139,9 +142,10 @@ def snapshot_dir(repo: Repo, task_id: str) -> str:
     return os.path.join(repo.task_dir(task_id), SNAPSHOT)
 
 
-def install(repo: Repo, task: Task) -> str:
-    """Take the fingerprint of what the task's agent shares (see `fingerprint`) and write the
-    task's guard hooks directory; return that directory (for core.hooksPath)."""
+def install(repo: Repo, task: Task, env: Mapping[str, str]) -> str:
+    """Take the fingerprint of what the task's agent shares (the config, info/exclude, a copy of
+    the hooks, and the identity in `env`, the agent's) and write the task's guard hooks
+    directory; return that directory (for core.hooksPath)."""
     snap = snapshot_dir(repo, task.id)
     user_dir, relative = user_hooks(repo)
     copy = os.path.join(snap, "hooks")
@@ -156,6 +160,8 @@ def install(repo: Repo, task: Task) -> str:
         for name, data in _shared_files(repo).items():
             with open(os.path.join(tmp, name), "wb") as fh:
                 fh.write(data)
+        _write(os.path.join(tmp, "identity"),
+               "".join(f"{key}={env[key]}\n" for key in IDENTITY if key in env), 0o644)
         shutil.rmtree(snap, ignore_errors=True)
         os.replace(tmp, snap)
     hooks = os.path.join(repo.task_dir(task.id), HOOKS)
@@ -303,4 +309,63 @@ def guarded_env(repo: Repo, task: Task, env: dict[str, str]) -> dict[str, str]:
 
     if not parse_bool(repo.setting("agent.guard"), True):
         return env
-    return config_env(env, {"core.hooksPath": install(repo, task)})
+    return config_env(env, {"core.hooksPath": install(repo, task, env)})
+
+
+def _read_lines(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            return dict(line.partition("=")[::2] for line in fh.read().splitlines())
+    except OSError:
+        return {}
+
+
+def protect_merge(repo: Repo, tasks: Sequence[Task]) -> None:
+    """Before merging `tasks`: when the shared config, hooks/ or info/exclude changed since the
+    first of them was spawned, say so on stderr with the diff, and make this process's git use
+    the identity and the hooks as they were then (repo.git's environment): a merge never runs a
+    hook, or signs with an identity, an agent put there. Nothing is restored: the change may be
+    yours; the copy taken at spawn is named for it."""
+    spawned = sorted((t for t in tasks if os.path.isdir(os.path.join(snapshot_dir(repo, t.id), "hooks"))),
+                     key=lambda t: t.created)
+    if not spawned:
+        return
+    task = spawned[0]
+    diffs = changes(repo, task)
+    if not diffs:
+        return
+    snap = snapshot_dir(repo, task.id)
+    env: dict[str, str] = {}
+    used = []
+    if spawn_identity(repo, task):
+        identity = _read_lines(os.path.join(snap, "identity"))
+        env.update({k: v for k, v in identity.items() if k in IDENTITY})
+        used.append("the identity")
+    if any(d.startswith("--- hooks/") or "hookspath" in d.lower() for d in diffs):
+        res = repo.git.run("config", "--file", os.path.join(snap, "config"), "--get", "core.hooksPath", ok=(0, 1))
+        then = os.path.expanduser(res.out.strip())
+        env = config_env(env, {"core.hooksPath": then if then and not os.path.isabs(then)
+                               else os.path.join(snap, "hooks")})
+        used.append("the hooks")
+    from git_agents.core.git import Git
+
+    if env:
+        repo.git = Git(repo.toplevel, {**(repo.git.env or {}), **env})
+    kept = f"; this merge uses {' and '.join(used)} as they were then" if used else ""
+    sys.stderr.write(f"warning: the shared config, hooks/ or info/exclude changed since task {task.id} was spawned"
+                     f" (by an agent, or by you){kept}; as they were: {snap}\n" + "".join(diffs))
+
+
+def hidden_by_exclude(repo: Repo, task: Task) -> list[str]:
+    """Untracked files of the task's worktree that lines added to the shared info/exclude since
+    it was spawned hide (work a merge would leave out and a clean would delete)."""
+    try:
+        with open(os.path.join(snapshot_dir(repo, task.id), "exclude"), "rb") as fh:
+            then = set(fh.read().decode("utf-8", "surrogateescape").splitlines())
+    except OSError:
+        return []
+    now = _shared_files(repo)["exclude"].decode("utf-8", "surrogateescape").splitlines()
+    added = [line for line in now if line not in then and line.strip() and not line.startswith(("#", "!"))]
+    if not added or not task.worktree or not os.path.isdir(task.worktree):
+        return []
+    return repo.git.at(task.worktree).z("ls-files", "-z", "--others", "--ignored", *(f"--exclude={p}" for p in added))

@@ -8,6 +8,8 @@ before it, is caught here, task by task, so that the other tasks still merge:
   branch deleted and made again from nothing);
 - its branch moved back: its reflog holds a commit no longer on it (`git reset --hard`);
 - its target does not contain its base commit (the target rewritten or moved back);
+- its worktree has untracked files that lines added to the shared info/exclude since it was
+  spawned hide (they would be left out of the merge, and deleted by clean);
 - its target has a commit of the task on its first-parent line, not merged (the target moved to
   it: `git update-ref refs/heads/main HEAD`, `git checkout -B main`); every task into that
   target is held, since merging onto the moved target would keep the agent's commit there.
@@ -97,12 +99,26 @@ def problems(repo: Repo, tasks: Sequence[Task], tips: Mapping[str, str]) -> dict
     held_targets: dict[str, str] = {}
     for task in live:
         _check_task(task, tips, logs, contained, graph, found, held_targets)
+        _check_exclude(repo, task, found)
     for task in live:
         culprit = held_targets.get(task.base)
         if culprit and culprit != task.id and task.id not in found:
             found[task.id] = [f"its target {task.base} was moved to a commit of task {culprit} without a merge"
                               f" (see task {culprit}); nothing is merged into it until it is put back"]
     return {tid: "; ".join(lines) for tid, lines in found.items()}
+
+
+def _check_exclude(repo: Repo, task: Task, found: dict[str, list[str]]) -> None:
+    """A task with untracked files that lines added to the shared info/exclude since spawn hide."""
+    from git_agents.core.worktrees import describe_unsaved
+    from git_agents.tasks.guard import hidden_by_exclude
+
+    hidden = hidden_by_exclude(repo, task)
+    if hidden:
+        found.setdefault(task.id, []).append(
+            f"its worktree has untracked files that lines added to .git/info/exclude since it was spawned hide"
+            f" ({describe_unsaved(['?? ' + h for h in hidden])}); to recover: commit them in {task.worktree},"
+            " or remove those lines")
 
 
 def _check_heads(repo: Repo, tasks: Sequence[Task], found: dict[str, list[str]]) -> None:

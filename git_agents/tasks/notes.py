@@ -73,7 +73,10 @@ def add_note(repo: Repo, commit: str, fields: dict[str, str]) -> None:
         repo.git.run("notes", f"--ref={NOTES_REF}", "add", "-f", "-F", "-", commit, input=format_note(fields))
 
 
-def add_notes(repo: Repo, notes: dict[str, dict[str, str]], message: str = "Notes added by 'git agent-merge'") -> None:
+NOTES_MESSAGE = "Notes added by 'git agent-merge'"  # git agent-log trusts only notes written with it
+
+
+def add_notes(repo: Repo, notes: dict[str, dict[str, str]], message: str = NOTES_MESSAGE) -> None:
     """Attach (or replace) many notes in one notes commit: all of them are recorded, or none.
 
     One `git fast-import` stream instead of a `git notes add` per commit (which would also leave
