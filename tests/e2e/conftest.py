@@ -33,6 +33,31 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
+@pytest.fixture(autouse=True)
+def home_outside_tmpdir(sealed_env: None, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The hermetic HOME, moved out of TMPDIR (into the CLIs' prefix): codex refuses to make its
+    helper binaries when its home is under TMPDIR, and with bubblewrap installed every shell call
+    it makes then fails (`bwrap: execvp codex-linux-sandbox`) while it still exits 0."""
+    import shutil
+    import tempfile
+
+    homes = install.prefix() / "homes"
+    tmp = os.path.realpath(tempfile.gettempdir())
+    if (os.path.realpath(homes) + os.sep).startswith(tmp.rstrip(os.sep) + os.sep):
+        pytest.fail(f"GIT_AGENTS_E2E_PREFIX ({install.prefix()}) is under TMPDIR ({tmp}): codex cannot run"
+                    " with its home there; point it elsewhere")
+    homes.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=homes))
+    sealed = Path(os.environ["HOME"])
+    for entry in sealed.iterdir():  # what the sealed environment put there (~/.gitconfig)
+        if entry.is_file():
+            shutil.copy2(entry, home / entry.name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    yield
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture
 def cli_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
     """cli_path("claude") -> the pinned executable, installed if needed, put alone on PATH.
