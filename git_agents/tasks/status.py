@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import list_worktrees, unsaved_work, worktree_size
-from git_agents.tasks import agent, seal
+from git_agents.tasks import agent, seal, usage
 from git_agents.tasks.store import Task
 
 T = TypeVar("T")
@@ -46,6 +46,17 @@ class TaskStatus:
     slot: str
     detached_commits: int | None  # commits only the worktree's detached HEAD holds
     disk_bytes: int | None = None  # bytes its worktree takes on disk (collect(sizes=True) only)
+    tokens_in: int | None = None  # tokens its CLI reported sent to the model, over all runs (None: none reported)
+    tokens_out: int | None = None
+    cost_usd: float | None = None  # the cost its CLI reported (None: not reported)
+    runs: list[dict[str, object]] = field(default_factory=list)  # each run's figures (tasks/usage.py)
+
+    @property
+    def spent(self) -> usage.Usage | None:
+        """The task's token figures over all its runs, or None when its CLI reported none."""
+        if self.tokens_in is None or self.tokens_out is None:
+            return None
+        return usage.Usage(self.tokens_in, self.tokens_out, self.cost_usd, reported=True)
 
     def to_json(self) -> dict[str, object]:
         """The task as a JSON object (see git-agent-status(1))."""
@@ -162,10 +173,10 @@ def _files_changed(repo: Repo, pairs: list[tuple[str, str]]) -> dict[tuple[str, 
     pending = iter(unique)
     expected: tuple[str, str] | None = next(pending)
     current: tuple[str, str] | None = None
-    for field in out.split("\0"):
-        if not field:
+    for name in out.split("\0"):
+        if not name:
             continue
-        if expected is not None and field == expected[0]:
+        if expected is not None and name == expected[0]:
             current = expected
             expected = next(pending, None)
         elif current is not None:
@@ -304,10 +315,14 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
         n_detached = detached.get(t.id, 0) if exists[t.id] else None
         if n_detached and t.state != "merged":
             shown += f", detached HEAD with {n_detached} commit{'s' if n_detached > 1 else ''} not on any branch"
+        spent = usage.runs(repo.task_dir(t.id))
+        whole = usage.total(spent)
         result.append(TaskStatus(
             id=t.id, title=t.title, branch=t.branch, worktree=t.worktree, base=t.base, state=shown,
             agent=state_word, exit_code=code, pid=int(t.pid) if t.pid.isdigit() else None,
             started=t.started, finished=finished, ahead=n_ahead, files_changed=files,
             uncommitted=dirty.get(t.id), worktree_exists=exists[t.id], conflicts=t.conflict_files,
-            reason=t.reason, slot=t.slot, detached_commits=n_detached, disk_bytes=disk.get(t.id)))
+            reason=t.reason, slot=t.slot, detached_commits=n_detached, disk_bytes=disk.get(t.id),
+            tokens_in=whole.tokens_in if whole else None, tokens_out=whole.tokens_out if whole else None,
+            cost_usd=whole.cost if whole else None, runs=[u.to_json() for u in spent]))
     return result

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from git_agents.tasks import usage
 from git_agents.tasks.presets import PRESETS, preset_env
 
 from ..conftest import Project, run
 from .model_server import Script, ScriptedModel
 from .protocols.anthropic import ROUTES
+from .usage_check import assert_usage_recorded
 
 COMMAND = ('echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && '
            'git add "file-$GIT_AGENT_TASK.txt" && '
@@ -126,10 +128,13 @@ def test_resume_continues_each_worktrees_own_session(project: Project, model: Sc
     follow_up = tmp_path / "follow-up.md"
     follow_up.write_text("FOLLOW-UP: and now say what you did.")
     seen = len(model.requests)
-    proc = run(["/bin/sh", "-c", PRESETS["claude"].resume], project.worktrees / "task-8",
-               env=_preset_env(project, "8", follow_up), timeout=100)
+    # as the engine runs it: under the usage filter, which shows the events as text
+    counted = tmp_path / "usage.json"
+    proc = run(["/bin/sh", "-c", usage.wrap(PRESETS["claude"].resume, str(counted), "2", "agent", "/bin/sh")],
+               project.worktrees / "task-8", env=_preset_env(project, "8", follow_up), timeout=100)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip() == "Done: the change is committed."
+    assert proc.stdout.splitlines()[0] == "Done: the change is committed.", proc.stdout
+    assert usage.read(str(counted)) is not None
     bodies = [r.body for r in model.requests[seen:] if r.path.startswith("/v1/messages")]
     assert any(b"FOLLOW-UP" in b and b"TASK-EIGHT" in b for b in bodies)  # the same conversation, told more
     assert not any(b"TASK-NINE" in b for b in bodies)  # not the other worktree's
@@ -195,3 +200,20 @@ def test_a_conflict_is_resolved_by_claude_through_the_preset(project: Project, m
     assert any(b"shared.txt" in b and b"CONFLICT" in b for b in bodies)
     note = project.git("notes", "--ref=agents", "show", "main")
     assert "resolved-by:" in note and "resolve-attempts: 1" in note
+
+
+def test_the_tokens_and_cost_claude_reports_are_recorded(project: Project, model: ScriptedModel) -> None:
+    """What the model server reported as usage is what status shows, the merge note keeps and log
+    totals; the agent's log stays text."""
+    project.ok("spawn", "11", "--agent", "claude", "--prompt", "Add your file and commit it.")
+    project.ok("wait", "11", timeout=100)
+    _assert_committed(project, ["11"])
+    assert_usage_recorded(project, "11", model, priced=True)  # Claude Code prices the tokens itself
+    assert "Done: the change is committed." in project.ok("logs", "11").stdout
+    served = model.served()
+    project.ok("merge", "11")
+    note = project.git("notes", "--ref=agents", "show", "main")
+    assert f"tokens-in: {served[0]}\ntokens-out: {served[1]}\ncost: " in note
+    merges = json.loads(project.ok("log", "--json").stdout)["merges"]
+    assert merges[0]["tokens-in"] == str(served[0])
+    assert f"Total: {served[0]} in, {served[1]} out" in project.ok("log").stdout
