@@ -33,6 +33,12 @@ is running while any process it started is alive. A worktree whose HEAD was deta
 holds commits that no branch contains adds ", detached HEAD with <n> commit(s) not on any
 branch" to the state: that work is on no branch, and git agent-clean keeps the task until it is.
 
+An interactive agent (--tmux) that waits for you shows as waiting, with the question's first
+line where it can be had (waiting: Do you want to proceed?), or as waiting: first-run dialog
+(<name>) at one of claude's one-time dialogs (trust-folder, api-key, bypass-permissions) or
+codex's (codex-trust): answer those once by hand (git agent-attach <id>). Claude Code and
+codex say themselves when they wait (hooks, notify); for the others the window is read.
+
 When an agent's CLI reports what it used (the claude, codex, gemini, opencode and aider
 presets do), a TOKENS column shows the tokens sent and received over all its runs (rounds
 and conflict resolvers) and the cost in dollars where the CLI gives one: 12.3k/1.1k $0.04.
@@ -63,7 +69,9 @@ its HEAD is on a branch, null when the worktree is missing) and disk_bytes (byte
 worktree takes on disk, its .git file left out; null when the worktree is missing),
 tokens_in, tokens_out and cost_usd (over all its runs, as its CLI reported them; null when
 it reported none) and runs (each run's figures: round, kind (agent or resolve), tokens_in,
-tokens_out, cost_usd).
+tokens_out, cost_usd), waiting (the question an interactive agent waits on, "" when it
+waits but the question is not known, null when it does not wait) and dialog (the first-run
+dialog it shows, or null).
 "version" changes only when a field is removed or changes meaning.
 """
 

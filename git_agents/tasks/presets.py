@@ -43,7 +43,9 @@ PRESETS: dict[str, Preset] = {
     "claude": Preset(
         'claude -p --output-format stream-json --verbose --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
         # the prompt is one argument here: past ~100 kB (the kernel takes 128 KiB) it names the file instead
-        interactive='claude --dangerously-skip-permissions "$(if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -le 100000 ]; '
+        # the session's own settings (tasks/waiting.py: hooks that tell when it waits for you)
+        interactive='claude ${GIT_AGENT_CLAUDE_SETTINGS:+--settings "$GIT_AGENT_CLAUDE_SETTINGS"}'
+                    ' --dangerously-skip-permissions "$(if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -le 100000 ]; '
                     'then cat "$GIT_AGENT_PROMPT_FILE"; '
                     'else printf \'Read the file %s and do the task it describes.\' "$GIT_AGENT_PROMPT_FILE"; fi)"',
         resume='claude -p --continue --output-format stream-json --verbose --dangerously-skip-permissions'
@@ -58,7 +60,9 @@ PRESETS: dict[str, Preset] = {
         # the TUI takes its first message as one argument: past ~100 KB, point it at the file
         interactive='if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -lt 100000 ]; then p=$(cat "$GIT_AGENT_PROMPT_FILE");'
                     ' else p="Your task is in the file $GIT_AGENT_PROMPT_FILE: read it and do it."; fi; '
-                    + _CODEX.replace("codex exec ", "codex --no-daemon ") + ' "$p"',
+                    + _CODEX.replace("codex exec ", "codex --no-daemon ")
+                    # its notify program tells when a turn ended (tasks/waiting.py)
+                    + ' ${GIT_AGENT_CODEX_NOTIFY:+-c "$GIT_AGENT_CODEX_NOTIFY"} "$p"',
         resume=_CODEX + ' --json resume --last - < "$GIT_AGENT_PROMPT_FILE"'),
     # aider: edits from the model's reply and commits each edit itself. It would otherwise write
     # `.aider*` into a new .gitignore (--no-gitignore), look for a new version and ask about

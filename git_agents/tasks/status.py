@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import list_worktrees, unsaved_work, worktree_size
-from git_agents.tasks import agent, seal, usage
+from git_agents.tasks import agent, seal, usage, waiting
 from git_agents.tasks.store import Task
 
 T = TypeVar("T")
@@ -50,6 +50,8 @@ class TaskStatus:
     tokens_out: int | None = None
     cost_usd: float | None = None  # the cost its CLI reported (None: not reported)
     runs: list[dict[str, object]] = field(default_factory=list)  # each run's figures (tasks/usage.py)
+    waiting: str | None = None  # an interactive agent waiting for its user: the question ("" unknown)
+    dialog: str | None = None  # ... at a first-run dialog: its name (tasks/waiting.py DIALOGS)
 
     @property
     def spent(self) -> usage.Usage | None:
@@ -312,6 +314,9 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
             shown = f"waiting for {', '.join(t.after.split())}"
         else:
             shown = state_word
+        asks = waiting.detect(t, repo.task_dir(t.id)) if state_word == "running" and t.tmux_pane else None
+        if asks is not None and t.complete and not t.state:
+            shown = asks.state
         n_detached = detached.get(t.id, 0) if exists[t.id] else None
         if n_detached and t.state != "merged":
             shown += f", detached HEAD with {n_detached} commit{'s' if n_detached > 1 else ''} not on any branch"
@@ -324,5 +329,6 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
             uncommitted=dirty.get(t.id), worktree_exists=exists[t.id], conflicts=t.conflict_files,
             reason=t.reason, slot=t.slot, detached_commits=n_detached, disk_bytes=disk.get(t.id),
             tokens_in=whole.tokens_in if whole else None, tokens_out=whole.tokens_out if whole else None,
-            cost_usd=whole.cost if whole else None, runs=[u.to_json() for u in spent]))
+            cost_usd=whole.cost if whole else None, runs=[u.to_json() for u in spent],
+            waiting=asks.question if asks else None, dialog=(asks.dialog or None) if asks else None))
     return result
