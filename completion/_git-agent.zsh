@@ -72,6 +72,7 @@ _git-agent-wait () {
 		'-h[print a short usage summary]' \
 		'--all[wait for every task]' \
 		'--timeout=[give up after this many seconds]:seconds: ' \
+		'--until-input[also stop waiting for an interactive agent that waits for its user]' \
 		'--interval=[how often to look (default 0.2)]:seconds: ' \
 		'-q[print only errors and the final summary]' \
 		'--quiet[print only errors and the final summary]' \

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from git_agents.tasks.presets import PRESETS
+
 from .conftest import Project, run, write_script
 
 
@@ -112,10 +114,11 @@ def test_presets_expand_to_the_tools_command_lines(project: Project, tmp_path: P
     env = {"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
     project.ok("spawn", "1", "--prompt", "do one", "--agent", "claude", env=env)
     project.ok("wait", "1")
-    assert (tmp_path / "claude.args").read_text().split("\0") == ["-p", "--dangerously-skip-permissions", ""]
+    assert (tmp_path / "claude.args").read_text().split("\0") == \
+        ["-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions", ""]
     assert (tmp_path / "claude.stdin").read_text() == project.ok("prompt", "1").stdout
     assert project.git("config", "agent-task.1.agent") == \
-        'claude -p --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"'
+        PRESETS["claude"].command
 
     # a task file: a global preset, a per-task preset, and a preset overridden in git config
     project.git("config", "agent.preset.claude", 'claude --model opus --print < "$GIT_AGENT_PROMPT_FILE"')
@@ -127,7 +130,7 @@ def test_presets_expand_to_the_tools_command_lines(project: Project, tmp_path: P
     codex = (tmp_path / "codex.args").read_text().split("\0")
     common = project.path / ".git"
     assert codex == ["exec", "--sandbox", "workspace-write", "--add-dir", str(common),
-                     "--add-dir", str(common / "worktrees" / "task-3"), "-", ""]
+                     "--add-dir", str(common / "worktrees" / "task-3"), "--json", "-", ""]
     assert (tmp_path / "codex.stdin").read_text().endswith("Your task: three\n\nthree\n")
 
     missing = project.agent("spawn", "4", "--prompt", "x", "--agent", "gemini")

@@ -255,8 +255,10 @@ def test_continue_resumes_the_preset_session_with_the_follow_up_alone(project: P
     project.ok("continue", "c", "--prompt", "and now the docs", env=env)
     project.ok("wait", "c")
     second = (project.worktrees / "call-1.txt").read_text()
-    assert second == "args: -p --continue --dangerously-skip-permissions\nand now the docs\n"
-    assert (project.worktrees / "call-0.txt").read_text().startswith("args: -p --dangerously-skip-permissions\n")
+    assert second == "args: -p --continue --output-format stream-json --verbose --dangerously-skip-permissions\n" \
+                     "and now the docs\n"
+    assert (project.worktrees / "call-0.txt").read_text().startswith(
+        "args: -p --output-format stream-json --verbose --dangerously-skip-permissions\n")
     assert task_key(project, "c", "round") == "2"
 
 

@@ -167,8 +167,8 @@ def test_app_rows_then_diff_view(three_tasks: Project) -> None:
         table = app.query_one(DataTable)
         assert [str(table.get_cell_at((i, 0))) for i in range(4)] == ["1", "2", "3", "4"]
         assert [str(table.get_cell_at((i, 1))) for i in range(4)] == ["exited 0", "exited 0", "exited 0", "running"]
-        assert str(table.get_cell_at((1, 6))) == "3" and str(table.get_cell_at((2, 5))) == "yes"
-        assert str(table.get_cell_at((3, 7))) == "waiting for go"
+        assert str(table.get_cell_at((1, 7))) == "3" and str(table.get_cell_at((2, 5))) == "yes"
+        assert str(table.get_cell_at((3, 8))) == "waiting for go"
         await pilot.press("down", "down")  # task 3
         assert app.selected() == "3"
         await pilot.press("d")
@@ -337,7 +337,7 @@ def test_top_in_a_real_terminal(three_tasks: Project, tmp_path: Path) -> None:
     try:
         _wait_for(lambda: any(line.split()[:2] == ["4", "running"] for line in screen()), timeout=60)
         lines = screen()
-        assert lines[1].split() == ["ID", "STATE", "ELAPSED", "AHEAD", "FILES", "DIRTY", "CONFLICTS", "LOG"]
+        assert lines[1].split() == ["ID", "STATE", "ELAPSED", "AHEAD", "FILES", "DIRTY", "TOKENS", "CONFLICTS", "LOG"]
         assert [line.split()[:2] for line in lines[2:6]] == [["1", "exited"], ["2", "exited"], ["3", "exited"],
                                                              ["4", "running"]]
         assert lines[2].split()[-2:] == ["all", "done"]

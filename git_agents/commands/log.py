@@ -7,6 +7,7 @@ import json
 
 from git_agents.core.errors import AgentError
 from git_agents.core.repo import Repo
+from git_agents.tasks import usage
 from git_agents.tasks.notes import NOTES_MESSAGE, NOTES_REF, parse_note
 
 USAGE = "git agent-log [--json] [-n <count>] [<revision>]"
@@ -14,8 +15,11 @@ USAGE = "git agent-log [--json] [-n <count>] [<revision>]"
 DESCRIPTION = """\
 List the task merges reachable from <revision> (default: HEAD), newest first, from the notes
 git agent-merge writes in refs/notes/agents (the same as `git log --notes=agents` shows):
-merge commit, task id, when it merged, the agent's exit code, the check result, the agent
-command and the title. Merge commits stay listed after `git agent-clean` forgets the tasks.
+merge commit, task id, when it merged, the agent's exit code, the check result, the tokens
+and cost its CLI reported (TOKENS: in/out and dollars, "-" when it reported none), the agent
+command and the title, then a line with the totals of the merges listed (the column and
+the totals only when some agent's CLI reported usage). Merge commits stay
+listed after `git agent-clean` forgets the tasks.
 A note is trusted only on a merge commit and only as git agent-merge wrote it: one added or
 changed by `git notes` (an agent's, say) is left out with a warning.
 (`git agent-logs` is something else: an agent's own output.)
@@ -30,7 +34,9 @@ JSON = """\
 With --json, log prints one object: {"version": 1, "merges": [...]}, newest first, each with
 the field commit and the note's fields: task, title, branch, agent, prompt-hash, base (the
 commit the task started from), target, started, finished, exit, merged and check (passed,
-failed or -). "version" changes only when a field is removed or changes meaning.
+failed or -), and where the agent's CLI reported them tokens-in, tokens-out, cost and
+usage-rounds; then "total": {"tokens_in", "tokens_out", "cost_usd"} over the merges listed
+(null when none reported any). "version" changes only when a field is removed or changes meaning.
 """
 
 JSON_VERSION = 1
@@ -88,15 +94,25 @@ def run(args: argparse.Namespace) -> int:
     """Print the merges."""
     repo = Repo.discover()
     rows = merges(repo, args.revision, args.max_count)
+    whole = usage.total([u for u in map(usage.from_note, rows) if u is not None])
     if args.json:
-        print(json.dumps({"version": JSON_VERSION, "merges": rows}, indent=2))
+        total = None if whole is None else {"tokens_in": whole.tokens_in, "tokens_out": whole.tokens_out,
+                                            "cost_usd": whole.cost}
+        print(json.dumps({"version": JSON_VERSION, "merges": rows, "total": total}, indent=2))
         return 0
     if not rows:
         print(f"No task merges in the history of {args.revision}.")
         return 0
     from git_agents.core.output import table
 
+    headers = ["COMMIT", "TASK", "MERGED", "EXIT", "CHECK", "AGENT", "TITLE"]
     cells = [[r["commit"][:12], r.get("task", "-"), r.get("merged", "-"), r.get("exit", "-"), r.get("check", "-"),
               r.get("agent", "-"), r.get("title", "")] for r in rows]
-    print(table(["COMMIT", "TASK", "MERGED", "EXIT", "CHECK", "AGENT", "TITLE"], cells))
+    if whole is not None:  # the column and the totals only where some agent's CLI reported usage
+        headers[5:5] = ["TOKENS"]
+        for r, row in zip(rows, cells):
+            row[5:5] = [usage.short(usage.from_note(r))]
+    print(table(headers, cells))
+    if whole is not None:
+        print(f"Total: {usage.describe(whole)} over {len(rows)} merge{'' if len(rows) == 1 else 's'}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 
 from git_agents.core.errors import AgentError
 from git_agents.core.repo import Repo
-from git_agents.tasks import tmux
+from git_agents.tasks import tmux, waiting
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.status import agent_state
 
@@ -19,7 +19,10 @@ is, character by character: words such as C-c or Enter, and shell syntax such as
 as text, never as tmux key names or commands.
 
 Fails when the task's agent is not an interactive one or has ended; a finished task takes a
-follow-up with git agent-continue.
+follow-up with git agent-continue. Refuses, typing nothing, while the agent shows a first-run
+dialog (claude's trust-this-folder, custom API key or bypass-permissions dialog, codex's
+trust dialog): text typed there would answer the dialog, whose default ends the agent. Answer
+it once by hand (git agent-attach <id>); the message says how to make it go away for good.
 """
 
 EXAMPLES = """\
@@ -45,5 +48,9 @@ def run(args: argparse.Namespace) -> int:
         raise AgentError(f"task {task.id}'s agent is not running ({ended})",
                          hint=f"give it a follow-up with: git agent-continue {task.id} --prompt <text>")
     window = tmux.live_window(task, "give a follow-up to")
+    asks = waiting.detect(task, repo.task_dir(task.id))
+    if asks is not None and asks.dialog:  # typed text would answer it, "No, exit" by default
+        raise AgentError(f"task {task.id}'s agent shows a first-run dialog ({asks.dialog}): {asks.question}; "
+                         "nothing was typed", hint=asks.hint.replace("<id>", task.id))
     tmux.send_text(window, " ".join(args.text), enter=not args.no_enter)
     return 0

@@ -10,6 +10,7 @@ from git_agents.core.errors import ExitCode, UsageError
 from git_agents.core.git import quote_paths
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
+from git_agents.tasks import usage
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.status import TaskStatus, collect
 from git_agents.tasks.store import load_tasks
@@ -35,6 +36,16 @@ After the table, a warning on stderr for each task whose agent's git changed wha
 share (its target moved to its commit, its branch rewritten or moved back, its HEAD off its
 branch, the shared config, hooks/ or info/exclude changed since spawn), with how to recover.
 
+An interactive agent (--tmux) that waits for you shows as waiting, with the question's first
+line where it can be had (waiting: Do you want to proceed?), or as waiting: first-run dialog
+(<name>) at one of claude's one-time dialogs (trust-folder, api-key, bypass-permissions) or
+codex's (codex-trust): answer those once by hand (git agent-attach <id>). Claude Code and
+codex say themselves when they wait (hooks, notify); for the others the window is read.
+
+When an agent's CLI reports what it used (the claude, codex, gemini, opencode and aider
+presets do), a TOKENS column shows the tokens sent and received over all its runs (rounds
+and conflict resolvers) and the cost in dollars where the CLI gives one: 12.3k/1.1k $0.04.
+
 --watch redraws the table every <seconds> (default 2) until Ctrl-C, for a terminal or a log
 where the full-screen `git agent-top` does not fit: on a terminal the screen is cleared and
 the table drawn again under a line with the time; when the output is not a terminal (a CI
@@ -58,10 +69,15 @@ started, finished, ahead (commits not in the target branch), files_changed, unco
 (true, false or null when the worktree is missing), worktree_exists, conflicts (paths),
 reason, slot, detached_commits (commits only the worktree's detached HEAD holds, 0 when
 its HEAD is on a branch, null when the worktree is missing) and disk_bytes (bytes its
-worktree takes on disk, its .git file left out; null when the worktree is missing); and
-"warnings": {task id: [lines]}, what an agent's git did to what the tasks share (a target
-moved, a branch rewritten or moved back, a HEAD off its branch, the shared config, hooks/ or
-info/exclude changed since spawn, as a diff), also printed after the table on stderr.
+worktree takes on disk, its .git file left out; null when the worktree is missing),
+tokens_in, tokens_out and cost_usd (over all its runs, as its CLI reported them; null when
+it reported none) and runs (each run's figures: round, kind (agent or resolve), tokens_in,
+tokens_out, cost_usd), waiting (the question an interactive agent waits on, "" when it
+waits but the question is not known, null when it does not wait) and dialog (the first-run
+dialog it shows, or null); and "warnings": {task id: [lines]}, what an agent's git did to
+what the tasks share (a target moved, a branch rewritten or moved back, a HEAD off its
+branch, the shared config, hooks/ or info/exclude changed since spawn, as a diff), also
+printed after the table on stderr.
 "version" changes only when a field is removed or changes meaning.
 """
 
@@ -146,6 +162,9 @@ def render(repo: Repo, rows: list[TaskStatus], args: argparse.Namespace) -> str:
     if not rows:
         return "No tasks. Start one with: git agent-spawn <id> --prompt <text> --agent <command>"
     headers = ["ID", "STATE", "AHEAD", "FILES", "DIRTY", "BRANCH", "WORKTREE", "TITLE"]
+    counted = any(r.tokens_in is not None for r in rows)  # only where some agent's CLI reported usage
+    if counted:
+        headers[5:5] = ["TOKENS"]
     if args.verbosity > 0:
         headers[-1:-1] = ["PID", "STARTED", "FINISHED", "SIZE"]
     cells = []
@@ -156,6 +175,8 @@ def render(repo: Repo, rows: list[TaskStatus], args: argparse.Namespace) -> str:
         where = os.path.relpath(r.worktree) if r.worktree else "-"
         row = [r.id, state, "-" if r.ahead is None else str(r.ahead),
                "-" if r.files_changed is None else str(r.files_changed), _yes_no(r.uncommitted), r.branch, where]
+        if counted:
+            row[5:5] = [usage.short(r.spent)]
         if args.verbosity > 0:
             row += [str(r.pid or "-"), r.started or "-", r.finished or "-", human_size(r.disk_bytes)]
         cells.append(row + [r.title])

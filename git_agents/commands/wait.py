@@ -8,11 +8,12 @@ import time
 from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import ExitCode, UsageError
 from git_agents.core.repo import Repo
+from git_agents.tasks import waiting
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.status import agent_state
 from git_agents.tasks.store import Task
 
-USAGE = "git agent-wait [--timeout <seconds>] (--all | <id>...)"
+USAGE = "git agent-wait [--timeout <seconds>] [--until-input] (--all | <id>...)"
 
 DESCRIPTION = """\
 Wait until the agents of the named tasks (or of every task, with --all) have exited, printing
@@ -20,6 +21,10 @@ each as it finishes. Tasks without a running agent are reported at once. A task 
 spawn the shared config, hooks/ or info/exclude changed gets a warning with the diff (an agent's
 git can write them; see git agent-status). Exits 1 if any agent exited non-zero, died, could
 not start, or if the timeout passed first.
+
+--until-input also returns once each agent has either exited or is an interactive one (--tmux)
+waiting for you (a question, a permission, a first-run dialog: see git agent-status), printing
+"task <id>: waiting: <question>"; an agent that waits does not make the exit status 1.
 """
 
 
@@ -28,6 +33,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("ids", nargs="*", metavar="<id>", help="the tasks to wait for")
     p.add_argument("--all", action="store_true", help="wait for every task")
     p.add_argument("--timeout", type=float, metavar="<seconds>", help="give up after this many seconds")
+    p.add_argument("--until-input", action="store_true",
+                   help="also stop waiting for an interactive agent that waits for its user")
     p.add_argument("--interval", type=float, default=0.2, metavar="<seconds>", help="how often to look (default 0.2)")
     add_verbosity(p)
 
@@ -46,10 +53,14 @@ def run(args: argparse.Namespace) -> int:
     while True:
         for task in list(pending.values()):
             state, code, _ = agent_state(repo, task)
-            if state == "running":
+            asks = waiting.detect(task, repo.task_dir(task.id)) \
+                if state == "running" and args.until_input and task.tmux_pane else None
+            if state == "running" and asks is None:
                 continue
             del pending[task.id]
-            if state == "exited":
+            if asks is not None:
+                line, bad = f"task {task.id}: {asks.state}", False
+            elif state == "exited":
                 line, bad = f"task {task.id}: exited {code}", code != 0
             elif state == "not started":
                 line, bad = f"task {task.id}: no agent", False

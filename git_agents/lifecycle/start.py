@@ -157,7 +157,11 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
         pid, pid_start, window = tmux.launch(repo, task, *args, launch_id=task.launch, seal=sealed)
         window_keys = tmux.record_keys(window)
     else:
-        pid, pid_start = agent.launch(task, *args, launch_id=task.launch, seal=sealed)
+        from git_agents.tasks import rounds, usage
+
+        counted = (usage.usage_path(repo.task_dir(task.id), task.launch), str(rounds.number(task)), "agent") \
+            if preset is not None else None  # a preset's CLI reports its usage (tasks/usage.py)
+        pid, pid_start = agent.launch(task, *args, launch_id=task.launch, seal=sealed, usage=counted)
         if task.tmux_pane:  # an earlier round ran in tmux: this one does not
             window_keys = tmux.record_keys(None)
     task.pid, task.pid_start, task.started, task.state, task.reason = str(pid), pid_start, now_iso(), "", ""
@@ -184,7 +188,9 @@ def launch_resolver(repo: Repo, task: Task, command: str, run_dir: str, prompt_f
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
     env = guard.config_env({**identity_env(repo, task.worktree), **preset_env(preset)}, config)
-    return agent.launch(task, command, repo.setting("agent.shell"), run_dir, prompt_file, env)
+    attempt = os.path.basename(run_dir).rpartition("-")[2]  # resolve-<n>
+    counted = (os.path.join(run_dir, "usage.json"), attempt, "resolve") if preset is not None else None
+    return agent.launch(task, command, repo.setting("agent.shell"), run_dir, prompt_file, env, usage=counted)
 
 
 def resolve_options(repo: Repo, value: str | None, invoked_from: str) -> tuple[str | None, int]:

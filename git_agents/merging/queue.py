@@ -19,7 +19,7 @@ from git_agents.core.worktrees import list_worktrees
 from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.journal import Entry, Journal
-from git_agents.tasks import rounds
+from git_agents.tasks import rounds, usage
 from git_agents.tasks.notes import note_fields
 from git_agents.tasks.prompt import render
 from git_agents.tasks.status import agent_state, branch_tips, unsaved_by_task
@@ -534,4 +534,5 @@ def _note_fields(repo: Repo, task: Task, merged_at: str, attempt: Attempt) -> di
                        prompt_hash=task.prompt_hash, base=task.base_commit, target=task.base,
                        started=task.started or task.created, finished=finished,
                        exit="" if code is None else str(code), merged=merged_at, check=attempt.check or "",
-                       **rounds.note_field(task, repo.task_dir(task.id)))
+                       **rounds.note_field(task, repo.task_dir(task.id)),
+                       **{k.replace("-", "_"): v for k, v in usage.note_fields(repo.task_dir(task.id)).items()})

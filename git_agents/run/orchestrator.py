@@ -31,7 +31,7 @@ from git_agents.core.worktrees import unsaved_work
 from git_agents.lifecycle import start as starting
 from git_agents.pool import slots as pool
 from git_agents.run.taskfile import TaskFile, TaskSpec
-from git_agents.tasks import agent
+from git_agents.tasks import agent, usage
 from git_agents.tasks.presets import expand, expand_interactive
 from git_agents.tasks.status import NOT_COMMITTED, agent_state
 from git_agents.tasks.store import Task, load_tasks, now_iso, write_task
@@ -59,6 +59,7 @@ class Job:
     merged: bool = False
     deferred: bool = False  # waits for its `after` tasks to merge before it is made ready and started
     tmux: bool = False  # its agent runs interactively in a tmux window
+    spent: list[usage.Usage] | None = None  # its runs' figures, kept when its task dir is removed
 
     @property
     def id(self) -> str:
@@ -534,6 +535,7 @@ class Run:
         for job in self.jobs:
             task = tasks.get(job.id)
             if job.merged and task is not None and not what_would_be_lost(self.repo, task):
+                job.spent = usage.runs(self.repo.task_dir(task.id))  # the report's totals, read before they go
                 remove_task(self.repo, task, force=False)
 
     def _merge_jobs(self, ready: list[Job]) -> None:
@@ -608,6 +610,10 @@ class Run:
         merged = sum(j.merged for j in self.jobs)
         summary = f"{merged} merged, {failed} not merged" if self.tf.merge else \
             f"{len(self.jobs) - failed} succeeded, {failed} failed"
+        spent = usage.total([u for j in self.jobs if j.task is not None
+                             for u in (j.spent if j.spent is not None else usage.runs(self.repo.task_dir(j.task.id)))])
+        if spent is not None:  # what the agents' CLIs reported, before the last line (scripts read that one)
+            lines.append(f"Tokens: {usage.describe(spent)}")
         lines.append(summary)
         self.stream.write(printable("\n".join(lines)) + "\n")  # outcomes hold reasons and paths
         self.stream.flush()

@@ -166,11 +166,17 @@ def supervisor_argv(command: str, task_dir: str, shell: str, launch_id: str, wor
 
 
 def launch(task: Task, command: str, shell: str, task_dir: str, prompt_file: str,
-           extra_env: dict[str, str] | None = None, launch_id: str = "", *, seal: bool = False) -> tuple[int, str]:
+           extra_env: dict[str, str] | None = None, launch_id: str = "", *, seal: bool = False,
+           usage: tuple[str, str, str] | None = None) -> tuple[int, str]:
     """Start `command` detached in the task's worktree (with `extra_env` over its environment)
     as launch `launch_id`; return (pid, process start stamp). With `seal`, the worktree is
-    sealed when the agent exits (tasks/seal.py)."""
+    sealed when the agent exits (tasks/seal.py). With `usage` (usage file, round, kind), the
+    command's output is read by tasks/usage.py's filter, which keeps its token figures there."""
     os.makedirs(task_dir, exist_ok=True)
+    if usage is not None:
+        from git_agents.tasks.usage import wrap
+
+        command = wrap(command, *usage, shell)
     for stale in (exit_path(task_dir), exit_path(task_dir) + ".tmp"):
         if os.path.exists(stale):
             os.unlink(stale)

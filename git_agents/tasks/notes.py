@@ -34,8 +34,16 @@ NOTE_FIELDS: dict[str, str] = {
     "check": "The merge check: passed, or - when none ran.",
     "rounds": "Only for a task continued with git agent-continue (absent otherwise): one entry per round, "
               "separated by \"; \".",
+    "tokens-in": "The tokens the agent's CLI reported sending to its model, over all its runs (rounds and "
+                 "conflict resolvers); absent when its CLI reported none (an agent that is not a preset).",
+    "tokens-out": "The tokens the model produced, as its CLI reported them; absent when not reported.",
+    "cost": "What the runs cost in US dollars, as the CLI reported it (claude, opencode, aider with known "
+            "prices); - when the CLI reported tokens but no cost; absent when it reported nothing.",
+    "usage-rounds": "Only when the task had more than one run: each run's figures, separated by \"; \" "
+                    "(agent=<round> or resolve=<attempt>, in=, out=, cost=).",
 }
-_OPTIONAL = {"rounds"}  # left out when not given, instead of written as "-"
+# left out when not given, instead of written as "-"
+_OPTIONAL = {"rounds", "tokens-in", "tokens-out", "cost", "usage-rounds"}
 
 
 def note_fields(**values: str) -> dict[str, str]:

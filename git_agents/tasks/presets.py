@@ -36,59 +36,70 @@ _CODEX = ('codex exec --sandbox workspace-write'
 PRESETS: dict[str, Preset] = {
     # Claude Code: -p reads the prompt from standard input; as root it refuses to skip permissions
     # unless told it is in a sandbox (IS_SANDBOX=1). --continue resumes the last session of the
-    # current directory, so each worktree resumes its own.
+    # current directory, so each worktree resumes its own. The unattended forms of every preset
+    # print their CLI's machine-readable events (stream-json, --json, --format json): the agent
+    # runs under tasks/usage.py, which turns them back into text in its log and keeps the tokens
+    # and cost they report.
     "claude": Preset(
-        'claude -p --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
+        'claude -p --output-format stream-json --verbose --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
         # the prompt is one argument here: past ~100 kB (the kernel takes 128 KiB) it names the file instead
-        interactive='claude --dangerously-skip-permissions "$(if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -le 100000 ]; '
+        # the session's own settings (tasks/waiting.py: hooks that tell when it waits for you)
+        interactive='claude ${GIT_AGENT_CLAUDE_SETTINGS:+--settings "$GIT_AGENT_CLAUDE_SETTINGS"}'
+                    ' --dangerously-skip-permissions "$(if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -le 100000 ]; '
                     'then cat "$GIT_AGENT_PROMPT_FILE"; '
                     'else printf \'Read the file %s and do the task it describes.\' "$GIT_AGENT_PROMPT_FILE"; fi)"',
-        resume='claude -p --continue --dangerously-skip-permissions < "$GIT_AGENT_PROMPT_FILE"',
+        resume='claude -p --continue --output-format stream-json --verbose --dangerously-skip-permissions'
+               ' < "$GIT_AGENT_PROMPT_FILE"',
         root_env={"IS_SANDBOX": "1"},
     ),
     # codex's workspace-write sandbox keeps every git dir read-only, and a linked worktree's git
     # dirs (<common>/.git and <common>/.git/worktrees/<name>) lie outside the worktree: both are
     # added as writable roots so the agent can commit; the rest of the sandbox stays (no network).
     "codex": Preset(
-        _CODEX + ' - < "$GIT_AGENT_PROMPT_FILE"',
+        _CODEX + ' --json - < "$GIT_AGENT_PROMPT_FILE"',
         # the TUI takes its first message as one argument: past ~100 KB, point it at the file
         interactive='if [ "$(wc -c < "$GIT_AGENT_PROMPT_FILE")" -lt 100000 ]; then p=$(cat "$GIT_AGENT_PROMPT_FILE");'
                     ' else p="Your task is in the file $GIT_AGENT_PROMPT_FILE: read it and do it."; fi; '
-                    + _CODEX.replace("codex exec ", "codex --no-daemon ") + ' "$p"',
-        resume=_CODEX + ' resume --last - < "$GIT_AGENT_PROMPT_FILE"'),
+                    + _CODEX.replace("codex exec ", "codex --no-daemon ")
+                    # its notify program tells when a turn ended (tasks/waiting.py)
+                    + ' ${GIT_AGENT_CODEX_NOTIFY:+-c "$GIT_AGENT_CODEX_NOTIFY"} "$p"',
+        resume=_CODEX + ' --json resume --last - < "$GIT_AGENT_PROMPT_FILE"'),
     # aider: edits from the model's reply and commits each edit itself. It would otherwise write
     # `.aider*` into a new .gitignore (--no-gitignore), look for a new version and ask about
     # analytics, and fetch any URL in the prompt (--no-detect-urls). Its history files and tag
     # cache (.aider.chat.history.md, .aider.input.history, .aider.tags.cache.v4/) stay in the
     # worktree: --restore-chat-history reads the history back. No way to open its UI with a
     # first message, so the interactive line runs the prompt, then opens the UI on that chat.
+    # Unattended it does not stream (--no-stream): then its "Tokens: …" line holds the figures
+    # the provider reported, not its own estimate (streamed replies carry no usage for it).
     "aider": Preset(
         'aider --yes-always --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
-        ' --no-detect-urls --message-file "$GIT_AGENT_PROMPT_FILE"',
+        ' --no-detect-urls --no-stream --message-file "$GIT_AGENT_PROMPT_FILE"',
         interactive='aider --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
                     ' --no-detect-urls --message-file "$GIT_AGENT_PROMPT_FILE";'
                     ' exec aider --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
                     ' --restore-chat-history',
         resume='aider --yes-always --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
-               ' --no-detect-urls --restore-chat-history --message-file "$GIT_AGENT_PROMPT_FILE"',
+               ' --no-detect-urls --no-stream --restore-chat-history --message-file "$GIT_AGENT_PROMPT_FILE"',
         exclude=(".aider*",),
     ),
     # opencode: `run` reads the prompt from standard input (not a TTY) and appends it to any
     # message; --auto approves the permission prompts it would otherwise reject unattended.
     # --continue takes the last session of this directory (the worktree).
     "opencode": Preset(
-        'opencode run --auto < "$GIT_AGENT_PROMPT_FILE"',
+        'opencode run --auto --format json < "$GIT_AGENT_PROMPT_FILE"',
         interactive='opencode --auto --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"',
-        resume='opencode run --auto --continue < "$GIT_AGENT_PROMPT_FILE"',
+        resume='opencode run --auto --continue --format json < "$GIT_AGENT_PROMPT_FILE"',
     ),
     # gemini: stdin not a terminal = headless; --skip-trust, since a new worktree is an untrusted
     # folder (headless gemini exits 55 there); --resume latest is this worktree's last session.
     # Its UI takes a first message only as an argument (stdin must be the terminal; @file is
     # truncated), so the interactive line is limited to prompts under 128 KiB.
     "gemini": Preset(
-        'gemini --skip-trust --approval-mode=yolo < "$GIT_AGENT_PROMPT_FILE"',
+        'gemini --skip-trust --approval-mode=yolo --output-format stream-json < "$GIT_AGENT_PROMPT_FILE"',
         interactive='gemini --skip-trust --approval-mode=yolo --prompt-interactive "$(cat "$GIT_AGENT_PROMPT_FILE")"',
-        resume='gemini --skip-trust --approval-mode=yolo --resume latest < "$GIT_AGENT_PROMPT_FILE"',
+        resume='gemini --skip-trust --approval-mode=yolo --output-format stream-json --resume latest'
+               ' < "$GIT_AGENT_PROMPT_FILE"',
     ),
 }
 

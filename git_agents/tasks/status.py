@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import list_worktrees, unsaved_work, worktree_size
-from git_agents.tasks import agent, seal
+from git_agents.tasks import agent, seal, usage, waiting
 from git_agents.tasks.store import Task
 
 T = TypeVar("T")
@@ -46,6 +46,19 @@ class TaskStatus:
     slot: str
     detached_commits: int | None  # commits only the worktree's detached HEAD holds
     disk_bytes: int | None = None  # bytes its worktree takes on disk (collect(sizes=True) only)
+    tokens_in: int | None = None  # tokens its CLI reported sent to the model, over all runs (None: none reported)
+    tokens_out: int | None = None
+    cost_usd: float | None = None  # the cost its CLI reported (None: not reported)
+    runs: list[dict[str, object]] = field(default_factory=list)  # each run's figures (tasks/usage.py)
+    waiting: str | None = None  # an interactive agent waiting for its user: the question ("" unknown)
+    dialog: str | None = None  # ... at a first-run dialog: its name (tasks/waiting.py DIALOGS)
+
+    @property
+    def spent(self) -> usage.Usage | None:
+        """The task's token figures over all its runs, or None when its CLI reported none."""
+        if self.tokens_in is None or self.tokens_out is None:
+            return None
+        return usage.Usage(self.tokens_in, self.tokens_out, self.cost_usd, reported=True)
 
     def to_json(self) -> dict[str, object]:
         """The task as a JSON object (see git-agent-status(1))."""
@@ -162,10 +175,10 @@ def _files_changed(repo: Repo, pairs: list[tuple[str, str]]) -> dict[tuple[str, 
     pending = iter(unique)
     expected: tuple[str, str] | None = next(pending)
     current: tuple[str, str] | None = None
-    for field in out.split("\0"):
-        if not field:
+    for name in out.split("\0"):
+        if not name:
             continue
-        if expected is not None and field == expected[0]:
+        if expected is not None and name == expected[0]:
             current = expected
             expected = next(pending, None)
         elif current is not None:
@@ -301,13 +314,21 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
             shown = f"waiting for {', '.join(t.after.split())}"
         else:
             shown = state_word
+        asks = waiting.detect(t, repo.task_dir(t.id)) if state_word == "running" and t.tmux_pane else None
+        if asks is not None and t.complete and not t.state:
+            shown = asks.state
         n_detached = detached.get(t.id, 0) if exists[t.id] else None
         if n_detached and t.state != "merged":
             shown += f", detached HEAD with {n_detached} commit{'s' if n_detached > 1 else ''} not on any branch"
+        spent = usage.runs(repo.task_dir(t.id))
+        whole = usage.total(spent)
         result.append(TaskStatus(
             id=t.id, title=t.title, branch=t.branch, worktree=t.worktree, base=t.base, state=shown,
             agent=state_word, exit_code=code, pid=int(t.pid) if t.pid.isdigit() else None,
             started=t.started, finished=finished, ahead=n_ahead, files_changed=files,
             uncommitted=dirty.get(t.id), worktree_exists=exists[t.id], conflicts=t.conflict_files,
-            reason=t.reason, slot=t.slot, detached_commits=n_detached, disk_bytes=disk.get(t.id)))
+            reason=t.reason, slot=t.slot, detached_commits=n_detached, disk_bytes=disk.get(t.id),
+            tokens_in=whole.tokens_in if whole else None, tokens_out=whole.tokens_out if whole else None,
+            cost_usd=whole.cost if whole else None, runs=[u.to_json() for u in spent],
+            waiting=asks.question if asks else None, dialog=(asks.dialog or None) if asks else None))
     return result

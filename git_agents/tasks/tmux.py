@@ -120,7 +120,10 @@ def launch(repo: Repo, task: Task, command: str, shell: str, task_dir: str, prom
     for stale in (agent.exit_path(task_dir), agent.exit_path(task_dir) + ".tmp"):
         if os.path.exists(stale):
             os.unlink(stale)
+    from git_agents.tasks import waiting
+
     env = {k: v for k, v in {**agent.agent_env(task, prompt_file), **(extra_env or {}),
+                             **waiting.session_env(task_dir),  # the CLI's own signals that it waits
                              agent.LAUNCH_ENV: launch_id}.items() if k not in _PANE_OWN_ENV}
     spec = os.path.join(task_dir, "tmux-start.json")
     for stale in (spec, spec + ".tmp"):
@@ -177,6 +180,17 @@ def live_window(task: Task, verb: str) -> Window:
                          hint=f"see its output with: git agent-logs {task.id}; to {verb} it again: "
                               f"git agent-continue {task.id} --tmux --prompt <text>")
     return window
+
+
+def capture(window: Window) -> tuple[str, float | None] | None:
+    """What the window's pane shows now, and when its window last had output (epoch seconds;
+    None when tmux does not say); None when the pane is gone."""
+    res = _tmux(["display-message", "-p", "-t", window.pane, "#{window_activity}", ";",
+                 "capture-pane", "-p", "-t", window.pane], socket=window.socket)
+    if res.returncode != 0:
+        return None
+    first, _, screen = res.stdout.partition("\n")
+    return screen, float(first) if first.strip().isdigit() else None
 
 
 def attach_argv(window: Window, inside: str | None) -> list[str]:

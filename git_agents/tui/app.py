@@ -23,7 +23,7 @@ from git_agents.core.repo import Repo
 from git_agents.tasks import agent
 from git_agents.tui.model import Overview, Row
 
-COLUMNS = ("ID", "STATE", "ELAPSED", "AHEAD", "FILES", "DIRTY", "CONFLICTS", "LOG")
+COLUMNS = ("ID", "STATE", "ELAPSED", "AHEAD", "FILES", "DIRTY", "TOKENS", "CONFLICTS", "LOG")
 
 _STATE_STYLES = {"running": "yellow", "exited 0": "green", "merged": "green", "conflict": "red", "failed": "red",
                  "died": "red", "check-failed": "red", "worktree missing": "red", "exited": "red"}
@@ -41,7 +41,7 @@ def cells(row: Row) -> list[str | Text]:
     """The cells of a row, in COLUMNS order."""
     dirty = "-" if not row.worktree else ("?" if row.dirty is None else ("yes" if row.dirty else "no"))
     return [row.id, state_text(row.state), row.elapsed(), "-" if row.ahead is None else str(row.ahead),
-            "-" if row.files is None else str(row.files), dirty,
+            "-" if row.files is None else str(row.files), dirty, row.tokens,
             Text(", ".join(row.conflicts), style="red") if row.conflicts else "", row.log_line]
 
 

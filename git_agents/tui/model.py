@@ -22,7 +22,7 @@ from datetime import datetime
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import unsaved_work
 from git_agents.merging.predict import Branch, fill_file_sets, predict_pairs
-from git_agents.tasks import agent
+from git_agents.tasks import agent, usage, waiting
 from git_agents.tasks.status import NOT_COMMITTED, TaskStatus, agent_state, collect, parallel_map
 from git_agents.tasks.store import Task, load_tasks
 
@@ -46,6 +46,7 @@ class Row:
     log_line: str = ""
     worktree: str = ""
     branch: str = ""
+    tokens: str = "-"  # tokens in/out and cost its CLI reported so far (tasks/usage.py)
 
     def elapsed(self, now: datetime | None = None) -> str:
         """Time since the agent started, until it finished (or now): `42s`, `3m05s`, `2h07m`."""
@@ -213,6 +214,13 @@ class Overview:
         state = s.state
         if s.agent == "exited" and s.exit_code == 0 and s.ahead == 0 and dirty and state == "exited 0":
             state = NOT_COMMITTED
+        task = self._tasks.get(s.id)
+        if s.agent == "running" and task is not None and task.tmux_pane and not task.state and task.complete:
+            # statuses are recomputed only when something changed; whether it waits, every tick
+            asks = waiting.detect(task, self.repo.task_dir(s.id))
+            state = asks.state if asks is not None else "running"
         return Row(id=s.id, title=s.title, state=state, agent=s.agent, started=s.started, finished=s.finished,
                    ahead=s.ahead, files=s.files_changed, dirty=dirty, conflicts=self._conflicts.get(s.id, []),
-                   log_line=self._log_line(s.id), worktree=s.worktree, branch=s.branch)
+                   log_line=self._log_line(s.id), worktree=s.worktree, branch=s.branch,
+                   # read each tick (small files, no git): the figures grow while the agent runs
+                   tokens=usage.short(usage.task_total(self.repo.task_dir(s.id))))

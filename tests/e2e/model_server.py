@@ -5,6 +5,10 @@ every wire format the CLIs use; each format is a module under `protocols/` that 
 routes. The script is stateless, so parallel agents can share one server: a conversation that
 has no tool result yet gets the scripted shell call; one that has a tool result gets the final
 answer. Every request is recorded (`server.requests`) so a test can show what a CLI sent.
+
+Every model reply reports `server.usage` (tokens in, tokens out; small and unlike any other
+number, so a CLI's own count of the prompt is never taken for it) and the server adds up what it
+reported (`server.served()`): a CLI that records the usage it was told must record exactly that.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class ScriptedModel:
         self.script = script
         self.routes = routes
         self.requests: list[Request] = []
+        self.usage = (17, 3)  # tokens in, tokens out: what each model reply reports
+        self.reports: list[tuple[Request, int, int]] = []  # each reply that reported usage, and what it said
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -85,6 +91,18 @@ class ScriptedModel:
         """http://127.0.0.1:<port>"""
         assert self._httpd is not None
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def report(self, req: Request) -> tuple[int, int]:
+        """The usage the reply to `req` reports, recorded in `reports`."""
+        with self._lock:
+            self.reports.append((req, *self.usage))
+        return self.usage
+
+    def served(self, which: Callable[[Request], bool] = lambda req: True) -> tuple[int, int]:
+        """The sums of the tokens in and out the replies reported (only to the requests `which` accepts)."""
+        with self._lock:
+            chosen = [(i, o) for req, i, o in self.reports if which(req)]
+        return sum(i for i, _ in chosen), sum(o for _, o in chosen)
 
     def start(self) -> ScriptedModel:
         """Serve in a background thread."""

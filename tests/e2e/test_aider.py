@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project
-from tests.e2e.model_server import Script, ScriptedModel
+from tests.e2e.model_server import Request, Script, ScriptedModel
 from tests.e2e.protocols import chat_completions
+from tests.e2e.usage_check import assert_usage_recorded
 
 # aider's "whole" edit format: the file's path, then its whole new content fenced
 EDIT = "file-{task}.txt\n```\nwork of task {task}\n```\n"
@@ -75,7 +76,20 @@ def test_three_parallel_tasks_commit_and_merge(project: Project, aider: Path, mo
     project.ok("merge", "--all")
     _check_merged(project, ["1", "2", "3"])
     turns = [r.json() for r in model.requests if r.path.endswith("/chat/completions")]
-    assert any(t.get("stream") for t in turns) and any(not t.get("stream") for t in turns)
+    assert turns and not any(t.get("stream") for t in turns)  # --no-stream: the provider's usage figures
+
+
+def _main_turn(req: Request) -> bool:
+    """A request of aider's main model (not its weak model's commit message, whose tokens it does not show)."""
+    return b"commit message" not in req.body
+
+
+def test_the_tokens_aider_reports_are_recorded(project: Project, aider: Path, model: ScriptedModel) -> None:
+    project.ok("spawn", "1", "--agent", "aider", "--prompt", "Add your file.")
+    assert project.agent("wait", "1", timeout=110).returncode == 0, project.agent("logs", "1").stdout
+    # the model metadata prices tokens at 0, so aider reports no cost
+    assert_usage_recorded(project, "1", model, priced=False, counted=_main_turn)
+    assert "Applied edit to file-1.txt" in project.ok("logs", "1").stdout
 
 
 def test_run_a_task_file_two_at_a_time(project: Project, aider: Path, tmp_path: Path) -> None:

@@ -14,16 +14,19 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from git_agents.tasks import usage
 from git_agents.tasks.presets import PRESETS, preset_env
 
 from ..conftest import Project, run
+from ..test_tmux import tmux_server  # noqa: F401 - a fixture
 from .model_server import Script, ScriptedModel
 from .protocols.anthropic import ROUTES
+from .usage_check import assert_usage_recorded
 
 COMMAND = ('echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && '
            'git add "file-$GIT_AGENT_TASK.txt" && '
@@ -126,10 +129,13 @@ def test_resume_continues_each_worktrees_own_session(project: Project, model: Sc
     follow_up = tmp_path / "follow-up.md"
     follow_up.write_text("FOLLOW-UP: and now say what you did.")
     seen = len(model.requests)
-    proc = run(["/bin/sh", "-c", PRESETS["claude"].resume], project.worktrees / "task-8",
-               env=_preset_env(project, "8", follow_up), timeout=100)
+    # as the engine runs it: under the usage filter, which shows the events as text
+    counted = tmp_path / "usage.json"
+    proc = run(["/bin/sh", "-c", usage.wrap(PRESETS["claude"].resume, str(counted), "2", "agent", "/bin/sh")],
+               project.worktrees / "task-8", env=_preset_env(project, "8", follow_up), timeout=100)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip() == "Done: the change is committed."
+    assert proc.stdout.splitlines()[0] == "Done: the change is committed.", proc.stdout
+    assert usage.read(str(counted)) is not None
     bodies = [r.body for r in model.requests[seen:] if r.path.startswith("/v1/messages")]
     assert any(b"FOLLOW-UP" in b and b"TASK-EIGHT" in b for b in bodies)  # the same conversation, told more
     assert not any(b"TASK-NINE" in b for b in bodies)  # not the other worktree's
@@ -195,3 +201,78 @@ def test_a_conflict_is_resolved_by_claude_through_the_preset(project: Project, m
     assert any(b"shared.txt" in b and b"CONFLICT" in b for b in bodies)
     note = project.git("notes", "--ref=agents", "show", "main")
     assert "resolved-by:" in note and "resolve-attempts: 1" in note
+
+
+def test_the_tokens_and_cost_claude_reports_are_recorded(project: Project, model: ScriptedModel) -> None:
+    """What the model server reported as usage is what status shows, the merge note keeps and log
+    totals; the agent's log stays text."""
+    project.ok("spawn", "11", "--agent", "claude", "--prompt", "Add your file and commit it.")
+    project.ok("wait", "11", timeout=100)
+    _assert_committed(project, ["11"])
+    assert_usage_recorded(project, "11", model, priced=True)  # Claude Code prices the tokens itself
+    assert "Done: the change is committed." in project.ok("logs", "11").stdout
+    served = model.served()
+    project.ok("merge", "11")
+    note = project.git("notes", "--ref=agents", "show", "main")
+    assert f"tokens-in: {served[0]}\ntokens-out: {served[1]}\ncost: " in note
+    merges = json.loads(project.ok("log", "--json").stdout)["merges"]
+    assert merges[0]["tokens-in"] == str(served[0])
+    assert f"Total: {served[0]} in, {served[1]} out" in project.ok("log").stdout
+
+
+def _first_run_answered(project: Project) -> None:
+    """What a user has done once by hand (see test_interactive_ui_starts_with_the_prompt_under_tmux)."""
+    home = Path(os.environ["HOME"])
+    key = os.environ["ANTHROPIC_API_KEY"]
+    (home / ".claude.json").write_text(json.dumps({
+        "hasCompletedOnboarding": True,
+        "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []},
+        "projects": {str(project.path.resolve()): {"hasTrustDialogAccepted": True}}}))
+    (home / ".claude").mkdir(exist_ok=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps({"skipDangerousModePermissionPrompt": True}))
+
+
+def _status_of(project: Project, task: str) -> dict[str, object]:
+    return next(t for t in json.loads(project.ok("status", "--json").stdout)["tasks"] if t["id"] == task)
+
+
+def _until(probe: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out: {probe}"
+        time.sleep(0.3)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+@pytest.mark.usefixtures("tmux_server")
+def test_a_first_run_dialog_in_tmux_is_waiting_and_send_refuses(project: Project, model: ScriptedModel) -> None:
+    # a claude that never ran interactively: onboarding done, nothing else answered
+    (Path(os.environ["HOME"]) / ".claude.json").write_text(json.dumps({"hasCompletedOnboarding": True}))
+    project.ok("spawn", "--tmux", "12", "--agent", "claude", "--prompt", "Add your file and commit it.")
+    _until(lambda: str(_status_of(project, "12")["state"]).startswith("waiting: first-run dialog"))
+    dialog = _status_of(project, "12")["dialog"]
+    assert dialog in ("trust-folder", "api-key", "bypass-permissions")
+    refused = project.agent("send", "12", "hello")
+    assert refused.returncode == 128 and f"first-run dialog ({dialog})" in refused.stderr, refused.stderr
+    assert "hint: claude asks once" in refused.stderr
+    assert _status_of(project, "12")["agent"] == "running"  # nothing answered the dialog
+    waited = project.agent("wait", "--until-input", "12", timeout=30)
+    assert (waited.returncode, waited.stdout) == (0, f"task 12: waiting: first-run dialog ({dialog})\n")
+    project.ok("stop", "12")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+@pytest.mark.usefixtures("tmux_server")
+def test_a_permission_prompt_in_tmux_is_waiting(project: Project, model: ScriptedModel) -> None:
+    _first_run_answered(project)
+    # claude's own UI without bypass: the scripted Bash call needs the user's permission
+    agent = 'claude --settings "$GIT_AGENT_CLAUDE_SETTINGS" "$(cat "$GIT_AGENT_PROMPT_FILE")"'
+    project.ok("spawn", "--tmux", "13", "--agent", agent, "--prompt", "Add your file and commit it.")
+    _until(lambda: str(_status_of(project, "13")["state"]).startswith("waiting"))
+    row = _status_of(project, "13")
+    assert row["agent"] == "running" and row["dialog"] is None
+    assert row["waiting"], row  # the question's first line, from its Notification hook or the window
+    waited = project.agent("wait", "--until-input", "--all", timeout=30)
+    assert waited.returncode == 0 and waited.stdout.startswith("task 13: waiting"), waited.stdout
+    assert project.git("rev-list", "--count", "main..task-13") == "0"  # nothing ran without permission
+    project.ok("stop", "13")

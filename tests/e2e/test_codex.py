@@ -23,6 +23,7 @@ from tests.conftest import Project, run
 from .model_server import Script, ScriptedModel
 from .protocols import openai_responses
 from .protocols.openai_responses import ROUTES
+from .usage_check import assert_usage_recorded
 
 COMMIT = ('echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && git add "file-$GIT_AGENT_TASK.txt"'
           ' && git commit -q -m "task $GIT_AGENT_TASK: add file-$GIT_AGENT_TASK.txt" && echo committed')
@@ -142,6 +143,18 @@ def test_resume_continues_the_tasks_own_session(project: Project, model: Scripte
     # the follow-up went on in task 1's session (history from cwd task-1), not in task 2's newer one
     turn = json.dumps(openai_responses.body(model.requests[before])["input"])
     assert "First task: the apple." in turn and "Follow-up: one more file." in turn and "the pear" not in turn
+    # each round's tokens are kept apart, and add up to what the model reported for both tasks
+    rows = json.loads(project.ok("status", "--json").stdout)["tasks"]
+    assert [(r["kind"], r["round"]) for r in rows[0]["runs"]] == [("agent", "1"), ("agent", "2")]
+    assert sum(r["tokens_in"] for r in rows) == model.served()[0]
+    assert rows[0]["tokens_in"] == sum(r["tokens_in"] for r in rows[0]["runs"])
+
+
+def test_the_tokens_codex_reports_are_recorded(project: Project, model: ScriptedModel) -> None:
+    project.ok("spawn", "1", "--agent", "codex", "--prompt", "Add your file and commit it.")
+    assert project.agent("wait", "1", timeout=100).returncode == 0, project.agent("logs", "1").stdout
+    assert_usage_recorded(project, "1", model, priced=False)  # codex reports tokens, not money
+    assert "Done: the change is committed." in project.ok("logs", "1").stdout
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")

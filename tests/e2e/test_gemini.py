@@ -21,6 +21,7 @@ from tests.conftest import Project
 
 from .model_server import Script, ScriptedModel
 from .protocols import gemini
+from .usage_check import assert_usage_recorded
 
 COMMAND = ('echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && '
            'git add "file-$GIT_AGENT_TASK.txt" && '
@@ -108,6 +109,15 @@ def test_three_tasks_in_parallel(project: Project, model: ScriptedModel) -> None
     # the CLI talked to the scripted model only, with the fake key
     streams = [r for r in model.requests if ":streamGenerateContent" in r.path]
     assert len(streams) >= 6 and all(r.headers.get("x-goog-api-key") == "scripted-test-key" for r in streams)
+
+
+def test_the_tokens_gemini_reports_are_recorded(project: Project, model: ScriptedModel) -> None:
+    project.ok("spawn", "1", "--agent", "gemini", "--prompt", "Add your file and commit it.")
+    wait = project.agent("wait", "1", timeout=110)
+    assert wait.returncode == 0, project.agent("logs", "1").stdout
+    assert_committed(project, "1")
+    assert_usage_recorded(project, "1", model, priced=False)  # gemini reports tokens, not money
+    assert "Done: the change is committed." in project.ok("logs", "1").stdout
 
 
 def test_run_a_task_file(project: Project, model: ScriptedModel, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import Project
 from tests.e2e.model_server import Script, ScriptedModel
 from tests.e2e.protocols import chat_completions
+from tests.e2e.usage_check import assert_usage_recorded
 
 COMMAND = ('echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && '
            'git add "file-$GIT_AGENT_TASK.txt" && '
@@ -88,6 +89,15 @@ def test_three_parallel_tasks_commit_and_merge(project: Project, opencode: Path,
     assert project.git("status", "--porcelain") == ""
     tools = [r for r in model.requests if b'"tools"' in r.body]
     assert tools and all(r.json().get("stream") for r in tools)  # opencode streams its turns
+
+
+def test_the_tokens_opencode_reports_are_recorded(project: Project, opencode: Path, model: ScriptedModel) -> None:
+    project.ok("spawn", "1", "--agent", "opencode", "--prompt", "Add your file and commit it.")
+    assert project.agent("wait", "1", timeout=110).returncode == 0, project.agent("logs", "1").stdout
+    # opencode prices each step (0 for our model); its side requests (the session's title) are not
+    # steps of the task and it does not count them: only the requests offering its tools are
+    assert_usage_recorded(project, "1", model, priced=True, counted=lambda req: b'"tools"' in req.body)
+    assert "Done: the change is committed." in project.ok("logs", "1").stdout
 
 
 def test_run_a_task_file_two_at_a_time(project: Project, opencode: Path, tmp_path: Path) -> None:

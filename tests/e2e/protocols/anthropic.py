@@ -35,13 +35,15 @@ def _shell_tool(body: dict[str, Any]) -> str | None:
     return next((n for n in SHELL_TOOLS if n in names), None)
 
 
-def _usage() -> dict[str, int]:
-    return {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+def _usage(tokens_in: int, tokens_out: int) -> dict[str, int]:
+    return {"input_tokens": tokens_in, "output_tokens": tokens_out, "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0}
 
 
 def messages(model: ScriptedModel, req: Request) -> None:
     body = req.json()
     n = next(_ids)
+    tokens_in, tokens_out = model.report(req)
     tool = _shell_tool(body)
     if tool and not _has_tool_result(body):
         block: dict[str, Any] = {"type": "tool_use", "id": f"toolu_scripted_{n:06d}", "name": tool,
@@ -53,7 +55,7 @@ def messages(model: ScriptedModel, req: Request) -> None:
         stop = "end_turn"
     message = {"id": f"msg_scripted_{n:06d}", "type": "message", "role": "assistant",
                "model": body.get("model") or "claude-scripted", "content": [block],
-               "stop_reason": stop, "stop_sequence": None, "usage": _usage()}
+               "stop_reason": stop, "stop_sequence": None, "usage": _usage(tokens_in, tokens_out)}
     if not body.get("stream"):
         req.reply(200, message)
         return
@@ -62,13 +64,14 @@ def messages(model: ScriptedModel, req: Request) -> None:
              if block["type"] == "tool_use" else {"type": "text_delta", "text": block["text"]})
     req.stream([
         ("message_start", {"type": "message_start",
-                           "message": dict(message, content=[], stop_reason=None, usage=_usage())}),
+                           "message": dict(message, content=[], stop_reason=None,
+                                        usage=_usage(tokens_in, 1))}),
         ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": start_block}),
         ("ping", {"type": "ping"}),
         ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}),
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
         ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                           "usage": {"output_tokens": 5}}),
+                           "usage": {"output_tokens": tokens_out}}),
         ("message_stop", {"type": "message_stop"}),
     ])
 

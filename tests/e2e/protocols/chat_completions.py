@@ -79,8 +79,9 @@ def _fill(answer: str, body: dict[str, Any]) -> str:
     return answer.replace("{task}", found.group(1)) if found else answer
 
 
-def _usage() -> dict[str, int]:
-    return {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+def _usage(model: ScriptedModel, req: Request) -> dict[str, int]:
+    tokens_in, tokens_out = model.report(req)
+    return {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}
 
 
 def completions(model: ScriptedModel, req: Request) -> None:
@@ -101,7 +102,7 @@ def completions(model: ScriptedModel, req: Request) -> None:
     head = {"id": f"chatcmpl-scripted-{n:06d}", "created": int(time.time()), "model": name,
             "system_fingerprint": "scripted"}
     if not body.get("stream"):
-        req.reply(200, dict(head, object="chat.completion", usage=_usage(),
+        req.reply(200, dict(head, object="chat.completion", usage=_usage(model, req),
                             choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]))
         return
 
@@ -121,7 +122,7 @@ def completions(model: ScriptedModel, req: Request) -> None:
         events += [chunk({"content": text[:half]}), chunk({"content": text[half:]})]
     events.append(chunk({}, finish))
     if (body.get("stream_options") or {}).get("include_usage"):
-        events.append((None, dict(head, object="chat.completion.chunk", choices=[], usage=_usage())))
+        events.append((None, dict(head, object="chat.completion.chunk", choices=[], usage=_usage(model, req))))
     events.append((None, "[DONE]"))
     req.stream(events)
 

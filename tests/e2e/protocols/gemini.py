@@ -15,8 +15,6 @@ from typing import Any
 
 from ..model_server import Handler, Request, ScriptedModel
 
-_USAGE = {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
-
 
 def _model(req: Request) -> str:
     """The model named in the path: /v1beta/models/<model>:<method>."""
@@ -71,9 +69,11 @@ def _side_answer(body: dict[str, Any]) -> str | None:
     return json.dumps(answer)
 
 
-def _candidate(parts: list[dict[str, Any]], model: str) -> dict[str, Any]:
+def _candidate(server: ScriptedModel, req: Request, parts: list[dict[str, Any]], model: str) -> dict[str, Any]:
+    tokens_in, tokens_out = server.report(req)
     return {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
-            "usageMetadata": _USAGE, "modelVersion": model}
+            "usageMetadata": {"promptTokenCount": tokens_in, "candidatesTokenCount": tokens_out,
+                              "totalTokenCount": tokens_in + tokens_out}, "modelVersion": model}
 
 
 def _parts(server: ScriptedModel, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -88,11 +88,11 @@ def _parts(server: ScriptedModel, body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _stream(server: ScriptedModel, req: Request) -> None:
-    req.stream([(None, _candidate(_parts(server, req.json()), _model(req)))])
+    req.stream([(None, _candidate(server, req, _parts(server, req.json()), _model(req)))])
 
 
 def _generate(server: ScriptedModel, req: Request) -> None:
-    req.reply(200, _candidate(_parts(server, req.json()), _model(req)))
+    req.reply(200, _candidate(server, req, _parts(server, req.json()), _model(req)))
 
 
 def _count_tokens(server: ScriptedModel, req: Request) -> None:

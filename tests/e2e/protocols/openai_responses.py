@@ -85,8 +85,9 @@ def responses(model: ScriptedModel, req: Request) -> None:
     item = _message(model.script.answer) if answered(payload.get("input")) else \
         shell_call(payload, model.script.command)
     base = {"id": rid, "object": "response", "model": name, "created_at": 0}
-    usage = {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 5,
-             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 15}
+    tokens_in, tokens_out = model.report(req)
+    usage = {"input_tokens": tokens_in, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": tokens_out,
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": tokens_in + tokens_out}
     events: list[tuple[str | None, Any]] = [
         ("response.created", {"type": "response.created", "response": {**base, "status": "in_progress"}}),
         ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0, "item": item}),
