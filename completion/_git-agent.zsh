@@ -310,13 +310,20 @@ _git-agent-continue () {
 		'1:id:__git_agent_zsh_tasks'
 }
 
+_git-agent-doctor () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
+		'--json[print a JSON object]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)'
+}
+
 _git-agent () {
 	local curcontext=$curcontext state line ret=1
 	_arguments -C ': :->command' '*:: :->args' && ret=0
 	case $state in
 	command)
 		local -a commands
-		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'diff:Show a task'\''s change against where it left its target, for review' 'log:List merged tasks from the notes on their merge commits' 'pool:Keep a pool of warm worktrees that tasks claim and release' 'top:Watch and steer every task on one full-screen, live view' 'attach:Show an interactive agent'\''s tmux window' 'send:Type a follow-up into a running interactive agent' 'continue:Run a finished task'\''s agent again in its worktree with a follow-up' 'completion:print the shell completion script')
+		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'diff:Show a task'\''s change against where it left its target, for review' 'log:List merged tasks from the notes on their merge commits' 'pool:Keep a pool of warm worktrees that tasks claim and release' 'top:Watch and steer every task on one full-screen, live view' 'attach:Show an interactive agent'\''s tmux window' 'send:Type a follow-up into a running interactive agent' 'continue:Run a finished task'\''s agent again in its worktree with a follow-up' 'doctor:Check that this machine and repository are ready for git-agents' 'completion:print the shell completion script')
 		_describe -t commands 'git agent command' commands && ret=0 ;;
 	args)
 		if [[ $words[1] == completion ]]; then
@@ -330,6 +337,6 @@ _git-agent () {
 
 if (( $+functions[compdef] )); then
 	compdef _git-agent git-agent
-	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-diff git-agent-log git-agent-pool git-agent-top git-agent-attach git-agent-send git-agent-continue; do compdef _$__git_agent_cmd $__git_agent_cmd; done
+	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-diff git-agent-log git-agent-pool git-agent-top git-agent-attach git-agent-send git-agent-continue git-agent-doctor; do compdef _$__git_agent_cmd $__git_agent_cmd; done
 	unset __git_agent_cmd
 fi

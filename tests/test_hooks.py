@@ -110,7 +110,8 @@ def test_install_merges_into_the_settings_and_dry_run_shows_the_change(project: 
     before = settings.read_text()
     dry = run(["git", "agent", "hook", "install", "claude", "--dry-run"], project.path)
     assert (dry.returncode, dry.stderr) == (0, "")
-    assert dry.stdout.startswith(f"--- a/{settings}\n+++ b/{settings}\n@@ ")
+    # paths in the repository, as git diff writes them (not a//tmp/...)
+    assert dry.stdout.startswith("--- a/.claude/settings.local.json\n+++ b/.claude/settings.local.json\n@@ ")
     added = [line for line in dry.stdout.splitlines() if line.startswith("+") and '"command": ' in line]
     assert [line.split('"command": ')[1] for line in added] == ['"true"', '"git agent hook claude-worktree-create"',
                                                                 '"git agent hook claude-worktree-remove"']
@@ -125,6 +126,7 @@ def test_install_merges_into_the_settings_and_dry_run_shows_the_change(project: 
                                                  "command": "git agent hook claude-worktree-create"}]}],
                   "WorktreeRemove": [{"hooks": [{"type": "command",
                                                  "command": "git agent hook claude-worktree-remove"}]}]}}
+    assert project.git("status", "--porcelain", "--untracked-files=all") == ""  # the file is excluded, not untracked
     again = run(["git", "agent", "hook", "install", "claude"], project.path)
     assert (again.returncode, again.stdout) == (0, f"{settings}: the hooks are already installed\n")
     bad = run(["git", "agent", "hook", "frob"], project.path)

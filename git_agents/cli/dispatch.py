@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "attach": "Show an interactive agent's tmux window",
     "send": "Type a follow-up into a running interactive agent",
     "continue": "Run a finished task's agent again in its worktree with a follow-up",
+    "doctor": "Check that this machine and repository are ready for git-agents",
 }
 
 # verbs whose module name differs (a Python keyword cannot name a module you import)

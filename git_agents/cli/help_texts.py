@@ -20,4 +20,5 @@ HELP = {
     'attach': 'usage: git agent-attach <id>\n\n    --color[=<when>]      colour the output: always, never or auto (default: auto)\n\n',
     'send': 'usage: git agent-send [--no-enter] <id> <text>...\n\n    --no-enter            type the text without pressing Enter after it\n    --color[=<when>]      colour the output: always, never or auto (default: auto)\n\n',
     'continue': "usage: git agent-continue [<options>] <id> (--prompt <text> | --prompt-file <file>)\n\n    --prompt <text>       the follow-up\n    --prompt-file <file>  read the follow-up from <file> ({id} is replaced by the id; - reads stdin)\n    --agent <command>     run this agent command line or preset instead of the task's own agent\n    --tmux, --no-tmux     run the round in a tmux window (default: as the previous round ran)\n    --color[=<when>]      colour the output: always, never or auto (default: auto)\n\n",
+    'doctor': 'usage: git agent-doctor [--json]\n\n    --json                print a JSON object\n    --color[=<when>]      colour the output: always, never or auto (default: auto)\n\n',
 }

@@ -118,6 +118,7 @@ def _hook(argv: list[str]) -> int:
         return ExitCode.OK
     if argv[:2] == ["install", "claude"] and argv[2:] in ([], ["--dry-run"]):
         import difflib
+        import os
 
         from git_agents.core.repo import Repo
         from git_agents.lifecycle import hooks
@@ -132,10 +133,11 @@ def _hook(argv: list[str]) -> int:
             print(f"{path}: the hooks are already installed")
             return ExitCode.OK
         if argv[2:] == ["--dry-run"]:
+            shown = os.path.relpath(path, repo.main_worktree)  # as git diff names it: a/.claude/...
             sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                                       f"a/{path}", f"b/{path}"))
+                                                       f"a/{shown}", f"b/{shown}"))
             return ExitCode.OK
-        hooks.write_settings(path, new)
+        hooks.save_claude(repo, path, new)
         print(f"Installed the WorktreeCreate and WorktreeRemove hooks in {path}")
         return ExitCode.OK
     sys.stderr.write(HOOK_USAGE)

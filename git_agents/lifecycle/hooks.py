@@ -138,6 +138,15 @@ def install_claude(repo: Repo) -> tuple[str, str, str]:
     return path, old, new
 
 
+def save_claude(repo: Repo, path: str, text: str) -> None:
+    """Write the settings install_claude made, and keep the file out of the repository's
+    untracked work (info/exclude): it is this clone's own, as Claude Code means it."""
+    from git_agents.tasks.presets import exclude_tool_files
+
+    write_settings(path, text)
+    exclude_tool_files(repo, ("/" + os.path.relpath(path, repo.main_worktree),))
+
+
 def write_settings(path: str, text: str) -> None:
     """Write `text` to `path` atomically (a reader never sees half a file)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)

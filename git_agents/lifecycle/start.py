@@ -154,6 +154,9 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     sealed = parse_bool(repo.setting("agent.sealWorktrees"), True)
     seal.forget(repo.task_dir(task.id))  # the previous launch's seal (and its watcher): this one will change it
     if in_tmux:
+        from git_agents.tasks import waiting
+
+        env.update(waiting.session_env(repo.task_dir(task.id)))  # the CLI's own signals that it waits
         pid, pid_start, window = tmux.launch(repo, task, *args, launch_id=task.launch, seal=sealed)
         window_keys = tmux.record_keys(window)
     else:

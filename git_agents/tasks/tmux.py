@@ -120,10 +120,7 @@ def launch(repo: Repo, task: Task, command: str, shell: str, task_dir: str, prom
     for stale in (agent.exit_path(task_dir), agent.exit_path(task_dir) + ".tmp"):
         if os.path.exists(stale):
             os.unlink(stale)
-    from git_agents.tasks import waiting
-
     env = {k: v for k, v in {**agent.agent_env(task, prompt_file), **(extra_env or {}),
-                             **waiting.session_env(task_dir),  # the CLI's own signals that it waits
                              agent.LAUNCH_ENV: launch_id}.items() if k not in _PANE_OWN_ENV}
     spec = os.path.join(task_dir, "tmux-start.json")
     for stale in (spec, spec + ".tmp"):

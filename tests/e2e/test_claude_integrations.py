@@ -101,7 +101,8 @@ def test_an_mcp_call_from_claude_spawns_a_task(project: Project, model: Scripted
     model.routes = {**ROUTES, ("POST", "/v1/messages"): _mcp_messages}
     config = tmp_path / "mcp.json"
     config.write_text(json.dumps({"mcpServers": {"git-agents": {"command": "git", "args": ["agent", "mcp"]}}}))
-    proc = run([*CLAUDE, "--mcp-config", str(config), "--strict-mcp-config", "Spawn task from-mcp."],
+    # as the README writes it: the prompt before --mcp-config, which takes every word after it as a file
+    proc = run([*CLAUDE, "Spawn task from-mcp.", "--mcp-config", str(config)],
                project.path, timeout=120, env=MCP_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     status = json.loads(project.ok("status", "--json").stdout)["tasks"]
