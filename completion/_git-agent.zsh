@@ -44,6 +44,7 @@ _git-agent-spawn () {
 		'--pool-max=[take a pool slot, never growing the pool beyond <n> slots (default\: agent.poolMax; 0\: no limit)]:n: ' \
 		'--sparse=[check out only these directories (cone-mode sparse checkout, plus the top-level files; default\: agent.sparse); put the ids first, or end the list with --]:dir:_files' \
 		'--no-sparse[a full checkout, even if agent.sparse is set]' \
+		'--isolation=[a guarded worktree (default, agent.isolation), a clone of its own, or that clone with the agent under bubblewrap]:worktree|clone|sandbox:(worktree clone sandbox)' \
 		'--porcelain[print `key value` lines (id, branch, worktree, pid) per task, for scripts]' \
 		'-q[print only errors and the final summary]' \
 		'--quiet[print only errors and the final summary]' \

@@ -168,7 +168,7 @@ def test_an_agents_change_to_the_shared_config_hooks_and_exclude_is_reported_and
     project.git("config", "--global", "user.email", "user@example.com")
     gate = tmp_path / "gate"
     rogue = write_script(tmp_path / "rogue.sh", f"""
-        git config user.email agent@evil.example
+        until git config user.email agent@evil.example; do sleep 0.05; done  # git-agents writes the config too
         common=$(git rev-parse --git-common-dir)
         printf '#!/bin/sh\\ntouch {tmp_path}/agent-hook-ran\\n' > "$common/hooks/reference-transaction"
         chmod +x "$common/hooks/reference-transaction"

@@ -66,6 +66,8 @@ The task file:
     sparse = ["src/mixer"]  # sparse task worktrees (as git agent-spawn --sparse); default: agent.sparse
     tmux = false            # agents interactive in tmux windows (as git agent-spawn --tmux;
                             # default: agent.tmux)
+    isolation = "clone"     # worktree, clone or sandbox (as git agent-spawn --isolation;
+                            # default: agent.isolation)
 
     [[task]]
     id = "48"

@@ -7,13 +7,14 @@ import os
 import sys
 
 from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity, task_text
-from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.lifecycle import start as starting
 from git_agents.lifecycle.start import load_template, plan_task, pool_request
 from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
+from git_agents.tasks.isolation import mode as isolation_mode
 from git_agents.tasks.presets import expand as expand_preset
 from git_agents.tasks.presets import expand_interactive
 from git_agents.tasks.prompt import decode_text, default_title
@@ -57,6 +58,15 @@ those directories and the files at the top level are written to disk. Merging is
 (merges are built in memory, not in the worktree), and the agent can widen its checkout with
 git sparse-checkout add <dir>.
 
+The agent's git is guarded (agent.guard): it may move only its task branch and its worktree's
+own refs; a stash, tag, note, another branch or a push is refused with what to do instead,
+and the user's hooks still run. The worktree is locked (git worktree lock). With
+--isolation=clone (or agent.isolation) the task's directory is instead a self-contained local
+clone of the repository, its branch fetched back into the repository when the agent has
+ended; with --isolation=sandbox the agent also runs under bubblewrap, everything read-only but
+its clone, a private temp directory and its tool's own state (agent.sandboxNetwork,
+agent.sandboxWritable). Neither takes worktrees from the pool.
+
 The task text comes from --prompt, --prompt-file (a path may contain {id}; - reads standard
 input). The prompt file is the template (agent.promptTemplate, or a built-in one telling the
 agent where it works, to commit to its branch and not to merge) filled with the task text.
@@ -98,6 +108,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="take a pool slot, never growing the pool beyond <n> slots "
                         "(default: agent.poolMax; 0: no limit)")
     add_sparse_option(p)
+    p.add_argument("--isolation", choices=("worktree", "clone", "sandbox"), metavar="worktree|clone|sandbox",
+                   help="a guarded worktree (default, agent.isolation), a clone of its own, or that clone with the"
+                        " agent under bubblewrap")
     p.add_argument("--porcelain", action="store_true",
                    help="print `key value` lines (id, branch, worktree, pid) per task, for scripts")
     add_verbosity(p)
@@ -111,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
         raise AgentError("the same task id is given twice")
     repo = Repo.discover()
     request = pool_request(repo, args.pool, args.pool_max)
+    isolated = isolation_mode(repo, args.isolation)
+    if isolated and request is not None:
+        raise UsageError(f"--isolation={isolated} cannot take a worktree from the pool",
+                         hint="leave out --pool (or set agent.pool false), or use --isolation=worktree")
     base, base_commit = resolve_base(repo, args.base)
     command = "" if args.no_agent else (args.agent if args.agent is not None else repo.setting("agent.command"))
     in_tmux = args.tmux if args.tmux is not None else parse_bool(repo.setting("agent.tmux"))
@@ -131,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         task.title = args.title or default_title(task.id, text)
         task.agent = command
         task.created = now_iso()
+        task.isolation = isolated
         starting.create(repo, task, text, template, request=request, sparse=sparse)
         where = os.path.relpath(task.worktree)
         facts = {"id": task.id, "branch": task.branch, "worktree": task.worktree}

@@ -48,6 +48,15 @@ SETTINGS: tuple[Setting, ...] = (
             "When true, an agent's git may move only its task branch and its worktree's own refs (a "
             "reference-transaction hook given through the environment; the user's hooks still run): see "
             "GUARDED WORKTREES in the README. It guards against mistakes, not an agent set on escaping."),
+    Setting("agent.isolation", "worktree",
+            "Where a new task's agent works: worktree (a linked worktree, guarded: see agent.guard), clone "
+            "(a self-contained local clone at the same path, its branch fetched back when the agent exits) or "
+            "sandbox (that clone, the agent run under bubblewrap with the rest of the filesystem read-only)."),
+    Setting("agent.sandboxNetwork", "true",
+            "With --isolation=sandbox: false cuts the agent off the network (it then cannot reach its API)."),
+    Setting("agent.sandboxWritable", "",
+            "With --isolation=sandbox: more paths the agent may write (whitespace-separated; more than one "
+            "entry allowed), besides its clone, a private temp directory and its preset's own state."),
     Setting("agent.autoCommit", "false",
             "When an agent exits 0 leaving uncommitted work and no commits, commit that work on the task "
             "branch with the task's title (git agent-run) instead of reporting \"work not committed\"."),

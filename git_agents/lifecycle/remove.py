@@ -14,6 +14,7 @@ from git_agents.core.worktrees import (
 )
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent
+from git_agents.tasks.isolation import is_clone, remove_clone, sync, unfetched_commits
 from git_agents.tasks.ports import release as release_ports
 from git_agents.tasks.store import Task, delete_task
 
@@ -44,6 +45,12 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
     found = agent.running(task)
     if found is not None:
         reasons.append(f"its agent is still running (pid {found[0]})")
+    if is_clone(task) and task.worktree and os.path.isdir(task.worktree) and found is None:
+        sync(repo, task)
+        elsewhere = unfetched_commits(repo, task)
+        if elsewhere:
+            reasons.append(f"its clone has {elsewhere} commit(s) on other branches or its HEAD that its branch"
+                           f" {task.branch} does not contain")
     if task.worktree and os.path.isdir(task.worktree):
         entries = unsaved_work(repo, task.worktree)
         if entries:
@@ -52,7 +59,7 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
         slot = pool.read_slots(repo, details=True).get(task.slot) if task.slot else None
         if slot and slot.claim and slot.claim.task == task.id and slot.claim.commit:
             keep.append(slot.claim.commit)
-        detached = commits_on_detached_head(repo, task.worktree, keep)
+        detached = 0 if is_clone(task) else commits_on_detached_head(repo, task.worktree, keep)
         if detached:
             reasons.append(f"its slot {task.slot} has {detached} commit(s) that no branch contains" if task.slot else
                            f"its worktree has a detached HEAD with {detached} commit(s) that no branch contains")
@@ -89,6 +96,8 @@ def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
         # Detaches the slot first, so the branch below is no longer checked out; a slot that
         # another claimer holds by now is left alone.
         pool.release(repo, slot, force=force, task=task.id)
+    elif task.worktree and os.path.lexists(task.worktree) and is_clone(task):
+        remove_clone(task.worktree)
     elif task.worktree and os.path.lexists(task.worktree):
         remove_worktree(repo, task.worktree, force=force)
     if task.branch and repo.git.has_ref(f"refs/heads/{task.branch}"):

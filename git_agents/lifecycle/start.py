@@ -16,7 +16,7 @@ from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree, prune_worktrees, sparse_dirs
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent, guard, seal
+from git_agents.tasks import agent, guard, isolation, seal
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
 from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, prompt_hash, render
@@ -49,7 +49,7 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
     if request is None:
         create_task(repo, task)
         try:
-            add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
+            make_checkout(repo, task, sparse)
         except BaseException:
             delete_task(repo, task.id)
             raise
@@ -73,13 +73,23 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
     return write_prompt(repo, task, text, template)
 
 
+def make_checkout(repo: Repo, task: Task, sparse: Sequence[str] = ()) -> None:
+    """The one step that makes a new task's directory on its new branch at its base commit: a
+    linked worktree, or with `task.isolation` a clone of its own (tasks/isolation.py)."""
+    if isolation.is_clone(task):
+        isolation.make_clone(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
+    else:
+        add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
+
+
 def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: Sequence[str] = ()) -> None:
     """Complete the creation of a recorded task whose agent never started, cut short by a kill
     between recording it and writing its prompt (`run --resume`): make its worktree again when it
     is missing (the branch, made by the killed `worktree add`, taken back only while it is still at
     the task's base commit), and write its prompt when that is missing."""
     if not task.slot and task.worktree and not os.path.lexists(task.worktree):
-        prune_worktrees(repo)  # the killed add's entry, whose directory never came to be
+        if not isolation.is_clone(task):
+            prune_worktrees(repo)  # the killed add's entry, whose directory never came to be
         ref = f"refs/heads/{task.branch}"
         if repo.git.has_ref(ref):
             tip = repo.git("rev-parse", ref)
@@ -88,7 +98,7 @@ def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: S
                                  f" {task.branch} has moved on",
                                  hint=f"look at the branch, then remove the task with: git agent-clean {task.id}")
             repo.git.run("update-ref", "-d", ref, task.base_commit)
-        add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
+        make_checkout(repo, task, sparse)
     if not os.path.exists(prompt_path(repo, task.id)):
         if not task.slot and repo.git.at(task.worktree)("rev-parse", "HEAD") == task.base_commit:
             # Killed before the checkout of a `--no-checkout` add: fill the index from HEAD and write
@@ -142,13 +152,23 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
-    env = guard.guarded_env(repo, task, {**identity_env(repo, task.worktree), **preset_env(preset)})
+    env = {**identity_env(repo, task.worktree), **preset_env(preset)}
+    launched = command  # what the supervisor runs (the task records `command`)
+    if isolation.is_clone(task):  # its own repository: nothing shared to guard, its own exclude
+        if preset is not None:
+            exclude_tool_files(repo, preset.exclude, os.path.join(task.worktree, ".git"))
+        guard.install(repo, task, env)  # the fingerprint: an agent writing into the repository by its path
+        if task.isolation == "sandbox":
+            launched = isolation.sandbox_command(repo, task, command, repo.setting("agent.shell"),
+                                                 preset.state if preset is not None else ())
+    else:
+        env = guard.guarded_env(repo, task, env)
     # One git call before the fork (the record is written key by key): the launch id, and the
     # previous launch's pid forgotten only when there is one (a re-run).
     task.launch = agent.new_launch_id()
     write_task(repo, task.id, launch=task.launch, **({"pid": None} if task.pid else {}))
     task.pid, task.pid_start = "", ""
-    args = (command, repo.setting("agent.shell"), repo.task_dir(task.id),
+    args = (launched, repo.setting("agent.shell"), repo.task_dir(task.id),
             prompt_file or prompt_path(repo, task.id), env)
     window_keys: dict[str, str | None] = {}
     sealed = parse_bool(repo.setting("agent.sealWorktrees"), True)

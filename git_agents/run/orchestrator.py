@@ -266,6 +266,9 @@ class Run:
                  stream: TextIO = sys.stdout, *, request: pool.PoolRequest | None = None) -> None:
         self.repo = repo
         self.request = request  # take worktrees from the pool (pool = true), as spawn --pool does
+        from git_agents.tasks.isolation import mode as isolation_mode
+
+        self.isolation = "" if request is not None else isolation_mode(repo, tf.isolation)
         self.tf = tf
         self.jobs = jobs
         self.base = base
@@ -326,7 +329,7 @@ class Run:
             self.progress.update()
             if job.action == NEW:
                 task = plan_task(self.repo, job.id, self.base, self.base_commit, pooled=self.request is not None)
-                task.title, task.created = job.spec.title, now_iso()
+                task.title, task.created, task.isolation = job.spec.title, now_iso(), self.isolation
                 try:
                     # The run holds a pooled slot until the task's agent starts (starting.start hands it over).
                     sparse = job.spec.sparse if job.spec.sparse is not None else self.tf.sparse

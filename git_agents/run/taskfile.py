@@ -9,6 +9,7 @@
     resolve = true            # an agent resolves a task that conflicts (true: its own; or an agent name)
     sparse = ["src/mixer"]    # sparse task worktrees (as git agent-spawn --sparse; default: agent.sparse)
     tmux = false              # each agent interactive in a tmux window (as git agent-spawn --tmux)
+    isolation = "clone"       # worktree, clone or sandbox (as git agent-spawn --isolation; default: agent.isolation)
 
     [[task]]
     id = "48"
@@ -29,7 +30,7 @@ from git_agents.core.errors import AgentError
 from git_agents.tasks.ids import id_problem
 from git_agents.tasks.prompt import check_no_nul, decode_text, default_title
 
-_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "sparse", "tmux", "task"}
+_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "sparse", "tmux", "task", "isolation"}
 _TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent", "after", "sparse"}
 
 
@@ -59,6 +60,7 @@ class TaskFile:
     resolve: str | None = None  # None: no resolving; "": each task's own agent; else the resolver
     sparse: list[str] | None = None  # None: agent.sparse
     tmux: bool | None = None  # None: agent.tmux decides
+    isolation: str | None = None  # None: agent.isolation decides
     tasks: list[TaskSpec] = field(default_factory=list)
 
 
@@ -118,6 +120,11 @@ def load(path: str) -> TaskFile:
     result.pool = bool(_typed(path, data, "pool", bool, ""))
     result.sparse = _sparse(path, data, "")
     result.tmux = _typed(path, data, "tmux", bool, "")
+    result.isolation = _typed(path, data, "isolation", str, "")
+    if result.isolation is not None and result.isolation not in ("worktree", "clone", "sandbox"):
+        raise _fail(path, "'isolation' must be \"worktree\", \"clone\" or \"sandbox\"")
+    if result.isolation in ("clone", "sandbox") and result.pool:
+        raise _fail(path, f"isolation = \"{result.isolation}\" makes a clone per task; pool = true takes worktrees")
     if result.check and not result.merge:
         raise _fail(path, "'check' gates the merges, and merge = false makes none "
                           "(drop check, or check later with git agent-merge --check)")

@@ -124,19 +124,23 @@ def _check_exclude(repo: Repo, task: Task, found: dict[str, list[str]]) -> None:
 def _check_heads(repo: Repo, tasks: Sequence[Task], found: dict[str, list[str]]) -> None:
     """A task whose worktree's HEAD is not on its branch."""
     from git_agents.core.worktrees import list_worktrees
+    from git_agents.tasks.isolation import clone_head, is_clone
 
     with_worktree = [t for t in tasks if t.worktree and os.path.isdir(t.worktree)]
     if not with_worktree:
         return
-    heads = {os.path.realpath(w.path): w for w in list_worktrees(repo)}
+    heads = {}
+    if any(not is_clone(t) for t in with_worktree):
+        heads = {os.path.realpath(w.path): (w.branch, w.head) for w in list_worktrees(repo)}
     for task in with_worktree:
-        w = heads.get(os.path.realpath(task.worktree))
-        if w is None or w.branch == task.branch:
+        head = clone_head(repo, task) if is_clone(task) else heads.get(os.path.realpath(task.worktree))
+        if head is None or head[0] == task.branch:
             continue
-        where = f"branch {w.branch}" if w.branch else "a detached HEAD"
+        branch, commit = head
+        where = f"branch {branch}" if branch else "a detached HEAD"
         found.setdefault(task.id, []).append(
-            f"its worktree's HEAD is on {where} ({_short(w.head)}), not on its branch {task.branch}; to recover:"
-            f" git -C {task.worktree} switch {task.branch} && git -C {task.worktree} merge {_short(w.head)}")
+            f"its worktree's HEAD is on {where} ({_short(commit)}), not on its branch {task.branch}; to recover:"
+            f" git -C {task.worktree} switch {task.branch} && git -C {task.worktree} merge {_short(commit)}")
 
 
 def _reflogs(repo: Repo, refs: Sequence[str]) -> dict[str, list[_Entry]]:

@@ -26,6 +26,8 @@ class Preset:
     exclude: tuple[str, ...] = ()  # the tool's own files, kept out of "uncommitted work" (info/exclude)
     env: dict[str, str] = field(default_factory=dict)  # extra environment the tool needs
     root_env: dict[str, str] = field(default_factory=dict)  # ... and only when run as root (containers, CI)
+    # The tool's own state under $HOME (sessions, credentials, caches), writable in --isolation=sandbox.
+    state: tuple[str, ...] = ()
 
 
 _CODEX = ('codex exec --sandbox workspace-write'
@@ -51,6 +53,7 @@ PRESETS: dict[str, Preset] = {
         resume='claude -p --continue --output-format stream-json --verbose --dangerously-skip-permissions'
                ' < "$GIT_AGENT_PROMPT_FILE"',
         root_env={"IS_SANDBOX": "1"},
+        state=(".claude", ".claude.json", ".claude.json.backup", ".config/claude", ".cache/claude"),
     ),
     # codex's workspace-write sandbox keeps every git dir read-only, and a linked worktree's git
     # dirs (<common>/.git and <common>/.git/worktrees/<name>) lie outside the worktree: both are
@@ -63,7 +66,8 @@ PRESETS: dict[str, Preset] = {
                     + _CODEX.replace("codex exec ", "codex --no-daemon ")
                     # its notify program tells when a turn ended (tasks/waiting.py)
                     + ' ${GIT_AGENT_CODEX_NOTIFY:+-c "$GIT_AGENT_CODEX_NOTIFY"} "$p"',
-        resume=_CODEX + ' --json resume --last - < "$GIT_AGENT_PROMPT_FILE"'),
+        resume=_CODEX + ' --json resume --last - < "$GIT_AGENT_PROMPT_FILE"',
+        state=(".codex",)),
     # aider: edits from the model's reply and commits each edit itself. It would otherwise write
     # `.aider*` into a new .gitignore (--no-gitignore), look for a new version and ask about
     # analytics, and fetch any URL in the prompt (--no-detect-urls). Its history files and tag
@@ -82,6 +86,7 @@ PRESETS: dict[str, Preset] = {
         resume='aider --yes-always --no-check-update --no-analytics --no-gitignore --no-show-release-notes'
                ' --no-detect-urls --no-stream --restore-chat-history --message-file "$GIT_AGENT_PROMPT_FILE"',
         exclude=(".aider*",),
+        state=(".aider", ".cache/aider"),
     ),
     # opencode: `run` reads the prompt from standard input (not a TTY) and appends it to any
     # message; --auto approves the permission prompts it would otherwise reject unattended.
@@ -90,6 +95,7 @@ PRESETS: dict[str, Preset] = {
         'opencode run --auto --format json < "$GIT_AGENT_PROMPT_FILE"',
         interactive='opencode --auto --prompt "$(cat "$GIT_AGENT_PROMPT_FILE")"',
         resume='opencode run --auto --continue --format json < "$GIT_AGENT_PROMPT_FILE"',
+        state=(".local/share/opencode", ".config/opencode", ".cache/opencode", ".local/state/opencode"),
     ),
     # gemini: stdin not a terminal = headless; --skip-trust, since a new worktree is an untrusted
     # folder (headless gemini exits 55 there); --resume latest is this worktree's last session.
@@ -100,6 +106,7 @@ PRESETS: dict[str, Preset] = {
         interactive='gemini --skip-trust --approval-mode=yolo --prompt-interactive "$(cat "$GIT_AGENT_PROMPT_FILE")"',
         resume='gemini --skip-trust --approval-mode=yolo --output-format stream-json --resume latest'
                ' < "$GIT_AGENT_PROMPT_FILE"',
+        state=(".gemini",),
     ),
 }
 
@@ -139,12 +146,13 @@ def preset_env(preset: Preset | None) -> dict[str, str]:
 EXCLUDE_MARK = "# git-agents: files coding agents leave in their worktrees"
 
 
-def exclude_tool_files(repo: Repo, patterns: tuple[str, ...]) -> None:
-    """Add `patterns` to the repository's shared info/exclude (once), so that the files a tool
-    leaves behind are never taken for the task's uncommitted work."""
+def exclude_tool_files(repo: Repo, patterns: tuple[str, ...], git_dir: str = "") -> None:
+    """Add `patterns` to the repository's shared info/exclude (once; with `git_dir`, that git
+    directory's: a task's clone), so that the files a tool leaves behind are never taken for the
+    task's uncommitted work."""
     if not patterns:
         return
-    path = os.path.join(repo.common_dir, "info", "exclude")
+    path = os.path.join(git_dir or repo.common_dir, "info", "exclude")
     with RepoLock(repo.common_dir, "exclude"):
         try:
             with open(path, encoding="utf-8", errors="surrogateescape") as fh:

@@ -101,6 +101,10 @@ def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
         return "running", None, ""
     record = agent.read_exit(repo.task_dir(task.id), task.launch)
     if record is not None:
+        if tips is None:
+            from git_agents.tasks.isolation import sync
+
+            sync(repo, task)  # a clone task's work, fetched back (with `tips`, branch_tips did)
         if check_work and record.code == 0 and work_not_committed(repo, task, tips):
             return NOT_COMMITTED, 0, record.finished
         return "exited", record.code, record.finished
@@ -112,9 +116,13 @@ def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
 
 
 def branch_tips(repo: Repo, names: set[str] | None = None) -> dict[str, str]:
-    """Branch name -> commit of the branches `names` (None: every branch), in one for-each-ref."""
+    """Branch name -> commit of the branches `names` (None: every branch), in one for-each-ref
+    (after fetching back the branches of clone tasks whose agents ended: tasks.isolation.sync)."""
     if names is not None and not names:
         return {}
+    from git_agents.tasks.isolation import sync_all
+
+    sync_all(repo)  # the branches of clone tasks whose agents ended, fetched back first
     patterns = ["refs/heads/"] if names is None else sorted(f"refs/heads/{n}" for n in names)
     out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)", *patterns).out
     tips = {}
@@ -249,6 +257,10 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
         return []
     listed = [w for w in list_worktrees(repo) if not w.prunable]
     live_worktrees = {os.path.realpath(w.path) for w in listed}
+    from git_agents.tasks.isolation import is_clone
+
+    live_worktrees |= {os.path.realpath(t.worktree) for t in tasks
+                       if is_clone(t) and t.worktree and os.path.isdir(os.path.join(t.worktree, ".git"))}
     detached_heads = {os.path.realpath(w.path): w.head for w in listed if not w.branch and w.head}
     tips = branch_tips(repo, {t.branch for t in tasks if t.branch} | {t.base for t in tasks if t.base})
     ahead: dict[str, tuple[int, str]] = {}

@@ -39,6 +39,7 @@ _KEYS = {
     "tmux_socket": "tmuxSocket", "tmux_session": "tmuxSession", "tmux_window": "tmuxWindow",
     "tmux_pane": "tmuxPane", "round": "round", "round_prompt_hash": "roundPromptHash", "rounds": "rounds",
     "launch": "launch",
+    "isolation": "isolation",
 }
 
 
@@ -75,6 +76,7 @@ class Task:
     round_prompt_hash: str = ""  # the prompt hash of the current round when it is not the first
     rounds: str = ""  # the finished earlier rounds, one line each (tasks/rounds.py)
     launch: str = ""  # the id of the agent's latest launch (see tasks.agent), written before it forks
+    isolation: str = ""  # "" (a worktree), "clone" or "sandbox" (a clone of its own; tasks/isolation.py)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,185 @@
+"""Tasks in a clone of their own (`--isolation=clone|sandbox`): nothing of the user's repository shared.
+
+A worktree shares the object store, every ref, the config and the hooks with the user and the
+other tasks. A `clone` task's directory (the same path a worktree would have) is instead a
+self-contained `git clone --local` of the repository (objects hard-linked: it costs what a
+worktree costs). Whatever the agent's git does there — gc, prune, stash, tags, config, hooks,
+`update-ref` of main, a push to its `origin` — stays in the clone. Its branch is fetched back
+into `refs/heads/task-<id>` of the user's repository (`sync`) whenever git-agents looks at a task
+whose agent has ended, so status, diff, conflicts, merge, continue, clean and the notes work as
+for a worktree. `sandbox` is the same clone with the agent run under bubblewrap
+(`sandbox_command`): the filesystem read-only but the clone, a private temp directory and the
+agent CLI's own state directories.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Iterable, Sequence
+
+from git_agents.core.errors import AgentError, UsageError
+from git_agents.core.repo import Repo
+from git_agents.tasks.store import Task
+
+MODES = ("worktree", "clone", "sandbox")
+NO_PUSH = "git-agents-no-push://push from the task's clone is left to the user"
+
+
+def mode(repo: Repo, given: str | None) -> str:
+    """The isolation of new tasks: `given` (--isolation, a task file's `isolation`) or agent.isolation;
+    "" for a worktree. A UsageError for anything else; sandbox without bwrap is refused with a hint."""
+    value = (given if given is not None else repo.setting("agent.isolation")).strip().lower() or "worktree"
+    if value not in MODES:
+        raise UsageError(f"unknown isolation '{value}': use one of {', '.join(MODES)}")
+    if value == "sandbox":
+        _bwrap()
+    return "" if value == "worktree" else value
+
+
+def _bwrap() -> str:
+    """The bubblewrap program; an AgentError with how to get it when it is not installed."""
+    found = shutil.which("bwrap")
+    if found is None:
+        raise AgentError("--isolation=sandbox needs bubblewrap (bwrap), which is not installed",
+                         hint="install it (Debian/Ubuntu: apt-get install bubblewrap), or use --isolation=clone")
+    return found
+
+
+def is_clone(task: Task) -> bool:
+    """Whether the task's directory is a clone of its own (not a worktree)."""
+    return task.isolation in ("clone", "sandbox")
+
+
+def make_clone(repo: Repo, path: str, branch: str, commit: str, *, sparse: Sequence[str] = ()) -> None:
+    """Make `path` a local clone of the repository on a new `branch` at `commit`, and the same
+    branch in the repository (what the task's branch is until its work is fetched back).
+
+    The clone has the user's hooks (a copy) and info/exclude, no remote that leads back into the
+    repository (its `origin` is the repository's own `origin`, for fetching; pushing is refused).
+    """
+    from git_agents.core.worktrees import make_parent
+
+    make_parent(repo, path)
+    ref = f"refs/heads/{branch}"
+    repo.git.run("update-ref", ref, commit, "")  # fails if the branch exists: nothing is made then
+    try:
+        repo.git.run("clone", "--local", "--no-checkout", "--quiet", "--", repo.common_dir, path)
+        clone = repo.git.at(path)
+        upstream = repo.config.get("remote.origin.url")
+        if upstream:
+            clone.run("remote", "set-url", "origin", upstream[-1])
+        else:
+            clone.run("remote", "remove", "origin")
+        if upstream:
+            clone.run("remote", "set-url", "--push", "origin", NO_PUSH)
+        if sparse:
+            clone.run("sparse-checkout", "set", "--cone", "--", *sparse)
+        clone.run("switch", "--quiet", "--no-guess", "-c", branch, commit)
+        _copy_shared(repo, path)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        repo.git.run("update-ref", "-d", ref, commit, ok=range(0, 256))
+        raise
+
+
+def _copy_shared(repo: Repo, path: str) -> None:
+    """The user's hooks (not the samples) and info/exclude, into the clone's git directory."""
+    from git_agents.tasks.guard import user_hooks
+
+    git_dir = os.path.join(path, ".git")
+    hooks, relative = user_hooks(repo)
+    if relative:
+        repo.git.at(path).run("config", "core.hooksPath", hooks)
+    elif os.path.isdir(hooks):
+        for name in os.listdir(hooks):
+            source = os.path.join(hooks, name)
+            if not name.endswith(".sample") and os.path.isfile(source):
+                shutil.copy2(source, os.path.join(git_dir, "hooks", name))
+    exclude = os.path.join(repo.common_dir, "info", "exclude")
+    if os.path.isfile(exclude):
+        os.makedirs(os.path.join(git_dir, "info"), exist_ok=True)
+        shutil.copyfile(exclude, os.path.join(git_dir, "info", "exclude"))
+
+
+def sync(repo: Repo, task: Task) -> bool:
+    """Fetch a clone task's branch back into the repository when it moved there (forced: a
+    rewrite is recorded in the branch's reflog, where tasks.integrity finds it); True if it moved.
+    Nothing happens while its agent runs, or when the clone or its branch is gone."""
+    from git_agents.tasks import agent
+
+    if not is_clone(task) or not task.worktree or not os.path.isdir(task.worktree) or agent.running(task):
+        return False
+    ref = f"refs/heads/{task.branch}"
+    there = repo.git.at(task.worktree).run("rev-parse", "--verify", "--quiet", ref, ok=range(0, 256)).out.strip()
+    here = repo.git.run("rev-parse", "--verify", "--quiet", ref, ok=range(0, 256)).out.strip()
+    if not there or there == here:
+        return False
+    repo.git.run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--", task.worktree, f"+{ref}:{ref}")
+    return True
+
+
+def sync_all(repo: Repo, tasks: Iterable[Task] | None = None) -> None:
+    """`sync` every clone task (of `tasks`, default all)."""
+    from git_agents.tasks.store import load_tasks
+
+    for task in (load_tasks(repo).values() if tasks is None else tasks):
+        if is_clone(task) and task.state != "merged":
+            sync(repo, task)
+
+
+def clone_head(repo: Repo, task: Task) -> tuple[str, str] | None:
+    """(branch or "", commit) of a clone task's HEAD when it is not on the task's branch, else None."""
+    clone = repo.git.at(task.worktree)
+    branch = clone.run("symbolic-ref", "--quiet", "--short", "HEAD", ok=range(0, 256)).out.strip()
+    if branch == task.branch:
+        return None
+    head = clone.run("rev-parse", "--verify", "--quiet", "HEAD", ok=range(0, 256)).out.strip()
+    return branch, head
+
+
+def unfetched_commits(repo: Repo, task: Task) -> int:
+    """Commits the clone holds on other branches or its HEAD that its task branch does not: work
+    that removing the clone would lose."""
+    clone = repo.git.at(task.worktree)
+    res = clone.run("rev-list", "--count", "--branches", "HEAD", "--not", f"refs/heads/{task.branch}",
+                    task.base_commit, "--", ok=range(0, 256))
+    return int(res.out.strip()) if res.code == 0 and res.out.strip().isdigit() else 0
+
+
+def remove_clone(path: str) -> None:
+    """Delete a task's clone (the caller has checked what would be lost)."""
+    shutil.rmtree(path)
+
+
+def sandbox_command(repo: Repo, task: Task, command: str, shell: str, state: Sequence[str] = ()) -> str:
+    """`command` run under bubblewrap: everything read-only but the task's clone, a private temp
+    directory (TMPDIR, `<task dir>/tmp`; /tmp itself is read-only) and the preset's state
+    directories; no network with agent.sandboxNetwork=false; agent.sandboxWritable adds paths."""
+    from git_agents.core.settings import parse_bool
+
+    bwrap = _bwrap()
+    home = os.path.expanduser("~")
+    writable = [task.worktree]
+    for name in state:
+        path = os.path.join(home, name)
+        if not os.path.lexists(path) and "." not in os.path.basename(name).lstrip("."):
+            os.makedirs(path, exist_ok=True)  # a directory the tool makes on first use
+        if os.path.lexists(path):
+            writable.append(path)
+    for value in repo.config.get("agent.sandboxwritable", []):
+        for word in value.split():
+            path = os.path.abspath(os.path.expanduser(word))
+            os.makedirs(path, exist_ok=True)
+            writable.append(path)
+    tmp = os.path.join(repo.task_dir(task.id), "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    writable.append(tmp)
+    argv = [bwrap, "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for path in writable:
+        argv += ["--bind", path, path]
+    if not parse_bool(repo.setting("agent.sandboxNetwork"), True):
+        argv.append("--unshare-net")
+    argv += ["--setenv", "TMPDIR", tmp, "--chdir", task.worktree, "--", shell, "-c", command]
+    return shlex.join(argv)

@@ -1,0 +1,154 @@
+"""One agent runs one ordinary git command that damages what tasks share, two honest agents work
+beside it: in every mode where the case can be kept out, the honest tasks merge, main, the
+user's config, hooks, tags, notes and remote are as the user had them, `git fsck` is clean, and
+the agent's own work is on its branch or reported with its commit id (issue 19's table)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import Project, run, write_script
+
+HONEST = ("h1", "h2")
+ROGUE = "r"
+WORK = 'echo rogue > rogue.txt && git add rogue.txt && git commit -q -m "rogue work"\n'
+COMMON = '"$(git rev-parse --git-common-dir)"'
+
+# name -> (what the rogue agent runs after committing its work, the modes that keep it out).
+# "worktree" is the guarded worktree: what git lets the guard refuse, or catch before merging.
+ALL = ("worktree", "clone", "sandbox")
+ISOLATED = ("clone", "sandbox")
+CASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "stash": ("echo wip >> rogue.txt && git stash && git stash pop", ALL),
+    "checkout-B-main": ("git checkout -q -B main && echo more > more.txt && git add more.txt"
+                        " && git commit -q -m more", ALL),
+    "update-ref-main": ("git update-ref refs/heads/main HEAD", ALL),
+    "update-ref-other-task": ("git update-ref refs/heads/task-h1 HEAD", ALL),
+    "delete-other-task": ("git update-ref -d refs/heads/task-h2", ALL),
+    "worktree-remove": ('git worktree remove --force "$GIT_AGENT_WORKTREE/../task-h1"', ALL),
+    "exclude": (f"echo '*.md' >> {COMMON}/info/exclude", ISOLATED),
+    "hooks": (f"printf '#!/bin/sh\\nexit 1\\n' > {COMMON}/hooks/pre-commit && chmod +x {COMMON}/hooks/pre-commit",
+              ISOLATED),
+    "config": ("git config user.email agent@evil.example && git config core.hooksPath /nonexistent"
+               " && git remote add evil /nonexistent", ISOLATED),
+    "notes": ("printf 'git-agents-note: 1\\ntask: 99\\n' | git notes --ref=agents add -f -F - HEAD", ALL),
+    "tag": ("git tag -f v1.0", ALL),
+    "push": ("git push -q origin HEAD:main", ALL),
+    "amend": ("", ALL),  # no work of its own: amends the user's commit (WORK is replaced, see _rogue)
+    "gc": ("git gc -q --prune=now", ISOLATED),
+    "switch-and-reset": ("git switch -q -c fix; git reset -q --hard HEAD~1", ALL),
+}
+PARAMS = [pytest.param(mode, name, id=f"{mode}-{name}")
+          for name, (_, modes) in CASES.items() for mode in modes]
+PARAMS.append(pytest.param("sandbox", "absolute-path", id="sandbox-absolute-path"))
+
+
+def _rogue(tmp_path: Path, project: Project, name: str, gate: Path) -> Path:
+    if name == "amend":
+        body = "echo amended > README && git commit -q -a --amend -m 'initial, amended'\n"
+    elif name == "absolute-path":  # writes into the user's repository by its path, not through git
+        body = WORK + (f"echo evil > {project.path}/README; echo '*.md' >> {project.path}/.git/info/exclude;"
+                       f" git -C {project.path} tag -f v1.0\n")
+    else:
+        body = WORK + f"( {CASES[name][0]} ) >/dev/null 2>&1\n"
+    return write_script(tmp_path / "rogue.sh", body + f"touch {gate}/open\n")
+
+
+def _honest(tmp_path: Path, gate: Path) -> Path:
+    """Has uncommitted work while the rogue acts; commits it (and a new docs file) afterwards."""
+    return write_script(tmp_path / "honest.sh", f"""
+        echo "work of $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt" && git add "file-$GIT_AGENT_TASK.txt"
+        i=0; while [ ! -e {gate}/open ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+        mkdir -p docs && echo usage > "docs/usage-$GIT_AGENT_TASK.md"
+        git add -A && git commit -q -m "honest $GIT_AGENT_TASK"
+    """)
+
+
+def _shared(project: Project) -> dict[str, str]:
+    """What the user has that tasks must not change: refs but task branches, config, hooks, exclude."""
+    git_dir = project.path / ".git"
+    hooks = {p.name: p.read_text() for p in sorted((git_dir / "hooks").iterdir()) if not p.name.endswith(".sample")}
+    config = [line for line in project.git("config", "--local", "--list").splitlines()
+              if not line.startswith(("agent-task.", "extensions.worktreeconfig"))]
+    exclude = (git_dir / "info" / "exclude").read_text().split("# git-agents:")[0]
+    refs = [r for r in project.git("for-each-ref", "--format=%(refname) %(objectname)").splitlines()
+            if r.startswith(("refs/tags/", "refs/remotes/", "refs/stash"))]
+    return {"hooks": json.dumps(hooks), "config": "\n".join(config), "exclude": exclude, "refs": "\n".join(refs)}
+
+
+@pytest.mark.parametrize("mode,name", PARAMS)
+def test_one_damaging_agent_among_honest_ones(project: Project, tmp_path: Path, mode: str, name: str) -> None:
+    remote = tmp_path / "remote.git"
+    project.git("clone", "-q", "--bare", str(project.path), str(remote))
+    project.git("remote", "add", "origin", str(remote))
+    project.git("fetch", "-q", "origin")
+    project.git("tag", "v1.0")
+    write_script(project.path / ".git" / "hooks" / "post-commit", "exit 0  # the user's own hook\n")
+    project.git("config", "agent.isolation", mode)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    project.git("config", "agent.sandboxWritable", str(gate))
+    orig = project.git("rev-parse", "main")
+    before = _shared(project)
+
+    honest = _honest(tmp_path, gate)
+    for tid in HONEST:
+        project.ok("spawn", tid, "--prompt", "honest work", "--agent", str(honest))
+    project.ok("spawn", ROGUE, "--prompt", name, "--agent", str(_rogue(tmp_path, project, name, gate)))
+    project.agent("wait", "--all", "--timeout", "60")
+    status = project.agent("status")
+    merge = project.agent("merge", "--all")
+    said = status.stderr + merge.stdout + merge.stderr
+
+    for tid in HONEST:  # merged, with the work they had while the rogue acted
+        assert project.git("show", f"main:file-{tid}.txt") == f"work of {tid}", said
+        assert project.git("show", f"main:docs/usage-{tid}.md") == "usage", said
+    first_parents = project.git("rev-list", "--first-parent", "main").splitlines()
+    assert orig in first_parents, said  # main moved by merges only, on top of where the user had it
+    own = first_parents[:first_parents.index(orig)]
+    assert all(len(project.git("rev-list", "--parents", "-n1", c).split()) == 3 for c in own), said
+    assert project.git("status", "--porcelain") == ""
+    assert _shared(project) == before
+    assert run(["git", "rev-parse", "main"], remote).stdout.strip() == orig
+    log = project.agent("log", "--json", "main")
+    assert log.stderr == "" and {m["task"] for m in json.loads(log.stdout)["merges"]} <= {*HONEST, ROGUE}
+    fsck = run(["git", "fsck", "--no-dangling"], project.path)
+    assert fsck.returncode == 0 and "missing" not in fsck.stdout + fsck.stderr, fsck.stdout + fsck.stderr
+
+    # The rogue's own work: on its branch, or reported with the id of a commit that holds it.
+    rogue_dir = project.worktrees / f"task-{ROGUE}"
+    message = "initial, amended" if name == "amend" else "rogue work"
+    found = run(["git", "log", "--all", "--reflog", "--format=%H", f"--grep={message}"], rogue_dir).stdout.split()
+    assert found, f"the rogue's work is lost\n{said}"
+    work = found[0]
+    on_branch = run(["git", "merge-base", "--is-ancestor", work, f"task-{ROGUE}"], project.path).returncode == 0
+    named = [c for c in set(re.findall(r"\b[0-9a-f]{12,40}\b", said))
+             if run(["git", "merge-base", "--is-ancestor", work, c], rogue_dir).returncode == 0]
+    assert on_branch or named, said
+    if name == "absolute-path":
+        assert (project.path / "README").read_text() == "readme\n"
+
+
+def test_isolation_sandbox_without_bwrap_is_refused_with_a_hint(project: Project, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "sh", "env"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    import os
+    import sys
+
+    path = f"{Path(__file__).resolve().parent.parent / 'bin'}:{Path(sys.executable).parent}:{bin_dir}"
+    proc = subprocess.run(["git", "agent-spawn", "1", "--prompt", "p", "--isolation=sandbox"], cwd=project.path,
+                          capture_output=True, text=True, env={**os.environ, "PATH": path})
+    assert proc.returncode == 128
+    assert proc.stderr == ("fatal: --isolation=sandbox needs bubblewrap (bwrap), which is not installed\n"
+                           "hint: install it (Debian/Ubuntu: apt-get install bubblewrap), or use --isolation=clone\n")
+    assert project.git("branch", "--list", "task-*") == ""
