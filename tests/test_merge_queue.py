@@ -320,7 +320,7 @@ def test_interactive_stops_at_conflict_then_continue_commits_and_goes_on(project
     cont = project.ok("merge", "--continue")
     second, third = project.git("rev-parse", "main~1"), project.git("rev-parse", "main")
     assert cont.stdout.splitlines() == [f"Merged task 2 ({second[:12]})", f"Merged task 3 ({third[:12]})",
-                                        "1 merged, 0 not merged"]
+                                        "2 merged, 0 not merged"]
     assert project.git("log", "--first-parent", "--format=%s", f"{old}..main").splitlines() == [
         "feat: Task 3 - work", "feat: Task 2 - work", "feat: Task 1 - work"]
     assert project.git("rev-parse", "main~1^2", "main^2").split() == [tips["2"], tips["3"]]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from collections.abc import Sequence
 
 from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
@@ -17,8 +19,10 @@ from git_agents.merging.queue import (
     Carry,
     Options,
     by_target,
+    check_target_worktree,
     merge_tasks,
     plan_chain,
+    refuse_if_interrupted,
     resolve_instructions,
     select_mergeable,
 )
@@ -45,7 +49,8 @@ where each change came from.
 Merges are computed in memory (git merge-tree) and the target branch moves once at the end;
 the worktree that has it checked out must be clean and not in the middle of a merge. A task
 that conflicts is left out and marked "conflict" with its files listed; its branch and
-worktree are untouched, and the other tasks still merge. A task whose worktree holds
+worktree are untouched, and the other tasks still merge (a hint then names the ways to merge
+it anyway: --rebase, --resolve, --interactive). A task whose worktree holds
 uncommitted or untracked work is skipped with a warning (a worktree sealed when its agent
 exited, and unchanged since, is known without running git status there: see agent.sealWorktrees
 in git-agents(7)). Exits 1 if any task did not merge.
@@ -69,7 +74,9 @@ when they have a signing key (user.signingkey, gpg.format). Other results are le
 warning. Without it, anyone who can push to the remote can publish a result that merges.
 
 --dry-run reports, in merge order, what would happen to each task (each prediction includes
-the tasks merged before it) without moving any ref or touching any worktree.
+the tasks merged before it) without moving any ref or touching any worktree. It refuses as the
+merge would (exit 128, with the same message): a target's worktree with uncommitted changes or
+in the middle of a merge, an interrupted merge waiting for --continue or --abort.
 
 With --check CMD (or agent.mergeCheck) each merged result is checked out in a scratch
 worktree and CMD runs there with agent.shell; a task whose result fails is left out, marked
@@ -83,7 +90,8 @@ written. If a run is interrupted, `git agent-merge --continue` finishes it and
 
 --interactive stops at the first conflict instead of skipping the task: the target branch is
 moved to the merges so far and a real `git merge --no-ff` of the task is left, conflicted, in
-the worktree that has the target checked out. Resolve it there and `git add` the files, then
+the worktree that has the target checked out (its conflict markers name the target branch and
+the task's branch: `<<<<<<< main`, `>>>>>>> task-2`). Resolve it there and `git add` the files, then
 `git agent-merge --continue` commits the resolution (with the task's message and note) and
 goes on with the remaining tasks; `git agent-merge --abort` puts the target back where it was
 before the run.
@@ -192,19 +200,40 @@ def run(args: argparse.Namespace) -> int:
     to_merge, problems = select_mergeable(repo, tasks, explicit=not args.all)
     if args.dry_run:
         attempts: list[Attempt] = []
+        if to_merge:
+            refuse_if_interrupted(repo)
         checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
         for target, group in by_target(to_merge).items():
+            if target in checked_out:  # the refusal the merge would give, before any prediction
+                check_target_worktree(repo, checked_out[target])
             attempts += plan_chain(repo, target, group, None, batch=False, worktree=checked_out.get(target))[0]
         return report(repo, attempts, problems, opts, dry_run=True)
     return _execute(repo, to_merge, problems, opts, None)
 
 
-def _execute(repo: Repo, to_merge: list[Task], problems: dict[str, str], opts: Options, carry: Carry | None) -> int:
-    """Merge the selected tasks and report."""
+def _execute(repo: Repo, to_merge: list[Task], problems: dict[str, str], opts: Options, carry: Carry | None,
+             resolved: Sequence[Attempt] = ()) -> int:
+    """Merge the selected tasks and report (after `resolved`: merges --continue made before the run went on)."""
     attempts, meanwhile = merge_tasks(repo, to_merge, opts, carry=carry)
     if opts.show_empty:  # named explicitly: say so, as for a task merged before this run
         problems.update((task_id, "already merged") for task_id in meanwhile)
-    return report(repo, attempts, problems, opts, dry_run=False)
+    code = report(repo, [*resolved, *attempts], problems, opts, dry_run=False)
+    if not opts.rebase and opts.resolve is None:  # those tried already: their report says how it failed
+        _next_steps(attempts, {t.id: t.base for t in to_merge})
+    return code
+
+
+def _next_steps(attempts: list[Attempt], targets: dict[str, str]) -> None:
+    """After conflicts that were left out: the ways to merge those tasks anyway (as git's hints, on stderr)."""
+    left_out = [a.task_id for a in attempts if a.status == "conflict"]
+    if not left_out:
+        return
+    ids = " ".join(left_out)
+    onto = " and ".join(f"'{t}'" for t in dict.fromkeys(targets[i] for i in left_out))
+    sys.stderr.write(f"hint: to merge task{'s' if len(left_out) > 1 else ''} {ids} anyway: git agent-merge {ids} "
+                     f"--rebase (replayed onto {onto}), --resolve (an agent\n"
+                     "hint: resolves it) or --interactive (you resolve it); `git agent-conflicts` shows which "
+                     "tasks overlap\n")
 
 
 def _recover(repo: Repo, *, abort: bool) -> int:
@@ -241,10 +270,10 @@ def _continue_resolved(repo: Repo, plan: Journal) -> int:
         start_conflict_merge(repo, plan)
         print(resolve_instructions(plan))
         return ExitCode.FAILED
-    print(f"Merged task {entry.task_id} ({entry.commit[:12]})")
     remaining = select_tasks(repo, plan.pending) if plan.pending else []
     to_merge, problems = select_mergeable(repo, remaining, explicit=True)
     opts = Options(plan.options.get("check") or None, plan.options.get("batch") == "1", interactive=True)
-    return _execute(repo, to_merge, problems, opts, Carry(plan.run_old, [*plan.landed, entry]))
+    return _execute(repo, to_merge, problems, opts, Carry(plan.run_old, [*plan.landed, entry]),
+                    [Attempt(entry.task_id, "merged", commit=entry.commit)])
 
 

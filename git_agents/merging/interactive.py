@@ -7,8 +7,10 @@ interruption at any point leaves something `--continue` or `--abort` understands
 from __future__ import annotations
 
 import os
+import re
 
 from git_agents.core.errors import AgentError
+from git_agents.core.git import Git, encode
 from git_agents.core.repo import Repo
 from git_agents.merging import journal as journal_file
 from git_agents.merging.journal import Entry, Journal
@@ -20,10 +22,39 @@ def _merge_in_progress(repo: Repo, worktree: str) -> bool:
 
 
 def start_conflict_merge(repo: Repo, plan: Journal) -> None:
-    """Record the plan, then run the real `git merge --no-ff` of the task in the target's worktree."""
+    """Record the plan, then run the real `git merge --no-ff` of the task in the target's worktree.
+
+    The conflict markers name the task's branch and the target branch, as `git merge task-2`
+    run on the target would (with "HEAD" for the target, which says less to someone who
+    did not start that merge)."""
+    from git_agents.tasks.store import load_tasks
+
     journal_file.write(repo.state_dir, plan)
-    repo.git.at(plan.worktree).run("merge", "--no-ff", "--no-edit", "-m", plan.message, plan.tip, ok=(0, 1),
-                                   env={"GIT_REFLOG_ACTION": "agent-merge --interactive"})
+    git = repo.git.at(plan.worktree)
+    assert plan.conflict is not None
+    task = load_tasks(repo).get(plan.conflict.task_id)
+    # git labels the markers with the name it was given: the branch, if it is still at the planned tip
+    name = task.branch if task and task.branch and git.run(
+        "rev-parse", "--verify", "--quiet", f"refs/heads/{task.branch}", ok=(0, 1)).out.strip() == plan.tip \
+        else plan.tip
+    git.run("merge", "--no-ff", "--no-edit", "-m", plan.message, name, ok=(0, 1),
+            env={"GIT_REFLOG_ACTION": "agent-merge --interactive"})
+    _label_ours(git, plan.worktree, plan.target)
+
+
+def _label_ours(git: Git, worktree: str, target: str) -> None:
+    """Rename the "HEAD" side of the conflict markers git wrote to the target branch's name."""
+    ours = re.compile(rb"^(<{7,}) HEAD(?=[:\r\n]|$)", re.MULTILINE)
+    for path in git.z("diff", "--name-only", "--diff-filter=U", "-z"):
+        full = os.path.join(worktree, path)
+        if os.path.islink(full) or not os.path.isfile(full):
+            continue
+        with open(full, "rb") as f:
+            data = f.read()
+        labelled = ours.sub(rb"\1 " + encode(target), data)
+        if labelled != data:
+            with open(full, "wb") as f:
+                f.write(labelled)
 
 
 def commit_resolution(repo: Repo, plan: Journal) -> Entry | None:
