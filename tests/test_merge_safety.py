@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import Project
+from .conftest import Project, write_script
 from .test_merge_queue import NOTES, journal_path, make_tasks
 
 
@@ -321,3 +321,27 @@ def test_journal_stuck_on_an_untracked_file_can_be_continued_or_aborted(project:
     assert project.git("rev-parse", "main") == old and not journal_path(project).exists()
     assert project.git("status", "--porcelain") == "?? new.txt"
     assert (project.path / "new.txt").read_text() == "mine\n"
+
+
+def test_the_users_edit_during_the_check_stops_the_landing_and_is_kept(project: Project, tmp_path: Path) -> None:
+    make_tasks(project, {"1": {"shared.txt": "line 1\nline 2\nline 3\nline 4 (task 1)\n"}})
+    old = project.git("rev-parse", "main")
+    # While the check runs the user saves shared.txt: a prefix of the merged version, then an empty one.
+    for mine in ("line 1\nline 2\n", ""):
+        (project.path / "shared.txt").write_text("line 1\nline 2\nline 3\n")
+        check = write_script(tmp_path / "check.sh", f"printf '{mine}' > '{project.path / 'shared.txt'}'\n")
+
+        proc = project.agent("merge", "1", f"--check={check}")
+
+        assert proc.returncode == 128, proc.stdout + proc.stderr
+        assert proc.stderr == (f"fatal: the worktree at {project.path} has local changes to shared.txt "
+                               "that the merge would overwrite\n"
+                               "hint: commit or stash them (git stash), then merge again\n")
+        assert (project.path / "shared.txt").read_text() == mine
+        assert project.git("rev-parse", "main") == old
+        assert not journal_path(project).exists()
+    # once the change is committed (or undone) the task merges
+    project.git("checkout", "--", "shared.txt")
+    again = project.agent("merge", "1", "--check=true")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (project.path / "shared.txt").read_text() == "line 1\nline 2\nline 3\nline 4 (task 1)\n"

@@ -156,3 +156,70 @@ def test_a_recorded_resolution_is_reused_by_rerere_without_an_agent(project: Pro
     assert proc.stdout.splitlines()[0].endswith("after its conflict was resolved by rerere")
     assert (project.path / "shared.txt").read_text() == "line 1\nline 2 (task 2)\nline 2 (task 1)\nline 3\n"
     assert not (project.path / ".git/agents/tasks/7/resolve-1").exists()
+
+
+def test_a_file_named_like_a_merge_tree_count_is_not_allowed_to_change(project: Project, tmp_path: Path) -> None:
+    # merge-tree -z writes "1" (the number of paths of a message) and "Auto-merging" among its fields:
+    # they are not the conflicting files, and a top-level file named `1` must not change unnoticed.
+    project.commit_file("1", "one\n")
+    _six_tasks(project, tmp_path)
+    resolver = write_script(tmp_path / "resolver.sh", """
+        sed -i '/^<<<<<<< /d;/^=======$/d;/^>>>>>>> /d' shared.txt
+        echo "rewritten" > 1
+        git add -A && git commit -q --no-edit
+    """)
+
+    proc = project.agent("merge", "1", "2", f"--resolve={resolver}")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Conflict in task 2: shared.txt (the resolver failed: it changed files that did not conflict: 1; " \
+           "not merged; branch and worktree kept)\n" in proc.stdout, proc.stdout
+    assert (project.path / "1").read_text() == "one\n"
+    assert project.git("show", "main:1") == "one"
+
+
+def test_markers_of_the_size_the_attributes_set_are_found(project: Project, tmp_path: Path) -> None:
+    project.commit_file(".gitattributes", "shared.txt conflict-marker-size=32\n")
+    _six_tasks(project, tmp_path)
+    resolver = write_script(tmp_path / "resolver.sh", """
+        grep -q '^<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<<< ' shared.txt || exit 3
+        git add -A && git commit -q --no-edit
+    """)
+
+    proc = project.agent("merge", "1", "2", f"--resolve={resolver}")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Conflict in task 2: shared.txt (the resolver failed: conflict markers left in shared.txt; " \
+           "not merged; branch and worktree kept)\n" in proc.stdout, proc.stdout
+    assert "<<<<" not in (project.path / "shared.txt").read_text()
+    assert "<<<<" not in project.git("show", "main:shared.txt")
+
+
+def test_a_refused_resolution_is_not_replayed_by_rerere(project: Project, tmp_path: Path) -> None:
+    _six_tasks(project, tmp_path)
+    ours = write_script(tmp_path / "ours.sh", """
+        git checkout --ours shared.txt && git add shared.txt && git commit -q --no-edit
+        exit 1
+    """)
+    refused = project.agent("merge", "1", "2", f"--resolve={ours}")
+    assert refused.returncode == 1 and "the resolver failed: the resolver exited 1" in refused.stdout
+    good = write_script(tmp_path / "good.sh", """
+        sed -i '/^<<<<<<< /d;/^=======$/d;/^>>>>>>> /d' shared.txt
+        git add shared.txt && git commit -q --no-edit && echo "good resolver ran"
+    """)
+
+    proc = project.agent("merge", "2", f"--resolve={good}")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].endswith(f"after its conflict was resolved by {good}"), proc.stdout
+    assert (project.path / "shared.txt").read_text() == "line 1\nline 2 (task 2)\nline 2 (task 1)\nline 3\n"
+    # the accepted resolution is the one rerere keeps: the same conflict again needs no resolver
+    project.git("reset", "-q", "--hard", "main~2")
+    project.ok("spawn", "7", "--prompt", "x", "--agent",
+               "sed -i 's/^line 2$/line 2 (task 2)/' shared.txt && git commit -qam seven")
+    project.ok("wait", "7")
+    project.commit_file("shared.txt", "line 1\nline 2 (task 1)\nline 3\n")
+    again = project.agent("merge", "7", f"--resolve={ours}")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.splitlines()[0].endswith("after its conflict was resolved by rerere")
+    assert (project.path / "shared.txt").read_text() == "line 1\nline 2 (task 2)\nline 2 (task 1)\nline 3\n"

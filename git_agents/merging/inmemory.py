@@ -178,6 +178,16 @@ def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | No
         git.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)
 
 
+def in_the_way(git: Git, worktree: str, old: str, new: str) -> list[str]:
+    """The paths that moving `worktree` from `old` to `new` would write and that differ there from `old`.
+
+    A local change (or an untracked file) at such a path is the user's, made after the target was
+    checked clean: landing would overwrite it, or fail half-way and leave it to be guessed about.
+    """
+    changes = _changed(git, old, new)
+    return [p for p in _differing(git.at(worktree), list(changes)) if p in changes] if changes else []
+
+
 def _update_failed(worktree: str, exc: GitError, kept: list[str]) -> AgentError:
     why = next((line for line in exc.stderr.splitlines() if line.strip()), f"exit status {exc.retcode}")
     for prefix in ("fatal: ", "error: "):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from git_agents.core.errors import AgentError
+from git_agents.core.git import Git
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import list_worktrees
@@ -53,13 +54,17 @@ def merge_template(repo: Repo) -> str:
     return default
 
 
+def refuse_mid_merge(git: Git, worktree: str) -> None:
+    """Refuse (AgentError) to move the branch of a worktree that is in the middle of a merge."""
+    if os.path.exists(os.path.join(worktree, git("rev-parse", "--git-path", "MERGE_HEAD"))):
+        raise AgentError(f"the worktree at {worktree} is in the middle of a merge",
+                         hint="finish it (git commit) or abort it (git merge --abort) first")
+
+
 def check_target_worktree(repo: Repo, worktree: str) -> None:
     """Refuse (AgentError) to move a branch checked out in `worktree` that is mid-merge or has local changes."""
     git = repo.git.at(worktree)
-    merge_head = git("rev-parse", "--git-path", "MERGE_HEAD")
-    if os.path.exists(os.path.join(worktree, merge_head)):
-        raise AgentError(f"the worktree at {worktree} is in the middle of a merge",
-                         hint="finish it (git commit) or abort it (git merge --abort) first")
+    refuse_mid_merge(git, worktree)
     # --no-optional-locks: this runs outside the merge lock, while another merge may be landing
     # in this very worktree; a `status` holding index.lock would make that run's read-tree fail.
     dirty = git.run("--no-optional-locks", "status", "--porcelain", "--untracked-files=no").out
@@ -368,11 +373,28 @@ def _land(repo: Repo, target: str, worktree: str | None, old: str, new: str, ent
     from git_agents.merging.chain import land, signals_deferred
 
     _target_checks.wait_all()  # no target moves while one of them may be refused
+    if worktree and new != old:
+        _refuse_changes_since_the_check(repo, worktree, old, new)
     plan = Journal(target=target, worktree=worktree or "", old=old, new=new, entries=entries, reason=reason,
                    pending=pending)
     with signals_deferred():  # a Ctrl-C now would only leave a journal to --continue
         journal_file.write(repo.state_dir, plan)
         land(repo, plan)
+
+
+def _refuse_changes_since_the_check(repo: Repo, worktree: str, old: str, new: str) -> None:
+    """Refuse (AgentError, nothing touched) to land over what the user changed in the target's worktree
+    since it was checked clean (a check or a resolver may have run for minutes meanwhile), as
+    `git merge` refuses to overwrite local changes."""
+    from git_agents.merging.inmemory import in_the_way
+
+    git = repo.git.at(worktree)
+    refuse_mid_merge(git, worktree)
+    changed = in_the_way(repo.git, worktree, old, new)
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise AgentError(f"the worktree at {worktree} has local changes to {shown} that the merge would overwrite",
+                         hint="commit or stash them (git stash), then merge again")
 
 
 def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object = None,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from git_agents.core.git import Git
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import unsaved_work
+from git_agents.merging.inmemory import merge_trees
 from git_agents.tasks import agent
 from git_agents.tasks.notes import parse_note
 from git_agents.tasks.store import Task
@@ -38,8 +39,11 @@ from git_agents.tasks.store import Task
 LOG_TAIL = 20  # lines of a failed resolver's log shown in the report
 POLL_SECONDS = 0.05
 RERERE = ("-c", "rerere.enabled=true", "-c", "rerere.autoUpdate=true")
-# The same settings in a resolver's environment, so its own `git commit` records the resolution.
-RERERE_CONFIG = {"rerere.enabled": "true", "rerere.autoUpdate": "true"}
+# rerere off in a resolver's environment: its own `git commit` must not record a resolution that
+# may yet be refused (rerere would replay it to every later resolver). Only once verified is the
+# result recorded (`record_resolution`), from the merge's MERGE_RR, which the commit leaves behind.
+RERERE_CONFIG = {"rerere.enabled": "false"}
+DEFAULT_MARKER_SIZE = 7
 
 # (repo, task, command, run directory, prompt file, git config for the agent) -> (pid, process start)
 Launcher = Callable[[Repo, Task, str, str, str, dict[str, str]], tuple[int, str]]
@@ -148,8 +152,39 @@ def restore(git: Git, worktree: str, branch: str, old: str) -> None:
     git.run("clean", "-fdq")  # only the attempt's files: the worktree was clean when it started
 
 
-def verify(git: Git, repo: Repo, worktree: str, old: str, target_tip: str, conflicted: list[str]) -> str | None:
-    """Why the resolver's result is refused, or None when it is a proper resolution."""
+def marker_sizes(git: Git, paths: list[str]) -> dict[str, int]:
+    """The conflict-marker length git uses for each path (its `conflict-marker-size` attribute, else 7)."""
+    if not paths:
+        return {}
+    out = git.run("check-attr", "-z", "--stdin", "conflict-marker-size", input="\0".join(paths) + "\0").out
+    fields = out.split("\0")
+    sizes = {p: DEFAULT_MARKER_SIZE for p in paths}
+    for n in range(0, len(fields) - 2, 3):  # <path> NUL <attribute> NUL <value> NUL
+        path, value = fields[n], fields[n + 2]
+        if value.isdigit() and int(value) > 0:
+            sizes[path] = int(value)
+    return sizes
+
+
+def _marked(git: Git, head: str, paths: list[str], sizes: dict[str, int]) -> list[str]:
+    """Those of `paths` whose file in `head` still has a conflict-marker line, of the length git used for it."""
+    by_size: dict[int, list[str]] = {}
+    for p in paths:
+        by_size.setdefault(sizes.get(p, DEFAULT_MARKER_SIZE), []).append(p)
+    found: list[str] = []
+    for size, group in by_size.items():
+        pattern = rf"^(<{{{size}}}( |$)|\|{{{size}}}( |$)|={{{size}}}$|>{{{size}}}( |$))"
+        res = git.run("grep", "-l", "-I", "-z", "-E", pattern, head, "--", *_literal(group), ok=(0, 1))
+        found += [p.partition(":")[2] for p in res.out.split("\0") if p]
+    return sorted(found, key=paths.index)
+
+
+def verify(git: Git, repo: Repo, worktree: str, old: str, target_tip: str, conflicted: list[str],
+           sizes: dict[str, int] | None = None) -> str | None:
+    """Why the resolver's result is refused, or None when it is a proper resolution.
+
+    `sizes`: the conflict-marker length of each conflicted path (marker_sizes, read when the merge started).
+    """
     if _merge_in_progress(git, worktree):
         left = _unmerged(git)
         if left:
@@ -164,13 +199,12 @@ def verify(git: Git, repo: Repo, worktree: str, old: str, target_tip: str, confl
                "<old task tip> <target tip>)"
     present = [p for p in conflicted if git.run("cat-file", "-e", f"{head}:{p}", ok=range(0, 256)).code == 0]
     if present:
-        res = git.run("grep", "-l", "-I", "-z", "-E", r"^(<{7}( |$)|={7}$|>{7}( |$))", head, "--",
-                      *_literal(present), ok=(0, 1))
-        marked = [p.partition(":")[2] for p in res.out.split("\0") if p]
+        marked = _marked(git, head, present, sizes or {})
         if marked:
             return f"conflict markers left in {', '.join(marked)}"
-    ok, plain = _plain_merge_tree(git, old, target_tip)
-    changed = [p for p in git.run("diff-tree", "-r", "--no-renames", "--name-only", "-z", plain,
+    # Trees compared, path by path: the plain merge's (markers and all) against the resolution's.
+    _, plain = merge_trees(git, old, target_tip)
+    changed = [p for p in git.run("diff-tree", "-r", "--no-renames", "--name-only", "-z", plain.tree,
                                   f"{head}^{{tree}}").out.split("\0") if p]
     others = [p for p in changed if p not in conflicted]
     if others:
@@ -179,11 +213,6 @@ def verify(git: Git, repo: Repo, worktree: str, old: str, target_tip: str, confl
     if left_over:
         return f"it left uncommitted work: {', '.join(e[3:] for e in left_over[:3])}"
     return None
-
-
-def _plain_merge_tree(git: Git, ours: str, theirs: str) -> tuple[bool, str]:
-    res = git.run("merge-tree", "--write-tree", ours, theirs, ok=(0, 1))
-    return res.code == 0, res.out.split("\n", 1)[0].strip()
 
 
 def _log_tail(directory: str) -> str:
@@ -246,12 +275,14 @@ def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip
         return Resolution(False, command, n, "git merge did not start" + (f": {said[-1]}" if said else ""))
     messages = [line.strip() for line in (res.out + res.err).splitlines() if line.startswith("CONFLICT")]
     conflicted = _unmerged(git)
-    # the plain merge's conflicted files: those rerere settled are still the ones allowed to differ
-    plain = git.run("merge-tree", "--write-tree", "--name-only", "-z", old, target_tip, ok=(0, 1)).out
-    allowed = list(dict.fromkeys(conflicted + [p for p in plain.split("\0")[1:] if p]))
+    # the plain merge's conflicted files (parsed, never git's informational lines): those rerere
+    # settled are still the ones allowed to differ
+    _, plain = merge_trees(git, old, target_tip)
+    allowed = list(dict.fromkeys(conflicted + plain.conflict_paths))
+    sizes = marker_sizes(git, allowed)  # the attributes this merge was made with
     if not conflicted:  # rerere's recorded resolutions settled every file
         git.run(*RERERE, "commit", "--quiet", "--no-edit", "--no-verify", ok=range(0, 256))
-        refused = verify(git, repo, worktree, old, target_tip, allowed)
+        refused = verify(git, repo, worktree, old, target_tip, allowed, sizes)
         return Resolution(refused is None, "rerere", n, refused or "")
     directory = run_dir(repo, task.id, n)
     os.makedirs(directory, exist_ok=True)
@@ -268,5 +299,12 @@ def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip
         raise
     if code != 0:
         return Resolution(False, command, n, f"the resolver exited {code}", _log_tail(directory))
-    refused = verify(git, repo, worktree, old, target_tip, allowed)
+    refused = verify(git, repo, worktree, old, target_tip, allowed, sizes)
+    if refused is None:
+        record_resolution(git)
     return Resolution(refused is None, command, n, refused or "", "" if refused is None else _log_tail(directory))
+
+
+def record_resolution(git: Git) -> None:
+    """Record a verified resolution in the rerere cache (from the MERGE_RR the merge left), so it is reused."""
+    git.run(*RERERE, "rerere", ok=range(0, 256))
