@@ -26,12 +26,12 @@ def end_watchers(under: Path) -> int:
     import signal
 
     from git_agents.core.procs import argvs
-    from git_agents.tasks.seal import WAITER_NAME, bootstrap
+    from git_agents.tasks.seal import bootstrap
 
     needle = os.fsencode(str(under))
     ended = 0
     for pid, argv in argvs():
-        ours = WAITER_NAME.encode() in argv or bootstrap().encode() in argv
+        ours = bootstrap().encode() in argv
         if ours and any(needle in a for a in argv):
             try:
                 os.kill(pid, signal.SIGTERM)

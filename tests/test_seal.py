@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -224,9 +226,101 @@ def test_many_agents_exiting_at_once_each_get_their_own_seal(project: Project, t
     project.ok("spawn", "-q", "--agent", str(agent), *ids)
     project.ok("wait", *ids)
     seals = [wait_for_seal(project, i) for i in ids]
-    assert len({s["pid"] for s in seals}) == count
+    assert len({s["launch"] for s in seals}) == count
+    # One watcher for the repository, holding one inotify instance for all the worktrees.
+    assert len({s["pid"] for s in seals}) == 1
+    watcher = int(str(seals[0]["pid"]))
+    fds = [os.readlink(f"/proc/{watcher}/fd/{fd}") for fd in os.listdir(f"/proc/{watcher}/fd")]
+    assert fds.count("anon_inode:inotify") == 1
     proc, lines = merge_trace(project, tmp_path)
     assert proc.returncode == 0 and proc.stdout.count("Merged task") == count
     assert not any(status_calls_in(lines, project.worktrees / f"task-{i}") for i in ids)
-    assert end_watchers(tmp_path) == count
+    assert end_watchers(tmp_path) == 1
     run(["true"], tmp_path)
+
+
+def wait_for_seal_or_refusal(project: Project, task: str, timeout: float = 20) -> None:
+    """Wait until the watcher has sealed the task's worktree or recorded why not."""
+    task_dir = project.path / ".git" / "agents" / "tasks" / task
+    deadline = time.monotonic() + timeout
+    while not (task_dir / "seal").exists() and not (task_dir / "unsealed").exists():
+        assert time.monotonic() < deadline, f"task {task}: neither sealed nor refused after {timeout} s"
+        time.sleep(0.05)
+
+
+def assert_skipped_with_work(project: Project, worktree: Path, name: str, content: str) -> None:
+    proc = project.agent("merge", "--all")
+    assert proc.returncode == 1, proc.stdout
+    assert "uncommitted or untracked work" in proc.stderr
+    assert "Merged" not in proc.stdout
+    assert project.git("rev-list", "--count", "main") == "1"  # nothing merged
+    assert (worktree / name).read_text() == content
+    clean = project.agent("clean", "1")
+    assert clean.returncode != 0 and "uncommitted" in clean.stderr
+
+
+def test_a_file_hard_linked_from_outside_and_edited_there_is_not_merged_unannounced(project: Project) -> None:
+    outside = project.path.parent / "outside-link.txt"
+    agent = write_script(project.path.parent / "agent.sh", f"""
+        echo "work of 1" > file-1.txt && git add file-1.txt && git commit -q -m "task 1"
+        ln file-1.txt {outside}
+    """)
+    project.ok("spawn", "-q", "--agent", str(agent), "1")
+    project.ok("wait", "1")
+    worktree = project.worktrees / "task-1"
+    wait_for_seal_or_refusal(project, "1")
+    with open(outside, "a") as fh:  # through the other link: no event where the worktree is watched
+        fh.write("edited outside\n")
+    assert_skipped_with_work(project, worktree, "file-1.txt", "work of 1\nedited outside\n")
+    assert "hard link" in (project.path / ".git" / "agents" / "tasks" / "1" / "unsealed").read_text()
+
+
+def test_a_process_left_behind_writing_through_mmap_is_not_merged_unannounced(project: Project, tmp_path: Path) -> None:
+    ready, go, done, pidfile = (tmp_path / n for n in ("ready", "go", "done", "pid"))
+    writer = tmp_path / "writer.py"
+    writer.write_text(textwrap.dedent(f"""
+        import mmap, os, time
+        with open("{pidfile}", "w") as out:
+            out.write(str(os.getpid()))
+        with open("file-1.txt", "r+b") as fh:
+            view = mmap.mmap(fh.fileno(), 0)
+        open("{ready}", "w").close()
+        while not os.path.exists("{go}"):
+            time.sleep(0.02)
+        view[0:4] = b"WORK"
+        open("{done}", "w").close()
+        time.sleep(60)
+    """))
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "work of 1" > file-1.txt && git add file-1.txt && git commit -q -m "task 1"
+        setsid -f {sys.executable} {writer} </dev/null >/dev/null 2>&1
+        while [ ! -e {ready} ]; do sleep 0.02; done
+    """)
+    project.ok("spawn", "-q", "--agent", str(agent), "1")
+    project.ok("wait", "1")
+    worktree = project.worktrees / "task-1"
+    try:
+        wait_for_seal_or_refusal(project, "1")
+        go.touch()  # the process the agent left behind now writes through its mapping
+        deadline = time.monotonic() + 20
+        while not done.exists():
+            assert time.monotonic() < deadline, "the writer did not write"
+            time.sleep(0.02)
+        assert_skipped_with_work(project, worktree, "file-1.txt", "WORK of 1\n")
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_a_stopped_watcher_is_not_trusted(project: Project) -> None:
+    worktree = spawn_committing(project, "1")
+    watcher = int(str(wait_for_seal(project, "1")["pid"]))
+    os.kill(watcher, signal.SIGSTOP)  # alive, same start stamp, but it reads no event
+    try:
+        with open(worktree / "file-1.txt", "r+") as fh:
+            fh.write("W")
+        time.sleep(0.1)
+        assert seal_file(project, "1").exists()
+        assert_skipped_with_work(project, worktree, "file-1.txt", "Work of 1\n")
+    finally:
+        os.kill(watcher, signal.SIGCONT)

@@ -5,54 +5,60 @@ Merge and status must know whether a task's worktree holds uncommitted or untrac
 (0.1-0.3 s), and twenty of them cost more than the merges. Nothing cheaper is sound without
 watching: a file edited in place changes only its own inode, not its directory.
 
-So when an agent exits, its supervisor starts a watcher (in its own session, out of the
-agent's process group). The watcher puts an inotify watch on every directory of the worktree
-*first*, then runs the full check, and writes the result to `<task-dir>/seal` with its own
-pid and start stamp. It then waits; the first event of any kind in the worktree (a file
-written, created, removed, renamed, its attributes changed, the queue overflowing) removes the
-seal and ends the watcher.
+One watcher per repository (one inotify instance, a watch on every directory of every sealed
+worktree) does the watching. When an agent exits, its supervisor asks for a seal: it drops a
+request into `<state>/sealer/requests` and, if no watcher holds `<state>/sealer/lock`, becomes
+the watcher itself (in its own session, out of the agent's process group). For each request
+the watcher waits until no process of the agent's launch is left (one found by the launch id
+in its environment) and no process holds a file of the worktree open for writing or mapped
+shared and writable (writes through a mapping raise no inotify event); it refuses when a file
+of the worktree has another hard link (an edit through a link outside the worktree raises no
+event here). It then puts a watch on every directory of the worktree *first*, runs the full
+check, and writes the result to `<task-dir>/seal` with its own pid and start stamp. The first
+event of any kind in a sealed worktree (a file written, created, removed, renamed, its
+attributes changed, the queue overflowing) removes the seal. A refusal is recorded, with
+its reason, in `<task-dir>/unsealed`. With nothing left to watch, the watcher ends.
 
-A seal is trusted only while all of this holds: it belongs to the task's current launch; its
-watcher still runs (same pid and start stamp); the worktree's HEAD and its branch tip are
-what they were; and its index file is unchanged (git's own commands change the index, which
-lives outside the worktree, and are caught by that). Anything else — no seal, a killed
-watcher, a reboot, too many watches (fs.inotify.max_user_watches) — means a full check, so
-the seal only ever saves time. Removal (clean, pool release) never trusts a seal: it always
-checks in full before it deletes anything.
+A reader trusts seals only after a round trip with the watcher: it drops a `sync` request and
+waits for the watcher to remove it. inotify queues events in order, so by then every change
+made before the request has removed its seal; a watcher that is stopped (SIGSTOP) or does not
+answer within a few seconds is not trusted. A seal is then trusted only while all of this
+holds: it belongs to the task's current launch; its watcher is the one that answered; the
+worktree's HEAD and its branch tip are what they were; and its index file is unchanged (git's
+own commands change the index, which lives outside the worktree, and are caught by that).
+Anything else — no seal, a killed watcher, a reboot, too many watches
+(fs.inotify.max_user_watches) — means a full check, so the seal only ever saves time. Removal
+(clean, pool release) never trusts a seal: it always checks in full before it deletes
+anything.
+
+Not seen: a hard link to a worktree's file made, after its seal, by a program other than the
+agent, and edited through that link (linking raises no event where the worktree is watched).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from git_agents.core.procs import argvs, process_start
+from git_agents.core.procs import argvs, process_start, stat_fields
 
 SEAL_FILE = "seal"
-LIFETIME = 3 * 24 * 3600  # seconds a watcher waits at most; after that its seal lapses
+UNSEALED_FILE = "unsealed"  # why the watcher did not seal the worktree (one line)
+LIFETIME = 3 * 24 * 3600  # seconds a watcher runs at most; after that its seals lapse
+SYNC_TIMEOUT = 5.0  # seconds a reader waits for the watcher's answer before checking in full
+LAUNCH_ENV = "GIT_AGENT_LAUNCH"  # in every process of an agent's launch (tasks/agent.py sets it)
 
 # inotify(7)
 _IN_NONBLOCK = 0o4000
 _IN_CLOEXEC = 0o2000000
 _IN_ONLYDIR = 0x01000000
 _IN_DONT_FOLLOW = 0x02000000
+_IN_CREATE, _IN_MOVED_TO, _IN_IGNORED, _IN_Q_OVERFLOW = 0x100, 0x80, 0x8000, 0x4000
 # IN_MODIFY IN_ATTRIB IN_CLOSE_WRITE IN_MOVED_FROM IN_MOVED_TO IN_CREATE IN_DELETE IN_DELETE_SELF IN_MOVE_SELF
 _MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
-
-# What the watcher becomes once its seal is written (os.execv: the same pid and start stamp, so
-# the seal still names it): a shell waiting, in dd, for one read of the inotify descriptor (fd 3)
-# to return, holding nothing else (a few hundred kB where the Python that wrote the seal held
-# ten MB); then it removes the seal, if the seal is still its own. $1: the seal; $2: seconds.
-# Ended by SIGTERM (seal.forget), it takes its group (timeout and dd) with it.
-_WAITER = r"""
-trap 'trap - TERM; kill 0 2>/dev/null; exit 143' TERM
-timeout --foreground "$2" dd bs=65536 count=1 <&3 >/dev/null 2>&1 &
-wait $!
-grep -q "\"pid\": $$," "$1" 2>/dev/null && rm -f "$1"
-"""
-WAITER_NAME = "git-agent-seal"  # its $0, as ps shows it
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,20 @@ class Seal:
 def seal_path(task_dir: str) -> str:
     """Where a task's seal is kept."""
     return os.path.join(task_dir, SEAL_FILE)
+
+
+def unsealed_reason(task_dir: str) -> str | None:
+    """Why the watcher did not seal the task's worktree (as it last recorded), or None."""
+    try:
+        with open(os.path.join(task_dir, UNSEALED_FILE), encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def _sealer_dir(task_dir: str) -> str:
+    """`<state>/sealer`, from a task directory `<state>/tasks/<id>`."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(task_dir))), "sealer")
 
 
 def _gitdir(worktree: str) -> str | None:
@@ -117,16 +137,76 @@ def read_seal(task_dir: str) -> Seal | None:
         return None
 
 
-def trusted_entries(task_dir: str, worktree: str, launch: str, tips: Mapping[str, str]) -> tuple[str, ...] | None:
+def _read_watcher(sealer: str) -> tuple[int, str] | None:
+    try:
+        with open(os.path.join(sealer, "watcher"), encoding="utf-8") as fh:
+            data = json.load(fh)
+        return int(data["pid"]), str(data["start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Watcher:
+    """The repository's watcher as a reader found it: who answered, or why seals cannot be trusted."""
+
+    pid: int = 0
+    start: str = ""
+    why_not: str = ""  # empty when it answered
+
+
+def sync(state_dir: str) -> Watcher:
+    """Wait until the repository's watcher has handled every change made before this call.
+
+    Only seals of the watcher returned (when it answered: `why_not` empty) may be trusted."""
+    sealer = os.path.join(state_dir, "sealer")
+    found = _read_watcher(sealer)
+    if found is None:
+        return Watcher(why_not="no worktree watcher has run")
+    pid, start = found
+    if process_start(pid) != start:
+        return Watcher(why_not="the worktree watcher has ended (killed?)")
+    request = os.path.join(sealer, "requests", f"sync.{os.getpid()}.{os.urandom(4).hex()}")
+    try:
+        os.close(os.open(request, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        return Watcher(why_not="the worktree watcher's request directory is not writable")
+    deadline = time.monotonic() + SYNC_TIMEOUT
+    pause = 0.0005
+    while os.path.exists(request):
+        fields = stat_fields(pid)
+        if fields is None or fields[19:20] != [start] or fields[0] in ("T", "t", "Z", "X"):
+            why = "the worktree watcher is stopped" if fields and fields[0] in ("T", "t") else \
+                "the worktree watcher has ended"
+            break
+        if time.monotonic() > deadline:
+            why = f"the worktree watcher did not answer within {SYNC_TIMEOUT:g} s"
+            break
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
+    else:
+        return Watcher(pid, start)
+    try:
+        os.unlink(request)
+    except OSError:
+        return Watcher(pid, start)  # it answered after all
+    return Watcher(why_not=why)
+
+
+def trusted_entries(task_dir: str, worktree: str, launch: str, tips: Mapping[str, str],
+                    watcher: Watcher) -> tuple[str, ...] | None:
     """The worktree's uncommitted-work entries as its live seal has them, or None: check in full.
 
+    `watcher`: what `sync` returned, called before this (once for any number of tasks).
     `tips` maps branch names to their commits, as the caller already read them
     (tasks.status.branch_tips); a HEAD on a branch missing from it is not trusted.
     """
+    if watcher.why_not:
+        return None
     seal = read_seal(task_dir)
     if seal is None or not launch or seal.launch != launch:
         return None
-    if process_start(seal.pid) != seal.start:
+    if (seal.pid, seal.start) != (watcher.pid, watcher.start):
         return None
     now = _head_and_index(worktree)
     if now is None or now != (seal.head, seal.index):
@@ -141,20 +221,31 @@ def trusted_entries(task_dir: str, worktree: str, launch: str, tips: Mapping[str
     return seal.entries
 
 
-def forget(task_dir: str) -> None:
-    """End the task's watcher and drop its seal (a new launch is about to change the worktree)."""
-    import signal
+def _request(sealer: str, kind: str, data: dict[str, str]) -> None:
+    """Drop a request for the watcher (atomically: written aside, renamed in)."""
+    requests = os.path.join(sealer, "requests")
+    os.makedirs(requests, exist_ok=True)
+    name = f"{kind}.{time.time_ns():020d}.{os.getpid()}.{os.urandom(3).hex()}"
+    tmp = os.path.join(sealer, name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, os.path.join(requests, name))
 
-    seal = read_seal(task_dir)
-    if seal is not None and process_start(seal.pid) == seal.start:
+
+def forget(task_dir: str) -> None:
+    """Drop the task's seal and its watches (a new launch is about to change the worktree)."""
+    for name in (SEAL_FILE, UNSEALED_FILE):
         try:
-            os.kill(seal.pid, signal.SIGTERM)
+            os.unlink(os.path.join(task_dir, name))
         except OSError:
             pass
-    try:
-        os.unlink(seal_path(task_dir))
-    except OSError:
-        pass
+    sealer = _sealer_dir(task_dir)
+    found = _read_watcher(sealer)
+    if found is not None and process_start(found[0]) == found[1]:
+        try:
+            _request(sealer, "forget", {"task_dir": os.path.abspath(task_dir)})
+        except OSError:
+            pass
 
 
 # --- the watcher (a process of its own, started by the agent's supervisor) ---------------------
@@ -167,132 +258,370 @@ def _limit(name: str, default: int) -> int:
         return default
 
 
-def _in_use() -> tuple[int, int]:
-    """(watchers, watches) held by this user's live worktree watchers, from /proc and their seals."""
+def _others_in_use() -> tuple[int, int]:
+    """(watchers, watches) held by this user's other repositories' watchers, from /proc and their files."""
     watchers = watches = 0
-    uid = os.getuid()
+    uid, me, program = os.getuid(), os.getpid(), bootstrap().encode()
     for pid, argv in argvs():
-        if WAITER_NAME.encode() not in argv[3:4] or len(argv) <= 4:
+        if pid == me or program not in argv:
             continue
+        at = argv.index(program)
         try:
-            if os.stat(f"/proc/{pid}").st_uid != uid:
+            if os.stat(f"/proc/{pid}").st_uid != uid or len(argv) < at + 3:
                 continue
-        except OSError:
+            with open(os.path.join(_sealer_dir(os.fsdecode(argv[at + 2])), "watcher"), encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
             continue
-        watchers += 1
-        try:
-            with open(argv[4], encoding="utf-8", errors="surrogateescape") as seal_fh:
-                watches += int(json.load(seal_fh).get("watches", 0))
-        except (OSError, ValueError, TypeError, AttributeError):
-            pass
+        if data.get("pid") == pid:
+            watchers += 1
+            watches += int(data.get("watches", 0))
     return watchers, watches
 
 
-def _arm(worktree: str, budget: int) -> tuple[int, int] | None:
-    """An inotify descriptor watching every directory of `worktree` (not `.git` directories) and
-    how many it watches, or None (more than `budget` directories, or the kernel refused). Each
-    directory is watched before it is listed, so one made meanwhile is either listed or reported."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = int(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
-    if fd < 0:
-        return None
-    stack = [os.fsencode(worktree)]
-    added = 0
-    while stack:
-        path = stack.pop()
-        added += 1
-        if added > budget or libc.inotify_add_watch(fd, path, _MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW) < 0:
-            os.close(fd)  # e.g. ENOSPC: more directories than fs.inotify.max_user_watches
-            return None
+def _busy(worktree: str, launch: str) -> str | None:
+    """Why the worktree may still change unseen: a process of the launch left, or one holding a
+    file of the worktree open for writing or mapped shared and writable; else None."""
+    marker = f"{LAUNCH_ENV}={launch}".encode()
+    inside = os.fsencode(os.path.realpath(worktree)) + b"/"
+    uid, me = os.getuid(), os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        proc = f"/proc/{name}"
         try:
-            with os.scandir(path) as it:
-                for entry in it:
-                    if entry.name != b".git" and entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
+            if os.stat(proc).st_uid != uid:
+                continue
+            with open(proc + "/environ", "rb") as fh:
+                if launch and marker in fh.read().split(b"\0"):
+                    return f"process {name} of the agent's launch still runs"
+            with open(proc + "/maps", "rb") as fh:
+                for line in fh:
+                    fields = line.split(None, 5)
+                    if len(fields) == 6 and fields[1][1:2] == b"w" and fields[1][3:4] == b"s" \
+                            and fields[5].startswith(inside):
+                        return f"process {name} has a file of the worktree mapped for writing"
+            for fd in os.listdir(proc + "/fd"):
+                try:
+                    target = os.fsencode(os.readlink(f"{proc}/fd/{fd}"))
+                    if not target.startswith(inside):
+                        continue
+                    with open(f"{proc}/fdinfo/{fd}", "rb") as fh:
+                        flags = next(int(v.split()[1], 8) for v in fh if v.startswith(b"flags:"))
+                except (OSError, StopIteration, ValueError, IndexError):
+                    continue
+                if flags & 3:  # O_WRONLY or O_RDWR
+                    return f"process {name} has a file of the worktree open for writing"
         except OSError:
-            os.close(fd)
-            return None
-    return fd, added
+            continue
+    return None
 
 
-def _drained(fd: int) -> bool:
-    """Whether any event is waiting (read and dropped)."""
-    seen = False
-    while True:
+class _Server:
+    """The repository's watcher: one inotify instance, the requests directory and every sealed worktree."""
+
+    def __init__(self, sealer: str, lock_fd: int) -> None:
+        import ctypes
+
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.sealer = sealer
+        self.requests = os.path.join(sealer, "requests")
+        self.lock_fd = lock_fd
+        self.fd = int(self.libc.inotify_init1(_IN_CLOEXEC))
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self.req_wd = int(self.libc.inotify_add_watch(self.fd, os.fsencode(self.requests),
+                                                       _IN_CREATE | _IN_MOVED_TO | _IN_ONLYDIR))
+        if self.req_wd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_add_watch")
+        self.owner: dict[int, set[str]] = {}  # watch -> task dirs armed or sealed through it
+        self.wds: dict[str, set[int]] = {}  # task dir -> its watches
+        self.sealed: set[str] = set()  # task dirs with a seal written
+        self.changed: set[str] = set()  # armed task dirs whose worktree changed meanwhile
+        self.pending: dict[str, dict[str, str]] = {}  # task dir -> seal request waiting for processes
+        self.todo: list[str] = []  # request files to handle, in order
+        self.watches = 0
+        self.start = process_start(os.getpid()) or ""
+        self.born = time.monotonic()
+        self._publish()
+
+    def _publish(self) -> None:
+        path = os.path.join(self.sealer, "watcher")
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump({"pid": os.getpid(), "start": self.start, "watches": self.watches}, fh)
+        os.replace(path + ".tmp", path)
+
+    # events -------------------------------------------------------------------------------
+    def pump(self, timeout: float | None) -> None:
+        """Read and handle the events waiting (waiting up to `timeout` s for the first)."""
+        import select
+        import struct
+
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        wait_ms = -1 if timeout is None else int(timeout * 1000)
+        while poller.poll(wait_ms):
+            wait_ms = 0
+            data = os.read(self.fd, 1 << 16)
+            at = 0
+            while at + 16 <= len(data):
+                wd, mask, _cookie, size = struct.unpack_from("iIII", data, at)
+                name = data[at + 16:at + 16 + size].rstrip(b"\0")
+                at += 16 + size
+                self._event(wd, mask, os.fsdecode(name))
+
+    def _event(self, wd: int, mask: int, name: str) -> None:
+        if mask & _IN_Q_OVERFLOW:
+            for task_dir in list(self.wds):
+                self._drop(task_dir)
+            self.todo.extend(sorted(os.listdir(self.requests)))
+            return
+        if wd == self.req_wd:
+            if name.startswith("sync."):
+                _unlink(os.path.join(self.requests, name))  # the answer: everything before it is handled
+            elif not mask & _IN_IGNORED:
+                self.todo.append(name)
+            return
+        for task_dir in list(self.owner.get(wd, ())):
+            self._drop(task_dir)
+        if mask & _IN_IGNORED:
+            self.owner.pop(wd, None)
+
+    def _drop(self, task_dir: str) -> None:
+        """The worktree changed (or its seal is no longer wanted): remove its seal and watches."""
+        if task_dir in self.sealed:
+            self.sealed.discard(task_dir)
+            _unlink_if_ours(seal_path(task_dir))
+        self.changed.add(task_dir)
+        for wd in self.wds.pop(task_dir, set()):
+            owners = self.owner.get(wd)
+            if owners is not None:
+                owners.discard(task_dir)
+                if not owners:
+                    del self.owner[wd]
+                    self.libc.inotify_rm_watch(self.fd, wd)
+                    self.watches -= 1
+
+    # requests -----------------------------------------------------------------------------
+    def handle(self, name: str) -> None:
+        path = os.path.join(self.requests, name)
         try:
-            if not os.read(fd, 65536):
-                return seen
-            seen = True
-        except BlockingIOError:
-            return seen
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                data = {str(k): str(v) for k, v in json.load(fh).items()}
+        except (OSError, ValueError, AttributeError):
+            return
+        finally:
+            _unlink(path)
+        task_dir = data.get("task_dir", "")
+        if name.startswith("forget."):
+            self.pending.pop(task_dir, None)
+            self._drop(task_dir)
+        elif name.startswith("seal.") and task_dir:
+            self._drop(task_dir)
+            self.pending[task_dir] = data
+
+    def try_pending(self) -> None:
+        for task_dir, data in list(self.pending.items()):
+            busy = _busy(data["worktree"], data.get("launch", ""))
+            if busy is not None:
+                _note(task_dir, f"waiting: {busy}")
+                continue
+            del self.pending[task_dir]
+            why = self.seal(data["worktree"], task_dir, data.get("launch", ""))
+            if why is not None:
+                self._drop(task_dir)
+                _note(task_dir, why)
+            self.pump(0)
+
+    def _arm(self, worktree: str, task_dir: str, budget: int) -> str | None:
+        """Watch every directory of `worktree` (not `.git` directories) for `task_dir`, each before
+        it is listed, so one made meanwhile is either listed or reported; None, or why not."""
+        stack = [os.fsencode(worktree)]
+        linked: list[bytes] = []
+        mine = self.wds.setdefault(task_dir, set())
+        while stack:
+            path = stack.pop()
+            if len(mine) >= budget:
+                return "more directories than the inotify watches left (fs.inotify.max_user_watches)"
+            wd = int(self.libc.inotify_add_watch(self.fd, path, _MASK | _IN_ONLYDIR | _IN_DONT_FOLLOW))
+            if wd < 0:
+                return "the kernel refused an inotify watch (fs.inotify.max_user_watches?)"
+            if wd not in self.owner:
+                self.owner[wd] = set()
+                self.watches += 1
+            self.owner[wd].add(task_dir)
+            mine.add(wd)
+            try:
+                with os.scandir(path) as it:
+                    for entry in it:
+                        if entry.name == b".git":
+                            continue
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.stat(follow_symlinks=False).st_nlink > 1:
+                            linked.append(entry.path)
+            except OSError:
+                return "a directory of the worktree could not be read"
+        if linked:
+            return _linked_work(worktree, linked)
+        return None
+
+    def seal(self, worktree: str, task_dir: str, launch: str) -> str | None:
+        """Seal `worktree` for `launch`; None, or why not."""
+        from git_agents.core.repo import Repo
+        from git_agents.core.worktrees import unsaved_work
+
+        instances, others = _others_in_use()
+        if instances + 1 > _limit("max_user_instances", 128) // 2:
+            return "watchers of other repositories hold half of the inotify instances"
+        budget = _limit("max_user_watches", 8192) // 2 - others - self.watches
+        self.changed.discard(task_dir)
+        why = self._arm(worktree, task_dir, budget)
+        if why is not None:
+            return why
+        try:
+            repo = Repo.discover(worktree)
+            for _ in range(3):
+                before = _head_and_index(worktree)
+                tip = repo.git.at(worktree).run("rev-parse", "--verify", "--quiet", "HEAD", ok=(0, 1)).out.strip()
+                entries = unsaved_work(repo, worktree)
+                self.pump(0)
+                if before is not None and task_dir not in self.changed and _head_and_index(worktree) == before:
+                    break
+                if task_dir in self.changed:
+                    self.changed.discard(task_dir)
+                    why = self._arm(worktree, task_dir, budget)
+                    if why is not None:
+                        return why
+            else:
+                return "the worktree kept changing while it was checked"
+        except Exception as exc:  # noqa: BLE001 - any failure only means no seal
+            return f"the check failed: {exc}"
+        assert before is not None
+        head, index = before
+        record = {"launch": launch, "entries": entries, "head": head, "tip": tip, "index": list(index),
+                  "pid": os.getpid(), "start": self.start, "watches": len(self.wds.get(task_dir, ()))}
+        path = seal_path(task_dir)
+        try:
+            with open(path + ".tmp", "w", encoding="utf-8", errors="surrogateescape") as fh:
+                json.dump(record, fh)
+            os.replace(path + ".tmp", path)
+        except OSError as exc:
+            return f"the seal could not be written: {exc}"
+        _unlink(os.path.join(task_dir, UNSEALED_FILE))
+        self.sealed.add(task_dir)
+        self._publish()
+        return None
+
+    def serve(self) -> int:
+        """Handle requests and events until nothing is left to watch (or LIFETIME has passed)."""
+        self.todo.extend(sorted(os.listdir(self.requests)))
+        while True:
+            while self.todo:
+                name = self.todo.pop(0)
+                if name.startswith("sync."):
+                    _unlink(os.path.join(self.requests, name))
+                else:
+                    self.handle(name)
+            if self.pending:
+                self.try_pending()
+            if time.monotonic() - self.born > LIFETIME:
+                for task_dir in list(self.wds):
+                    self._drop(task_dir)
+                return 0
+            if not self.sealed and not self.pending and not self.todo:
+                if not self._hand_over():
+                    return 0
+                continue
+            self.pump(1.0 if self.pending else 60.0)
+
+    def _hand_over(self) -> bool:
+        """Nothing to watch: release the lock, then look for a request that came meanwhile (its
+        requester may have found the lock taken); True to go on serving it."""
+        import fcntl
+
+        fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+        waiting = [n for n in os.listdir(self.requests) if n.startswith("seal.")]
+        if not waiting:
+            return False
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # another watcher took over
+        self.pump(0)
+        self.todo.extend(sorted(n for n in os.listdir(self.requests) if n not in self.todo))
+        return True
+
+
+def _linked_work(worktree: str, linked: list[bytes]) -> str | None:
+    """Why not to seal when a file with another hard link is tracked or untracked work (an
+    ignored one is nobody's work), else None."""
+    import subprocess
+
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         cwd=worktree, capture_output=True, check=False).stdout
+    listed = set(out.split(b"\0"))
+    root = os.fsencode(worktree).rstrip(b"/") + b"/"
+    for path in linked:
+        rel = path[len(root):] if path.startswith(root) else path
+        if rel in listed:
+            return f"'{os.fsdecode(rel)}' has another hard link (an edit through it would not be seen)"
+    return None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _unlink_if_ours(path: str) -> None:
+    """Remove the seal at `path` if this process wrote it."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if json.load(fh).get("pid") == os.getpid():
+                os.unlink(path)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _note(task_dir: str, why: str) -> None:
+    try:
+        with open(os.path.join(task_dir, UNSEALED_FILE + ".tmp"), "w", encoding="utf-8") as fh:
+            fh.write(why + "\n")
+        os.replace(os.path.join(task_dir, UNSEALED_FILE + ".tmp"), os.path.join(task_dir, UNSEALED_FILE))
+    except OSError:
+        pass
 
 
 def watch(worktree: str, task_dir: str, launch: str) -> int:
-    """Seal `worktree` for `launch` and keep the seal true until the worktree changes (see the module)."""
-    from git_agents.core.repo import Repo
-    from git_agents.core.worktrees import unsaved_work
+    """Ask for `worktree` to be sealed for `launch`; become the repository's watcher when none runs."""
+    import fcntl
 
     try:
         os.setsid()  # `setsid -f` made a session already; without it, leave the agent's group now
     except OSError:
         pass
     os.chdir("/")
-    # The kernel's inotify limits are per user and shared with every other program (editors,
-    # file watchers of build tools): watchers take at most half of the instances and half of the
-    # watches, and a worktree past that is simply not sealed.
-    watchers, watches = _in_use()
-    budget = _limit("max_user_watches", 8192) // 2 - watches
-    if watchers >= _limit("max_user_instances", 128) // 2:
-        return 1
-    armed = _arm(worktree, budget)  # None past the budget
-    if armed is None:
-        return 1
-    fd, dirs = armed
+    task_dir = os.path.abspath(task_dir)
+    sealer = _sealer_dir(task_dir)
     try:
-        repo = Repo.discover(worktree)
-        for _ in range(3):
-            before = _head_and_index(worktree)
-            tip = repo.git.at(worktree).run("rev-parse", "--verify", "--quiet", "HEAD", ok=(0, 1)).out.strip()
-            entries = unsaved_work(repo, worktree)
-            if before is not None and not _drained(fd) and _head_and_index(worktree) == before:
-                break
-        else:
-            return 1  # it keeps changing: no seal
-    except Exception:
-        return 1
-    assert before is not None
-    head, index = before
-    start = process_start(os.getpid()) or ""
-    record = {"launch": launch, "entries": entries, "head": head, "tip": tip, "index": list(index),
-              "pid": os.getpid(), "start": start, "watches": dirs}
-    path = seal_path(task_dir)
-    try:
-        with open(path + ".tmp", "w", encoding="utf-8", errors="surrogateescape") as fh:
-            json.dump(record, fh)
-        os.replace(path + ".tmp", path)
+        _unlink(os.path.join(task_dir, UNSEALED_FILE))
+        _request(sealer, "seal", {"worktree": os.path.abspath(worktree), "task_dir": task_dir, "launch": launch})
+        lock_fd = os.open(os.path.join(sealer, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         return 1
-    if _drained(fd):  # changed while the seal was written
-        forget_own(path)
-        return 1
-    os.set_blocking(fd, True)
-    if fd != 3:
-        os.dup2(fd, 3)  # the copy is inheritable
-    else:
-        os.set_inheritable(3, True)
-    os.execv("/bin/sh", ["/bin/sh", "-c", _WAITER, WAITER_NAME, path, str(LIFETIME)])
-
-
-def forget_own(path: str) -> None:
-    """Remove the seal at `path` if this process wrote it."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            if json.load(fh).get("pid") == os.getpid():
-                os.unlink(path)
-    except (OSError, ValueError):
-        pass
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # the running watcher takes the request
+    try:
+        server = _Server(sealer, lock_fd)
+    except OSError:
+        _note(task_dir, "no inotify instance left (fs.inotify.max_user_instances)")
+        return 1
+    return server.serve()
 
 
 def bootstrap() -> str:

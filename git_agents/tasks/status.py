@@ -239,8 +239,9 @@ def unsaved_by_task(repo: Repo, tasks: list[Task], tips: Mapping[str, str]) -> d
     checks in full."""
     found: dict[str, list[str]] = {}
     todo = []
+    watcher = seal.sync(repo.state_dir) if any(t.launch for t in tasks) else seal.Watcher(why_not="no agent ran")
     for t in tasks:
-        sealed = seal.trusted_entries(repo.task_dir(t.id), t.worktree, t.launch, tips)
+        sealed = seal.trusted_entries(repo.task_dir(t.id), t.worktree, t.launch, tips, watcher)
         if sealed is None:
             todo.append(t)
         else:
