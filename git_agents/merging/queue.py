@@ -67,8 +67,15 @@ def check_target_worktree(repo: Repo, worktree: str) -> None:
     refuse_mid_merge(git, worktree)
     # --no-optional-locks: this runs outside the merge lock, while another merge may be landing
     # in this very worktree; a `status` holding index.lock would make that run's read-tree fail.
-    dirty = git.run("--no-optional-locks", "status", "--porcelain", "--untracked-files=no").out
-    if dirty.strip():
+    # A submodule checked out at another commit than the index records (after a pull that bumped
+    # it, before `git submodule update`) is not a local change to `git merge`, which proceeds:
+    # porcelain v2 marks submodules ("S..." in the third field), so only a worktree-side
+    # submodule difference (X is ".") is let through; a staged one still refuses.
+    out = git.run("--no-optional-locks", "status", "--porcelain=v2", "-z", "--no-renames",
+                  "--untracked-files=no").out
+    dirty = [entry for entry in out.split("\0")
+             if entry and not (entry.startswith("1 .") and entry.split(" ", 3)[2].startswith("S"))]
+    if dirty:
         raise AgentError(f"the worktree at {worktree} has uncommitted changes; merging would mix them in",
                          hint="commit or stash them first (git stash)")
 
