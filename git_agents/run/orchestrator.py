@@ -393,7 +393,7 @@ class Run:
         tip = self.repo.git("rev-parse", f"refs/heads/{task.base}^{{commit}}")
         at = self.repo.git("rev-parse", f"refs/heads/{task.branch}")
         if tip != task.base_commit and at == task.base_commit and not unsaved_work(self.repo, task.worktree):
-            self.repo.git.at(task.worktree).run("reset", "--hard", "--quiet", tip,
+            self.repo.git.at(task.worktree).run("reset", "--hard", "--quiet", "--no-recurse-submodules", tip,
                                                 env={"GIT_REFLOG_ACTION": "agent-run: start after prerequisites"})
             write_task(self.repo, job.id, base_commit=tip)
             task.base_commit = tip
