@@ -305,3 +305,20 @@ def test_a_python_without_the_dependencies_gets_a_fatal_not_a_traceback(project:
     assert proc.stderr.startswith("fatal: plumbum, which git-agents runs git with, cannot be imported by ")
     assert "Traceback" not in proc.stderr
     assert "hint: install git-agents with that Python" in proc.stderr
+
+
+def test_pool_claim_prompt_on_stdin_that_is_not_utf8_is_refused_as_spawn_refuses_it(project: Project) -> None:
+    """Issue 21: `pool claim --task` read standard input as text and ended in a traceback, leaving the
+    task recorded and the slot claimed; it starts a task through the same call as spawn now."""
+    project.ok("pool", "create", "1")
+    before = project.snapshot()
+    for argv in (["git", "agent-pool", "claim", "--task", "7", "--prompt-file", "-"],
+                 ["git", "agent-spawn", "7", "--prompt-file", "-", "--no-agent"]):
+        proc = subprocess_bytes(project, argv, b"fix \xff bug\n")
+        assert proc.returncode == 128, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.splitlines() == [
+            "fatal: the prompt on standard input is not UTF-8 text: byte 0xff at offset 4",
+            "hint: save it as UTF-8, e.g. with: iconv -f latin1 -t utf-8"], proc.stderr
+        assert project.snapshot() == before  # no task recorded, no slot claimed
+    assert project.agent("status").stdout.startswith("No tasks.")

@@ -243,3 +243,43 @@ def test_merge_skips_a_task_edited_after_its_agent_exited(project: Project, comm
     assert project.git("log", "-1", "--format=%s", "main") == "feat: Task 2 - x"
     assert "file-1.txt" not in project.git("ls-tree", "--name-only", "main")
     assert (project.worktrees / "task-1" / "docs" / "guide.md").read_text() == "edited after the agent exited\n"
+
+
+def test_submodule_recurse_with_submodules_registered_but_not_cloned(project: Project, tmp_path: Path) -> None:
+    """Issue 24: with submodule.recurse=true and a submodule registered (initialised, URL
+    unreachable) but not cloned, spawn failed in its checkout, one failing id stopped the whole
+    call, and the branch and worktree were left behind unseen by status. Plain `git worktree add`
+    works: so does spawn now, and an id that fails (here task 2, whose branch cannot be made
+    beside an existing task-2/x) leaves nothing and does not stop the others."""
+    lib = make_lib(tmp_path)
+    project.git("-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    project.git("commit", "-q", "-m", "add lib")
+    clone = Project(tmp_path / "clone")
+    run(["git", "clone", "-q", str(project.path), str(clone.path)], tmp_path, check=True)
+    clone.git("config", "submodule.recurse", "true")
+    clone.git("config", "submodule.lib.url", UNREACHABLE)  # registered, never cloned: no .git/modules/lib
+    clone.git("branch", "task-2/x")
+    plain = run(["git", "worktree", "add", "-q", "-b", "plain", str(tmp_path / "plain")], clone.path)
+    assert plain.returncode == 0, plain.stderr
+    before = clone.snapshot()
+
+    proc = clone.agent("spawn", "1", "2", "3", "--prompt", "x", "--no-agent")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.splitlines() == [f"Prepared task {n} on branch task-{n} in ../clone-worktrees/task-{n}"
+                                        for n in (1, 3)]
+    assert proc.stderr.startswith("error: task 2: cannot lock ref 'refs/heads/task-2': "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in (1, 3):
+        assert files_in(clone.worktrees / f"task-{n}") == [".gitmodules", "README", "shared.txt"]
+        assert os.listdir(clone.worktrees / f"task-{n}" / "lib") == []
+        assert clone.git("status", "--porcelain", cwd=clone.worktrees / f"task-{n}") == ""
+    assert not (clone.worktrees / "task-2").exists()
+    assert clone.git("branch", "--list", "task-2") == ""
+    status = json.loads(clone.ok("status", "--json").stdout)
+    assert [t["id"] for t in status["tasks"]] == ["1", "3"], status
+    clone.ok("clean", "1", "3")
+    assert clone.snapshot() == before
+    clone.ok("spawn", "4", "--pool", "--prompt", "x", "--no-agent")  # a pool slot: made, switched, released
+    assert os.listdir(clone.worktrees / "pool-1" / "lib") == []
+    clone.ok("clean", "4")
+    assert clone.git("status", "--porcelain", cwd=clone.worktrees / "pool-1") == ""

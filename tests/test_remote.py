@@ -545,3 +545,28 @@ def test_merge_remote_dry_run_predicts_and_pushes_nothing(tmp_path: Path, bare: 
     assert publisher.snapshot() == local
     assert publisher.git("for-each-ref", "refs/notes/") == ""
     assert publisher.git("worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def test_a_worker_honours_agent_sparse_and_agent_pool_as_run_does(tmp_path: Path, daemon_url: str) -> None:
+    """Issue 21: the worker started its tasks in a new full worktree whatever agent.sparse and
+    agent.pool said; it starts them through the same call as git agent-run now."""
+    record = tmp_path / "record.txt"
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK $(basename "$PWD") $(git sparse-checkout list | tr '\\n' ' ')" >> {record}
+        echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt"
+        git add "file-$GIT_AGENT_TASK.txt"
+        git commit -q -m "task $GIT_AGENT_TASK: add file-$GIT_AGENT_TASK.txt"
+    """)
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.commit_file("src/a.txt", "a\n")
+    publisher.commit_file("docs/b.txt", "b\n")
+    publisher.git("push", "-q", "origin", "main")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["1"], agent)))
+    machine = clone(tmp_path, daemon_url, "machine")
+    machine.git("config", "agent.sparse", "src")
+    machine.git("config", "agent.pool", "true")
+    out = finish(start_worker(machine, "--once", "--poll", "0.1", "--lease", "30"))
+    assert record.read_text() == "1 pool-1 src \n", out
+    assert "pool-1" in machine.ok("pool", "list").stdout  # the slot was given back, not removed
+    assert machine.agent("status").stdout.startswith("No tasks.")
+    assert set(remote_refs(publisher, "refs/agents/results/")) == {"refs/agents/results/1"}

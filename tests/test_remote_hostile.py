@@ -345,3 +345,79 @@ def test_a_worker_that_cannot_sign_says_so_before_claiming(tmp_path: Path, bare:
     assert refused.stderr.startswith("fatal: cannot sign result commits: ")
     assert refused.stderr.endswith("hint: check user.signingkey and gpg.format (git commit-tree -S must work)\n")
     assert states(publisher) == {"1": "queued"} and remote_refs(publisher, "refs/agents/claims/") == {}
+
+
+# -- the gateway never waits on a remote (issue 21 §2) ---------------------------------------------
+
+def test_a_git_call_past_its_timeout_is_killed_with_what_it_started(project: Project, tmp_path: Path) -> None:
+    """A remote that never answers (here a remote helper that sleeps) ends in a GitError, and the
+    helper git started is killed with it."""
+    from git_agents.core.errors import GitError
+    from git_agents.core.git import Git
+
+    pidfile = tmp_path / "helper.pid"
+    helper = write_script(tmp_path / "helper.sh", f"echo $$ > {pidfile}\nexec sleep 300\n")
+    url = f"ext::{helper}"
+    with pytest.raises(GitError) as caught:
+        Git(project.path).run("-c", "protocol.ext.allow=always", "ls-remote", url, timeout=2)
+    assert caught.value.retcode == -1
+    assert "timed out after 2 s" in str(caught.value)
+    pid = int(pidfile.read_text())
+
+    def ended() -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] in "ZX"
+        except OSError:
+            return True
+    deadline = time.monotonic() + 30  # SIGKILL was sent; under load the kernel may take a moment
+    while not ended():
+        assert time.monotonic() < deadline, "the remote helper outlived the timed-out git call"
+        time.sleep(0.05)
+
+
+def test_fetch_and_push_never_wait_for_a_password(project: Project, tmp_path: Path) -> None:
+    """git asks no username or password (GIT_TERMINAL_PROMPT=0) and ssh runs without a
+    controlling terminal (a session of its own), so neither can prompt: the queue's fetch fails
+    at once instead of hanging an unattended worker."""
+    import os
+
+    seen = tmp_path / "seen.txt"
+    ssh = write_script(tmp_path / "fake-ssh", f"""
+        echo "prompt=$GIT_TERMINAL_PROMPT session=$(cut -d' ' -f6 /proc/$$/stat)" >> {seen}
+        exit 255
+    """)
+    project.git("config", "core.sshCommand", str(ssh))
+    proc = project.agent("queue", "list", "--remote", "ssh://example.invalid/repo.git")
+    assert proc.returncode == 128, proc.stderr
+    assert "Traceback" not in proc.stderr
+    line = seen.read_text().splitlines()[0]
+    assert line.startswith("prompt=0 session="), line
+    assert int(line.split("session=")[1]) != os.getsid(0)  # not the terminal's session
+
+
+def test_a_push_refused_by_a_hook_is_not_taken_for_a_lost_race(project: Project, tmp_path: Path,
+                                                               bare: Path) -> None:  # noqa: F811
+    """Whether a compare-and-swap push lost the race is asked of the remote's refs, not read from
+    its `remote:` messages (in the server's language, and a hook can print anything)."""
+    from git_agents.core.repo import Repo
+    from git_agents.remote.queue import RemoteQueue, Update
+
+    write_script(bare / "hooks" / "pre-receive", """
+        echo "error: cannot lock ref 'refs/agents/claims/1': is at 1111 but expected 2222" >&2
+        exit 1
+    """)
+    where = clone(tmp_path, f"file://{bare}", "machine")
+    queue = RemoteQueue(Repo.discover(str(where.path)), "origin")
+    head = where.git("rev-parse", "HEAD")
+    for atomic in (True, False):
+        result = queue.push([Update("refs/agents/claims/1", head, ""), Update("refs/agents/claims/2", head, "")],
+                            atomic=atomic)
+        assert not result.ok
+        assert not result.lost("refs/agents/claims/1") and not result.lost("refs/agents/claims/2")
+    (bare / "hooks" / "pre-receive").unlink()
+    other = where.git("commit-tree", f"{head}^{{tree}}", "-m", "another worker's claim")
+    where.git("push", "-q", "origin", f"{other}:refs/agents/claims/2")  # another worker won task 2
+    result = queue.push([Update("refs/agents/claims/1", head, ""), Update("refs/agents/claims/2", head, "")],
+                        atomic=True)
+    assert (result.ok, result.lost("refs/agents/claims/1"), result.lost("refs/agents/claims/2")) == \
+        (False, False, True)

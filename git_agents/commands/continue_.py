@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from git_agents.commands.options import task_text
 from git_agents.core.errors import AgentError, UsageError
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
@@ -14,7 +12,7 @@ from git_agents.core.settings import parse_bool
 from git_agents.lifecycle import start as starting
 from git_agents.tasks import agent, rounds
 from git_agents.tasks.presets import expand, preset_for, resume_command
-from git_agents.tasks.prompt import prompt_hash
+from git_agents.tasks.prompt import prompt_hash, read_task_texts
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.status import agent_state
 from git_agents.tasks.store import Task, load_tasks
@@ -62,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give the follow-up with --prompt or --prompt-file")
     repo = Repo.discover()
     task = select_tasks(repo, [args.id])[0]
-    text = task_text(args, task.id, sys.stdin.read() if args.prompt_file == "-" else None)
+    text = read_task_texts([task.id], args.prompt, args.prompt_file)[task.id]
     if not text.strip():
         raise UsageError("the follow-up is empty")
     # One continue at a time per task: two would both see the agent ended and start two rounds.

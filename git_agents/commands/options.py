@@ -29,17 +29,3 @@ def add_task_text_options(p: argparse.ArgumentParser) -> None:
     src.add_argument("--prompt", metavar="<text>", help="the task text")
     src.add_argument("--prompt-file", metavar="<file>",
                      help="read the task text from <file> ({id} is replaced by the id; - reads stdin)")
-
-
-def task_text(args: argparse.Namespace, task_id: str, stdin_text: str | None) -> str:
-    """The task text of --prompt or --prompt-file."""
-    if args.prompt is not None:
-        return str(args.prompt)
-    if args.prompt_file is None:
-        return ""
-    if args.prompt_file == "-":
-        return stdin_text or ""
-    from git_agents.tasks.prompt import read_text_file
-
-    path = args.prompt_file.replace("{id}", task_id)
-    return read_text_file(path, f"prompt file '{path}'")

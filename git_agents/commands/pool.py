@@ -7,17 +7,14 @@ import math
 import os
 import sys
 
-from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity, task_text
+from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
 from git_agents.lifecycle import start as starting
-from git_agents.lifecycle.start import load_template, plan_task
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent
-from git_agents.tasks.prompt import default_title
-from git_agents.tasks.selection import resolve_base
-from git_agents.tasks.store import load_tasks, now_iso
+from git_agents.tasks.store import load_tasks
 
 USAGE = """\
 git agent-pool create <n> [--base <branch>]
@@ -157,17 +154,12 @@ def _claim(args: argparse.Namespace, repo: Repo) -> int:
     if not args.task:
         print(pool.claim(repo, owner=owner, request=request).path)
         return ExitCode.OK
-    base, base_commit = resolve_base(repo, args.base)
-    template = load_template(repo)
-    text = task_text(args, args.task, sys.stdin.read() if args.prompt_file == "-" else None)
-    task = plan_task(repo, args.task, base, base_commit, pooled=True, check_branch=False)  # the claim checks it
-    task.title = args.title or default_title(task.id, text)
-    task.created = now_iso()
-    starting.create(repo, task, text, template, request=request, owner=owner,
-                    sparse=starting.sparse_setting(repo, args.sparse))
-    exc = starting.ready(repo, task)
-    if exc:
-        sys.stderr.write(starting.setup_failure_text(task, exc) +
+    outcome = starting.start_task(repo, starting.StartRequest(
+        (args.task,), prompt=args.prompt, prompt_file=args.prompt_file, title=args.title or "", base=args.base,
+        pool=request, owner=owner, sparse=args.sparse, until=starting.READY))
+    task, why = outcome.task, outcome.why
+    if why is not None and why.setup is not None:
+        sys.stderr.write(starting.setup_failure_text(task, why.setup) +
                          f"hint: the slot is kept at {task.worktree}; fix the setup and work there,"
                          f" or give the slot back with: git agent-clean {task.id}\n")
         return ExitCode.FAILED

@@ -6,20 +6,16 @@ import argparse
 import os
 import sys
 
-from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity, task_text
+from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.lifecycle import start as starting
-from git_agents.lifecycle.start import load_template, plan_task, pool_request
 from git_agents.tasks import agent
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.isolation import mode as isolation_mode
 from git_agents.tasks.presets import expand as expand_preset
 from git_agents.tasks.presets import expand_interactive
-from git_agents.tasks.prompt import decode_text, default_title
-from git_agents.tasks.selection import resolve_base
-from git_agents.tasks.store import now_iso
 from git_agents.tasks.tmux import tmux_program
 
 USAGE = "git agent-spawn [<options>] <id>..."
@@ -123,63 +119,60 @@ def run(args: argparse.Namespace) -> int:
     if len(set(args.ids)) != len(args.ids):
         raise AgentError("the same task id is given twice")
     repo = Repo.discover()
-    request = pool_request(repo, args.pool, args.pool_max)
+    slots = starting.pool_request(repo, args.pool, args.pool_max)
     isolated = isolation_mode(repo, args.isolation)
-    if isolated and request is not None:
+    if isolated and slots is not None:
         raise UsageError(f"--isolation={isolated} cannot take a worktree from the pool",
                          hint="leave out --pool (or set agent.pool false), or use --isolation=worktree")
-    base, base_commit = resolve_base(repo, args.base)
     command = "" if args.no_agent else (args.agent if args.agent is not None else repo.setting("agent.command"))
     in_tmux = args.tmux if args.tmux is not None else parse_bool(repo.setting("agent.tmux"))
     if in_tmux and command:
         tmux_program()  # fail before any task is created
     expanded = expand_interactive(repo, command) if in_tmux else expand_preset(repo, command)
-    command = agent.absolutise_program(expanded, os.getcwd()) if command else ""
-    stdin_text = decode_text(sys.stdin.buffer.read(), "the prompt on standard input") \
-        if args.prompt_file == "-" else None
-    template = load_template(repo)
-    texts = {task_id: task_text(args, task_id, stdin_text) for task_id in args.ids}
-    planned = [plan_task(repo, task_id, base, base_commit, pooled=request is not None) for task_id in args.ids]
-    sparse = starting.sparse_setting(repo, args.sparse)
-
+    request = starting.StartRequest(
+        tuple(args.ids), prompt=args.prompt, prompt_file=args.prompt_file, title=args.title or "", base=args.base,
+        command=agent.absolutise_program(expanded, os.getcwd()) if command else "", in_tmux=in_tmux,
+        pool=slots, sparse=args.sparse, isolation=isolated)
     failed = 0
-    for n, task in enumerate(planned):
-        text = texts[task.id]
-        task.title = args.title or default_title(task.id, text)
-        task.agent = command
-        task.created = now_iso()
-        task.isolation = isolated
-        starting.create(repo, task, text, template, request=request, sparse=sparse)
-        where = os.path.relpath(task.worktree)
-        facts = {"id": task.id, "branch": task.branch, "worktree": task.worktree}
-        message = ""
-        why = starting.ready_to_start(repo, task, command)
-        if why is not None and why.setup is not None:
-            sys.stderr.write(starting.setup_failure_text(task, why.setup) +
-                             f"hint: the worktree is kept at {where}; fix the setup and run the agent there,"
-                             f" or remove the task with: git agent-clean {task.id}\n")
-            facts["error"] = why.reason
-            failed += 1
-        else:
-            if not command:
-                message = f"Prepared task {task.id} on branch {task.branch} in {where}"
-            elif why is not None:
-                sys.stderr.write(f"error: task {task.id}: {why.reason}\n"
-                                 f"hint: the worktree is kept at {where}; fix the command and run the agent there,"
-                                 f" or remove the task with: git agent-clean {task.id}\n")
-                facts["error"] = why.reason
-                failed += 1
-            else:
-                pid = starting.start(repo, task, command, in_tmux=in_tmux)
-                facts["pid"] = str(pid)
-                if in_tmux:
-                    facts["tmux"] = f"{task.tmux_session}:{task.id}"
-                    message = (f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {pid},"
-                               f" tmux window {facts['tmux']}: git agent-attach {task.id})")
-                else:
-                    message = f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {pid})"
-        _say(args, repo, facts, message, first=n == 0)
+    for n, outcome in enumerate(starting.start_tasks(repo, request)):
+        if outcome.error is not None and len(args.ids) == 1:
+            raise outcome.error
+        failed += _report(args, repo, request, outcome, first=n == 0)
     return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def _report(args: argparse.Namespace, repo: Repo, request: starting.StartRequest, outcome: starting.Started, *,
+            first: bool) -> int:
+    """Say what became of one task; 1 when it failed."""
+    task, why = outcome.task, outcome.why
+    where = os.path.relpath(task.worktree) if task.worktree else ""
+    facts = {"id": task.id, "branch": task.branch, "worktree": task.worktree}
+    message = ""
+    if outcome.error is not None:
+        sys.stderr.write(f"error: task {task.id}: {outcome.error.message}\n" +
+                         (f"hint: {outcome.error.hint}\n" if outcome.error.hint else ""))
+        facts["error"] = outcome.error.message
+    elif why is not None and why.setup is not None:
+        sys.stderr.write(starting.setup_failure_text(task, why.setup) +
+                         f"hint: the worktree is kept at {where}; fix the setup and run the agent there,"
+                         f" or remove the task with: git agent-clean {task.id}\n")
+        facts["error"] = why.reason
+    elif not request.command:
+        message = f"Prepared task {task.id} on branch {task.branch} in {where}"
+    elif why is not None:
+        sys.stderr.write(f"error: task {task.id}: {why.reason}\n"
+                         f"hint: the worktree is kept at {where}; fix the command and run the agent there,"
+                         f" or remove the task with: git agent-clean {task.id}\n")
+        facts["error"] = why.reason
+    else:
+        facts["pid"] = str(outcome.pid)
+        message = f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {outcome.pid})"
+        if request.in_tmux:
+            facts["tmux"] = f"{task.tmux_session}:{task.id}"
+            message = (f"Spawned task {task.id} on branch {task.branch} in {where} (agent pid {outcome.pid},"
+                       f" tmux window {facts['tmux']}: git agent-attach {task.id})")
+    _say(args, repo, facts, message, first=first)
+    return 1 if "error" in facts else 0
 
 
 def _say(args: argparse.Namespace, repo: Repo, facts: dict[str, str], message: str, *, first: bool) -> None:

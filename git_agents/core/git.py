@@ -25,6 +25,7 @@ on an older git.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -171,8 +172,11 @@ def _defer_import(name: str) -> None:
 
 
 def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
-             input: bytes | None) -> tuple[int, bytes, bytes]:
-    """Run git once through plumbum; return (exit status, stdout, stderr) as bytes."""
+             input: bytes | None, timeout: float | None = None) -> tuple[int, bytes, bytes]:
+    """Run git once through plumbum; return (exit status, stdout, stderr) as bytes.
+
+    With `timeout` git runs in a session of its own, so that on expiry it is killed with what it
+    started (ssh, a remote helper): subprocess.TimeoutExpired."""
     global _GIT
     if _GIT is None:
         _defer_import("urllib.request")
@@ -193,8 +197,14 @@ def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
     try:
         # popen + communicate, not .run(): .run() decodes with errors ignored and loses path bytes.
         proc = _GIT[argv].popen(cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, **env} if env else dict(os.environ))
-        out, err = proc.communicate()
+                                env={**os.environ, **env} if env else dict(os.environ),
+                                start_new_session=timeout is not None)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
     finally:
         if input is not None:
             stdin.close()
@@ -251,6 +261,15 @@ def _check_version(cwd: str | None, env: dict[str, str] | None) -> None:
                          hint="install a newer git (https://git-scm.com/downloads), or put one first on PATH")
 
 
+#: git commands that may talk to a remote, and how long one may take before it is given up. They
+#: run with GIT_TERMINAL_PROMPT=0 (git asks no username or password) and, having a timeout, in a
+#: session of their own, without a controlling terminal: ssh cannot prompt for a password, a
+#: passphrase or a host key either, and fails at once instead. Credential helpers, ssh keys and
+#: agents, and askpass programs the user set up still answer as they do for git.
+NETWORK_VERBS = frozenset({"fetch", "push", "ls-remote", "clone", "pull"})
+NETWORK_TIMEOUT = 600.0
+
+
 @dataclass(frozen=True)
 class Result:
     """What one git call returned: `raw` is stdout's exact bytes, `out` the same decoded (see `decode`)."""
@@ -277,13 +296,18 @@ class Git:
         return Git(cwd, self.env)
 
     def run(self, *args: str, ok: Iterable[int] = (0,), input: str | bytes | None = None,
-            env: Mapping[str, str] | None = None, c_locale: bool = False) -> Result:
-        """Run `git <args>`; raise GitError unless the exit status is in `ok`.
+            env: Mapping[str, str] | None = None, c_locale: bool = False, timeout: float | None = None) -> Result:
+        """Run `git <args>`; raise GitError unless the exit status is in `ok`, or when it runs longer
+        than `timeout` seconds (killed, exit status -1).
 
         `c_locale=True` runs git with LC_ALL=C: use it for any call whose stderr is read (git
-        translates its messages)."""
+        translates its messages). A call that talks to a remote never waits for a password and gives
+        up after NETWORK_TIMEOUT seconds unless `timeout` says otherwise (see NETWORK_VERBS)."""
         argv = [str(a) for a in args]
         extra = {**(self.env or {}), **(env or {})}
+        if argv and argv[0] in NETWORK_VERBS:
+            extra = {"GIT_TERMINAL_PROMPT": "0", **extra}
+            timeout = NETWORK_TIMEOUT if timeout is None else timeout
         if not _VERSION_CHECKED:
             _check_version(self.cwd, extra)
         for hook in CALL_HOOKS:
@@ -293,10 +317,11 @@ class Git:
         data = encode(input) if isinstance(input, str) else input
         start = time.perf_counter()
         try:
-            code, raw, err_bytes = _run_git(argv, self.cwd, extra, data)
-        except OSError as exc:  # git itself missing, or cwd gone
+            code, raw, err_bytes = _run_git(argv, self.cwd, extra, data, timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:  # git itself missing, cwd gone, or too slow
             _trace(argv, self.cwd, time.perf_counter() - start, -1)
-            raise GitError(["git", *argv], -1, "", str(exc)) from exc
+            why = f"timed out after {timeout:g} s" if isinstance(exc, subprocess.TimeoutExpired) else str(exc)
+            raise GitError(["git", *argv], -1, "", why) from exc
         _trace(argv, self.cwd, time.perf_counter() - start, code)
         err = err_bytes.decode("utf-8", "replace")  # messages for people: never a path we act on
         if code not in tuple(ok):

@@ -96,7 +96,8 @@ def make_parent(repo: Repo, path: str) -> None:
 
 
 def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, sparse: Sequence[str] = ()) -> None:
-    """Create a worktree at `path` on a new `branch` (or detached when None) at `commit`.
+    """Create a worktree at `path` on a new `branch` (or detached when None) at `commit`; when
+    that fails, nothing of it is left.
 
     With `sparse` directories the worktree is a cone-mode sparse checkout of them (plus the
     files at the top level, as cone mode has it): the patterns are set while the worktree is
@@ -116,9 +117,17 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, spar
                 repo.git.run("update-ref", "-d", f"refs/heads/{branch}", commit, ok=range(0, 256))
             _prune(repo)
             raise
-    if sparse:
-        set_sparse(repo, path, sparse)
-    repo.git.at(path).run("reset", "--hard", "--quiet")
+    try:
+        if sparse:
+            set_sparse(repo, path, sparse)
+        # Never into submodules (as `git worktree add` does, whatever submodule.recurse says): one
+        # registered but not cloned would fail the checkout; prepare.make_ready initialises them.
+        repo.git.at(path).run("reset", "--hard", "--quiet", "--no-recurse-submodules")
+    except GitError:
+        remove_worktree(repo, path, force=True)  # nothing of the failed add is left
+        if branch:
+            repo.git.run("update-ref", "-d", f"refs/heads/{branch}", commit, ok=range(0, 256))
+        raise
 
 
 def sparse_dirs(values: Sequence[str]) -> list[str]:

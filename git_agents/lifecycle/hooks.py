@@ -22,8 +22,7 @@ from git_agents.lifecycle import start as starting
 from git_agents.lifecycle.remove import remove_task, what_would_be_lost
 from git_agents.pool import slots as pool
 from git_agents.tasks.ids import MAX_ID_LENGTH, check_id
-from git_agents.tasks.selection import resolve_base
-from git_agents.tasks.store import load_tasks, now_iso
+from git_agents.tasks.store import load_tasks
 
 CREATE_COMMAND = "git agent hook claude-worktree-create"
 REMOVE_COMMAND = "git agent hook claude-worktree-remove"
@@ -67,18 +66,15 @@ def create_worktree(payload: dict[str, Any]) -> str:
     if not isinstance(name, str) or not name:
         raise AgentError("the WorktreeCreate hook's input has no \"name\"")
     repo = _repo_at(payload)
-    task_id = task_id_for(name)
     # A pool slot when a pool exists (or agent.pool says so): a branch switch, not a checkout.
-    request = starting.pool_request(repo, True if pool.read_slots(repo) else None, None)
-    base, base_commit = resolve_base(repo, None)
-    task = starting.plan_task(repo, task_id, base, base_commit, pooled=request is not None)
-    task.title = f"Claude Code worktree {name}"
-    task.created = now_iso()
+    slots = starting.pool_request(repo, True if pool.read_slots(repo) else None, None)
     text = f"Claude Code session {payload.get('session_id', '')} works here (worktree '{name}')."
-    starting.create(repo, task, text, starting.load_template(repo), request=request)
-    failure = starting.ready(repo, task)
-    if failure is not None:
-        raise AgentError(starting.setup_failure_text(task, failure).removeprefix("error: ").rstrip("\n"),
+    request = starting.StartRequest((task_id_for(name),), prompt=text, title=f"Claude Code worktree {name}",
+                                    pool=slots, until=starting.READY)
+    outcome = starting.start_task(repo, request)
+    task = outcome.task
+    if outcome.why is not None and outcome.why.setup is not None:
+        raise AgentError(starting.setup_failure_text(task, outcome.why.setup).removeprefix("error: ").rstrip("\n"),
                          hint=f"fix agent.setup, then remove the task with: git agent-clean --force {task.id}")
     return task.worktree
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from git_agents.core.errors import AgentError, UsageError
@@ -19,8 +19,8 @@ from git_agents.pool import slots as pool
 from git_agents.tasks import agent, guard, isolation, seal
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
-from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, prompt_hash, render
-from git_agents.tasks.selection import branch_exists_error
+from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, default_title, prompt_hash, read_task_texts, render
+from git_agents.tasks.selection import branch_exists_error, resolve_base
 from git_agents.tasks.store import (
     Task,
     create_task,
@@ -38,15 +38,106 @@ def prompt_path(repo: Repo, task_id: str) -> str:
     return os.path.join(repo.task_dir(task_id), "prompt.md")
 
 
-def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.PoolRequest | None = None,
-           owner: tuple[int, str] | None = None, sparse: Sequence[str] = ()) -> str:
-    """Record the task, give it its worktree on a new branch, write its prompt; return the prompt file.
+# How far start_tasks takes each task.
+CREATE = "create"  # record it and give it its worktree and prompt (git agent-run makes it ready later)
+READY = "ready"  # and make its worktree ready (pool claim --task, the Claude Code hook)
+START = "start"  # and start its agent (spawn, the remote worker)
 
-    The worktree is a new one, or with a pool `request` a claimed pool slot switched to the
-    task's branch (`owner`: the claiming process, see pool.claim). With `sparse` directories
-    it is a cone-mode sparse checkout of them.
+
+@dataclass(frozen=True)
+class StartRequest:
+    """What one call of spawn, `pool claim --task`, run, the remote worker or the Claude Code hook starts.
+
+    Creation is one step (`_create`): a new worktree, or a pool slot with `pool`; other ways of
+    isolating a task belong there, chosen by a field of this request.
     """
-    if request is None:
+
+    ids: tuple[str, ...]
+    prompt: str | None = None  # the task text, or
+    prompt_file: str | None = None  # a file holding it ({id}: the task's id; "-": standard input, read as bytes)
+    title: str = ""  # default: the text's first line (tasks.prompt.default_title)
+    base: str | None = None  # the branch to start from and merge into (default: the main worktree's)
+    base_commit: str = ""  # the base's commit when the caller knows it (the worker: the remote's tip)
+    command: str = ""  # the agent command line, expanded ("" prepares only); checked from READY on
+    in_tmux: bool = False  # the agent runs in a tmux window (tasks/tmux.py)
+    pool: pool.PoolRequest | None = None  # a slot of the worktree pool instead of a new worktree
+    owner: tuple[int, str] | None = None  # the process holding the slot until the agent starts (pool.claim)
+    sparse: Sequence[str] | None = None  # cone-mode directories; None: agent.sparse
+    isolation: str = ""  # "" (a guarded worktree), "clone" or "sandbox" (tasks/isolation.py)
+    until: str = START  # CREATE, READY or START
+
+
+@dataclass
+class Started:
+    """What start_tasks did with one task."""
+
+    task: Task
+    pid: int = 0  # the agent's pid, when it was started
+    why: NotStarted | None = None  # why it was not made ready or started (the task is recorded as failed)
+    error: AgentError | None = None  # its creation failed: nothing of it is left
+
+
+def start_tasks(repo: Repo, request: StartRequest) -> Iterator[Started]:
+    """Start each task of `request`, in order, as far as `request.until` says; yield each outcome
+    as soon as it is known.
+
+    Everything that can be refused (the text, the base, ids, branches and paths in use) is checked
+    for every task before the first is created. A task whose creation fails leaves nothing behind
+    and its outcome holds the error; the others go on. A failed setup or a missing agent program
+    is recorded on the task (its worktree is kept) and said by the outcome's `why`.
+    """
+    if request.base_commit:
+        base, base_commit = request.base or "", request.base_commit
+    else:
+        base, base_commit = resolve_base(repo, request.base)
+    texts = read_task_texts(request.ids, request.prompt, request.prompt_file)
+    template = load_template(repo)
+    pooled = request.pool is not None
+    planned = [plan_task(repo, task_id, base, base_commit, pooled=pooled,
+                         check_branch=not pooled or len(request.ids) > 1)  # a lone claim checks it itself
+               for task_id in request.ids]
+    sparse = sparse_setting(repo, request.sparse)
+    for task in planned:
+        text = texts[task.id]
+        task.title = request.title or default_title(task.id, text)
+        if request.until == START:
+            task.agent = request.command
+        task.created = now_iso()
+        task.isolation = request.isolation
+        try:
+            _create(repo, task, text, template, request, sparse)
+        except AgentError as error:
+            yield Started(task, error=error)
+            continue
+        yield _advance(repo, task, request)
+
+
+def start_task(repo: Repo, request: StartRequest) -> Started:
+    """start_tasks for a request of one task, whose failed creation is raised (AgentError)."""
+    (outcome,) = start_tasks(repo, request)
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome
+
+
+def _advance(repo: Repo, task: Task, request: StartRequest) -> Started:
+    """Make a created task ready and start its agent, as far as `request.until` says."""
+    if request.until == CREATE:
+        return Started(task)
+    why = ready_to_start(repo, task, request.command)
+    if why is not None or request.until != START or not request.command:
+        return Started(task, why=why)
+    return Started(task, pid=start(repo, task, request.command, in_tmux=request.in_tmux))
+
+
+def _create(repo: Repo, task: Task, text: str, template: str, request: StartRequest, sparse: Sequence[str]) -> None:
+    """Record the task, give it its worktree on a new branch, write its prompt.
+
+    The worktree is a new one, or with a pool request a claimed pool slot switched to the task's
+    branch. With `sparse` directories it is a cone-mode sparse checkout of them. A failure
+    leaves nothing of the task (a prompt that could not be written says how to remove it).
+    """
+    if request.pool is None:
         create_task(repo, task)
         try:
             make_checkout(repo, task, sparse)
@@ -54,9 +145,8 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
             delete_task(repo, task.id)
             raise
     else:
-        if sparse:
-            request = dataclasses.replace(request, sparse=tuple(sparse))
-        held = pool.claim(repo, task=task.id, owner=owner, request=request, base_commit=task.base_commit,
+        wanted = dataclasses.replace(request.pool, sparse=tuple(sparse)) if sparse else request.pool
+        held = pool.claim(repo, task=task.id, owner=request.owner, request=wanted, base_commit=task.base_commit,
                           branch=task.branch)
         task.worktree, task.slot = held.path, held.slot
         try:
@@ -65,12 +155,12 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
             pool.drop_claim(repo, held)  # the slot was not touched yet
             raise
         try:
-            pool.switch_to_branch(repo, held, task.branch, task.base_commit, sparse=request.sparse)
+            pool.switch_to_branch(repo, held, task.branch, task.base_commit, sparse=wanted.sparse)
         except BaseException:
             delete_task(repo, task.id)
             pool.release(repo, held.slot, force=True, task=task.id)
             raise
-    return write_prompt(repo, task, text, template)
+    write_prompt(repo, task, text, template)
 
 
 def make_checkout(repo: Repo, task: Task, sparse: Sequence[str] = ()) -> None:
@@ -248,22 +338,10 @@ def adopt(repo: Repo, task: Task) -> None:
             write_task(repo, task.id, pid=task.pid, pid_start=task.pid_start)
 
 
-def ready(repo: Repo, task: Task) -> SetupFailed | None:
-    """Make the task's worktree ready (prepare.make_ready); on a failed setup mark the task
-    failed and return the failure (show it with setup_failure_text), else None."""
-    try:
-        make_ready(repo, task, prompt_path(repo, task.id))
-    except SetupFailed as exc:
-        fail(repo, task, exc.message)
-        return exc
-    return None
-
-
 @dataclass(frozen=True)
 class NotStarted:
     """Why a task's agent cannot be started (the task is recorded as failed)."""
 
-    kind: str  # "setup failed" or "agent missing"
     reason: str  # the task's recorded reason
     setup: SetupFailed | None = None  # the failed setup, for setup_failure_text
 
@@ -272,14 +350,15 @@ def ready_to_start(repo: Repo, task: Task, command: str) -> NotStarted | None:
     """The one check before any agent starts (spawn, pool claim, run, worker, hooks): make the
     worktree ready, then see that the agent's program exists. None when it can start; else the
     task is marked failed and the outcome says why."""
-    exc = ready(repo, task)
-    if exc is not None:
-        return NotStarted("setup failed", exc.message, exc)
+    try:
+        make_ready(repo, task, prompt_path(repo, task.id))
+    except SetupFailed as exc:
+        fail(repo, task, exc.message)
+        return NotStarted(exc.message, exc)
     missing = agent.missing_program(command, task.worktree) if command else None
     if missing:
-        reason = f"agent command not found: {missing}"
-        fail(repo, task, reason)
-        return NotStarted("agent missing", reason)
+        fail(repo, task, f"agent command not found: {missing}")
+        return NotStarted(f"agent command not found: {missing}")
     return None
 
 

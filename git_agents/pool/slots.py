@@ -346,7 +346,7 @@ def switch_to_branch(repo: Repo, held: Claim, branch: str, commit: str, *, spars
     if sparse:
         set_sparse(repo, held.path, sparse)
     if held.commit != commit:
-        git.run("checkout", "--quiet", "--no-track", "-b", branch, commit)
+        git.run("checkout", "--quiet", "--no-recurse-submodules", "--no-track", "-b", branch, commit)
         return
     # Already at `commit`: create the branch and attach HEAD to it, as `checkout -b` would, without
     # git re-reading the index of every file (≈0.2 s on a 20,000-file repository).
@@ -377,8 +377,8 @@ def unreachable_commits(repo: Repo, slot: Slot) -> int:
 def reset_slot(repo: Repo, path: str, commit: str) -> None:
     """Make a slot free-ready: detached at `commit`, no local changes, no untracked or ignored files."""
     git = repo.git.at(path)
-    git.run("checkout", "--quiet", "--detach")  # first, so the reset below moves no branch
-    git.run("reset", "--quiet", "--hard", commit)
+    git.run("checkout", "--quiet", "--no-recurse-submodules", "--detach")  # first, so the reset below moves no branch
+    git.run("reset", "--quiet", "--hard", "--no-recurse-submodules", commit)
     if is_sparse(repo, path):  # a free slot is a full checkout; a sparse claim narrows it again
         git.run("sparse-checkout", "disable")
     git.run("clean", "-ffdxq")

@@ -90,7 +90,7 @@ class PushResult:
     """How the remote answered each ref of a push."""
 
     refs: dict[str, tuple[bool, str]]  # ref -> (updated?, git's summary such as "[rejected] (stale info)")
-    err: str = ""  # the remote's own messages ("remote: error: cannot lock ref ...")
+    moved: frozenset[str] = frozenset()  # refused refs whose value on the remote is not the one expected
 
     @property
     def ok(self) -> bool:
@@ -100,26 +100,16 @@ class PushResult:
     def lost(self, ref: str) -> bool:
         """Whether `ref` was refused because its value was not the expected one (someone else moved it).
 
-        The client checks the lease against the values the server advertised ("stale info"); the
-        server checks again under its ref lock, and a change in between shows as "but expected".
-        In an atomic push the server marks every ref "atomic transaction failed" and names the
-        culprit only in its error message, so that is read too.
+        Decided by the remote's value after the push (push() asks for it), never by the server's
+        `remote:` messages, whose language is the server's: in an atomic push every ref is marked
+        "atomic transaction failed" and only those messages name the culprit.
         """
-        done, summary = self.refs.get(ref, (False, ""))
-        if done:
-            return False
-        if any(s in summary for s in _LOST):
-            return True
-        return any(f"'{ref}'" in line and any(s in line for s in _LOST) for line in self.err.splitlines())
+        return ref in self.moved
 
     def reason(self) -> str:
         """Why the push failed, in git's words (the first refusal that is not just "atomic ... failed")."""
         refused = [s for done, s in self.refs.values() if not done]
         return next((s for s in refused if "atomic" not in s), refused[0] if refused else "")
-
-
-_LOST = ("stale info", "fetch first", "already exists", "but expected", "incorrect old value", "non-fast-forward",
-         "unable to resolve reference")
 
 
 def message_json(message: str) -> dict[str, object]:
@@ -355,7 +345,7 @@ class RemoteQueue:
         args += [f"--force-with-lease={u.ref}:{u.expect}" for u in updates]
         args.append(self.remote)
         args += [f"{u.new or ''}:{u.ref}" for u in updates]
-        res = self.git.run(*args, ok=range(0, 256), c_locale=True)  # its messages are read (lost())
+        res = self.git.run(*args, ok=range(0, 256))
         refs: dict[str, tuple[bool, str]] = {}
         for line in res.out.splitlines():
             flag, sep, rest = line.partition("\t")
@@ -368,7 +358,12 @@ class RemoteQueue:
             from git_agents.core.errors import GitError
 
             raise GitError(["git", *args], res.code, res.out, res.err)
-        return PushResult(refs, res.err)
+        refused = [u for u in updates if not refs[u.ref][0]]
+        if not refused:
+            return PushResult(refs)
+        now = dict(line.split("\t")[::-1] for line in self.git.run(
+            "ls-remote", self.remote, *(u.ref for u in refused)).out.splitlines() if "\t" in line)
+        return PushResult(refs, frozenset(u.ref for u in refused if now.get(u.ref, "") != (u.expect or "")))
 
 
 def ref(kind: str, task_id: str) -> str:

@@ -22,15 +22,14 @@ from git_agents.core.errors import AgentError, GitError
 from git_agents.core.output import printable
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
-from git_agents.core.worktrees import remove_worktree, unsaved_work
+from git_agents.core.worktrees import unsaved_work
 from git_agents.lifecycle import start as starting
-from git_agents.lifecycle.start import load_template, plan_task
+from git_agents.lifecycle.remove import remove_task
 from git_agents.remote.queue import BadRecord, RemoteQueue, RemoteTask, Spec, Update, ref
 from git_agents.tasks import agent
-from git_agents.tasks.ports import release as release_ports
 from git_agents.tasks.presets import expand, presets
 from git_agents.tasks.status import agent_state
-from git_agents.tasks.store import delete_task, load_tasks, now_iso, write_task
+from git_agents.tasks.store import load_tasks, write_task
 
 LOG_TAIL_LINES = 20
 CLAIM_WINDOW = 8
@@ -297,19 +296,24 @@ class Worker:
         base_commit = self.queue.head(base)
         if base_commit is None:
             raise AgentError(f"base branch '{base}' is not on {self.queue.remote}")
-        planned = plan_task(self.repo, spec.id, base, base_commit)
-        planned.title, planned.agent, planned.created = spec.title or f"Task {spec.id}", command, now_iso()
-        starting.create(self.repo, planned, spec.prompt, load_template(self.repo))
-        job.branch, job.started = planned.branch, time.time()
+        request = starting.StartRequest(
+            (spec.id,), prompt=spec.prompt, title=spec.title or f"Task {spec.id}", base=base, base_commit=base_commit,
+            command=command, pool=starting.pool_request(self.repo, None, None))
         job.base_commit, job.agent = base_commit, command
-        why = starting.ready_to_start(self.repo, planned, command)
+        try:
+            outcome = starting.start_task(self.repo, request)
+        except AgentError:
+            task = load_tasks(self.repo).get(spec.id)
+            if task is not None:  # made, but its agent could not be started: its failure is published
+                job.branch, job.started = task.branch, time.time()
+            raise
+        job.branch, job.started = outcome.task.branch, time.time()
+        why = outcome.why
         if why is not None:  # recorded as failed; published with the code a shell gives such a failure
             if why.setup is not None:
                 self._fail_start(job, 125, "", why.reason)  # run_setup has logged its output
             else:
                 self._fail_start(job, 127, f"git-agents: {why.reason}\n", why.reason)
-            return
-        starting.start(self.repo, planned, command)
 
     def _fail_start(self, job: Job, code: int, output: str, reason: str) -> None:
         """Say why the agent was not started (the task is recorded as failed); the result is
@@ -480,10 +484,7 @@ class Worker:
         if os.path.isdir(task.worktree) and unsaved_work(self.repo, task.worktree):
             log(f"task {job.task_id}: its worktree {task.worktree} has uncommitted work; kept")
             return
-        release_ports(self.repo, task)
-        remove_worktree(self.repo, task.worktree)
-        self.repo.git.run("branch", "-D", "--quiet", job.branch)
-        delete_task(self.repo, job.task_id)
+        remove_task(self.repo, task, force=False)  # a pool slot (agent.pool) is given back, not removed
 
     # -- giving back ---------------------------------------------------------------------------
     def _release(self, job: Job) -> None:

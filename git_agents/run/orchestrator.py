@@ -34,7 +34,7 @@ from git_agents.run.taskfile import TaskFile, TaskSpec
 from git_agents.tasks import agent, usage
 from git_agents.tasks.presets import expand, expand_interactive
 from git_agents.tasks.status import NOT_COMMITTED, agent_state
-from git_agents.tasks.store import Task, load_tasks, now_iso, write_task
+from git_agents.tasks.store import Task, load_tasks, write_task
 from git_agents.tasks.tmux import tmux_program
 
 POLL_SECONDS = 0.1
@@ -312,7 +312,7 @@ class Run:
             signal.signal(signal.SIGINT, previous)
 
     def _prepare_all(self) -> None:
-        from git_agents.lifecycle.start import load_template, plan_task
+        from git_agents.lifecycle.start import load_template
 
         template = load_template(self.repo)
         for job in self.jobs:
@@ -327,22 +327,21 @@ class Run:
             self._checkpoint()
             job.state = "preparing"
             self.progress.update()
+            sparse = job.spec.sparse if job.spec.sparse is not None else self.tf.sparse
             if job.action == NEW:
-                task = plan_task(self.repo, job.id, self.base, self.base_commit, pooled=self.request is not None)
-                task.title, task.created, task.isolation = job.spec.title, now_iso(), self.isolation
+                # The run holds a pooled slot until the task's agent starts (starting.start hands it over).
+                request = starting.StartRequest(
+                    (job.id,), prompt=job.spec.text, title=job.spec.title, base=self.base,
+                    base_commit=self.base_commit, command=job.command, pool=self.request,
+                    owner=(os.getpid(), agent.process_start(os.getpid()) or ""), sparse=sparse, isolation=self.isolation,
+                    until=starting.CREATE)
                 try:
-                    # The run holds a pooled slot until the task's agent starts (starting.start hands it over).
-                    sparse = job.spec.sparse if job.spec.sparse is not None else self.tf.sparse
-                    starting.create(self.repo, task, job.spec.text, template, request=self.request,
-                                    owner=(os.getpid(), agent.process_start(os.getpid()) or ""),
-                                    sparse=starting.sparse_setting(self.repo, sparse))
+                    job.task = starting.start_task(self.repo, request).task
                 except pool.PoolExhausted as exc:  # nothing was recorded: a resumed run tries again
                     job.state, job.outcome = "failed: pool exhausted", f"failed: {exc.message}"
                     continue
-                job.task = task
             else:
                 assert job.task is not None
-                sparse = job.spec.sparse if job.spec.sparse is not None else self.tf.sparse
                 starting.finish_create(self.repo, job.task, job.spec.text, template,
                                        sparse=starting.sparse_setting(self.repo, sparse))
             assert job.task is not None
@@ -399,7 +398,7 @@ class Run:
         tip = self.repo.git("rev-parse", f"refs/heads/{task.base}^{{commit}}")
         at = self.repo.git("rev-parse", f"refs/heads/{task.branch}")
         if tip != task.base_commit and at == task.base_commit and not unsaved_work(self.repo, task.worktree):
-            self.repo.git.at(task.worktree).run("reset", "--hard", "--quiet", tip,
+            self.repo.git.at(task.worktree).run("reset", "--hard", "--quiet", "--no-recurse-submodules", tip,
                                                 env={"GIT_REFLOG_ACTION": "agent-run: start after prerequisites"})
             write_task(self.repo, job.id, base_commit=tip)
             task.base_commit = tip

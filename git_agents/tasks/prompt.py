@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from git_agents.core.errors import AgentError
 
@@ -53,6 +54,21 @@ def read_text_file(path: str, what: str) -> str:
     except OSError as exc:
         raise AgentError(f"cannot read {what}: {exc.strerror}") from exc
     return decode_text(data, what)
+
+
+def read_task_texts(ids: Sequence[str], prompt: str | None, prompt_file: str | None) -> dict[str, str]:
+    """Each task's text: `prompt`, or the file `prompt_file` ({id} replaced by the task's id; `-`
+    reads standard input once, as bytes); "" when neither is given. An AgentError names a text
+    that is not UTF-8 or holds a NUL, before anything is created."""
+    if prompt is not None or prompt_file is None:
+        return {task_id: prompt or "" for task_id in ids}
+    if prompt_file == "-":
+        import sys
+
+        text = decode_text(sys.stdin.buffer.read(), "the prompt on standard input")
+        return {task_id: text for task_id in ids}
+    paths = {task_id: prompt_file.replace("{id}", task_id) for task_id in ids}
+    return {task_id: read_text_file(path, f"prompt file '{path}'") for task_id, path in paths.items()}
 
 
 def render(template: str, values: dict[str, str]) -> str:
