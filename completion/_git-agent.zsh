@@ -294,6 +294,7 @@ _git-agent-send () {
 	_arguments -S \
 		'-h[print a short usage summary]' \
 		'--no-enter[type the text without pressing Enter after it]' \
+		'--key=[press this key (tmux'\''s name\: C-c, Escape, Enter, Up, ...) instead of typing text; repeatable]:key: ' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 		'1:id:__git_agent_zsh_tasks' \
 		'*:text: '

@@ -16,13 +16,13 @@ from .conftest import Project
 pytest.importorskip("mcp")
 
 
-def _session(project: Project, script: Callable[..., Any]) -> None:
-    """Start `git agent mcp` in the project as an MCP client does, and run `script(call)`."""
+def _session(project: Project, script: Callable[..., Any], *options: str) -> None:
+    """Start `git agent mcp <options>` in the project as an MCP client does, and run `script(call)`."""
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
     async def main() -> None:
-        params = StdioServerParameters(command="git", args=["agent", "mcp"], cwd=str(project.path),
+        params = StdioServerParameters(command="git", args=["agent", "mcp", *options], cwd=str(project.path),
                                        env=dict(os.environ))
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
@@ -91,6 +91,66 @@ def test_a_refusal_comes_back_as_an_exit_code_and_stderr(project: Project) -> No
 
     _session(project, script)
     assert (project.worktrees / "task-7" / "x.txt").exists()
+
+
+def test_ids_and_values_never_become_options(project: Project, tmp_path: Path) -> None:
+    project.ok("spawn", "1", "--prompt", "x")
+    untracked = project.worktrees / "task-1" / "notes.txt"
+    untracked.write_text("the user's untracked work\n")
+    pwned = tmp_path / "pwned"
+    evil = f"touch {pwned}"
+
+    async def script(call) -> None:  # type: ignore[no-untyped-def]
+        cleaned = await call("clean", ids=["--force", "1"], force=False)
+        assert (cleaned["exit_code"], cleaned["stdout"]) == (128, "")
+        assert cleaned["stderr"] == ("fatal: invalid task id '--force': a task id starts with a letter or digit and "
+                                     "holds only letters, digits, '.', '_' and '-'\n"
+                                     "hint: use something like 48, fix-login or issue-1234\n")
+        spawned = await call("spawn", ids=[f"--agent={evil}", "2"], prompt="x")
+        assert spawned["exit_code"] == 128 and spawned["stderr"].startswith(f"fatal: invalid task id '--agent={evil}'")
+        assert spawned["tasks"] == []
+        merged = await call("merge", ids=[f"--check={evil}", "1"])
+        assert merged["exit_code"] == 128 and "invalid task id '--check=" in merged["stderr"]
+        predicted = await call("conflicts", ids=[f"--prompt-file={evil}"])
+        assert predicted["exit_code"] == 128 and "invalid task id '--prompt-file=" in predicted["stderr"]
+        diffed = await call("diff", id="--all")
+        assert diffed["exit_code"] == 128 and "invalid task id '--all'" in diffed["stderr"]
+        # a prompt or title that looks like an option is text
+        spawned = await call("spawn", ids=["3"], prompt="--no-agent", title="--pool")
+        assert spawned["exit_code"] == 0, spawned
+        assert project.ok("status", "3", "--json").stdout.count('"title": "--pool"') == 1
+
+    _session(project, script)
+    assert untracked.read_text() == "the user's untracked work\n"
+    assert not pwned.exists()
+
+
+def test_a_restricted_server_runs_only_presets_and_the_configured_check(project: Project, tmp_path: Path,
+                                                                         committing_agent: Path) -> None:
+    pwned = tmp_path / "pwned"
+    project.git("config", "agent.preset.mine", str(committing_agent))
+    project.git("config", "agent.mergeCheck", "test -f file-1.txt")
+
+    async def script(call) -> None:  # type: ignore[no-untyped-def]
+        refused = await call("spawn", ids=["1"], prompt="x", agent=f"touch {pwned}")
+        assert refused["exit_code"] == 128 and refused["tasks"] == []
+        assert refused["stderr"].startswith(f"fatal: this server is restricted: agent 'touch {pwned}' is not a preset\n"
+                                            "hint: use one of ")
+        assert "mine" in refused["stderr"] and refused["stderr"].endswith(
+            ", or add one with git config agent.preset.<name> <command>\n")
+        spawned = await call("spawn", ids=["1"], prompt="x", agent="mine")
+        assert spawned["exit_code"] == 0, spawned
+        assert (await call("wait", ids=["1"]))["exit_code"] == 0
+        refused = await call("merge", ids=["1"], check=f"touch {pwned}")
+        assert refused == {"exit_code": 128, "stdout": "", "tasks": [], "stderr":
+                           "fatal: this server is restricted: it runs no check but agent.mergeCheck\n"
+                           "hint: leave check out (agent.mergeCheck runs), or set agent.mergeCheck in the repository\n"}
+        merged = await call("merge", ids=["1"], check="test -f file-1.txt")
+        assert merged["exit_code"] == 0 and [t["state"] for t in merged["tasks"]] == ["merged"]
+
+    _session(project, script, "--restricted")
+    assert not pwned.exists()
+    assert project.git("show", "main:file-1.txt") == "work of task 1"
 
 
 def test_commands_run_by_the_server_are_this_code(tmp_path: Path) -> None:

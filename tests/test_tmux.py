@@ -144,12 +144,13 @@ def test_attach_reaches_the_task_window_from_outside_and_inside_tmux(
 
     # A terminal of our own: a second tmux server whose panes are the terminals the clients run in.
     tmux_server("-L", "term", "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", "-c", str(project.path), "sh")
-    tmux_server("-L", "term", "send-keys", "-t", "t", "git agent-attach b", "Enter")
+    tmux_server("-L", "term", "send-keys", "-t", "t:0", "git agent-attach b", "Enter")
     eventually(lambda: clients() == [f"{session}:b"])
 
     # Inside tmux on the same server: a shell there switches its own client to the window.
     tmux_server("-S", socket, "new-session", "-d", "-s", "viewer", "-c", str(project.path), "sh")
-    tmux_server("-L", "term", "new-window", "-t", "t", "-c", str(project.path), "sh")
+    # "t:" is the session; a bare "t" would also match window 0, named "tmux" once it runs the attach
+    tmux_server("-L", "term", "new-window", "-t", "t:", "-c", str(project.path), "sh")
     tmux_server("-L", "term", "send-keys", "-t", "t:1", f"tmux -S {socket} attach -t viewer", "Enter")
     eventually(lambda: len(clients()) == 2)
     tmux_server("-S", socket, "send-keys", "-t", "viewer", "git agent-attach a", "Enter")
@@ -166,6 +167,33 @@ def test_attach_reaches_the_task_window_from_outside_and_inside_tmux(
     for t in "ab":
         project.ok("send", t, "quit 0")
     project.ok("wait", "a", "b", timeout=60)
+
+
+def test_control_characters_in_the_text_never_act_as_keys_and_keys_are_sent_explicitly(
+        project: Project, tmp_path: Path, tmux_server: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    script = write_script(tmp_path / "interactive.sh", INTERACTIVE)
+    project.ok("spawn", "--tmux", "1", "--agent", str(script), "--prompt", "p")
+    eventually(lambda: "agent 1 ready" in (project.path / ".git/agents/tasks/1/agent.log").read_text())
+    for text, shown, at in (("stop\x03", "\\x03", 5), ("a\nquit 7", "\\n", 2), ("\x1b[A", "\\x1b", 1)):
+        proc = project.agent("send", "1", text)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (
+            128, "", f"fatal: the text holds a control character ({shown} at character {at}); nothing was typed\n"
+                     "hint: text is typed as text: send a key with --key (e.g. git agent-send 1 --key C-c), "
+                     "each line with its own git agent-send\n"), text
+    project.ok("send", "1", "still here")
+    eventually(lambda: typed(project, "1") == "still here\n")
+    assert json.loads(project.ok("status", "1", "--json").stdout)["tasks"][0]["agent"] == "running"
+
+    # keys are an explicit choice: typed as keys, no Enter after them
+    project.ok("send", "1", "--key", "q", "--key", "u")
+    project.ok("send", "1", "--no-enter", "it 5")
+    project.ok("send", "1", "--key", "Enter")
+    assert project.agent("wait", "1", timeout=60).returncode == 1
+    assert (project.path / ".git/agents/tasks/1/exit").read_text().split()[0] == "5"
+    bad = project.agent("send", "1", "--key", "Ctrl-C")
+    assert (bad.returncode, bad.stderr) == (
+        129, "error: --key 'Ctrl-C' is not a key: name one as tmux does, e.g. C-c, Escape, Enter, Tab, Up, F1, M-x\n"
+             "usage: git agent-send [--no-enter] <id> <text>...\n   or: git agent-send <id> --key <key>...\n")
 
 
 def test_attach_and_send_refuse_a_task_that_is_not_interactive(project: Project, committing_agent: Path) -> None:

@@ -192,7 +192,10 @@ def main(verb: str, argv: Sequence[str] | None = None) -> int:
         reconfigure(errors="surrogateescape")
     module = load(verb)
     parser = build_parser(verb, module)
-    args = parser.parse_args(argv)
+    # A command whose options may come between its positionals (send: `48 --no-enter <text>`, where
+    # <text> may be empty because --key replaces it) says so; argparse alone would stop at the option.
+    intermixed = getattr(module, "INTERMIXED", False)
+    args = parser.parse_intermixed_args(argv) if intermixed else parser.parse_args(argv)
     try:
         return int(module.run(args) or 0)
     except UsageError as error:

@@ -15,7 +15,7 @@ git agent <command> [<args>]
 git agent completion (bash | zsh)
 git agent hook (claude-worktree-create | claude-worktree-remove)
 git agent hook install claude [--dry-run]
-git agent mcp
+git agent mcp [--restricted]
 """
 
 DESCRIPTION = """\
@@ -37,6 +37,9 @@ change without writing it.
 `git agent mcp` serves spawn, status, wait, merge (with dry_run), conflicts, diff, log and clean
 as MCP tools over stdio (the MCP Python SDK, `pip install 'git-agents[mcp]'`), each returning
 the command's exit code and JSON, for a lead agent that drives git-agents with typed calls.
+Ids are only ever ids (passed after --). spawn's agent and merge's check run any shell command,
+by design; with --restricted the server allows only presets (built-in or agent.preset.<name>)
+as agents and no check but the configured agent.mergeCheck.
 """
 
 EXAMPLES = """\

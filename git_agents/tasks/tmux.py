@@ -199,8 +199,40 @@ def attach_argv(window: Window, inside: str | None) -> list[str]:
     return [tmux, "-S", window.socket, "attach-session", "-t", window.pane]
 
 
+# A key as tmux names it: modifiers (Ctrl, Meta, Shift), then one printable character or a named key.
+_KEY = re.compile(r"(?:[CMS]-)*(?:[!-~]|Enter|Escape|Tab|BTab|Space|BSpace|Up|Down|Left|Right|Home|End|"
+                  r"PageUp|PgUp|PPage|PageDown|PgDn|NPage|Insert|IC|Delete|DC|F[1-9]|F1[0-2])")
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` is not a tmux key name (for send --key), or None when it is one."""
+    if _KEY.fullmatch(key):
+        return None
+    return f"--key '{key}' is not a key: name one as tmux does, e.g. C-c, Escape, Enter, Tab, Up, F1, M-x"
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in `text` and where, as "\\x03 at character 5", or None.
+    Typed into a terminal, such a character acts as a key (Ctrl-C interrupts the agent, a new
+    line submits, ESC starts a key sequence), so text that holds one is not typed at all."""
+    import unicodedata
+
+    for index, char in enumerate(text):
+        if unicodedata.category(char) == "Cc":
+            return f"{repr(char)[1:-1]} at character {index + 1}"
+    return None
+
+
+def send_keys(window: Window, keys: Sequence[str]) -> None:
+    """Press `keys` (tmux key names, see key_problem) in the window, in order."""
+    res = _tmux(["send-keys", "-t", window.pane, *keys], socket=window.socket)
+    if res.returncode != 0:
+        raise AgentError(f"tmux could not type into {window.pane}: {res.stderr.strip()}")
+
+
 def send_text(window: Window, text: str, *, enter: bool) -> None:
-    """Type `text` into the window as literal keys (never read as key names), then Enter."""
+    """Type `text` into the window as literal keys (never read as key names), then Enter. The
+    caller refuses text with a control character first (see control_character)."""
     # One tmux command holds about 16 KB: send a long text in pieces.
     pieces = [text[i:i + 2000] for i in range(0, len(text), 2000)]
     for piece in pieces:
@@ -208,6 +240,4 @@ def send_text(window: Window, text: str, *, enter: bool) -> None:
         if res.returncode != 0:
             raise AgentError(f"tmux could not type into {window.pane}: {res.stderr.strip()}")
     if enter:
-        res = _tmux(["send-keys", "-t", window.pane, "Enter"], socket=window.socket)
-        if res.returncode != 0:
-            raise AgentError(f"tmux could not type into {window.pane}: {res.stderr.strip()}")
+        send_keys(window, ["Enter"])
