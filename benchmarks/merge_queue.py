@@ -1,12 +1,12 @@
 """Benchmark: `git agent-merge --all` against the sequential `git merge --no-ff` loop.
 
     python -m benchmarks.merge_queue [--files 20000,100000] [--worktrees full,sparse,unsealed,none]
-                                     [--repeat 3] [--keep DIR]
+                                     [--tasks 20] [--repeat 3] [--keep DIR]
 
-For each size, a generated repository (benchmarks/genrepo.py) gets 20 tasks made as spawn
-makes them: `git agent-spawn --agent <command>`, a worktree and a branch each, whose agent
-makes the task's one commit of 5 changed files (3 of them conflict with a task merged before
-them) and exits. With `sparse` each worktree is a cone of the directories its task edits.
+For each size, a generated repository (benchmarks/genrepo.py) gets 20 tasks (--tasks) made as
+spawn makes them: `git agent-spawn --agent <command>`, a worktree and a branch each, whose agent
+makes the task's one commit of 5 changed files (one in six, from the 8th, conflicts with a task
+merged before it: 3 of 20) and exits. With `sparse` each worktree is a cone of the directories its task edits.
 The agents' worktrees are sealed when they exit (tasks/seal.py: a watcher keeps the result of
 one full uncommitted-work check true until the worktree changes), and the script waits for
 the seals before timing, as a user merging after the agents have finished would find them;
@@ -37,8 +37,15 @@ from benchmarks.genrepo import add_branches, file_content, file_path, generate  
 
 TASKS = 20
 FILES_PER_TASK = 5
-# task -> the earlier task whose file it also edits (the same line, differently): 3 conflicts
+# task -> the earlier task whose file it also edits (the same line, differently): 3 of 20 conflict
 CONFLICTS = {8: 3, 14: 9, 20: 15}
+
+
+def set_tasks(count: int) -> None:
+    """Use `count` tasks, one in six conflicting from the 8th, as with 20."""
+    global TASKS, CONFLICTS
+    TASKS = count
+    CONFLICTS = {k: k - 5 for k in range(8, count + 1, 6)}
 
 
 def git(repo: str, *args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
@@ -175,13 +182,16 @@ def main() -> int:
     parser.add_argument("--worktrees", default="full,sparse,unsealed",
                         help="task worktrees: full, sparse, unsealed and/or none, comma-separated "
                              "(default full,sparse,unsealed)")
+    parser.add_argument("--tasks", type=int, default=TASKS, help="tasks per repository (default 20)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR (default: a temporary directory)")
     args = parser.parse_args()
+    set_tasks(args.tasks)
     workdir = args.keep or tempfile.mkdtemp(prefix="bench-merge-queue-")
     # A neutral git configuration, as in the tests.
     os.environ.update(GIT_CONFIG_NOSYSTEM="1", HOME=workdir, GIT_AUTHOR_NAME="Bench", GIT_COMMITTER_NAME="Bench",
                       GIT_AUTHOR_EMAIL="bench@example.com", GIT_COMMITTER_EMAIL="bench@example.com")
+    print(f"{TASKS} tasks")
     print(f"{'files':>8}  {'worktrees':>9}  {'git merge --no-ff loop':>22}  {'git agent-merge --all':>21}  ratio")
     try:
         for size in (int(s) for s in args.sizes.split(",")):

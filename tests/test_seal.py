@@ -201,7 +201,10 @@ def test_seals_can_be_turned_off(project: Project) -> None:
     spawn_committing(project, "1")
     time.sleep(1)
     assert not seal_file(project, "1").exists()
-    assert project.ok("merge", "--all").returncode == 0
+    proc = project.ok("merge", "--all")
+    assert proc.returncode == 0
+    assert proc.stderr == ("note: 1 agent worktree(s) checked with git status, not sealed: "
+                           "seals are off (agent.sealWorktrees=false)\n")
 
 
 def test_removing_the_worktree_ends_its_watcher(project: Project) -> None:
@@ -248,10 +251,11 @@ def wait_for_seal_or_refusal(project: Project, task: str, timeout: float = 20) -
         time.sleep(0.05)
 
 
-def assert_skipped_with_work(project: Project, worktree: Path, name: str, content: str) -> None:
+def assert_skipped_with_work(project: Project, worktree: Path, name: str, content: str, note: str) -> None:
     proc = project.agent("merge", "--all")
     assert proc.returncode == 1, proc.stdout
     assert "uncommitted or untracked work" in proc.stderr
+    assert f"note: 1 agent worktree(s) checked with git status, not sealed: {note}\n" in proc.stderr
     assert "Merged" not in proc.stdout
     assert project.git("rev-list", "--count", "main") == "1"  # nothing merged
     assert (worktree / name).read_text() == content
@@ -271,7 +275,8 @@ def test_a_file_hard_linked_from_outside_and_edited_there_is_not_merged_unannoun
     wait_for_seal_or_refusal(project, "1")
     with open(outside, "a") as fh:  # through the other link: no event where the worktree is watched
         fh.write("edited outside\n")
-    assert_skipped_with_work(project, worktree, "file-1.txt", "work of 1\nedited outside\n")
+    assert_skipped_with_work(project, worktree, "file-1.txt", "work of 1\nedited outside\n",
+                             "'file-1.txt' has another hard link (an edit through it would not be seen)")
     assert "hard link" in (project.path / ".git" / "agents" / "tasks" / "1" / "unsealed").read_text()
 
 
@@ -306,7 +311,9 @@ def test_a_process_left_behind_writing_through_mmap_is_not_merged_unannounced(pr
         while not done.exists():
             assert time.monotonic() < deadline, "the writer did not write"
             time.sleep(0.02)
-        assert_skipped_with_work(project, worktree, "file-1.txt", "WORK of 1\n")
+        writer_pid = pidfile.read_text()
+        assert_skipped_with_work(project, worktree, "file-1.txt", "WORK of 1\n",
+                                 f"process {writer_pid} of the agent's launch still runs")
     finally:
         if pidfile.exists():
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
@@ -321,6 +328,6 @@ def test_a_stopped_watcher_is_not_trusted(project: Project) -> None:
             fh.write("W")
         time.sleep(0.1)
         assert seal_file(project, "1").exists()
-        assert_skipped_with_work(project, worktree, "file-1.txt", "Work of 1\n")
+        assert_skipped_with_work(project, worktree, "file-1.txt", "Work of 1\n", "the worktree watcher is stopped")
     finally:
         os.kill(watcher, signal.SIGCONT)

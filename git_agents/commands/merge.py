@@ -197,7 +197,13 @@ def run(args: argparse.Namespace) -> int:
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:
         tasks.sort(key=lambda t: sort_key(t.id))
-    to_merge, problems = select_mergeable(repo, tasks, explicit=not args.all)
+    unsealed: list[str] = []
+    to_merge, problems = select_mergeable(repo, tasks, explicit=not args.all, unsealed=unsealed)
+    if unsealed:  # one line, so that a slow run explains itself
+        common = max(set(unsealed), key=unsealed.count)
+        others = f" (and {len(set(unsealed)) - 1} other reasons)" if len(set(unsealed)) > 1 else ""
+        print(f"note: {len(unsealed)} agent worktree(s) checked with git status, not sealed: {common}{others}",
+              file=sys.stderr)
     if args.dry_run:
         attempts: list[Attempt] = []
         if to_merge:

@@ -117,12 +117,13 @@ class Carry:
     landed: list[Entry] = field(default_factory=list)
 
 
-def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[list[Task], dict[str, str]]:
+def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool,
+                     unsealed: list[str] | None = None) -> tuple[list[Task], dict[str, str]]:
     """The tasks to merge now, and why each other one is skipped."""
     problems: dict[str, str] = {}
     to_merge: list[Task] = []
     tips = branch_tips(repo)
-    dirty = dirty_worktrees(repo, [t for t in tasks if t.state != "merged"], tips)
+    dirty = dirty_worktrees(repo, [t for t in tasks if t.state != "merged"], tips, unsealed)
     for task in tasks:
         why = eligible(repo, task, explicit=explicit, tips=tips)
         if why is None and task.id in dirty:
@@ -143,18 +144,20 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool) -> tuple[
     return [t for t in to_merge if t.id not in held], problems
 
 
-def dirty_worktrees(repo: Repo, tasks: list[Task], tips: Mapping[str, str]) -> set[str]:
+def dirty_worktrees(repo: Repo, tasks: list[Task], tips: Mapping[str, str],
+                    unsealed: list[str] | None = None) -> set[str]:
     """Ids of the tasks whose worktree holds uncommitted or untracked work.
 
     A worktree sealed when its agent exited, and unchanged since, is known without a look
     (tasks/seal.py); the others get one `git status` each, in parallel: on a large tree each
     costs a full index refresh, and twenty in a row would cost more than the merges themselves.
-    `tips`: branch name -> commit, as status.branch_tips reads them.
+    `tips`: branch name -> commit, as status.branch_tips reads them; `unsealed`: see
+    status.unsaved_by_task.
     """
     todo = [t for t in tasks if t.worktree and os.path.isdir(t.worktree)]
     if not todo:
         return set()
-    return {tid for tid, entries in unsaved_by_task(repo, todo, tips).items() if entries}
+    return {tid for tid, entries in unsaved_by_task(repo, todo, tips, unsealed).items() if entries}
 
 
 def by_target(tasks: list[Task]) -> dict[str, list[Task]]:

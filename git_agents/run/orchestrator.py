@@ -333,8 +333,8 @@ class Run:
                 request = starting.StartRequest(
                     (job.id,), prompt=job.spec.text, title=job.spec.title, base=self.base,
                     base_commit=self.base_commit, command=job.command, pool=self.request,
-                    owner=(os.getpid(), agent.process_start(os.getpid()) or ""), sparse=sparse, isolation=self.isolation,
-                    until=starting.CREATE)
+                    owner=(os.getpid(), agent.process_start(os.getpid()) or ""), sparse=sparse,
+                    isolation=self.isolation, until=starting.CREATE)
                 try:
                     job.task = starting.start_task(self.repo, request).task
                 except pool.PoolExhausted as exc:  # nothing was recorded: a resumed run tries again

@@ -48,6 +48,7 @@ from git_agents.core.procs import argvs, process_start, stat_fields
 SEAL_FILE = "seal"
 UNSEALED_FILE = "unsealed"  # why the watcher did not seal the worktree (one line)
 LIFETIME = 3 * 24 * 3600  # seconds a watcher runs at most; after that its seals lapse
+NO_WATCHER = "no worktree watcher has run"
 SYNC_TIMEOUT = 5.0  # seconds a reader waits for the watcher's answer before checking in full
 LAUNCH_ENV = "GIT_AGENT_LAUNCH"  # in every process of an agent's launch (tasks/agent.py sets it)
 
@@ -80,12 +81,15 @@ def seal_path(task_dir: str) -> str:
 
 
 def unsealed_reason(task_dir: str) -> str | None:
-    """Why the watcher did not seal the task's worktree (as it last recorded), or None."""
+    """Why the watcher did not seal the task's worktree (as it last recorded), or None (also
+    when it waited for a process that has ended since: the seal is on its way)."""
     try:
         with open(os.path.join(task_dir, UNSEALED_FILE), encoding="utf-8", errors="replace") as fh:
-            return fh.read().strip() or None
-    except OSError:
+            data = json.load(fh)
+        why, pid = str(data["why"]), int(data.get("pid", 0))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    return None if pid and process_start(pid) is None else why
 
 
 def _sealer_dir(task_dir: str) -> str:
@@ -137,6 +141,19 @@ def read_seal(task_dir: str) -> Seal | None:
         return None
 
 
+def why_unsealed(task_dir: str, launch: str, watcher: Watcher) -> str | None:
+    """Why an exited agent's worktree (of launch `launch`) had no seal to trust, when known: its
+    watcher could not be trusted, or it refused (a hard link, a process left, no inotify
+    instance, ...). None when no reason is known (e.g. the seal is still on its way, or the
+    worktree changed after it, as work does)."""
+    seal = read_seal(task_dir)
+    if seal is None or seal.launch != launch:
+        why = unsealed_reason(task_dir)
+        if why is not None:
+            return why
+    return watcher.why_not if watcher.why_not != NO_WATCHER and seal is not None else None
+
+
 def _read_watcher(sealer: str) -> tuple[int, str] | None:
     try:
         with open(os.path.join(sealer, "watcher"), encoding="utf-8") as fh:
@@ -162,7 +179,7 @@ def sync(state_dir: str) -> Watcher:
     sealer = os.path.join(state_dir, "sealer")
     found = _read_watcher(sealer)
     if found is None:
-        return Watcher(why_not="no worktree watcher has run")
+        return Watcher(why_not=NO_WATCHER)
     pid, start = found
     if process_start(pid) != start:
         return Watcher(why_not="the worktree watcher has ended (killed?)")
@@ -279,9 +296,9 @@ def _others_in_use() -> tuple[int, int]:
     return watchers, watches
 
 
-def _busy(worktree: str, launch: str) -> str | None:
-    """Why the worktree may still change unseen: a process of the launch left, or one holding a
-    file of the worktree open for writing or mapped shared and writable; else None."""
+def _busy(worktree: str, launch: str) -> tuple[str, int] | None:
+    """Why the worktree may still change unseen, and the process: one of the launch left, or one
+    holding a file of the worktree open for writing or mapped shared and writable; else None."""
     marker = f"{LAUNCH_ENV}={launch}".encode()
     inside = os.fsencode(os.path.realpath(worktree)) + b"/"
     uid, me = os.getuid(), os.getpid()
@@ -294,13 +311,13 @@ def _busy(worktree: str, launch: str) -> str | None:
                 continue
             with open(proc + "/environ", "rb") as fh:
                 if launch and marker in fh.read().split(b"\0"):
-                    return f"process {name} of the agent's launch still runs"
+                    return f"process {name} of the agent's launch still runs", int(name)
             with open(proc + "/maps", "rb") as fh:
                 for line in fh:
                     fields = line.split(None, 5)
                     if len(fields) == 6 and fields[1][1:2] == b"w" and fields[1][3:4] == b"s" \
                             and fields[5].startswith(inside):
-                        return f"process {name} has a file of the worktree mapped for writing"
+                        return f"process {name} has a file of the worktree mapped for writing", int(name)
             for fd in os.listdir(proc + "/fd"):
                 try:
                     target = os.fsencode(os.readlink(f"{proc}/fd/{fd}"))
@@ -311,7 +328,7 @@ def _busy(worktree: str, launch: str) -> str | None:
                 except (OSError, StopIteration, ValueError, IndexError):
                     continue
                 if flags & 3:  # O_WRONLY or O_RDWR
-                    return f"process {name} has a file of the worktree open for writing"
+                    return f"process {name} has a file of the worktree open for writing", int(name)
         except OSError:
             continue
     return None
@@ -341,6 +358,7 @@ class _Server:
         self.pending: dict[str, dict[str, str]] = {}  # task dir -> seal request waiting for processes
         self.todo: list[str] = []  # request files to handle, in order
         self.watches = 0
+        self.retries = 0
         self.start = process_start(os.getpid()) or ""
         self.born = time.monotonic()
         self._publish()
@@ -419,12 +437,13 @@ class _Server:
         elif name.startswith("seal.") and task_dir:
             self._drop(task_dir)
             self.pending[task_dir] = data
+            self.retries = 0
 
     def try_pending(self) -> None:
         for task_dir, data in list(self.pending.items()):
             busy = _busy(data["worktree"], data.get("launch", ""))
             if busy is not None:
-                _note(task_dir, f"waiting: {busy}")
+                _note(task_dir, busy[0], busy[1])
                 continue
             del self.pending[task_dir]
             why = self.seal(data["worktree"], task_dir, data.get("launch", ""))
@@ -533,13 +552,17 @@ class _Server:
                 if not self._hand_over():
                     return 0
                 continue
-            self.pump(1.0 if self.pending else 60.0)
+            # A process of the launch usually ends within moments of the agent (its supervisor):
+            # look again soon, then less often.
+            self.pump(min(0.05 * 2 ** self.retries, 1.0) if self.pending else 60.0)
+            self.retries = self.retries + 1 if self.pending else 0
 
     def _hand_over(self) -> bool:
         """Nothing to watch: release the lock, then look for a request that came meanwhile (its
         requester may have found the lock taken); True to go on serving it."""
         import fcntl
 
+        _unlink(os.path.join(self.sealer, "watcher"))  # before the lock goes: a successor's stays
         fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
         waiting = [n for n in os.listdir(self.requests) if n.startswith("seal.")]
         if not waiting:
@@ -548,6 +571,7 @@ class _Server:
             fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False  # another watcher took over
+        self._publish()
         self.pump(0)
         self.todo.extend(sorted(n for n in os.listdir(self.requests) if n not in self.todo))
         return True
@@ -586,10 +610,11 @@ def _unlink_if_ours(path: str) -> None:
         pass
 
 
-def _note(task_dir: str, why: str) -> None:
+def _note(task_dir: str, why: str, pid: int = 0) -> None:
+    """Record why the task's worktree is not sealed (`pid`: the process it waits for, if any)."""
     try:
         with open(os.path.join(task_dir, UNSEALED_FILE + ".tmp"), "w", encoding="utf-8") as fh:
-            fh.write(why + "\n")
+            json.dump({"why": why, "pid": pid}, fh)
         os.replace(os.path.join(task_dir, UNSEALED_FILE + ".tmp"), os.path.join(task_dir, UNSEALED_FILE))
     except OSError:
         pass

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
 from git_agents.core.repo import Repo
+from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import list_worktrees, unsaved_work, worktree_size
 from git_agents.tasks import agent, seal, usage, waiting
 from git_agents.tasks.store import Task
@@ -231,19 +232,28 @@ def parallel_map(fn: Callable[[T], R], items: list[T], workers: int | None = Non
     return results  # type: ignore[return-value]
 
 
-def unsaved_by_task(repo: Repo, tasks: list[Task], tips: Mapping[str, str]) -> dict[str, list[str]]:
+def unsaved_by_task(repo: Repo, tasks: list[Task], tips: Mapping[str, str],
+                    unsealed: list[str] | None = None) -> dict[str, list[str]]:
     """Each task's uncommitted-work entries (give only tasks whose worktree exists): from its seal
     when that is trusted (tasks/seal.py), else from `git status`, those run in parallel.
 
-    `tips`: branch_tips, as read by the caller. Not for removal, which always
-    checks in full."""
+    `tips`: branch_tips, as read by the caller. With `unsealed`, the reason is appended for each
+    exited agent's worktree checked in full for a known reason (seal.why_unsealed). Not for
+    removal, which always checks in full."""
     found: dict[str, list[str]] = {}
     todo = []
     watcher = seal.sync(repo.state_dir) if any(t.launch for t in tasks) else seal.Watcher(why_not="no agent ran")
     for t in tasks:
-        sealed = seal.trusted_entries(repo.task_dir(t.id), t.worktree, t.launch, tips, watcher)
+        task_dir = repo.task_dir(t.id)
+        sealed = seal.trusted_entries(task_dir, t.worktree, t.launch, tips, watcher)
         if sealed is None:
             todo.append(t)
+            if unsealed is not None and t.launch and agent.read_exit(task_dir, t.launch) is not None:
+                why = seal.why_unsealed(task_dir, t.launch, watcher)
+                if why is None and not parse_bool(repo.setting("agent.sealWorktrees"), True):
+                    why = "seals are off (agent.sealWorktrees=false)"
+                if why is not None:
+                    unsealed.append(why)
         else:
             found[t.id] = list(sealed)
     for t, entries in zip(todo, parallel_map(lambda t: unsaved_work(repo, t.worktree), todo)):
