@@ -20,7 +20,8 @@ secret); claude's one-time dialogs (trust this folder, the custom API key, bypas
 mode) answered for this repository, since an interactive claude stops at each; tmux, for
 --tmux; bubblewrap, which codex's sandbox needs, and codex's home outside $TMPDIR (there its
 sandbox silently fails); inotify instances and watches free for worktree seals; disk space
-free beside the worktree root (agent.worktreeRoot); a UTF-8 locale; submodule.recurse, and
+free beside the worktree root (agent.worktreeRoot); a UTF-8 locale; the man pages found by
+man (after uv tool install they need MANPATH); submodule.recurse, and
 the repository's hooks that git-agents runs differently from plain git (merge commits are
 made with commit-tree, the queue pushes with --no-verify).
 

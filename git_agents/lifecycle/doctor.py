@@ -50,6 +50,7 @@ def checks(repo: Repo) -> Iterator[Check]:
     yield inotify()
     yield disk(repo.worktree_root)
     yield locale_check()
+    yield man_pages()
     yield submodule_recurse(repo)
     yield from hooks(repo)
 
@@ -316,6 +317,24 @@ def locale_check() -> Check:
         return Check("locale", WARN, f"the locale ({name or 'unset, so POSIX'}) is not a UTF-8 one: agents may "
                      "garble non-ASCII text", "set LANG=C.UTF-8 (or another UTF-8 locale)")
     return Check("locale", OK, name)
+
+
+def man_pages() -> Check:
+    """The man pages where `git help agent-spawn` (man) finds them."""
+    man = shutil.which("man")
+    if man is None:
+        return Check("man pages", WARN, "man is not installed: git help agent-<command> cannot show the manuals",
+                     "install man (e.g. apt-get install man-db), or read git agent-<command> -h")
+    try:
+        found = subprocess.run([man, "-w", "git-agent-spawn"], capture_output=True, text=True, check=False,
+                               timeout=VERSION_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        found = None
+    if found is None or found.returncode != 0:
+        return Check("man pages", WARN, "man does not find git-agent-spawn(1): git help agent-<command> fails",
+                     "installed with uv tool install: export MANPATH=\":$(uv tool dir)/git-agents/share/man\"; "
+                     "from a checkout: export MANPATH=\":<checkout>/man\"")
+    return Check("man pages", OK, found.stdout.strip())
 
 
 # --- the repository -----------------------------------------------------------------------------
