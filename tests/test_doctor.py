@@ -109,10 +109,15 @@ def test_tmux_is_needed_when_agent_tmux_is_on(project: Project, tmp_path: Path) 
     assert code == 1 and checks["tmux"]["level"] == "fail" and "apt-get install tmux" in checks["tmux"]["fix"]
 
 
-def test_bubblewrap_missing_is_said(project: Project, tmp_path: Path) -> None:
-    _, checks = _checks(project, env={"PATH": _path(tmp_path)})
-    assert checks["bubblewrap"]["level"] == "warn"
-    assert checks["bubblewrap"]["found"] == "bwrap is not on PATH: codex's sandbox cannot start"
+def test_bubblewrap_is_needed_for_the_sandbox_mode(project: Project, tmp_path: Path) -> None:
+    code, checks = _checks(project, env={"PATH": _path(tmp_path)})
+    assert code == 0 and checks["bubblewrap"]["level"] == "warn"
+    assert checks["bubblewrap"]["found"] == "bwrap is not on PATH: --isolation=sandbox and codex's sandbox cannot start"
+    project.git("config", "agent.isolation", "sandbox")
+    code, checks = _checks(project, env={"PATH": _path(tmp_path)})
+    assert code == 1 and checks["bubblewrap"]["level"] == "fail"
+    assert checks["bubblewrap"]["found"].endswith("(agent.isolation is sandbox)")
+    project.git("config", "--unset", "agent.isolation")
     failing = _path(tmp_path, fakes={"bwrap": "echo 'bwrap: No permissions to create new namespace' >&2; exit 1"})
     _, checks = _checks(project, env={"PATH": failing})
     assert checks["bubblewrap"]["found"] == \

@@ -45,7 +45,7 @@ def checks(repo: Repo) -> Iterator[Check]:
     yield from presets(repo)
     yield claude_dialogs(repo)
     yield tmux(repo)
-    yield bubblewrap()
+    yield bubblewrap(repo)
     yield codex_sandbox()
     yield inotify()
     yield disk(repo.worktree_root)
@@ -207,20 +207,27 @@ def tmux(repo: Repo) -> Check:
     return Check("tmux", OK, (_output([path, "-V"]) or "tmux").strip())
 
 
-def bubblewrap() -> Check:
-    """bwrap, which codex's sandbox (the codex preset's workspace-write mode) runs agents in."""
+def bubblewrap(repo: Repo) -> Check:
+    """bwrap, which --isolation=sandbox runs agents in (needed when agent.isolation is sandbox)
+    and codex's own sandbox (the codex preset's workspace-write mode) needs."""
+    sandboxed = repo.setting("agent.isolation").strip().lower() == "sandbox"
+    level = FAIL if sandboxed else WARN
+    why = " (agent.isolation is sandbox)" if sandboxed else ""
     path = shutil.which("bwrap")
     if path is None:
-        return Check("bubblewrap", WARN, "bwrap is not on PATH: codex's sandbox cannot start",
-                     "install bubblewrap (e.g. apt-get install bubblewrap), or override the codex preset with "
-                     "--dangerously-bypass-approvals-and-sandbox in a container")
-    probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-user", "true"],
-                           capture_output=True, text=True, check=False, timeout=VERSION_TIMEOUT)
-    if probe.returncode != 0:
-        said = (probe.stderr.strip().splitlines() or ["no message"])[-1]
-        return Check("bubblewrap", WARN, f"bwrap cannot make a sandbox here: {said}",
-                     "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1), or override "
-                     "the codex preset with --dangerously-bypass-approvals-and-sandbox in a container")
+        return Check("bubblewrap", level, f"bwrap is not on PATH: --isolation=sandbox and codex's sandbox cannot "
+                     f"start{why}", "install bubblewrap (e.g. apt-get install bubblewrap)")
+    try:
+        probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-user", "true"],
+                               capture_output=True, text=True, check=False, timeout=VERSION_TIMEOUT)
+        said = (probe.stderr.strip().splitlines() or ["no message"])[-1] if probe.returncode != 0 else ""
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        said = str(exc)
+    if said:
+        return Check("bubblewrap", level, f"bwrap cannot make a sandbox here: {said}{why}",
+                     "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1); in a "
+                     "container, use --isolation=clone and the codex preset with "
+                     "--dangerously-bypass-approvals-and-sandbox")
     return Check("bubblewrap", OK, f"{path} makes sandboxes")
 
 
