@@ -46,7 +46,7 @@ def test_the_report_has_a_line_per_check_with_what_to_do(project: Project) -> No
     names = [line.split(":")[0].split(None, 1)[1] for line in lines if not line.startswith("      ->")]
     for name in ("git", "preset claude", "preset codex", "preset gemini", "preset aider", "preset opencode",
                  "claude dialogs", "tmux", "bubblewrap", "codex sandbox", "inotify", "disk", "locale",
-                 "submodule.recurse", "hooks"):
+                 "man pages", "submodule.recurse", "hooks"):
         assert name in names, proc.stdout
     # a warning or failure is followed by what to do
     for i, line in enumerate(lines):
@@ -109,10 +109,15 @@ def test_tmux_is_needed_when_agent_tmux_is_on(project: Project, tmp_path: Path) 
     assert code == 1 and checks["tmux"]["level"] == "fail" and "apt-get install tmux" in checks["tmux"]["fix"]
 
 
-def test_bubblewrap_missing_is_said(project: Project, tmp_path: Path) -> None:
-    _, checks = _checks(project, env={"PATH": _path(tmp_path)})
-    assert checks["bubblewrap"]["level"] == "warn"
-    assert checks["bubblewrap"]["found"] == "bwrap is not on PATH: codex's sandbox cannot start"
+def test_bubblewrap_is_needed_for_the_sandbox_mode(project: Project, tmp_path: Path) -> None:
+    code, checks = _checks(project, env={"PATH": _path(tmp_path)})
+    assert code == 0 and checks["bubblewrap"]["level"] == "warn"
+    assert checks["bubblewrap"]["found"] == "bwrap is not on PATH: --isolation=sandbox and codex's sandbox cannot start"
+    project.git("config", "agent.isolation", "sandbox")
+    code, checks = _checks(project, env={"PATH": _path(tmp_path)})
+    assert code == 1 and checks["bubblewrap"]["level"] == "fail"
+    assert checks["bubblewrap"]["found"].endswith("(agent.isolation is sandbox)")
+    project.git("config", "--unset", "agent.isolation")
     failing = _path(tmp_path, fakes={"bwrap": "echo 'bwrap: No permissions to create new namespace' >&2; exit 1"})
     _, checks = _checks(project, env={"PATH": failing})
     assert checks["bubblewrap"]["found"] == \
@@ -154,6 +159,13 @@ def test_a_locale_that_is_not_utf8_warns(project: Project) -> None:
                                 "fix": "set LANG=C.UTF-8 (or another UTF-8 locale)"}
     _, checks = _checks(project, env={"LC_ALL": "en_US.UTF-8"})
     assert checks["locale"]["level"] == "ok"
+
+
+def test_man_pages_man_cannot_find_are_said(project: Project, tmp_path: Path) -> None:
+    _, checks = _checks(project, env={"PATH": _path(tmp_path, fakes={"man": "exit 16"})})
+    assert checks["man pages"]["level"] == "warn" and "MANPATH" in checks["man pages"]["fix"]
+    _, checks = _checks(project, env={"PATH": _path(tmp_path, fakes={"man": "echo /usr/share/man/man1/x.1"})})
+    assert checks["man pages"] == {"name": "man pages", "level": "ok", "found": "/usr/share/man/man1/x.1", "fix": ""}
 
 
 def test_submodule_recurse_and_hooks_git_agents_runs_differently(project: Project) -> None:

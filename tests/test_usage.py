@@ -99,10 +99,20 @@ def _read(lines: list[str]) -> tuple[Usage, str]:
 
 
 def test_each_clis_format_is_read() -> None:
-    codex, text = _read([json.dumps({"type": "item.completed", "item": {"type": "agent_message", "text": "hi"}}),
-                         json.dumps({"type": "turn.completed", "usage": {"input_tokens": 7, "output_tokens": 2}}),
-                         json.dumps({"type": "turn.completed", "usage": {"input_tokens": 5, "output_tokens": 1}})])
+    # codex reports its session's totals so far, and a resumed session goes on counting from the
+    # totals its earlier run reached: only what this run added is its own
+    codex_events = [json.dumps({"type": "thread.started", "thread_id": "t-1"}),
+                    json.dumps({"type": "item.completed", "item": {"type": "agent_message", "text": "hi"}}),
+                    json.dumps({"type": "turn.completed", "usage": {"input_tokens": 7, "output_tokens": 2}}),
+                    json.dumps({"type": "turn.completed", "usage": {"input_tokens": 12, "output_tokens": 3}})]
+    codex, text = _read(codex_events)
     assert (codex.tokens_in, codex.tokens_out, codex.cost, text) == (12, 3, None, "hi\n")
+    assert (codex.session, codex.session_tokens) == ("t-1", (12, 3))
+    resumed = Usage()
+    reader = Reader(resumed, lambda session: (7, 2) if session == "t-1" else (0, 0))
+    for line in codex_events:
+        reader.feed(line + "\n")
+    assert (resumed.tokens_in, resumed.tokens_out) == (5, 1)
     gemini, text = _read([json.dumps({"type": "message", "role": "assistant", "content": "Do", "delta": True}),
                           json.dumps({"type": "message", "role": "assistant", "content": "ne.", "delta": True}),
                           json.dumps({"type": "result", "stats": {"input_tokens": 30, "output_tokens": 15}})])

@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from git_agents.core.repo import Repo
 from git_agents.tasks.waiting import CLAUDE_SETTINGS, from_pane
+from git_agents.tui.model import Overview
 
 from .conftest import Project, write_script
 from .test_tmux import eventually, tmux_server, typed  # noqa: F401 - tmux_server is a fixture
@@ -53,6 +57,16 @@ def test_a_question_in_the_window_is_waiting_until_answered(project: Project, tm
     assert (row["agent"], row["waiting"], row["dialog"]) == ("running", "Do you want to proceed?", None)
     table = project.ok("status").stdout.splitlines()
     assert table[1].split()[:5] == ["1", "waiting:", "Do", "you", "want"]
+    top = Overview(Repo.discover(str(project.path)))
+    assert [r.state for r in top.refresh()] == ["waiting: Do you want to proceed?"]  # git agent-top's row
+    # status --watch (in a log: a table on each change) until its first table is out, then Ctrl-C
+    watch = subprocess.Popen(["git-agent-status", "--watch=0.1"], cwd=project.path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert watch.stdout is not None
+    first = [watch.stdout.readline() for _ in range(3)]
+    os.killpg(watch.pid, signal.SIGINT)
+    watch.communicate(timeout=30)
+    assert first[2].split()[:2] == ["1", "waiting:"] and "Do you want to proceed?" in first[2], first
     waited = project.agent("wait", "--until-input", "1", timeout=30)
     assert (waited.returncode, waited.stdout) == (0, "task 1: waiting: Do you want to proceed?\n")
     timed = project.agent("wait", "--timeout", "0.5", "1")  # without --until-input it still runs

@@ -72,7 +72,8 @@ its HEAD is on a branch, null when the worktree is missing) and disk_bytes (byte
 worktree takes on disk, its .git file left out; null when the worktree is missing),
 tokens_in, tokens_out and cost_usd (over all its runs, as its CLI reported them; null when
 it reported none) and runs (each run's figures: round, kind (agent or resolve), tokens_in,
-tokens_out, cost_usd), waiting (the question an interactive agent waits on, "" when it
+tokens_out, cost_usd; for codex also session and session_tokens, its session's totals),
+waiting (the question an interactive agent waits on, "" when it
 waits but the question is not known, null when it does not wait) and dialog (the first-run
 dialog it shows, or null); and "warnings": {task id: [lines]}, what an agent's git did to
 what the tasks share (a target moved, a branch rewritten or moved back, a HEAD off its

@@ -45,11 +45,12 @@ def checks(repo: Repo) -> Iterator[Check]:
     yield from presets(repo)
     yield claude_dialogs(repo)
     yield tmux(repo)
-    yield bubblewrap()
+    yield bubblewrap(repo)
     yield codex_sandbox()
     yield inotify()
     yield disk(repo.worktree_root)
     yield locale_check()
+    yield man_pages()
     yield submodule_recurse(repo)
     yield from hooks(repo)
 
@@ -206,20 +207,27 @@ def tmux(repo: Repo) -> Check:
     return Check("tmux", OK, (_output([path, "-V"]) or "tmux").strip())
 
 
-def bubblewrap() -> Check:
-    """bwrap, which codex's sandbox (the codex preset's workspace-write mode) runs agents in."""
+def bubblewrap(repo: Repo) -> Check:
+    """bwrap, which --isolation=sandbox runs agents in (needed when agent.isolation is sandbox)
+    and codex's own sandbox (the codex preset's workspace-write mode) needs."""
+    sandboxed = repo.setting("agent.isolation").strip().lower() == "sandbox"
+    level = FAIL if sandboxed else WARN
+    why = " (agent.isolation is sandbox)" if sandboxed else ""
     path = shutil.which("bwrap")
     if path is None:
-        return Check("bubblewrap", WARN, "bwrap is not on PATH: codex's sandbox cannot start",
-                     "install bubblewrap (e.g. apt-get install bubblewrap), or override the codex preset with "
-                     "--dangerously-bypass-approvals-and-sandbox in a container")
-    probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-user", "true"],
-                           capture_output=True, text=True, check=False, timeout=VERSION_TIMEOUT)
-    if probe.returncode != 0:
-        said = (probe.stderr.strip().splitlines() or ["no message"])[-1]
-        return Check("bubblewrap", WARN, f"bwrap cannot make a sandbox here: {said}",
-                     "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1), or override "
-                     "the codex preset with --dangerously-bypass-approvals-and-sandbox in a container")
+        return Check("bubblewrap", level, f"bwrap is not on PATH: --isolation=sandbox and codex's sandbox cannot "
+                     f"start{why}", "install bubblewrap (e.g. apt-get install bubblewrap)")
+    try:
+        probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-user", "true"],
+                               capture_output=True, text=True, check=False, timeout=VERSION_TIMEOUT)
+        said = (probe.stderr.strip().splitlines() or ["no message"])[-1] if probe.returncode != 0 else ""
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        said = str(exc)
+    if said:
+        return Check("bubblewrap", level, f"bwrap cannot make a sandbox here: {said}{why}",
+                     "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1); in a "
+                     "container, use --isolation=clone and the codex preset with "
+                     "--dangerously-bypass-approvals-and-sandbox")
     return Check("bubblewrap", OK, f"{path} makes sandboxes")
 
 
@@ -316,6 +324,24 @@ def locale_check() -> Check:
         return Check("locale", WARN, f"the locale ({name or 'unset, so POSIX'}) is not a UTF-8 one: agents may "
                      "garble non-ASCII text", "set LANG=C.UTF-8 (or another UTF-8 locale)")
     return Check("locale", OK, name)
+
+
+def man_pages() -> Check:
+    """The man pages where `git help agent-spawn` (man) finds them."""
+    man = shutil.which("man")
+    if man is None:
+        return Check("man pages", WARN, "man is not installed: git help agent-<command> cannot show the manuals",
+                     "install man (e.g. apt-get install man-db), or read git agent-<command> -h")
+    try:
+        found = subprocess.run([man, "-w", "git-agent-spawn"], capture_output=True, text=True, check=False,
+                               timeout=VERSION_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        found = None
+    if found is None or found.returncode != 0:
+        return Check("man pages", WARN, "man does not find git-agent-spawn(1): git help agent-<command> fails",
+                     "installed with uv tool install: export MANPATH=\":$(uv tool dir)/git-agents/share/man\"; "
+                     "from a checkout: export MANPATH=\":<checkout>/man\"")
+    return Check("man pages", OK, found.stdout.strip())
 
 
 # --- the repository -----------------------------------------------------------------------------

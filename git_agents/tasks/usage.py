@@ -20,6 +20,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,10 @@ class Usage:
     round: str = "1"
     kind: str = "agent"  # agent (a round of the task's own agent) or resolve (a conflict resolver)
     reported: bool = False  # whether the CLI reported anything at all
+    # codex counts a session's tokens from its start, across `resume`: the session and its
+    # running totals, so that a resumed run counts only its own (see Reader)
+    session: str = ""
+    session_tokens: tuple[int, int] = (0, 0)
 
     def add(self, tokens_in: int, tokens_out: int, cost: float | None = None) -> None:
         """Count one report."""
@@ -47,8 +52,11 @@ class Usage:
 
     def to_json(self) -> dict[str, Any]:
         """The figures as the usage file and --json outputs hold them."""
-        return {"round": self.round, "kind": self.kind, "tokens_in": self.tokens_in,
-                "tokens_out": self.tokens_out, "cost_usd": self.cost}
+        out: dict[str, Any] = {"round": self.round, "kind": self.kind, "tokens_in": self.tokens_in,
+                               "tokens_out": self.tokens_out, "cost_usd": self.cost}
+        if self.session:
+            out.update(session=self.session, session_tokens=list(self.session_tokens))
+        return out
 
 
 def total(usages: list[Usage]) -> Usage | None:
@@ -97,9 +105,11 @@ def read(path: str) -> Usage | None:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
         cost = data.get("cost_usd")
+        session_tokens = data.get("session_tokens") or [0, 0]
         return Usage(int(data["tokens_in"]), int(data["tokens_out"]),
                      float(cost) if cost is not None else None, str(data.get("round") or "1"),
-                     str(data.get("kind") or "agent"), True)
+                     str(data.get("kind") or "agent"), True, str(data.get("session") or ""),
+                     (int(session_tokens[0]), int(session_tokens[1])))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -178,8 +188,10 @@ class Reader:
     """Reads an agent's output line by line: `feed` returns the text to show for a line (None:
     nothing), and counts any usage the line reports into `usage`."""
 
-    def __init__(self, usage: Usage) -> None:
+    def __init__(self, usage: Usage, earlier: Callable[[str], tuple[int, int]] | None = None) -> None:
         self.usage = usage
+        self._earlier = earlier  # session id -> its totals when an earlier run of it ended
+        self._base = (0, 0)
         self._partial = False  # a streamed message (gemini's deltas) is being shown without its newline
 
     def feed(self, line: str) -> str | None:
@@ -230,9 +242,16 @@ class Reader:
             return self._result(e)
         if kind in ("assistant", "user") and isinstance(e.get("message"), dict):  # claude
             return _claude_message(e["message"])
-        if kind == "turn.completed" and isinstance(e.get("usage"), dict):  # codex
+        if kind == "thread.started" and isinstance(e.get("thread_id"), str):  # codex
+            self.usage.session = e["thread_id"]
+            self._base = self._earlier(e["thread_id"]) if self._earlier else (0, 0)
+            return None
+        if kind == "turn.completed" and isinstance(e.get("usage"), dict):  # codex: the session's totals so far
             u = e["usage"]
-            self.usage.add(_int(u.get("input_tokens")), _int(u.get("output_tokens")))
+            self.usage.session_tokens = (_int(u.get("input_tokens")), _int(u.get("output_tokens")))
+            self.usage.tokens_in = max(0, self.usage.session_tokens[0] - self._base[0])
+            self.usage.tokens_out = max(0, self.usage.session_tokens[1] - self._base[1])
+            self.usage.reported = True
             return None
         if kind in ("item.completed", "item.started"):  # codex
             return _codex_item(kind, item)
@@ -349,7 +368,7 @@ def filter_main(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     usage = Usage(round=round_, kind=kind)
-    reader = Reader(usage)
+    reader = Reader(usage, lambda session: _session_totals(path, session))
     proc = subprocess.Popen([shell, "-c", command], stdout=subprocess.PIPE,
                             preexec_fn=_default_signals)
     assert proc.stdout is not None
@@ -372,6 +391,16 @@ def filter_main(argv: list[str]) -> int:
     out.write(tail.encode())
     out.flush()
     return code if code >= 0 else 128 - code
+
+
+def _session_totals(path: str, session: str) -> tuple[int, int]:
+    """The totals an earlier run of `session` (in the same task) had reached: what a resumed
+    codex session counts again."""
+    task_dir = os.path.dirname(path)
+    if os.path.basename(path) == "usage.json":  # a resolver's: <task dir>/resolve-<n>/usage.json
+        task_dir = os.path.dirname(task_dir)
+    seen = [u.session_tokens for u in runs(task_dir) if u.session == session]
+    return max(seen, default=(0, 0))
 
 
 def _default_signals() -> None:
