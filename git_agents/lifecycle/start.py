@@ -49,7 +49,8 @@ def create(repo: Repo, task: Task, text: str, template: str, *, request: pool.Po
     if request is None:
         create_task(repo, task)
         try:
-            add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
+            add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse,
+                         post_checkout=True)
         except BaseException:
             delete_task(repo, task.id)
             raise
@@ -88,7 +89,7 @@ def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: S
                                  f" {task.branch} has moved on",
                                  hint=f"look at the branch, then remove the task with: git agent-clean {task.id}")
             repo.git.run("update-ref", "-d", ref, task.base_commit)
-        add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
+        add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse, post_checkout=True)
     if not os.path.exists(prompt_path(repo, task.id)):
         if not task.slot and repo.git.at(task.worktree)("rev-parse", "HEAD") == task.base_commit:
             # Killed before the checkout of a `--no-checkout` add: fill the index from HEAD and write
