@@ -55,6 +55,19 @@ uncommitted or untracked work is skipped with a warning (a worktree sealed when 
 exited, and unchanged since, is known without running git status there: see agent.sealWorktrees
 in git-agents(7)). Exits 1 if any task did not merge.
 
+Hooks run as `git merge --no-ff` runs them: before each merge commit pre-merge-commit,
+prepare-commit-msg <file> merge and commit-msg <file>, through `git hook run` in the worktree
+that has the target checked out (the main worktree when none has; core.hooksPath is
+honoured), with GIT_INDEX_FILE naming a temporary index that holds that merge's result and
+GIT_EDITOR=:. What a hook stages there, or writes into the message file, is in the merge
+commit. A hook that exits non-zero leaves that task out ("not merged: the commit-msg hook
+refused it"); the other tasks still merge. --no-verify skips pre-merge-commit and commit-msg,
+as with git merge. post-merge 0 runs once the target's worktree has moved (once per run,
+with ORIG_HEAD at the target's old commit), not after each merge. A submodule checked out at
+another commit than the target records (after a pull, before `git submodule update`) is not
+a local change, as for git merge. Hooks do not run for --remote, --dry-run or a check's
+scratch worktree.
+
 With --remote <remote>, merge the tasks that workers finished (git agent-worker) instead: fetch
 their results and branches from the remote's queue, merge them onto the remote's target branch
 the same way, and push the target, the notes and refs/agents/merged/<id> in one atomic push
@@ -154,6 +167,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolve", nargs="?", const="", metavar="<agent>",
                    help="have an agent resolve a conflicting task in its worktree, then merge it "
                         "(default: agent.resolveAgent, else the task's own agent)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="do not run the pre-merge-commit and commit-msg hooks (as with git merge)")
     recover = p.add_mutually_exclusive_group()
     recover.add_argument("--continue", dest="cont", action="store_true", help="finish an interrupted merge")
     recover.add_argument("--abort", action="store_true", help="undo an interrupted merge: put the target back")
@@ -193,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
 
     resolve, tries = resolve_options(repo, args.resolve, os.getcwd())
     opts = Options(check, args.check_batch, args.interactive, args.rebase, show_empty=not args.all,
-                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=tries, launcher=launch_resolver)
+                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=tries, launcher=launch_resolver,
+                   verify=not args.no_verify)
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:
         tasks.sort(key=lambda t: sort_key(t.id))

@@ -41,6 +41,9 @@ aider or opencode runs that tool unattended on the prompt file (git config
 agent.preset.<name> adds or overrides
 a preset).
 
+A new worktree (not a pool slot) runs the post-checkout hook as `git worktree add` does
+(<null id> <commit> 1, its output on stderr; its exit status does not undo the spawn).
+
 Each new worktree is made ready before its agent starts: the ignored files listed in
 .worktreeinclude and the agent.copy globs are copied from the main worktree, agent.link
 paths are symlinked, the submodules initialised in the main worktree are initialised

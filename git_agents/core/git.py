@@ -345,18 +345,23 @@ class Git:
         """Run git and say whether it exited 0 (for questions such as `merge-base --is-ancestor`)."""
         return self.run(*args, ok=range(0, 256)).code == 0
 
-    def passthrough(self, *args: str) -> int:
+    def passthrough(self, *args: str, env: Mapping[str, str] | None = None, stdout_to_stderr: bool = False) -> int:
         """Run git with this process's terminal (stdin, stdout, stderr, so git's own pager and
-        colour rules apply) and return its exit status: for commands that show git's output as is."""
+        colour rules apply) and return its exit status: for commands that show git's output as is.
+
+        `stdout_to_stderr`: its standard output goes to our stderr (as git sends its hooks' output)."""
         argv = [str(a) for a in args]
         if not _VERSION_CHECKED:
             _check_version(self.cwd, self.env)
         for hook in CALL_HOOKS:
             hook(argv)
         start = time.perf_counter()
-        env = {**os.environ, **(self.env or {})}
+        full_env = {**os.environ, **(self.env or {}), **(env or {})}
         try:
-            code = subprocess.run(["git", *argv], cwd=self.cwd, env=env, check=False).returncode
+            if stdout_to_stderr:
+                sys.stdout.flush()
+            code = subprocess.run(["git", *argv], cwd=self.cwd, env=full_env, check=False,
+                                  stdout=sys.stderr.fileno() if stdout_to_stderr else None).returncode
         except OSError as exc:
             raise GitError(["git", *argv], -1, "", str(exc)) from exc
         _trace(argv, self.cwd, time.perf_counter() - start, code)

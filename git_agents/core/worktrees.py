@@ -95,13 +95,17 @@ def make_parent(repo: Repo, path: str) -> None:
         raise AgentError(f"cannot create the worktree directory '{parent}': {why}", hint=hint) from exc
 
 
-def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, sparse: Sequence[str] = ()) -> None:
+def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, sparse: Sequence[str] = (),
+                 post_checkout: bool = False) -> None:
     """Create a worktree at `path` on a new `branch` (or detached when None) at `commit`; when
     that fails, nothing of it is left.
 
     With `sparse` directories the worktree is a cone-mode sparse checkout of them (plus the
     files at the top level, as cone mode has it): the patterns are set while the worktree is
     still empty (`--no-checkout`), so the files outside the cone are never written.
+    With `post_checkout`, the post-checkout hook then runs there as `git worktree add` runs it
+    (the `--no-checkout` add and the reset run none): `<null id> <commit> 1`, output on stderr;
+    as with git, its exit status does not undo the worktree.
     """
     make_parent(repo, path)
     with RepoLock(repo.common_dir, "worktrees"):
@@ -128,6 +132,23 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, spar
         if branch:
             repo.git.run("update-ref", "-d", f"refs/heads/{branch}", commit, ok=range(0, 256))
         raise
+    if post_checkout:
+        run_post_checkout(repo, path, commit)
+
+
+def run_post_checkout(repo: Repo, path: str, commit: str) -> int:
+    """Run the post-checkout hook of a new worktree at `path` as `git worktree add` does; its exit status.
+
+    A look at the hooks directory first (core.hooksPath honoured) spares a git call when there is none.
+    """
+    wt = repo.git.at(path)
+    hooks = os.path.join(path, wt("rev-parse", "--git-path", "hooks"))
+    hook = os.path.join(hooks, "post-checkout")
+    if not (os.path.isfile(hook) and os.access(hook, os.X_OK)):
+        return 0
+    head = wt("rev-parse", "HEAD")
+    return wt.passthrough("hook", "run", "--ignore-missing", "post-checkout", "--", "0" * len(head), head, "1",
+                          stdout_to_stderr=True)
 
 
 def sparse_dirs(values: Sequence[str]) -> list[str]:

@@ -169,7 +169,7 @@ def make_checkout(repo: Repo, task: Task, sparse: Sequence[str] = ()) -> None:
     if isolation.is_clone(task):
         isolation.make_clone(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
     else:
-        add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
+        add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse, post_checkout=True)
 
 
 def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: Sequence[str] = ()) -> None:

@@ -20,6 +20,7 @@ from git_agents.core.git import Git
 from git_agents.core.repo import Repo
 from git_agents.merging import journal as journal_file
 from git_agents.merging.checks import Checker, CheckResult, first_failing
+from git_agents.merging.hooks import MergeHooks
 from git_agents.merging.inmemory import Attempt, advance_branch, merge_in_memory, put_worktree_back
 from git_agents.merging.journal import Journal
 from git_agents.tasks.notes import NOTES_REF, add_notes
@@ -33,6 +34,7 @@ class Candidate:
     task_id: str
     tip: str
     message: str
+    branch: str = ""  # the task's branch, named to git merge's hooks (GIT_REFLOG_ACTION)
 
 
 Blocker = Callable[[str, str], "str | None"]  # (current, merged commit) -> why it cannot land, or None
@@ -40,7 +42,8 @@ Blocker = Callable[[str, str], "str | None"]  # (current, merged commit) -> why 
 
 def _chain(git: Git, start: str, candidates: Sequence[Candidate],
            gate: Callable[[Attempt], CheckResult | None], stop: bool = False,
-           blocker: Blocker | None = None, sign: bool = False) -> tuple[list[Attempt], str]:
+           blocker: Blocker | None = None, sign: bool = False,
+           hooks: MergeHooks | None = None) -> tuple[list[Attempt], str]:
     """Merge candidates one on top of the other from `start`; `blocker`, then `gate`, may veto a merged result.
 
     With `stop`, the chain ends at the first conflict (whose attempt is the last one returned).
@@ -48,7 +51,8 @@ def _chain(git: Git, start: str, candidates: Sequence[Candidate],
     attempts = []
     current, tree = start, git("rev-parse", f"{start}^{{tree}}")
     for cand in candidates:
-        attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree, sign=sign)
+        attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree, sign=sign,
+                                  hooks=hooks, branch=cand.branch)
         why = blocker(current, attempt.commit) if blocker and attempt.status == "merged" else None
         if why:  # e.g. an untracked file of the target's worktree in the way: leave this task out
             attempt.status, attempt.check_output, attempt.commit = "blocked", why, ""
@@ -72,7 +76,8 @@ def _record_check(attempt: Attempt, verdict: CheckResult) -> None:
 
 def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: Checker | None = None,
                 *, batch: bool = False, stop_at_conflict: bool = False,
-                blocker: Blocker | None = None, sign: bool = False) -> tuple[list[Attempt], str]:
+                blocker: Blocker | None = None, sign: bool = False,
+                hooks: MergeHooks | None = None) -> tuple[list[Attempt], str]:
     """Every candidate's attempt, in order, and the commit the target would end at.
 
     With a checker, each merged result is checked before the chain goes on (a failing task is
@@ -80,18 +85,19 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
     first task that breaks it, which is left out before the rest is chained again. With
     `stop_at_conflict` the chain ends at the first conflict. A `blocker` leaves out a merged
     result that could not land (status "blocked", the reason in check_output) before any check.
-    With `sign`, merge commits are signed (commit-tree -S, with user.signingKey), as `git merge` would.
+    With `sign`, merge commits are signed (commit-tree -S, with user.signingKey), as `git merge` would;
+    with `hooks`, git merge's commit hooks run before each merge commit (a refusal leaves that task out).
     """
     stop = stop_at_conflict
     if checker is None:
-        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign)
+        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign, hooks)
     if not batch:
-        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker, sign)
+        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker, sign, hooks)
     done: list[Attempt] = []
     rest = list(candidates)
     base = start
     while True:
-        attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker, sign)
+        attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker, sign, hooks)
         merged = [a for a in attempts if a.status == "merged"]
         if not merged:
             return done + attempts, end

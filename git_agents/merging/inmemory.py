@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError, GitError
 from git_agents.core.git import Git
+from git_agents.merging.hooks import MergeHooks
 
 
 @dataclass
@@ -21,7 +22,8 @@ class Attempt:
     """The result of merging one task in memory."""
 
     task_id: str
-    status: str  # "merged", "conflict", "up-to-date", "check-failed", "blocked" (untracked file in the way)
+    status: str  # "merged", "conflict", "up-to-date", "check-failed", "blocked" (untracked file in the way),
+    # "hook-refused" (a pre-merge-commit, prepare-commit-msg or commit-msg hook exited non-zero)
     commit: str = ""
     conflicts: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # git's CONFLICT lines, e.g. "CONFLICT (rename/delete): ..."
@@ -86,11 +88,14 @@ def merge_trees(git: Git, ours: str, theirs: str) -> tuple[bool, MergeTreeResult
 
 
 def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str,
-                    current_tree: str | None = None, *, sign: bool = False) -> Attempt:
+                    current_tree: str | None = None, *, sign: bool = False, hooks: MergeHooks | None = None,
+                    branch: str = "") -> Attempt:
     """Merge `tip` into the commit `current` like `git merge --no-ff`; no ref or worktree changes.
 
     Given `current_tree` (the tree of `current`), the "already up to date" test, a second git
     call, runs only when the merge leaves that tree unchanged, as it must when `tip` is in.
+    With `hooks`, git merge's commit hooks run on the result first (merging/hooks.py): one that
+    refuses makes the attempt "hook-refused" (why in check_output); `branch` names the tip for them.
     """
     if current_tree is None and git.ok("merge-base", "--is-ancestor", tip, current):
         return Attempt(task_id, "up-to-date", tree=git("rev-parse", f"{current}^{{tree}}"))
@@ -100,10 +105,15 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
                        messages=[m for kind, _, m in result.messages if kind.startswith("CONFLICT")])
     if result.tree == current_tree and git.ok("merge-base", "--is-ancestor", tip, current):
         return Attempt(task_id, "up-to-date", tree=result.tree)
+    tree, text = result.tree, message + "\n"
+    if hooks is not None and hooks.any_commit_hook:
+        tree, text, refused = hooks.before_commit(tree, message, branch or tip)
+        if refused:
+            return Attempt(task_id, "hook-refused", check_output=refused)
     # commit-tree ignores commit.gpgSign: -S (which takes user.signingKey) signs as `git merge` would.
-    commit = git("commit-tree", *(["-S"] if sign else []), result.tree, "-p", current, "-p", tip, "-F", "-",
-                 input=message + "\n")
-    return Attempt(task_id, "merged", commit=commit, tree=result.tree)
+    commit = git("commit-tree", *(["-S"] if sign else []), tree, "-p", current, "-p", tip, "-F", "-",
+                 input=text)
+    return Attempt(task_id, "merged", commit=commit, tree=tree)
 
 
 def untracked_files(git: Git, worktree: str) -> list[str]:

@@ -28,6 +28,7 @@ from git_agents.tasks.store import Task, join_paths, load_tasks, now_iso
 
 if TYPE_CHECKING:
     from git_agents.merging.chain import Blocker
+    from git_agents.merging.hooks import MergeHooks
 
 
 def merge_message(repo: Repo, task: Task) -> str:
@@ -107,6 +108,7 @@ class Options:
     resolve: str | None = None  # --resolve: None off; "" the task's own agent; else the resolver's command
     resolve_attempts: int = 1
     launcher: object = None  # --resolve: how a resolver starts (merging.resolver.Launcher; lifecycle.start)
+    verify: bool = True  # False: --no-verify (no pre-merge-commit or commit-msg hook), as with git merge
 
 
 @dataclass
@@ -280,10 +282,12 @@ def check_failure_text(attempt: Attempt, kept: str = "branch and worktree kept")
 
 
 def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, batch: bool,
-               worktree: str | None, stop_at_conflict: bool = False) -> tuple[list[Attempt], str, str, dict[str, str]]:
+               worktree: str | None, stop_at_conflict: bool = False,
+               hooks: MergeHooks | None = None) -> tuple[list[Attempt], str, str, dict[str, str]]:
     """The chain of in-memory merges for one target: (attempts, old commit, new commit, tips by task).
 
-    `worktree`: where the target is checked out (None: nowhere)."""
+    `worktree`: where the target is checked out (None: nowhere); `hooks`: git merge's hooks to run
+    before each merge commit (None: none, as for a --dry-run)."""
     from git_agents.merging.chain import Candidate, build_chain
     from git_agents.merging.inmemory import added_paths
 
@@ -292,10 +296,10 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
     names = [f"refs/heads/{target}^{{commit}}"] + [f"refs/heads/{t.branch}^{{commit}}" for t in tasks]
     commits = git("rev-parse", *names).split()
     orig, tips = commits[0], commits[1:]
-    candidates = [Candidate(t.id, tip, merge_message(repo, t)) for t, tip in zip(tasks, tips)]
+    candidates = [Candidate(t.id, tip, merge_message(repo, t), t.branch) for t, tip in zip(tasks, tips)]
     sign = signs_commits(repo)
     by_task = {t.id: tip for t, tip in zip(tasks, tips)}
-    if checker is None:
+    if checker is None and not (hooks and hooks.any_commit_hook):  # hooks must run once per merge: no retry
         # Nearly always nothing is in the landing's way: build the chain without looking, then
         # look only at the paths the landing adds (one diff-tree, an lstat each). Only when one
         # of them exists in the target's worktree is the chain built again, merge by merge
@@ -306,7 +310,7 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
             return attempts, orig, new, by_task
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
                                 stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, worktree),
-                                sign=sign)
+                                sign=sign, hooks=hooks)
     return attempts, orig, new, by_task
 
 
@@ -376,10 +380,19 @@ def _entry(repo: Repo, task: Task, a: Attempt, target: str, merged_at: str) -> E
                  {k: before[k] for k in state})
 
 
+def merge_hooks(repo: Repo, worktree: str | None, opts: Options) -> MergeHooks:
+    """git merge's hooks for a target checked out in `worktree` (None: run them in the main worktree)."""
+    from git_agents.merging.hooks import MergeHooks
+
+    return MergeHooks(repo.git, worktree or repo.toplevel, os.path.join(repo.state_dir, "hooks-scratch"),
+                      verify=opts.verify)
+
+
 def _land(repo: Repo, target: str, worktree: str | None, old: str, new: str, entries: list[Entry],
-          pending: list[str], reason: str) -> None:
+          pending: list[str], reason: str, hooks: MergeHooks | None = None) -> None:
     """Move `target` from `old` to `new` with the entries' notes and task states, journalled first
-    so that an interruption leaves a run that --continue finishes and --abort undoes."""
+    so that an interruption leaves a run that --continue finishes and --abort undoes; then, when
+    its worktree moved, the post-merge hook runs there, as after git merge."""
     from git_agents.merging.chain import land, signals_deferred
 
     _target_checks.wait_all()  # no target moves while one of them may be refused
@@ -390,6 +403,8 @@ def _land(repo: Repo, target: str, worktree: str | None, old: str, new: str, ent
     with signals_deferred():  # a Ctrl-C now would only leave a journal to --continue
         journal_file.write(repo.state_dir, plan)
         land(repo, plan)
+    if hooks is not None and worktree and new != old:
+        hooks.post_merge(old)
 
 
 def _refuse_changes_since_the_check(repo: Repo, worktree: str, old: str, new: str) -> None:
@@ -419,8 +434,9 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
     opts = opts or Options()
     pending = pending or []
 
+    hooks = merge_hooks(repo, worktree, opts)
     attempts, orig, new, tips = plan_chain(repo, target, tasks, checker, batch=opts.batch, worktree=worktree,
-                                      stop_at_conflict=opts.interactive)
+                                           stop_at_conflict=opts.interactive, hooks=hooks)
     by_id = {t.id: t for t in tasks}
     merged_at = now_iso()
     stop = attempts[-1] if opts.interactive and attempts and attempts[-1].status == "conflict" else None
@@ -428,7 +444,7 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
                for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
     if entries:
         _land(repo, target, worktree, orig, new, entries, pending,
-              f"agent-merge: {len(attempts)} task(s) into {target}")
+              f"agent-merge: {len(attempts)} task(s) into {target}", hooks)
     if stop is None:
         return attempts
     from git_agents.merging.interactive import start_conflict_merge
@@ -455,14 +471,14 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
     from git_agents.merging.rebase import rebase_onto_target
 
     refuse_if_interrupted(repo)
-
+    hooks = merge_hooks(repo, worktree, opts)
     done: list[Attempt] = []
     rest = list(tasks)
     failed: list[Entry] = []  # conflict records of tasks whose rebase failed, landed with the next stretch
     rebased: set[str] = set()
     while rest:
         attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
-                                            worktree=worktree)
+                                            worktree=worktree, hooks=hooks)
         stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
         merged_at = now_iso()
         by_id = {t.id: t for t in rest}
@@ -470,7 +486,7 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
                             for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
         failed = []
         if entries:
-            _land(repo, target, worktree, orig, new, entries, pending, f"agent-merge --rebase: into {target}")
+            _land(repo, target, worktree, orig, new, entries, pending, f"agent-merge --rebase: into {target}", hooks)
         for a in attempts:
             a.rebased = a.task_id in rebased
         done += [a for a in attempts if a is not stop]
@@ -504,6 +520,7 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
     from git_agents.merging.resolver import Resolution, resolve_conflict
 
     refuse_if_interrupted(repo)
+    hooks = merge_hooks(repo, worktree, opts)
     done: list[Attempt] = []
     rest = list(tasks)
     failed: list[Entry] = []
@@ -511,7 +528,7 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
     new = ""
     while rest:
         attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
-                                            worktree=worktree)
+                                            worktree=worktree, hooks=hooks)
         stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
         merged_at = now_iso()
         by_id = {t.id: t for t in rest}
@@ -525,7 +542,8 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
                 e.note.update({"resolved-by": a.resolved_by, "resolve-attempts": str(a.resolve_attempts)})
         failed = []
         if entries:
-            _land(repo, target, worktree, orig, new, entries, pending, f"agent-merge --resolve: into {target}")
+            _land(repo, target, worktree, orig, new, entries, pending, f"agent-merge --resolve: into {target}",
+                  hooks)
         done += [a for a in attempts if a is not stop]
         if stop is None:
             break

@@ -40,6 +40,8 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
             _print(f"Task {a.task_id} would not merge: {a.check_output}" if dry_run else
                    f"Task {a.task_id} not merged: {a.check_output} "
                    f"(move or remove it, then merge again; {kept})")
+        elif a.status == "hook-refused":
+            _print(f"Task {a.task_id} not merged: {a.check_output}; {kept}")
         elif dry_run:
             _print(f"Task {a.task_id} would conflict: {quote_paths(a.conflicts, repo.config)}")
             for line in a.messages:
@@ -63,7 +65,7 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
             _print(line)
     for task_id, why in problems.items():
         sys.stderr.write(printable(f"warning: skipped task {task_id}: {why}", newlines=False) + "\n")
-    not_merged = len(problems) + sum(a.status in ("conflict", "check-failed", "resolving", "blocked")
+    not_merged = len(problems) + sum(a.status in ("conflict", "check-failed", "resolving", "blocked", "hook-refused")
                                      or (a.status == "up-to-date" and show_empty) for a in attempts)
     if not merged and not not_merged:
         _print("Nothing to merge.")
