@@ -48,3 +48,12 @@ def test_dry_run_predicts_the_refusal_of_a_dirty_target_worktree(project: Projec
     assert (real.returncode, real.stdout, real.stderr) == (128, "", refusal)
     assert (dry.returncode, dry.stdout, dry.stderr) == (128, "", refusal)
     assert project.snapshot() == before
+
+
+def test_a_one_line_prompt_is_not_said_twice(project: Project) -> None:
+    project.ok("spawn", "40", "--no-agent", "--prompt", "Fix the login redirect")
+    prompt = project.ok("prompt", "40").stdout
+    assert prompt.endswith("\nYour task: Fix the login redirect\n")
+    assert prompt.count("Fix the login redirect") == 1
+    project.ok("spawn", "41", "--no-agent", "--title", "login", "--prompt", "Fix the login redirect")
+    assert project.ok("prompt", "41").stdout.endswith("\nYour task: login\n\nFix the login redirect\n")
