@@ -103,7 +103,7 @@ def zsh_complete(cwd: Path, *lines: str) -> list[list[str]]:
     return [line.split() for line in proc.stdout.splitlines()]
 
 
-@pytest.mark.skipif(ZSH is None, reason="zsh is not installed")
+@pytest.mark.skipif(ZSH is None, reason="zsh is not installed (.ci/run installs it)")
 def test_zsh_completes_through_its_own_git_completion(two_tasks: Project) -> None:
     from git_agents.cli.dispatch import COMMANDS
 

@@ -98,3 +98,18 @@ def test_no_option_of_any_command_shows_its_description_on_a_line_of_its_own() -
     alone = [(verb, line) for verb, text in HELP.items() for line in text.splitlines()
              if line.startswith("    -") and not re.search(r"\S {2,}\S", line.strip())]
     assert alone == []
+
+
+def test_ci_installs_every_program_a_test_module_skips_without_saying_ci_installs_it() -> None:
+    import re
+
+    from .conftest import ROOT
+
+    promised = set()
+    for module in (ROOT / "tests").glob("test_*.py"):
+        promised |= set(re.findall(r'shutil\.which\("([a-z0-9-]+)"\)[^\n]*\.ci/run installs it', module.read_text()))
+        promised |= {"zsh"} if 'reason="zsh is not installed (.ci/run installs it)"' in module.read_text() else set()
+    ci = (ROOT / ".ci" / "run").read_text()
+    installed = set(re.search(r"apt-get install -y -qq ([^>]*)>", ci).group(1).split())  # type: ignore[union-attr]
+    assert promised == {"tmux", "zsh"}
+    assert promised <= installed
