@@ -212,8 +212,8 @@ _git-agent-log () {
 	_arguments -S \
 		'-h[print a short usage summary]' \
 		'--json[print a JSON object]' \
-		'-n+[show at most <count> merges]:count: ' \
-		'--max-count=[show at most <count> merges]:count: ' \
+		'-n+[show at most <n> merges (the newest)]:n: ' \
+		'--max-count=[show at most <n> merges (the newest)]:n: ' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 		'1:revision: '
 }

@@ -103,7 +103,7 @@ def zsh_complete(cwd: Path, *lines: str) -> list[list[str]]:
     return [line.split() for line in proc.stdout.splitlines()]
 
 
-@pytest.mark.skipif(ZSH is None, reason="zsh is not installed")
+@pytest.mark.skipif(ZSH is None, reason="zsh is not installed (.ci/run installs it)")
 def test_zsh_completes_through_its_own_git_completion(two_tasks: Project) -> None:
     from git_agents.cli.dispatch import COMMANDS
 
@@ -112,7 +112,7 @@ def test_zsh_completes_through_its_own_git_completion(two_tasks: Project) -> Non
                         "git agent completion ") == [
         ["48", "fix-2"],
         ["--abort", "--all", "--check-batch", "--check", "--color", "--continue", "--dry-run", "--interactive",
-         "--no-check", "--quiet", "--rebase", "--remote", "--verbose"],
+         "--no-check", "--quiet", "--rebase", "--remote", "--resolve", "--verbose", "--verify-signatures"],
         ["feature"],
         ["always", "auto", "never"],
         sorted([*COMMANDS, "completion"]),

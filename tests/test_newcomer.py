@@ -48,3 +48,68 @@ def test_dry_run_predicts_the_refusal_of_a_dirty_target_worktree(project: Projec
     assert (real.returncode, real.stdout, real.stderr) == (128, "", refusal)
     assert (dry.returncode, dry.stdout, dry.stderr) == (128, "", refusal)
     assert project.snapshot() == before
+
+
+def test_a_one_line_prompt_is_not_said_twice(project: Project) -> None:
+    project.ok("spawn", "40", "--no-agent", "--prompt", "Fix the login redirect")
+    prompt = project.ok("prompt", "40").stdout
+    assert prompt.endswith("\nYour task: Fix the login redirect\n")
+    assert prompt.count("Fix the login redirect") == 1
+    project.ok("spawn", "41", "--no-agent", "--title", "login", "--prompt", "Fix the login redirect")
+    assert project.ok("prompt", "41").stdout.endswith("\nYour task: login\n\nFix the login redirect\n")
+
+
+def test_watch_with_a_number_for_a_task_that_does_not_exist_says_to_write_watch_equals(project: Project) -> None:
+    proc = project.agent("status", "--watch", "5")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (128, "", (
+        "fatal: no such task: '5'\n"
+        "hint: --watch takes its interval only after '=': to redraw every 5 seconds, write --watch=5\n"))
+
+
+def test_git_agent_lists_completion_which_the_readme_uses(project: Project) -> None:
+    from .conftest import ROOT, run
+
+    assert "eval \"$(git agent completion bash)\"" in (ROOT / "README.md").read_text()
+    listing = run(["git", "agent"], project.path, check=True).stdout.splitlines()
+    last = "   continue     Run a finished task's agent again in its worktree with a follow-up"
+    extra = listing[listing.index(last) + 1:]
+    assert extra[:4] == [
+        "",
+        "   completion   Print the shell completion script (eval \"$(git agent completion bash)\")",
+        "   hook         Claude Code's worktree hooks (git agent hook install claude)",
+        "   mcp          Serve the commands as MCP tools over stdio, for a lead agent"]
+
+
+def test_log_h_shows_each_option_with_its_description_on_its_line(project: Project) -> None:
+    proc = project.agent("log", "-h")
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == (
+        "usage: git agent-log [--json] [-n <n>] [<revision>]\n\n"
+        "    --json                print a JSON object\n"
+        "    -n, --max-count <n>   show at most <n> merges (the newest)\n"
+        "    --color[=<when>]      colour the output: always, never or auto (default: auto)\n\n")
+
+
+def test_no_option_of_any_command_shows_its_description_on_a_line_of_its_own() -> None:
+    import re
+
+    from git_agents.cli.help_texts import HELP
+
+    alone = [(verb, line) for verb, text in HELP.items() for line in text.splitlines()
+             if line.startswith("    -") and not re.search(r"\S {2,}\S", line.strip())]
+    assert alone == []
+
+
+def test_ci_installs_every_program_a_test_module_skips_without_saying_ci_installs_it() -> None:
+    import re
+
+    from .conftest import ROOT
+
+    promised = set()
+    for module in (ROOT / "tests").glob("test_*.py"):
+        promised |= set(re.findall(r'shutil\.which\("([a-z0-9-]+)"\)[^\n]*\.ci/run installs it', module.read_text()))
+        promised |= {"zsh"} if 'reason="zsh is not installed (.ci/run installs it)"' in module.read_text() else set()
+    ci = (ROOT / ".ci" / "run").read_text()
+    installed = set(re.search(r"apt-get install -y -qq ([^>]*)>", ci).group(1).split())  # type: ignore[union-attr]
+    assert promised == {"tmux", "zsh"}
+    assert promised <= installed

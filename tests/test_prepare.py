@@ -131,7 +131,7 @@ def test_presets_expand_to_the_tools_command_lines(project: Project, tmp_path: P
     common = project.path / ".git"
     assert codex == ["exec", "--sandbox", "workspace-write", "--add-dir", str(common),
                      "--add-dir", str(common / "worktrees" / "task-3"), "--json", "-", ""]
-    assert (tmp_path / "codex.stdin").read_text().endswith("Your task: three\n\nthree\n")
+    assert (tmp_path / "codex.stdin").read_text().endswith("Your task: three\n")
 
     missing = project.agent("spawn", "4", "--prompt", "x", "--agent", "gemini")
     assert missing.returncode == 1

@@ -50,16 +50,22 @@ def test_watch_in_a_log_prints_a_table_on_each_change_and_exits_when_done(projec
     assert len(middle) <= 2 and all(row[1] == "running" for row in middle), out
 
 
-def test_watch_ends_cleanly_on_ctrl_c(project: Project, tmp_path: Path) -> None:
+@pytest.mark.parametrize("argv", [["git-agent-status"], ["git", "agent-status"]])
+def test_watch_ends_quietly_on_ctrl_c_with_130_however_started(project: Project, tmp_path: Path,
+                                                               argv: list[str]) -> None:
     _spawn_waiting_agent(project, tmp_path)
-    # git-agent-status itself: `git` in front would die of the SIGINT as git does for any command
-    proc = subprocess.Popen(["git-agent-status", "--watch=0.1"], cwd=project.path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    time.sleep(1.0)
+    # through `git`, git itself dies of the SIGINT (130) as for any command: the same code without it
+    proc = subprocess.Popen([*argv, "--watch=0.1"], cwd=project.path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    assert proc.stdout is not None
+    first = b""
+    while b"ID  STATE" not in first:  # the first table is out
+        first += os.read(proc.stdout.fileno(), 4096)
     os.killpg(proc.pid, signal.SIGINT)  # as the terminal does: the whole foreground group, git calls too
     out, err = proc.communicate(timeout=30)
-    assert (proc.returncode, err) == (0, "")
-    assert out.count("ID  STATE") == 1
+    # a shell shows 130 for both: git-agent-status exits 130, git dies of the signal (-2 here)
+    assert (proc.returncode, err) == (130 if argv[0] == "git-agent-status" else -signal.SIGINT, b"")
+    assert (first + out).count(b"ID  STATE") == 1
     project.ok("stop", "1")
 
 

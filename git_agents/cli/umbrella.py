@@ -51,10 +51,12 @@ eval "$(git agent completion bash)"         # in ~/.bashrc: complete git agent-*
 
 def listing() -> str:
     """The usage line and one line per command."""
-    width = max(len(verb) for verb in COMMANDS)
+    width = max(len(verb) for verb in [*COMMANDS, "completion"])
     lines = ["usage: git agent <command> [<args>]", "", "These are the git agent commands:", ""]
     lines += [f"   {verb.ljust(width)}   {summary}" for verb, summary in COMMANDS.items()]
-    lines += ["", f"   {'hook'.ljust(width)}   Claude Code's worktree hooks (git agent hook install claude)",
+    lines += ["", f"   {'completion'.ljust(width)}   Print the shell completion script "
+                  '(eval "$(git agent completion bash)")',
+              f"   {'hook'.ljust(width)}   Claude Code's worktree hooks (git agent hook install claude)",
               f"   {'mcp'.ljust(width)}   Serve the commands as MCP tools over stdio, for a lead agent"]
     lines += ["", "'git agent <command> -h' prints a command's options; 'git help agent-<command>' its manual.",
               "'man git-agents' explains the concepts, configuration and exit codes."]

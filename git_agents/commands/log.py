@@ -10,7 +10,7 @@ from git_agents.core.repo import Repo
 from git_agents.tasks import usage
 from git_agents.tasks.notes import NOTES_MESSAGE, NOTES_REF, parse_note
 
-USAGE = "git agent-log [--json] [-n <count>] [<revision>]"
+USAGE = "git agent-log [--json] [-n <n>] [<revision>]"
 
 DESCRIPTION = """\
 List the task merges reachable from <revision> (default: HEAD), newest first, from the notes
@@ -47,7 +47,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("revision", nargs="?", default="HEAD", metavar="<revision>",
                    help="list merges reachable from here (default: HEAD)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
-    p.add_argument("-n", "--max-count", type=int, metavar="<count>", help="show at most <count> merges")
+    p.add_argument("-n", "--max-count", type=int, metavar="<n>", help="show at most <n> merges (the newest)")
 
 
 def merges(repo: Repo, revision: str, limit: int | None = None) -> list[dict[str, str]]:

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from git_agents.commands.options import add_verbosity
-from git_agents.core.errors import ExitCode, UsageError
+from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.git import quote_paths
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
@@ -46,11 +46,13 @@ When an agent's CLI reports what it used (the claude, codex, gemini, opencode an
 presets do), a TOKENS column shows the tokens sent and received over all its runs (rounds
 and conflict resolvers) and the cost in dollars where the CLI gives one: 12.3k/1.1k $0.04.
 
---watch redraws the table every <seconds> (default 2) until Ctrl-C, for a terminal or a log
+--watch redraws the table every <seconds> (default 2) until Ctrl-C (exit 130, as for any
+command Ctrl-C ends), for a terminal or a log
 where the full-screen `git agent-top` does not fit: on a terminal the screen is cleared and
 the table drawn again under a line with the time; when the output is not a terminal (a CI
 log, a file) a new table is printed only when something in it changed. --exit-when-done
-ends the watch once no agent is running.
+ends the watch once no agent is running (exit 0). The interval is taken only after '=':
+`--watch 5` watches task 5 (and if there is none, says to write --watch=5).
 """
 
 EXAMPLES = """\
@@ -102,6 +104,14 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"not a number of seconds above 0: '{text}'")
     return value
+
+
+def _is_seconds(text: str) -> bool:
+    """Whether `text` would do as --watch's interval."""
+    try:
+        return _seconds(text) > 0
+    except argparse.ArgumentTypeError:
+        return False
 
 
 def _yes_no(value: bool | None) -> str:
@@ -188,12 +198,19 @@ def render(repo: Repo, rows: list[TaskStatus], args: argparse.Namespace) -> str:
 
 def _watch(args: argparse.Namespace) -> int:
     """--watch: the table every args.watch seconds; on a terminal redrawn in place, elsewhere
-    printed again only when it changed. Ctrl-C ends it with exit 0 (it is how a watch ends)."""
+    printed again only when it changed. Ctrl-C ends it with exit 130, quietly."""
     import sys
     import time
 
     repo = Repo.discover()
-    select_tasks(repo, args.ids)  # unknown ids are an error at once, not a silently empty table
+    try:
+        select_tasks(repo, args.ids)  # unknown ids are an error at once, not a silently empty table
+    except AgentError as error:
+        number = next((i for i in args.ids if i not in load_tasks(repo) and _is_seconds(i)), None)
+        if number is None:
+            raise
+        raise AgentError(error.message, hint=f"--watch takes its interval only after '=': to redraw every "
+                                                  f"{number} seconds, write --watch={number}") from None
     wanted = set(args.ids)
     tty = sys.stdout.isatty()
     last = None
@@ -216,9 +233,11 @@ def _watch(args: argparse.Namespace) -> int:
                 return ExitCode.OK
             time.sleep(args.watch)
     except KeyboardInterrupt:
+        # 130, as for `watch` or `tail -f` ended by Ctrl-C, and as `git agent-status` gives anyway
+        # (git itself dies of the SIGINT the terminal sends it): the same code either way.
         if tty:
             sys.stdout.write("\n")
-        return ExitCode.OK
+        return ExitCode.INTERRUPTED
 
 
 def _width() -> int:

@@ -19,7 +19,14 @@ from git_agents.pool import slots as pool
 from git_agents.tasks import agent, guard, isolation, seal
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
-from git_agents.tasks.prompt import DEFAULT_TEMPLATE, decode_text, default_title, prompt_hash, read_task_texts, render
+from git_agents.tasks.prompt import (
+    DEFAULT_TEMPLATE,
+    decode_text,
+    default_title,
+    prompt_hash,
+    read_task_texts,
+    render_prompt,
+)
 from git_agents.tasks.selection import branch_exists_error, resolve_base
 from git_agents.tasks.store import (
     Task,
@@ -201,7 +208,7 @@ def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: S
 
 def write_prompt(repo: Repo, task: Task, text: str, template: str) -> str:
     """Write a task's prompt file (the template around its text) and record its hash; return its path."""
-    prompt = render(template, {"id": task.id, "title": task.title, "branch": task.branch,
+    prompt = render_prompt(template, {"id": task.id, "title": task.title, "branch": task.branch,
                                "worktree": task.worktree, "base": task.base, "prompt": text})
     prompt_file = prompt_path(repo, task.id)
     try:

@@ -76,6 +76,16 @@ def render(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template)
 
 
+def render_prompt(template: str, values: dict[str, str]) -> str:
+    """The prompt file: `template` filled in; a task text that is only its title (a one-line
+    --prompt, whose first line became the title) is not said twice when the template has both."""
+    text = values.get("prompt", "")
+    if text.strip() and text.strip() == values.get("title", "").strip() and "{title}" in template \
+            and "{prompt}" in template:
+        return render(template, {**values, "prompt": ""}).rstrip() + "\n"
+    return render(template, values)
+
+
 def default_title(task_id: str, text: str) -> str:
     """A title from the first line of the task text, or `Task <id>` when there is none."""
     for line in text.splitlines():
