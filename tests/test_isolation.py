@@ -152,3 +152,21 @@ def test_isolation_sandbox_without_bwrap_is_refused_with_a_hint(project: Project
     assert proc.stderr == ("fatal: --isolation=sandbox needs bubblewrap (bwrap), which is not installed\n"
                            "hint: install it (Debian/Ubuntu: apt-get install bubblewrap), or use --isolation=clone\n")
     assert project.git("branch", "--list", "task-*") == ""
+
+
+def test_clone_tasks_rebase_onto_the_target_and_merge(project: Project, tmp_path: Path) -> None:
+    edit = 'printf "line 1\\nline two (task 1)\\nline 3\\n" > shared.txt && git commit -q -am "task 1 edit"\n'
+    one = write_script(tmp_path / "one.sh", edit)
+    two = write_script(tmp_path / "two.sh", edit + 'printf "line 1\\nline two (task 1), refined\\nline 3\\n"'
+                                                  ' > shared.txt && git commit -q -am refined\n')
+    project.ok("spawn", "1", "--isolation=clone", "--prompt", "p", "--agent", str(one))
+    project.ok("spawn", "2", "--isolation=clone", "--prompt", "p", "--agent", str(two))
+    project.ok("wait", "--all", "--timeout", "60")
+    assert not (project.worktrees / "task-1" / ".git").is_file()  # a repository of its own, not a worktree
+    proc = project.agent("merge", "--all", "--rebase")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].startswith("Merged task 2 (") and "after rebasing it" in proc.stdout
+    assert project.git("show", "main:shared.txt") == "line 1\nline two (task 1), refined\nline 3"
+    assert project.git("rev-list", "--count", "main~1..task-2") == "1"  # rebased in its clone, fetched back
+    project.ok("clean", "--merged")
+    assert not (project.worktrees / "task-1").exists() and project.git("branch", "--list", "task-*") == ""

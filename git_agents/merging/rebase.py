@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from git_agents.core.repo import Repo
+from git_agents.tasks import isolation
 from git_agents.tasks.store import Task
 
 
@@ -19,9 +20,11 @@ def rebase_onto_target(repo: Repo, task: Task, target: str) -> str | None:
     git = repo.git.at(task.worktree)
     if git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != f"refs/heads/{task.branch}":
         return f"its worktree is not on '{task.branch}'"
+    isolation.refresh_target(repo, task, target)  # a clone task rebases onto the target as it is here
     res = git.run("rebase", "--quiet", f"refs/heads/{target}", ok=range(0, 256),
                   env={"GIT_REFLOG_ACTION": "agent-merge --rebase"})
     if res.code == 0:
+        isolation.sync(repo, task)
         return None
     git.run("rebase", "--abort", ok=(0, 128))  # 128: the rebase never started
     return "the rebase did not apply cleanly either"

@@ -32,7 +32,7 @@ from git_agents.core.git import Git
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import unsaved_work
 from git_agents.merging.inmemory import merge_trees
-from git_agents.tasks import agent
+from git_agents.tasks import agent, isolation
 from git_agents.tasks.notes import parse_note
 from git_agents.tasks.store import Task
 
@@ -254,11 +254,13 @@ def resolve_conflict(repo: Repo, task: Task, target: str, *, command: str, launc
     if unsaved_work(repo, worktree):
         return Resolution(False, command, 0, "its worktree has uncommitted or untracked work")
     old = git("rev-parse", "HEAD")
+    isolation.refresh_target(repo, task, target)  # a clone task merges the target as it is here
     target_tip = git("rev-parse", f"refs/heads/{target}^{{commit}}")
     last = Resolution(False, command, 0)
     for n in range(1, max(1, attempts) + 1):
         last = _attempt(repo, git, task, target, old, target_tip, command, launch, n)
         if last.ok:
+            isolation.sync(repo, task)
             return last
         restore(git, worktree, task.branch, old)
     return last

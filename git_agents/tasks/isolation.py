@@ -120,6 +120,15 @@ def sync(repo: Repo, task: Task) -> bool:
     return True
 
 
+def refresh_target(repo: Repo, task: Task, target: str) -> None:
+    """Give a clone task's clone the repository's `target` as it is now (its own copy of that
+    branch, overwritten): what `merge --rebase` and `--resolve` replay or merge the task onto there."""
+    if is_clone(task):
+        ref = f"refs/heads/{target}"
+        repo.git.at(task.worktree).run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--",
+                                       repo.common_dir, f"+{ref}:{ref}")
+
+
 def sync_all(repo: Repo, tasks: Iterable[Task] | None = None) -> None:
     """`sync` every clone task (of `tasks`, default all)."""
     from git_agents.tasks.store import load_tasks

@@ -1,0 +1,81 @@
+"""Benchmark: `git agent-spawn --isolation=clone` against a worktree spawn: time and disk, same run.
+
+    python -m benchmarks.isolation [--files 20000 100000] [--runs 2]
+
+For each size a generated repository (benchmarks/genrepo.py) gets, alternately (so that
+machine load falls on both alike), `git agent-spawn --no-agent` (a linked worktree) and
+`git agent-spawn --no-agent --isolation=clone` (a local clone, objects hard-linked). Disk is the
+checkout as du counts it (core.worktrees.worktree_size, without `.git`) plus, for a clone, the
+bytes of its `.git` that are its own (files not hard-linked to the repository's objects). Each
+task is removed with `git agent-clean` (not timed). Prints the medians and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.genrepo import bench_env, generate  # noqa: E402
+from benchmarks.sparse_spawn import timed  # noqa: E402
+from git_agents.core.worktrees import worktree_size  # noqa: E402
+
+
+def own_git_bytes(path: str) -> int:
+    """Bytes on disk of a clone's `.git` that are its own: hard-linked object files left out."""
+    total = 0
+    for top, _dirs, files in os.walk(os.path.join(path, ".git")):
+        for name in files:
+            st = os.lstat(os.path.join(top, name))
+            if st.st_nlink == 1:
+                total += st.st_blocks * 512
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its figures."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--files", type=int, nargs="+", default=[20_000, 100_000])
+    p.add_argument("--runs", type=int, default=2)
+    args = p.parse_args(argv)
+    import subprocess
+
+    for files in args.files:
+        tmp = tempfile.mkdtemp(prefix="isolation-bench-")
+        env = bench_env(tmp)
+        try:
+            repo = os.path.join(tmp, "repo")
+            generate(repo, files)
+            times: dict[str, list[float]] = {"worktree": [], "clone": []}
+            sizes: dict[str, list[int]] = {"worktree": [], "clone": []}
+            n = 0
+            for _ in range(args.runs):
+                for kind in ("worktree", "clone"):
+                    n += 1
+                    times[kind].append(timed(["git", "agent-spawn", "--no-agent", "-q", f"--isolation={kind}",
+                                              "--prompt", "bench", str(n)], repo, env))
+                    path = os.path.join(tmp, "repo-worktrees", f"task-{n}")
+                    sizes[kind].append(worktree_size(path) + (own_git_bytes(path) if kind == "clone" else 0))
+                    subprocess.run(["git", "agent-clean", "-q", str(n)], cwd=repo, env=env, check=True)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            size = {k: statistics.median(v) for k, v in sizes.items()}
+            print(f"{files} files:")
+            for kind in ("worktree", "clone"):
+                print(f"  spawn --isolation={kind:<9} median {med[kind]:7.3f} s  {size[kind] / 1e6:8.1f} MB on disk"
+                      f"  (runs: {' '.join(f'{t:.3f}' for t in times[kind])})")
+            print(f"  clone vs worktree: {med['clone'] / med['worktree']:.2f}x the time,"
+                  f" {size['clone'] / max(size['worktree'], 1):.2f}x the disk")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
