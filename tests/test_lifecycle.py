@@ -138,3 +138,30 @@ def test_respawn_after_clean(project: Project, committing_agent: Path) -> None:
     project.ok("spawn", "1", "--prompt", "again")
     row = json.loads(project.ok("status", "--json").stdout)["tasks"][0]
     assert (row["id"], row["state"], row["ahead"], row["title"]) == ("1", "not started", 0, "again")
+
+
+def test_an_agent_that_exits_0_having_done_nothing_is_told_apart(project: Project, committing_agent: Path,
+                                                                 tmp_path: Path) -> None:
+    idle = write_script(tmp_path / "idle.sh", 'echo "Done: the change is committed"\n')
+    project.ok("spawn", "1", "--agent", str(idle), "--prompt", "p")
+    project.ok("spawn", "2", "--agent", str(committing_agent), "--prompt", "p")
+    assert project.ok("wait", "2").stdout == "task 2: exited 0\n"
+    waited = project.agent("wait", "1")
+    assert (waited.returncode, waited.stdout) == (1, "task 1: exited 0, no change\n")
+    rows = {t["id"]: t for t in json.loads(project.ok("status", "--json").stdout)["tasks"]}
+    assert [(r["state"], r["agent"], r["exit_code"]) for r in rows.values()] == [
+        ("exited 0, no change", "exited 0, no change", 0), ("exited 0", "exited", 0)]
+    table = project.ok("status").stdout.splitlines()
+    assert [line.split()[:5] for line in table if line.startswith("1 ")] == [["1", "exited", "0,", "no", "change"]]
+
+    merged = project.agent("merge", "--all")
+    assert merged.returncode == 1
+    assert merged.stdout.splitlines()[1:] == ["1 merged, 1 not merged"]
+    assert merged.stderr == ("warning: skipped task 1: its agent exited 0 having committed and changed nothing"
+                             " (see git agent-logs 1)\n")
+
+    (tmp_path / "tasks.toml").write_text(f'agent = "{idle}"\n[[task]]\nid = "3"\nprompt = "do 3"\n')
+    ran = project.agent("run", str(tmp_path / "tasks.toml"))
+    assert ran.returncode == 1
+    assert ran.stdout[ran.stdout.index("\nReport:\n"):] == (
+        "\nReport:\n  3  exited 0, no change; kept task-3 in ../project-worktrees/task-3\n0 merged, 1 not merged\n")

@@ -63,14 +63,18 @@ def remote_url(request: pytest.FixtureRequest, bare: Path) -> str:
     return request.getfixturevalue("daemon_url")
 
 
-def clone(tmp_path: Path, url: str, name: str, *, trust: bool = True) -> Project:
+def clone(tmp_path: Path, url: str, name: str, *, trust: bool = True, verify: bool | None = False) -> Project:
     """A clone ("a machine") of the remote, with origin pointing at it.
 
     With `trust` its workers run the agent commands the queued tasks name (the tests' scripts).
+    With `verify` False it trusts unsigned results (agent.verifyResults=false, the explicit choice:
+    the tests' workers have no signing keys); None leaves the default (verify).
     """
     run(["git", "clone", "-q", url, str(tmp_path / name)], tmp_path, check=True)
     if trust:
         run(["git", "config", "agent.trustQueueCommands", "true"], tmp_path / name, check=True)
+    if verify is not None:
+        run(["git", "config", "agent.verifyResults", str(verify).lower()], tmp_path / name, check=True)
     return Project(tmp_path / name)
 
 

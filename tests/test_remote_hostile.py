@@ -211,6 +211,12 @@ def test_a_queued_preset_name_runs_this_machines_preset_without_trust(tmp_path: 
     assert states(publisher) == {"1": "done"}
 
 
+UNSIGNED_HINT = ("hint: give each worker a signing key (user.signingkey, gpg.format) and list their public keys "
+                 "where git verify-commit finds them (gpg.format=ssh: gpg.ssh.allowedSignersFile)\n"
+                 "hint: or trust unsigned results, which anyone who can push can forge: git config "
+                 "agent.verifyResults false (once: --no-verify-signatures)\n")
+
+
 def _keys(tmp_path: Path, name: str) -> Path:
     key = tmp_path / "keys" / name
     key.parent.mkdir(exist_ok=True)
@@ -261,12 +267,42 @@ def test_only_results_signed_by_a_trusted_worker_are_merged(tmp_path: Path, bare
     assert merged.stderr == (f"warning: skipped task 2: its result {r2} is not signed by a trusted key"
                              f" (git verify-commit {r2})\n"
                              f"warning: skipped task 3: its result {r3} is not signed by a trusted key"
-                             f" (git verify-commit {r3})\n")
+                             f" (git verify-commit {r3})\n" + UNSIGNED_HINT)
     assert set(remote_refs(publisher, "refs/agents/merged/")) == {"refs/agents/merged/1"}
     # Without verification the forgery would have gone in: the flag is what stops it.
     publisher.git("config", "agent.verifyResults", "false")
     predicted = publisher.agent("merge", "--all", "--remote", "origin", "--dry-run")
     assert predicted.stdout == "Task 2 would merge cleanly\nTask 3 would merge cleanly\n2 would merge, 0 would not\n"
+
+
+def test_a_forged_result_is_refused_by_default_and_trusting_unsigned_results_is_a_choice(
+        tmp_path: Path, bare: Path, committing_agent: Path) -> None:  # noqa: F811
+    url = f"file://{bare}"
+    publisher = clone(tmp_path, url, "publisher", verify=None)  # no choice made: the default
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "t.toml", ["1"], committing_agent)))
+    # Anyone who can push: a branch and a result for task 1, which no worker claimed.
+    attacker = clone(tmp_path, url, "attacker")
+    evil = attacker.commit_file("evil.txt", "forged\n")
+    attacker.git("push", "-q", "origin", f"{evil}:refs/heads/task-1")
+    record = {"version": 1, "task": "1", "worker": "nobody", "exit": 0, "branch": "task-1", "tip": evil}
+    result = forge(attacker, "refs/agents/results/1", "agent-result: task 1 exit 0\n\n" + json.dumps(record),
+                   parents=(evil,))[:12]
+    before = remote_refs(publisher, "refs/heads/main")
+
+    unsigned = (f"warning: skipped task 1: its result {result} is not signed by a trusted key (git verify-commit "
+                f"{result})\n" + UNSIGNED_HINT)
+    merged = publisher.agent("merge", "--all", "--remote", "origin")
+    assert (merged.returncode, merged.stdout, merged.stderr) == (1, "0 merged, 1 not merged\n", unsigned)
+    predicted = publisher.agent("merge", "--all", "--remote", "origin", "--dry-run")
+    assert (predicted.returncode, predicted.stdout, predicted.stderr) == (1, "0 would merge, 1 would not\n", unsigned)
+    assert remote_refs(publisher, "refs/heads/main") == before and remote_refs(publisher, "refs/agents/merged/") == {}
+
+    # Trusting unsigned results is an explicit choice, for one run or in the configuration.
+    predicted = publisher.agent("merge", "--all", "--remote", "origin", "--no-verify-signatures", "--dry-run")
+    assert (predicted.stdout, predicted.stderr) == ("Task 1 would merge cleanly\n1 would merge, 0 would not\n", "")
+    publisher.git("config", "agent.verifyResults", "false")
+    assert publisher.agent("merge", "--all", "--remote", "origin").returncode == 0
+    assert publisher.git("show", "origin/main:evil.txt") == "forged"  # what trusting unsigned results means
 
 
 def test_verify_signatures_needs_remote(project: Project) -> None:

@@ -80,11 +80,12 @@ later run checks it again). --dry-run --remote fetches and predicts; it pushes n
 cannot be used (not JSON, a newer format version, a result whose commit does not carry the tip
 it names) is left out with a warning; the others merge.
 
---verify-signatures (or agent.verifyResults=true) with --remote merges only results whose
-result commit has a good signature by a trusted key, as `git verify-commit` decides (SSH keys:
-those listed in gpg.ssh.allowedSignersFile; OpenPGP: your keyring); workers sign their results
-when they have a signing key (user.signingkey, gpg.format). Other results are left out with a
-warning. Without it, anyone who can push to the remote can publish a result that merges.
+With --remote, only results whose result commit has a good signature by a trusted key merge,
+as `git verify-commit` decides (SSH keys: those listed in gpg.ssh.allowedSignersFile; OpenPGP:
+your keyring); workers sign their results when they have a signing key (user.signingkey,
+gpg.format). Other results are left out with a warning and a hint. Trusting unsigned results
+is an explicit choice: agent.verifyResults=false, or --no-verify-signatures for one run; then
+anyone who can push to the remote can publish a result that merges.
 
 --dry-run reports, in merge order, what would happen to each task (each prediction includes
 the tasks merged before it) without moving any ref or touching any worktree. It refuses as the
@@ -149,8 +150,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="merge every finished task with commits, in id order")
     add_verbosity(p)
     p.add_argument("--remote", metavar="<remote>", help="merge the finished tasks of the queue on <remote>")
-    p.add_argument("--verify-signatures", action="store_true",
-                   help="--remote: merge only results signed by a trusted key (default: agent.verifyResults)")
+    p.add_argument("--verify-signatures", action=argparse.BooleanOptionalAction, default=None,
+                   help="--remote: merge only results signed by a trusted key (default: agent.verifyResults, true);"
+                        " --no-verify-signatures trusts unsigned results")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="only report, in merge order, which tasks would merge and which would conflict")
     p.add_argument("--check", metavar="<cmd>",
@@ -197,8 +199,8 @@ def run(args: argparse.Namespace) -> int:
 
         return merge_remote(repo, args.remote, args.ids, check=check, batch=args.check_batch,
                             dry_run=args.dry_run, verbosity=args.verbosity,
-                            verify=True if args.verify_signatures else None)
-    if args.verify_signatures:
+                            verify=args.verify_signatures)
+    if args.verify_signatures is not None:
         raise UsageError("--verify-signatures verifies the results of a shared queue: it needs --remote")
     if args.rebase and (args.interactive or args.check_batch):
         raise UsageError("--rebase cannot be combined with --interactive or --check-batch")

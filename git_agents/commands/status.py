@@ -24,7 +24,8 @@ DESCRIPTION = """\
 Show one row per task (or only the tasks named): its id, state, commits ahead of its target
 branch, files changed, whether its worktree holds uncommitted or untracked work, its branch,
 worktree and title. The state is one of: not started (no agent was run), running, exited <n>,
-exited 0, work not committed (the agent left changes but no commit), died (the agent ended
+exited 0, work not committed (the agent left changes but no commit), exited 0, no change (it
+committed nothing and left its worktree as it found it: it did nothing, whatever it said), died (the agent ended
 without recording an exit status), failed (spawn could not start it, or its setup failed),
 interrupted (git agent-run was stopped while it ran), worktree missing, conflict (the last
 merge attempt conflicted), check-failed, merged, incomplete (the record was left half-written

@@ -20,7 +20,9 @@ Wait until the agents of the named tasks (or of every task, with --all) have exi
 each as it finishes. Tasks without a running agent are reported at once. A task since whose
 spawn the shared config, hooks/ or info/exclude changed gets a warning with the diff (an agent's
 git can write them; see git agent-status). Exits 1 if any agent exited non-zero, died, could
-not start, or if the timeout passed first.
+not start, exited 0 without committing its work ("exited 0, work not committed") or having
+changed nothing at all ("exited 0, no change": there is nothing to merge, whatever the agent
+said), or if the timeout passed first.
 
 --until-input also returns once each agent has either exited or is an interactive one (--tmux)
 waiting for you (a question, a permission, a first-run dialog: see git agent-status), printing

@@ -103,10 +103,11 @@ SETTINGS: tuple[Setting, ...] = (
             "When true, git agent-worker without --agent runs the agent command a queued task names (any "
             "shell command line, written by whoever could push to the remote). When false, such a task is "
             "left unclaimed with a message; a task naming one of this machine's presets runs either way."),
-    Setting("agent.verifyResults", "false",
-            "When true, git agent-merge --remote merges only results whose commit carries a good signature "
-            "by a trusted key (git verify-commit; for SSH keys gpg.ssh.allowedSignersFile), as "
-            "--verify-signatures does; other results are skipped with a warning."),
+    Setting("agent.verifyResults", "true",
+            "When true (the default), git agent-merge --remote merges only results whose commit carries a good "
+            "signature by a trusted key (git verify-commit; for SSH keys gpg.ssh.allowedSignersFile); other "
+            "results are skipped with a warning. false trusts unsigned results, which anyone who can push to "
+            "the remote can forge (--no-verify-signatures does so once)."),
 )
 
 DEFAULTS = {s.key.lower(): s.default for s in SETTINGS}

@@ -23,7 +23,7 @@ from git_agents.merging.journal import Entry, Journal
 from git_agents.tasks import rounds, usage
 from git_agents.tasks.notes import note_fields
 from git_agents.tasks.prompt import render
-from git_agents.tasks.status import agent_state, branch_tips, unsaved_by_task
+from git_agents.tasks.status import NO_CHANGE, agent_state, branch_tips, unsaved_by_task
 from git_agents.tasks.store import Task, join_paths, load_tasks, now_iso
 
 if TYPE_CHECKING:
@@ -88,6 +88,8 @@ def eligible(repo: Repo, task: Task, explicit: bool, tips: Mapping[str, str] | N
     state, code, _ = agent_state(repo, task, tips=tips)
     if state == "running":
         return "its agent is still running"
+    if state == NO_CHANGE:  # say so, rather than "no commits to merge" (or nothing, with --all)
+        return f"its agent exited 0 having committed and changed nothing (see git agent-logs {task.id})"
     if not explicit and state not in ("exited", "not started"):
         return f"its agent {state}"
     if not explicit and state == "exited" and code != 0:

@@ -42,8 +42,9 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
     With `check`, each merged result is checked in the scratch worktree before the chain goes
     on (as a local merge does, see checks.py); a result that fails is left out and recorded on
     the remote as refs/agents/rejected/<id>. With `dry_run`, only predict: nothing is pushed.
-    With `verify` (default: agent.verifyResults), only results whose commit has a good signature
-    by a trusted key are merged. A task whose records cannot be used is left out with a warning.
+    With `verify` (default: agent.verifyResults, on unless the user chose to trust unsigned
+    results), only results whose commit has a good signature by a trusted key are merged. A task
+    whose records cannot be used is left out with a warning.
     """
     queue = RemoteQueue(repo, remote)
     if verify is None:
@@ -118,7 +119,20 @@ def _check_verify_config(repo: Repo) -> None:
     if fmt == "ssh" and not signers:
         raise AgentError("cannot verify the results' signatures: gpg.ssh.allowedSignersFile is not set",
                          hint="list the workers' public keys in a file and point gpg.ssh.allowedSignersFile at it"
-                              " (see ssh-keygen(1), ALLOWED SIGNERS)")
+                              " (see ssh-keygen(1), ALLOWED SIGNERS)\n" + _TRUST_HINT)
+
+
+_UNSIGNED = "is not signed by a trusted key"
+_TRUST_HINT = ("or trust unsigned results, which anyone who can push can forge: git config agent.verifyResults "
+               "false (once: --no-verify-signatures)")
+
+
+def _hint_unsigned(problems: dict[str, str]) -> None:
+    """After the report: when results were left out for want of a signature, say how to sign or trust them."""
+    if any(_UNSIGNED in why for why in problems.values()):
+        sys.stderr.write("hint: give each worker a signing key (user.signingkey, gpg.format) and list their "
+                         "public keys where git verify-commit finds them (gpg.format=ssh: "
+                         f"gpg.ssh.allowedSignersFile)\nhint: {_TRUST_HINT}\n")
 
 
 def _predict(repo: Repo, queue: RemoteQueue, groups: dict[str, list[RemoteTask]], problems: dict[str, str],
@@ -131,7 +145,9 @@ def _predict(repo: Repo, queue: RemoteQueue, groups: dict[str, list[RemoteTask]]
             problems.update((task.id, f"its target branch '{target}' is not on {queue.remote}") for task in group)
         else:
             attempts += _merge_group(repo, old, group, None, False)[1]
-    return report(repo, attempts, problems, opts, dry_run=True, kept=f"its branch stays on {queue.remote}")
+    code = report(repo, attempts, problems, opts, dry_run=True, kept=f"its branch stays on {queue.remote}")
+    _hint_unsigned(problems)
+    return code
 
 
 def _ready(repo: Repo, queue: RemoteQueue, tasks: list[RemoteTask], *, explicit: bool,
@@ -170,7 +186,7 @@ def _ready(repo: Repo, queue: RemoteQueue, tasks: list[RemoteTask], *, explicit:
             problems[task.id] = "its result is malformed (its commit does not carry the tip it names)"
             continue
         if verify and not git.ok("verify-commit", task.result):
-            problems[task.id] = (f"its result {task.result[:12]} is not signed by a trusted key"
+            problems[task.id] = (f"its result {task.result[:12]} {_UNSIGNED}"
                                  f" (git verify-commit {task.result[:12]})")
             continue
         try:
@@ -264,5 +280,7 @@ def _report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], remot
             moved: dict[str, tuple[str, str]], opts: Options) -> int:
     """Print what happened in the one report format of every merge (merging/report.py); the exit code."""
     pushed = [f"Pushed {target} to {remote} ({old[:12]}..{new[:12]})" for target, (old, new) in moved.items()]
-    return report(repo, attempts, problems, opts, dry_run=False, kept=f"its branch stays on {remote}",
+    code = report(repo, attempts, problems, opts, dry_run=False, kept=f"its branch stays on {remote}",
                   landed=pushed)
+    _hint_unsigned(problems)
+    return code

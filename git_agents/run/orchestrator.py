@@ -33,7 +33,7 @@ from git_agents.pool import slots as pool
 from git_agents.run.taskfile import TaskFile, TaskSpec
 from git_agents.tasks import agent, usage
 from git_agents.tasks.presets import expand, expand_interactive
-from git_agents.tasks.status import NOT_COMMITTED, agent_state
+from git_agents.tasks.status import NO_CHANGE, NOT_COMMITTED, agent_state
 from git_agents.tasks.store import Task, load_tasks, write_task
 from git_agents.tasks.tmux import tmux_program
 
@@ -515,8 +515,8 @@ class Run:
             except AgentError as exc:
                 job.outcome = f"{NOT_COMMITTED} (agent.autoCommit failed: {exc.message.splitlines()[0]})"
                 return
-        if state == NOT_COMMITTED:
-            job.state = job.outcome = NOT_COMMITTED
+        if state in (NOT_COMMITTED, NO_CHANGE):
+            job.state = job.outcome = state
         elif state != "exited":
             job.outcome = f"agent {state}"
         elif code != 0:

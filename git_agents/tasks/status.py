@@ -33,7 +33,8 @@ class TaskStatus:
     worktree: str
     base: str
     state: str  # the one word or phrase shown in the STATE column
-    agent: str  # not started | running | exited | exited 0, work not committed | died | failed to start
+    agent: str  # not started | running | exited | exited 0, work not committed | exited 0, no change | died
+    #             | failed to start
     exit_code: int | None
     pid: int | None
     started: str
@@ -67,29 +68,32 @@ class TaskStatus:
 
 
 NOT_COMMITTED = "exited 0, work not committed"
+NO_CHANGE = "exited 0, no change"  # committed nothing, changed nothing: an agent that did nothing (or says it did)
 
 
-def work_not_committed(repo: Repo, task: Task, tips: Mapping[str, str] | None = None) -> bool:
-    """Whether the task's branch has no commits of its own while its worktree holds changes.
+def exited_0_outcome(repo: Repo, task: Task, tips: Mapping[str, str] | None = None) -> str:
+    """What an agent that exited 0 left: NOT_COMMITTED (no commit of its own, changes in its
+    worktree), NO_CHANGE (neither), else "exited" (commits of its own, or nothing to look at).
 
     `tips` (branch_tips, as the caller read them) saves reading the branch again."""
     if not task.worktree or not os.path.isdir(task.worktree) or not task.base_commit:
-        return False
+        return "exited"
     if tips is None:
         ref = f"refs/heads/{task.branch}"
         tips = {task.branch: repo.git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()}
     if tips.get(task.branch) != task.base_commit:
-        return False
-    return bool(unsaved_by_task(repo, [task], tips)[task.id])
+        return "exited"
+    return NOT_COMMITTED if unsaved_by_task(repo, [task], tips)[task.id] else NO_CHANGE
 
 
 def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
                 tips: Mapping[str, str] | None = None) -> tuple[str, int | None, str]:
     """(agent state, exit code, finish time) of a task's agent.
 
-    An agent that exited 0 without a commit of its own but with changes in its worktree is
-    NOT_COMMITTED rather than "exited" (with `check_work`; it costs up to two git calls, one
-    fewer with the branch `tips` the caller has read, none when the worktree is sealed).
+    An agent that exited 0 without a commit of its own is NOT_COMMITTED when it left changes in
+    its worktree, NO_CHANGE when it left none, rather than "exited" (with `check_work`; it costs
+    up to two git calls, one fewer with the branch `tips` the caller has read, none when the
+    worktree is sealed).
     """
     if task.state == "failed" and not task.pid and not task.launch:
         return "failed to start", None, ""
@@ -106,8 +110,8 @@ def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
             from git_agents.tasks.isolation import sync
 
             sync(repo, task)  # a clone task's work, fetched back (with `tips`, branch_tips did)
-        if check_work and record.code == 0 and work_not_committed(repo, task, tips):
-            return NOT_COMMITTED, 0, record.finished
+        if check_work and record.code == 0:
+            return exited_0_outcome(repo, task, tips), 0, record.finished
         return "exited", record.code, record.finished
     if task.state == "failed" and not task.pid:
         return "failed to start", None, ""
@@ -331,6 +335,8 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
             shown = "worktree missing"
         elif state_word == "exited" and code == 0 and n_ahead == 0 and dirty.get(t.id):
             shown = state_word = NOT_COMMITTED
+        elif state_word == "exited" and code == 0 and tip == t.base_commit and dirty.get(t.id) is False:
+            shown = state_word = NO_CHANGE
         elif state_word == "exited":
             shown = f"exited {code}"
         elif state_word == "not started" and t.after:  # git agent-run starts it once these merged
