@@ -204,11 +204,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--rebase cannot be combined with --interactive or --check-batch")
     if args.resolve is not None and (args.interactive or args.rebase or args.check_batch):
         raise UsageError("--resolve cannot be combined with --interactive, --rebase or --check-batch")
-    from git_agents.lifecycle.start import launch_resolver, resolve_options
+    resolve, tries, launcher = None, 1, None
+    if args.resolve is not None:  # only then: lifecycle.start imports half the package (40-130 ms)
+        from git_agents.lifecycle.start import launch_resolver, resolve_options
 
-    resolve, tries = resolve_options(repo, args.resolve, os.getcwd())
+        resolve, tries = resolve_options(repo, args.resolve, os.getcwd())
+        launcher = launch_resolver
     opts = Options(check, args.check_batch, args.interactive, args.rebase, show_empty=not args.all,
-                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=tries, launcher=launch_resolver,
+                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=tries, launcher=launcher,
                    verify=not args.no_verify)
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:
