@@ -53,7 +53,9 @@ worktree are untouched, and the other tasks still merge (a hint then names the w
 it anyway: --rebase, --resolve, --interactive). A task whose worktree holds
 uncommitted or untracked work is skipped with a warning (a worktree sealed when its agent
 exited, and unchanged since, is known without running git status there: see agent.sealWorktrees
-in git-agents(7)). Exits 1 if any task did not merge.
+in git-agents(7); when agents' worktrees had to be checked in full for a known reason, such as
+seals turned off or no inotify instance left, one "note:" line on stderr says so). Exits 1 if
+any task did not merge.
 
 Hooks run as `git merge --no-ff` runs them: before each merge commit pre-merge-commit,
 prepare-commit-msg <file> merge and commit-msg <file>, through `git hook run` in the worktree

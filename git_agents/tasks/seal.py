@@ -110,14 +110,22 @@ def _gitdir(worktree: str) -> str | None:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(worktree, path))
 
 
-def _head_and_index(worktree: str) -> tuple[str, tuple[int, int, int, int]] | None:
+def head_of(worktree: str) -> str | None:
+    """The content of the worktree's HEAD file ("ref: refs/heads/x" or a commit id), or None."""
     gitdir = _gitdir(worktree)
     if gitdir is None:
         return None
     try:
         with open(os.path.join(gitdir, "HEAD"), encoding="utf-8", errors="surrogateescape") as fh:
-            head = fh.read().strip()
+            return fh.read().strip()
     except OSError:
+        return None
+
+
+def _head_and_index(worktree: str) -> tuple[str, tuple[int, int, int, int]] | None:
+    gitdir = _gitdir(worktree)
+    head = head_of(worktree)
+    if gitdir is None or head is None:
         return None
     try:
         st = os.stat(os.path.join(gitdir, "index"))

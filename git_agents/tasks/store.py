@@ -160,7 +160,12 @@ def create_task(repo: Repo, task: Task) -> None:
 
 def delete_task(repo: Repo, task_id: str) -> None:
     """Forget a task's live metadata (its durable history stays in the notes)."""
-    sections = [(SECTION, task_id)]
+    delete_tasks(repo, [task_id])
+
+
+def delete_tasks(repo: Repo, task_ids: list[str]) -> None:
+    """Forget many tasks' live metadata in one write of the config file."""
+    sections: list[tuple[str, str | None]] = [(SECTION, task_id) for task_id in task_ids]
     with RepoLock(repo.common_dir):
         before, after = edit_config_file(os.path.join(repo.common_dir, "config"), {}, remove_sections=sections)
     repo.config_written(before, after, {}, sections)
