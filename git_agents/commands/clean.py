@@ -11,7 +11,13 @@ from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import ExitCode, UsageError
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import newest_mtime, prune_worktrees
-from git_agents.lifecycle.remove import is_merged, remove_task, what_would_be_lost
+from git_agents.lifecycle.remove import (
+    finish_removals,
+    is_merged,
+    ref_facts,
+    remove_worktree_of,
+    what_would_be_lost,
+)
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.store import Task
 
@@ -70,25 +76,34 @@ def run(args: argparse.Namespace) -> int:
         tasks, contained = _stale(repo, tasks, args.stale)
     kept = 0
     here = os.path.realpath(os.getcwd())
-    for task in tasks:
-        if task.worktree and (here + "/").startswith(os.path.realpath(task.worktree) + "/"):
-            sys.stderr.write(f"error: not removing task {task.id}: you are inside its worktree\n"
-                             f"hint: cd out of {task.worktree} first\n")
-            kept += 1
-            continue
-        reasons = [] if args.force else what_would_be_lost(repo, task)
-        if task.id in contained:  # its commits are in another branch: deleting its branch loses none
-            reasons = [r for r in reasons if not r.startswith(f"its branch {task.branch} has ")]
-        if reasons:
-            sys.stderr.write(f"error: not removing task {task.id}: {'; '.join(reasons)}\n"
-                             f"hint: merge or save that work first, or pass --force to discard it\n")
-            kept += 1
-            continue
-        if args.dry_run:
-            print(f"Would remove task {task.id}" + (f" (worktree {task.worktree}, branch {task.branch})"
-                                                    if args.verbosity > 0 else ""))
-            continue
-        remove_task(repo, task, force=args.force)
+    facts = ref_facts(repo, tasks) if tasks else None
+    removed: list[Task] = []
+    try:
+        for task in tasks:
+            if task.worktree and (here + "/").startswith(os.path.realpath(task.worktree) + "/"):
+                sys.stderr.write(f"error: not removing task {task.id}: you are inside its worktree\n"
+                                 f"hint: cd out of {task.worktree} first\n")
+                kept += 1
+                continue
+            reasons = [] if args.force else what_would_be_lost(repo, task, facts)
+            if task.id in contained:  # its commits are in another branch: deleting its branch loses none
+                reasons = [r for r in reasons if not r.startswith(f"its branch {task.branch} has ")]
+            if reasons:
+                sys.stderr.write(f"error: not removing task {task.id}: {'; '.join(reasons)}\n"
+                                 f"hint: merge or save that work first, or pass --force to discard it\n")
+                kept += 1
+                continue
+            if args.dry_run:
+                print(f"Would remove task {task.id}" + (f" (worktree {task.worktree}, branch {task.branch})"
+                                                        if args.verbosity > 0 else ""))
+                continue
+            # The worktrees one by one; then the branches, port blocks and records of all the tasks
+            # at once (a git call per task would parse a config file that grows with the tasks).
+            remove_worktree_of(repo, task, force=args.force)
+            removed.append(task)
+    finally:  # even when one removal fails: the tasks removed so far are finished
+        finish_removals(repo, removed)
+    for task in removed:
         if args.verbosity >= 0:
             print(f"Removed task {task.id}" + (f" (worktree {task.worktree}, branch {task.branch})"
                                                if args.verbosity > 0 else ""))

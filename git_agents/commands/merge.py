@@ -53,7 +53,9 @@ worktree are untouched, and the other tasks still merge (a hint then names the w
 it anyway: --rebase, --resolve, --interactive). A task whose worktree holds
 uncommitted or untracked work is skipped with a warning (a worktree sealed when its agent
 exited, and unchanged since, is known without running git status there: see agent.sealWorktrees
-in git-agents(7)). Exits 1 if any task did not merge.
+in git-agents(7); when agents' worktrees had to be checked in full for a known reason, such as
+seals turned off or no inotify instance left, one "note:" line on stderr says so). Exits 1 if
+any task did not merge.
 
 Hooks run as `git merge --no-ff` runs them: before each merge commit pre-merge-commit,
 prepare-commit-msg <file> merge and commit-msg <file>, through `git hook run` in the worktree
@@ -206,11 +208,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--rebase cannot be combined with --interactive or --check-batch")
     if args.resolve is not None and (args.interactive or args.rebase or args.check_batch):
         raise UsageError("--resolve cannot be combined with --interactive, --rebase or --check-batch")
-    from git_agents.lifecycle.start import launch_resolver, resolve_options
+    resolve, tries, launcher = None, 1, None
+    if args.resolve is not None:  # only then: lifecycle.start imports half the package (40-130 ms)
+        from git_agents.lifecycle.start import launch_resolver, resolve_options
 
-    resolve, tries = resolve_options(repo, args.resolve, os.getcwd())
+        resolve, tries = resolve_options(repo, args.resolve, os.getcwd())
+        launcher = launch_resolver
     opts = Options(check, args.check_batch, args.interactive, args.rebase, show_empty=not args.all,
-                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=tries, launcher=launch_resolver,
+                   verbosity=args.verbosity, resolve=resolve, resolve_attempts=tries, launcher=launcher,
                    verify=not args.no_verify)
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:

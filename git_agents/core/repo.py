@@ -79,6 +79,19 @@ class Repo:
             self._config_file = None
         return parse_config_list(self.git.run("config", "-z", "--list").out)
 
+    def refresh_config(self) -> None:
+        """Read the configuration again if the repository's config file changed since it was read
+        (where other processes record tasks); one file read instead of a git call when it has not."""
+        if "config" not in self.__dict__:
+            return
+        try:
+            with open(os.path.join(self.common_dir, "config"), "rb") as fh:
+                now: bytes | None = fh.read()
+        except OSError:
+            now = None
+        if now is None or now != self._config_file:
+            self.reload_config()
+
     def reload_config(self) -> None:
         """Forget the cached configuration: the next look-up reads it again (to see other processes' writes)."""
         self.__dict__.pop("config", None)

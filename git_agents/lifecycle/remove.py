@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 
 from git_agents.core.errors import AgentError, ExitCode
 from git_agents.core.repo import Repo
@@ -13,10 +14,41 @@ from git_agents.core.worktrees import (
     unsaved_work,
 )
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent
+from git_agents.tasks import agent, seal
 from git_agents.tasks.isolation import is_clone, remove_clone, sync, unfetched_commits
-from git_agents.tasks.ports import release as release_ports
-from git_agents.tasks.store import Task, delete_task
+from git_agents.tasks.ports import release_all as release_ports
+from git_agents.tasks.store import Task, delete_tasks
+
+
+@dataclass(frozen=True)
+class RefFacts:
+    """What removing many tasks asks about their branches, read with one git call per target
+    instead of three per task (each git call also parses the config, which grows with the tasks)."""
+
+    tips: dict[str, str]  # every branch -> its commit
+    merged: dict[str, set[str]]  # target branch -> the branches merged into it
+
+
+def ref_facts(repo: Repo, tasks: list[Task]) -> RefFacts:
+    """RefFacts for `tasks`: one for-each-ref of the branches, one `--merged` list per target."""
+    from git_agents.tasks.status import branch_tips
+
+    tips = branch_tips(repo)
+    merged: dict[str, set[str]] = {}
+    for target in sorted({t.base for t in tasks if t.base and t.base in tips}):
+        out = repo.git.run("for-each-ref", "--format=%(refname)", f"--merged=refs/heads/{target}", "refs/heads/").out
+        merged[target] = {ref.removeprefix("refs/heads/") for ref in out.splitlines()}
+    return RefFacts(tips, merged)
+
+
+def _has_branch(repo: Repo, name: str, facts: RefFacts | None) -> bool:
+    return name in facts.tips if facts is not None else repo.git.has_ref(f"refs/heads/{name}")
+
+
+def _merged_into(repo: Repo, branch: str, target: str, facts: RefFacts | None) -> bool:
+    if facts is not None:
+        return branch in facts.merged.get(target, set())
+    return repo.git.ok("merge-base", "--is-ancestor", f"refs/heads/{branch}", f"refs/heads/{target}")
 
 
 def is_merged(repo: Repo, task: Task) -> bool:
@@ -39,14 +71,16 @@ def commits_on_detached_head(repo: Repo, worktree: str, keep: list[str] | None =
     return int(res.out.strip()) if res.code == 0 and res.out.strip().isdigit() else 0
 
 
-def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
-    """Reasons a task cannot be removed without --force (empty: safe)."""
+def what_would_be_lost(repo: Repo, task: Task, facts: RefFacts | None = None) -> list[str]:
+    """Reasons a task cannot be removed without --force (empty: safe). `facts`: the branches as
+    ref_facts read them just before (for many tasks), else asked here."""
     reasons = []
     found = agent.running(task)
     if found is not None:
         reasons.append(f"its agent is still running (pid {found[0]})")
     if is_clone(task) and task.worktree and os.path.isdir(task.worktree) and found is None:
         sync(repo, task)
+        facts = None  # the sync may have moved its branch since the facts were read
         elsewhere = unfetched_commits(repo, task)
         if elsewhere:
             reasons.append(f"its clone has {elsewhere} commit(s) on other branches or its HEAD that its branch"
@@ -59,15 +93,18 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
         slot = pool.read_slots(repo, details=True).get(task.slot) if task.slot else None
         if slot and slot.claim and slot.claim.task == task.id and slot.claim.commit:
             keep.append(slot.claim.commit)
-        detached = 0 if is_clone(task) else commits_on_detached_head(repo, task.worktree, keep)
+        head = seal.head_of(task.worktree)
+        # On a branch, HEAD's commits are that branch's, judged below: no walk needed.
+        detached = 0 if is_clone(task) or (head is not None and head.startswith("ref: ")) else \
+            commits_on_detached_head(repo, task.worktree, keep)
         if detached:
             reasons.append(f"its slot {task.slot} has {detached} commit(s) that no branch contains" if task.slot else
                            f"its worktree has a detached HEAD with {detached} commit(s) that no branch contains")
     branch = f"refs/heads/{task.branch}"
-    if task.branch and repo.git.has_ref(branch):
+    if task.branch and _has_branch(repo, task.branch, facts):
         target = f"refs/heads/{task.base}"
-        target_exists = repo.git.has_ref(target)
-        if not target_exists or not repo.git.ok("merge-base", "--is-ancestor", branch, target):
+        target_exists = _has_branch(repo, task.base, facts)
+        if not target_exists or not _merged_into(repo, task.branch, task.base, facts):
             ahead = repo.git("rev-list", "--count", branch, "--not", target, "--") if target_exists else "some"
             reasons.append(f"its branch {task.branch} has {ahead} commit(s) not merged into {task.base}")
     return reasons
@@ -79,6 +116,13 @@ def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
     Without `force` the caller has checked what_would_be_lost; a removal never starts while a
     process of the task's agent runs (with `force`, it is stopped and waited for first).
     """
+    remove_worktree_of(repo, task, force=force)
+    finish_removals(repo, [task])
+
+
+def remove_worktree_of(repo: Repo, task: Task, *, force: bool) -> None:
+    """The first half of remove_task: the agent stopped (with `force`) and the worktree removed
+    or its pool slot released. finish_removals does the rest, for many tasks at once."""
     if force:
         agent.stop_task(task, repo.task_dir(task.id))
     else:
@@ -100,10 +144,22 @@ def remove_task(repo: Repo, task: Task, *, force: bool) -> None:
         remove_clone(task.worktree)
     elif task.worktree and os.path.lexists(task.worktree):
         remove_worktree(repo, task.worktree, force=force)
-    if task.branch and repo.git.has_ref(f"refs/heads/{task.branch}"):
-        repo.git.run("branch", "-D", "--quiet", task.branch)
-    release_ports(repo, task)
-    delete_task(repo, task.id)
-    shutil.rmtree(repo.task_dir(task.id), ignore_errors=True)
+
+
+def finish_removals(repo: Repo, tasks: list[Task]) -> None:
+    """The second half of remove_task for tasks whose worktrees are gone: their branches deleted
+    (one git call), their port blocks returned and their records forgotten (one write each)."""
+    if not tasks:
+        return
+    from git_agents.tasks.status import branch_tips
+
+    tips = branch_tips(repo, {t.branch for t in tasks if t.branch})
+    branches = [t.branch for t in tasks if t.branch in tips]
+    if branches:
+        repo.git.run("branch", "-D", "--quiet", *branches)
+    release_ports(repo, tasks)
+    delete_tasks(repo, [t.id for t in tasks])
+    for task in tasks:
+        shutil.rmtree(repo.task_dir(task.id), ignore_errors=True)
 
 

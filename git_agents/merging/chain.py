@@ -24,7 +24,7 @@ from git_agents.merging.hooks import MergeHooks
 from git_agents.merging.inmemory import Attempt, advance_branch, merge_in_memory, put_worktree_back
 from git_agents.merging.journal import Journal
 from git_agents.tasks.notes import NOTES_REF, add_notes
-from git_agents.tasks.store import write_task
+from git_agents.tasks.store import write_tasks
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,14 @@ Blocker = Callable[[str, str], "str | None"]  # (current, merged commit) -> why 
 def _chain(git: Git, start: str, candidates: Sequence[Candidate],
            gate: Callable[[Attempt], CheckResult | None], stop: bool = False,
            blocker: Blocker | None = None, sign: bool = False,
-           hooks: MergeHooks | None = None) -> tuple[list[Attempt], str]:
+           hooks: MergeHooks | None = None, start_tree: str = "") -> tuple[list[Attempt], str]:
     """Merge candidates one on top of the other from `start`; `blocker`, then `gate`, may veto a merged result.
 
     With `stop`, the chain ends at the first conflict (whose attempt is the last one returned).
+    `start_tree`: the tree of `start`, when the caller has it (else one more git call).
     """
     attempts = []
-    current, tree = start, git("rev-parse", f"{start}^{{tree}}")
+    current, tree = start, start_tree or git("rev-parse", f"{start}^{{tree}}")
     for cand in candidates:
         attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree, sign=sign,
                                   hooks=hooks, branch=cand.branch)
@@ -77,7 +78,7 @@ def _record_check(attempt: Attempt, verdict: CheckResult) -> None:
 def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: Checker | None = None,
                 *, batch: bool = False, stop_at_conflict: bool = False,
                 blocker: Blocker | None = None, sign: bool = False,
-                hooks: MergeHooks | None = None) -> tuple[list[Attempt], str]:
+                hooks: MergeHooks | None = None, start_tree: str = "") -> tuple[list[Attempt], str]:
     """Every candidate's attempt, in order, and the commit the target would end at.
 
     With a checker, each merged result is checked before the chain goes on (a failing task is
@@ -87,17 +88,20 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
     result that could not land (status "blocked", the reason in check_output) before any check.
     With `sign`, merge commits are signed (commit-tree -S, with user.signingKey), as `git merge` would;
     with `hooks`, git merge's commit hooks run before each merge commit (a refusal leaves that task out).
+    `start_tree`: the tree of `start`, when the caller has it.
     """
     stop = stop_at_conflict
     if checker is None:
-        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign, hooks)
+        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign, hooks, start_tree)
     if not batch:
-        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker, sign, hooks)
+        return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker, sign, hooks,
+                      start_tree)
     done: list[Attempt] = []
     rest = list(candidates)
     base = start
     while True:
-        attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker, sign, hooks)
+        attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker, sign, hooks,
+                               start_tree if base == start else "")
         merged = [a for a in attempts if a.status == "merged"]
         if not merged:
             return done + attempts, end
@@ -163,8 +167,10 @@ def _land(repo: Repo, plan: Journal) -> None:
                          hint="put the branch back, or remove the journal by hand: "
                               + journal_file.path(repo.state_dir))
     add_notes(repo, {e.commit: e.note for e in plan.entries if e.status == "merged"})
+    states: dict[str, dict[str, str | None]] = {}
     for entry in plan.entries:
-        write_task(repo, entry.task_id, **entry.state)
+        states.setdefault(entry.task_id, {}).update(entry.state)
+    write_tasks(repo, states)
     journal_file.remove(repo.state_dir)
 
 
@@ -212,6 +218,8 @@ def _undo(repo: Repo, plan: Journal) -> None:
 
         with RepoLock(repo.common_dir):
             git.run("notes", f"--ref={NOTES_REF}", "remove", "--ignore-missing", *commits)
-    for entry in entries:
-        write_task(repo, entry.task_id, **entry.before)
+    before: dict[str, dict[str, str | None]] = {}
+    for entry in entries:  # in order: a later entry of the same task wins, as when written one by one
+        before.setdefault(entry.task_id, {}).update(entry.before)
+    write_tasks(repo, before)
     journal_file.remove(repo.state_dir)

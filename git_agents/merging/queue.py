@@ -209,7 +209,7 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
         if not plain:
             _target_checks.wait_all()
         # ... or may have merged some of these tasks meanwhile: decide on fresh metadata.
-        repo.reload_config()
+        repo.refresh_config()
         done_meanwhile = {t.id for t in load_tasks(repo).values() if t.state == "merged"}
         targets = {target: kept for target, group in targets.items()
                    if (kept := [t for t in group if t.id not in done_meanwhile])}
@@ -295,9 +295,10 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
 
     git = repo.git
     # One call for the target and every tip.
-    names = [f"refs/heads/{target}^{{commit}}"] + [f"refs/heads/{t.branch}^{{commit}}" for t in tasks]
+    names = [f"refs/heads/{target}^{{tree}}", f"refs/heads/{target}^{{commit}}"] + \
+        [f"refs/heads/{t.branch}^{{commit}}" for t in tasks]
     commits = git("rev-parse", *names).split()
-    orig, tips = commits[0], commits[1:]
+    orig_tree, orig, tips = commits[0], commits[1], commits[2:]
     candidates = [Candidate(t.id, tip, merge_message(repo, t), t.branch) for t, tip in zip(tasks, tips)]
     sign = signs_commits(repo)
     by_task = {t.id: tip for t, tip in zip(tasks, tips)}
@@ -307,12 +308,12 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
         # of them exists in the target's worktree is the chain built again, merge by merge
         # against the worktree's untracked files (whose listing walks the whole worktree).
         attempts, new = build_chain(git, orig, candidates, None, batch=batch, stop_at_conflict=stop_at_conflict,
-                                    sign=sign)
+                                    sign=sign, start_tree=orig_tree)
         if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
             return attempts, orig, new, by_task
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
                                 stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, worktree),
-                                sign=sign, hooks=hooks)
+                                sign=sign, hooks=hooks, start_tree=orig_tree)
     return attempts, orig, new, by_task
 
 

@@ -173,9 +173,17 @@ def _record(repo: Repo, task: Task, held: Lease) -> Lease:
 
 def release(repo: Repo, task: Task) -> None:
     """Give the task's port block back (only if the task still holds it)."""
-    if not task.port:
+    release_all(repo, [task])
+
+
+def release_all(repo: Repo, tasks: list[Task]) -> None:
+    """Give the tasks' port blocks back (each only if its task still holds it), reading the
+    leases once: one call per task would read every lease each time."""
+    if not any(t.port for t in tasks):
         return
-    ref = f"{REF_PREFIX}{task.port}"
-    held = _holders(repo).get(ref)
-    if held and held[1] == task.id:
-        repo.git.run("update-ref", "-d", ref, held[0], ok=range(0, 256))
+    holders = _holders(repo)
+    for task in tasks:
+        ref = f"{REF_PREFIX}{task.port}"
+        held = holders.get(ref) if task.port else None
+        if held and held[1] == task.id:
+            repo.git.run("update-ref", "-d", ref, held[0], ok=range(0, 256))

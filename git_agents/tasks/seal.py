@@ -110,14 +110,22 @@ def _gitdir(worktree: str) -> str | None:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(worktree, path))
 
 
-def _head_and_index(worktree: str) -> tuple[str, tuple[int, int, int, int]] | None:
+def head_of(worktree: str) -> str | None:
+    """The content of the worktree's HEAD file ("ref: refs/heads/x" or a commit id), or None."""
     gitdir = _gitdir(worktree)
     if gitdir is None:
         return None
     try:
         with open(os.path.join(gitdir, "HEAD"), encoding="utf-8", errors="surrogateescape") as fh:
-            head = fh.read().strip()
+            return fh.read().strip()
     except OSError:
+        return None
+
+
+def _head_and_index(worktree: str) -> tuple[str, tuple[int, int, int, int]] | None:
+    gitdir = _gitdir(worktree)
+    head = head_of(worktree)
+    if gitdir is None or head is None:
         return None
     try:
         st = os.stat(os.path.join(gitdir, "index"))
@@ -296,42 +304,52 @@ def _others_in_use() -> tuple[int, int]:
     return watchers, watches
 
 
-def _busy(worktree: str, launch: str) -> tuple[str, int] | None:
-    """Why the worktree may still change unseen, and the process: one of the launch left, or one
-    holding a file of the worktree open for writing or mapped shared and writable; else None."""
-    marker = f"{LAUNCH_ENV}={launch}".encode()
-    inside = os.fsencode(os.path.realpath(worktree)) + b"/"
+def _busy(wanted: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, int]]:
+    """For each key of `wanted` ({key: (worktree, launch id)}), why its worktree may still change
+    unseen, and the process: one of the launch left, or one holding a file of the worktree open
+    for writing or mapped shared and writable. Keys with nothing of that are left out. One look
+    at /proc for all of them (a watcher may wait for many worktrees at once)."""
+    markers = {f"{LAUNCH_ENV}={launch}".encode(): key for key, (_, launch) in wanted.items() if launch}
+    roots = [(os.fsencode(os.path.realpath(worktree)) + b"/", key) for key, (worktree, _) in wanted.items()]
+    found: dict[str, tuple[str, int]] = {}
     uid, me = os.getuid(), os.getpid()
+
+    def inside(path: bytes) -> str | None:
+        return next((key for root, key in roots if path.startswith(root) and key not in found), None)
+
     for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
+        if not name.isdigit() or int(name) == me or len(found) == len(wanted):
             continue
-        proc = f"/proc/{name}"
+        proc, pid = f"/proc/{name}", int(name)
         try:
             if os.stat(proc).st_uid != uid:
                 continue
             with open(proc + "/environ", "rb") as fh:
-                if launch and marker in fh.read().split(b"\0"):
-                    return f"process {name} of the agent's launch still runs", int(name)
+                for var in fh.read().split(b"\0"):
+                    key = markers.get(var)
+                    if key is not None and key not in found:
+                        found[key] = (f"process {name} of the agent's launch still runs", pid)
             with open(proc + "/maps", "rb") as fh:
                 for line in fh:
                     fields = line.split(None, 5)
-                    if len(fields) == 6 and fields[1][1:2] == b"w" and fields[1][3:4] == b"s" \
-                            and fields[5].startswith(inside):
-                        return f"process {name} has a file of the worktree mapped for writing", int(name)
+                    if len(fields) == 6 and fields[1][1:2] == b"w" and fields[1][3:4] == b"s":
+                        key = inside(fields[5])
+                        if key is not None:
+                            found[key] = (f"process {name} has a file of the worktree mapped for writing", pid)
             for fd in os.listdir(proc + "/fd"):
                 try:
-                    target = os.fsencode(os.readlink(f"{proc}/fd/{fd}"))
-                    if not target.startswith(inside):
+                    key = inside(os.fsencode(os.readlink(f"{proc}/fd/{fd}")))
+                    if key is None:
                         continue
                     with open(f"{proc}/fdinfo/{fd}", "rb") as fh:
                         flags = next(int(v.split()[1], 8) for v in fh if v.startswith(b"flags:"))
                 except (OSError, StopIteration, ValueError, IndexError):
                     continue
                 if flags & 3:  # O_WRONLY or O_RDWR
-                    return f"process {name} has a file of the worktree open for writing", int(name)
+                    found[key] = (f"process {name} has a file of the worktree open for writing", pid)
         except OSError:
             continue
-    return None
+    return found
 
 
 class _Server:
@@ -440,10 +458,11 @@ class _Server:
             self.retries = 0
 
     def try_pending(self) -> None:
+        busy = _busy({task_dir: (data["worktree"], data.get("launch", ""))
+                      for task_dir, data in self.pending.items()})
         for task_dir, data in list(self.pending.items()):
-            busy = _busy(data["worktree"], data.get("launch", ""))
-            if busy is not None:
-                _note(task_dir, busy[0], busy[1])
+            if task_dir in busy:
+                _note(task_dir, *busy[task_dir])
                 continue
             del self.pending[task_dir]
             why = self.seal(data["worktree"], task_dir, data.get("launch", ""))

@@ -15,6 +15,7 @@ meanwhile. Code that must see other processes' writes asks for it (Repo.reload_c
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -130,7 +131,14 @@ def write_config(repo: Repo, values: dict[str, str | None]) -> None:
 
 def write_task(repo: Repo, task_id: str, **values: str | None) -> None:
     """Set (or, for None, unset) some of a task's keys (one write of the config file)."""
-    write_config(repo, {f"{SECTION}.{task_id}.{_KEYS[attr]}": value for attr, value in values.items()})
+    write_tasks(repo, {task_id: values})
+
+
+def write_tasks(repo: Repo, values: Mapping[str, Mapping[str, str | None]]) -> None:
+    """Set (or, for None, unset) keys of many tasks, {task id: {attribute: value}}, in one write
+    of the config file (each write takes the lock and an fsync: a merge of 100 tasks wrote 100)."""
+    write_config(repo, {f"{SECTION}.{task_id}.{_KEYS[attr]}": value
+                        for task_id, attrs in values.items() for attr, value in attrs.items()})
 
 
 def create_task(repo: Repo, task: Task) -> None:
@@ -152,7 +160,12 @@ def create_task(repo: Repo, task: Task) -> None:
 
 def delete_task(repo: Repo, task_id: str) -> None:
     """Forget a task's live metadata (its durable history stays in the notes)."""
-    sections = [(SECTION, task_id)]
+    delete_tasks(repo, [task_id])
+
+
+def delete_tasks(repo: Repo, task_ids: list[str]) -> None:
+    """Forget many tasks' live metadata in one write of the config file."""
+    sections: list[tuple[str, str | None]] = [(SECTION, task_id) for task_id in task_ids]
     with RepoLock(repo.common_dir):
         before, after = edit_config_file(os.path.join(repo.common_dir, "config"), {}, remove_sections=sections)
     repo.config_written(before, after, {}, sections)
