@@ -204,6 +204,9 @@ def test_a_conflict_is_resolved_by_claude_through_the_preset(project: Project, m
     assert any(b"shared.txt" in b and b"CONFLICT" in b for b in bodies)
     note = project.git("notes", "--ref=agents", "show", "main")
     assert "resolved-by:" in note and "resolve-attempts: 1" in note
+    # the resolver's run is counted apart from the task's own, and in the task's totals
+    rounds = next(line for line in note.splitlines() if line.startswith("usage-rounds: "))
+    assert rounds.startswith("usage-rounds: agent=1 in=") and "; resolve=1 in=" in rounds, note
 
 
 def test_the_tokens_and_cost_claude_reports_are_recorded(project: Project, model: ScriptedModel) -> None:
