@@ -367,11 +367,15 @@ def _indent(text: str) -> str:
 # -- the filter the agent runs under --------------------------------------------------------------
 
 def write(path: str, usage: Usage) -> None:
-    """Replace the usage file in one step (a reader never sees half of it)."""
+    """Replace the usage file in one step (a reader never sees half of it). A task directory
+    removed under a running agent (clean --force) loses its figures, never the agent's output."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(usage.to_json(), fh)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(usage.to_json(), fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def filter_main(argv: list[str]) -> int:
