@@ -125,7 +125,8 @@ def test_bubblewrap_is_needed_for_the_sandbox_mode(project: Project, tmp_path: P
 
 
 def test_codex_home_under_tmpdir_fails(project: Project, tmp_path: Path) -> None:
-    path = _path(tmp_path, fakes={"codex": "echo codex-cli 0.169.0"})
+    # a stand-in codex whose sandbox runs the command it is given
+    path = _path(tmp_path, fakes={"codex": 'if [ "$1" = sandbox ]; then shift 2; exec "$@"; fi; echo codex 0.169.0'})
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     code, checks = _checks(project, env={"PATH": path, "TMPDIR": str(tmp), "CODEX_HOME": str(tmp / "codex")})
@@ -133,6 +134,12 @@ def test_codex_home_under_tmpdir_fails(project: Project, tmp_path: Path) -> None
     assert checks["codex sandbox"]["fix"] == "set CODEX_HOME to a directory outside $TMPDIR (e.g. ~/.codex)"
     _, checks = _checks(project, env={"PATH": path, "TMPDIR": str(tmp), "CODEX_HOME": str(tmp_path / "codex")})
     assert checks["codex sandbox"]["level"] == "ok"
+    broken = _path(tmp_path, fakes={"codex": 'if [ "$1" = sandbox ]; then echo "bwrap: execvp codex-linux-sandbox" >&2;'
+                                             ' exit 0; fi; echo codex-cli 0.169.0'})
+    code, checks = _checks(project, env={"PATH": broken, "TMPDIR": str(tmp), "CODEX_HOME": str(tmp_path / "codex")})
+    assert code == 1 and checks["codex sandbox"]["found"] == (
+        "a command in codex's sandbox did not run (bwrap: execvp codex-linux-sandbox): its agents' shell calls "
+        "would fail while codex exits 0")
 
 
 def test_inotify_short_of_instances_or_watches_warns() -> None:

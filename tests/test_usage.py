@@ -109,7 +109,7 @@ def test_each_clis_format_is_read() -> None:
     assert (codex.tokens_in, codex.tokens_out, codex.cost, text) == (12, 3, None, "hi\n")
     assert (codex.session, codex.session_tokens) == ("t-1", (12, 3))
     resumed = Usage()
-    reader = Reader(resumed, lambda session: (7, 2) if session == "t-1" else (0, 0))
+    reader = Reader(resumed, lambda session: Usage(session="t-1", session_tokens=(7, 2)) if session == "t-1" else None)
     for line in codex_events:
         reader.feed(line + "\n")
     assert (resumed.tokens_in, resumed.tokens_out) == (5, 1)

@@ -18,12 +18,12 @@ gemini, aider, opencode, and any agent.preset.<name>): found on PATH, its versio
 or its API settings present (only the names of the variables and files are shown, never a
 secret); claude's one-time dialogs (trust this folder, the custom API key, bypass-permissions
 mode) answered for this repository, since an interactive claude stops at each; tmux, for
---tmux; bubblewrap, which --isolation=sandbox and codex's sandbox need, and codex's home
-outside $TMPDIR (there its sandbox silently fails); inotify instances and watches free for worktree seals; disk space
-free beside the worktree root (agent.worktreeRoot); a UTF-8 locale; the man pages found by
-man (after uv tool install they need MANPATH); submodule.recurse, and
-the repository's hooks that git-agents runs differently from plain git (merge commits are
-made with commit-tree, the queue pushes with --no-verify).
+--tmux; bubblewrap, which --isolation=sandbox and codex's sandbox need; codex's home
+outside $TMPDIR (there its sandbox silently fails) and a command run in its sandbox; inotify
+instances and watches free for worktree seals; disk space free beside the worktree root
+(agent.worktreeRoot); a UTF-8 locale; the man pages found by man (after uv tool install they
+need MANPATH); submodule.recurse, and the repository's hooks that git-agents runs differently
+from plain git (merge commits are made with commit-tree, the queue pushes with --no-verify).
 
 A missing CLI fails only when this repository is set to use it (agent.command,
 agent.resolveAgent or agent.preset.<name>); otherwise it is a warning. So are tmux and

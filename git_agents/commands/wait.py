@@ -24,8 +24,8 @@ not start, exited 0 without committing its work ("exited 0, work not committed")
 changed nothing at all ("exited 0, no change": there is nothing to merge, whatever the agent
 said), or if the timeout passed first.
 
---until-input also returns once each agent has either exited or is an interactive one (--tmux)
-waiting for you (a question, a permission, a first-run dialog: see git agent-status), printing
+--until-input also returns once every agent has either exited or is, at the same moment, an
+interactive one (--tmux) waiting for you (a question, a permission, a first-run dialog: see git agent-status), printing
 "task <id>: waiting: <question>"; an agent that waits does not make the exit status 1.
 """
 
@@ -53,16 +53,17 @@ def run(args: argparse.Namespace) -> int:
     pending = {t.id: t for t in tasks}
     failed = False
     while True:
+        asking: dict[str, str] = {}  # --until-input: the tasks whose agent waits for its user now
         for task in list(pending.values()):
             state, code, _ = agent_state(repo, task)
-            asks = waiting.detect(task, repo.task_dir(task.id)) \
-                if state == "running" and args.until_input and task.tmux_pane else None
-            if state == "running" and asks is None:
+            if state == "running" and args.until_input and task.tmux_pane:
+                asks = waiting.detect(task, repo.task_dir(task.id))
+                if asks is not None:
+                    asking[task.id] = f"task {task.id}: {asks.state}"
+            if state == "running":
                 continue
             del pending[task.id]
-            if asks is not None:
-                line, bad = f"task {task.id}: {asks.state}", False
-            elif state == "exited":
+            if state == "exited":
                 line, bad = f"task {task.id}: exited {code}", code != 0
             elif state == "not started":
                 line, bad = f"task {task.id}: no agent", False
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
             if bad or args.verbosity >= 0:  # -q: only the tasks that failed
                 print(line, flush=True)
             _warn_changes(repo, task)
+        if asking and set(asking) == set(pending):  # every agent left waits for you, all at once
+            if args.verbosity >= 0:
+                print("\n".join(asking.values()), flush=True)
+            break
         if not pending:
             break
         if deadline is not None and time.monotonic() >= deadline:

@@ -242,7 +242,18 @@ def codex_sandbox() -> Check:
         return Check("codex sandbox", FAIL, f"codex's home {home} is under the temporary directory {tmp}: "
                      "codex will not set up its sandbox there",
                      "set CODEX_HOME to a directory outside $TMPDIR (e.g. ~/.codex)")
-    return Check("codex sandbox", OK, f"codex's home {home} is outside {tmp}")
+    # the proof: a command run in codex's own sandbox, as its agents' shell calls are
+    said = _output(["codex", "sandbox", "--", "sh", "-c", f"echo {_MARK}"]) or ""
+    if _MARK not in said:
+        last = [line for line in said.strip().splitlines() if line.strip()][-1:] or ["no output"]
+        return Check("codex sandbox", FAIL, f"a command in codex's sandbox did not run ({last[0].strip()}): its "
+                     "agents' shell calls would fail while codex exits 0",
+                     "install bubblewrap and allow user namespaces, or override the codex preset with "
+                     "--dangerously-bypass-approvals-and-sandbox")
+    return Check("codex sandbox", OK, f"a command runs in codex's sandbox (its home {home} is outside {tmp})")
+
+
+_MARK = "git-agents-doctor-sandbox-ok"
 
 
 def inotify(limits: Callable[[], tuple[int, int]] | None = None,

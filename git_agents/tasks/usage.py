@@ -37,10 +37,11 @@ class Usage:
     round: str = "1"
     kind: str = "agent"  # agent (a round of the task's own agent) or resolve (a conflict resolver)
     reported: bool = False  # whether the CLI reported anything at all
-    # codex counts a session's tokens from its start, across `resume`: the session and its
-    # running totals, so that a resumed run counts only its own (see Reader)
+    # codex and claude count a session's tokens (and claude its cost) from its start, across
+    # `resume`/`--continue`: the session and its totals, so that a resumed run counts only its own
     session: str = ""
     session_tokens: tuple[int, int] = (0, 0)
+    session_cost: float | None = None
 
     def add(self, tokens_in: int, tokens_out: int, cost: float | None = None) -> None:
         """Count one report."""
@@ -55,7 +56,7 @@ class Usage:
         out: dict[str, Any] = {"round": self.round, "kind": self.kind, "tokens_in": self.tokens_in,
                                "tokens_out": self.tokens_out, "cost_usd": self.cost}
         if self.session:
-            out.update(session=self.session, session_tokens=list(self.session_tokens))
+            out.update(session=self.session, session_tokens=list(self.session_tokens), session_cost=self.session_cost)
         return out
 
 
@@ -106,21 +107,28 @@ def read(path: str) -> Usage | None:
             data = json.load(fh)
         cost = data.get("cost_usd")
         session_tokens = data.get("session_tokens") or [0, 0]
+        session_cost = data.get("session_cost")
         return Usage(int(data["tokens_in"]), int(data["tokens_out"]),
                      float(cost) if cost is not None else None, str(data.get("round") or "1"),
                      str(data.get("kind") or "agent"), True, str(data.get("session") or ""),
-                     (int(session_tokens[0]), int(session_tokens[1])))
+                     (int(session_tokens[0]), int(session_tokens[1])),
+                     float(session_cost) if session_cost is not None else None)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def runs(task_dir: str) -> list[Usage]:
-    """Every recorded run of a task (its agent's rounds, then its resolvers), oldest first."""
+def _files(task_dir: str) -> list[str]:
+    """The usage files of a task: its agent's rounds (oldest first), then its resolvers'."""
     paths = glob.glob(os.path.join(glob.escape(task_dir), "usage-*.json"))
     paths.sort(key=lambda p: os.stat(p).st_mtime if os.path.exists(p) else 0)
     resolvers = sorted(glob.glob(os.path.join(glob.escape(task_dir), "resolve-*", "usage.json")),
                        key=lambda p: int(re.sub(r"\D", "", os.path.basename(os.path.dirname(p))) or 0))
-    found = [read(p) for p in paths + resolvers]
+    return paths + resolvers
+
+
+def runs(task_dir: str) -> list[Usage]:
+    """Every recorded run of a task (its agent's rounds, then its resolvers), oldest first."""
+    found = [read(p) for p in _files(task_dir)]
     return [u for u in found if u is not None]
 
 
@@ -188,10 +196,9 @@ class Reader:
     """Reads an agent's output line by line: `feed` returns the text to show for a line (None:
     nothing), and counts any usage the line reports into `usage`."""
 
-    def __init__(self, usage: Usage, earlier: Callable[[str], tuple[int, int]] | None = None) -> None:
+    def __init__(self, usage: Usage, earlier: Callable[[str], Usage | None] | None = None) -> None:
         self.usage = usage
-        self._earlier = earlier  # session id -> its totals when an earlier run of it ended
-        self._base = (0, 0)
+        self._earlier = earlier  # session id -> the earlier run of it that got furthest, if any
         self._partial = False  # a streamed message (gemini's deltas) is being shown without its newline
 
     def feed(self, line: str) -> str | None:
@@ -244,14 +251,10 @@ class Reader:
             return _claude_message(e["message"])
         if kind == "thread.started" and isinstance(e.get("thread_id"), str):  # codex
             self.usage.session = e["thread_id"]
-            self._base = self._earlier(e["thread_id"]) if self._earlier else (0, 0)
             return None
         if kind == "turn.completed" and isinstance(e.get("usage"), dict):  # codex: the session's totals so far
             u = e["usage"]
-            self.usage.session_tokens = (_int(u.get("input_tokens")), _int(u.get("output_tokens")))
-            self.usage.tokens_in = max(0, self.usage.session_tokens[0] - self._base[0])
-            self.usage.tokens_out = max(0, self.usage.session_tokens[1] - self._base[1])
-            self.usage.reported = True
+            self._session_totals(self.usage.session, _int(u.get("input_tokens")), _int(u.get("output_tokens")), None)
             return None
         if kind in ("item.completed", "item.started"):  # codex
             return _codex_item(kind, item)
@@ -279,17 +282,29 @@ class Reader:
             return str(e["content"])
         return None
 
+    def _session_totals(self, session: str, tokens_in: int, tokens_out: int, cost: float | None) -> None:
+        """A CLI's totals for its session so far: this run's own figures are what they added to
+        those an earlier run of the same session (one it resumed) had reached."""
+        u = self.usage
+        u.session, u.session_tokens, u.session_cost = session, (tokens_in, tokens_out), cost
+        base = self._earlier(session) if self._earlier and session else None
+        u.tokens_in = max(0, tokens_in - (base.session_tokens[0] if base else 0))
+        u.tokens_out = max(0, tokens_out - (base.session_tokens[1] if base else 0))
+        u.cost = None if cost is None else max(0.0, cost - ((base.session_cost or 0.0) if base else 0.0))
+        u.reported = True
+
     def _result(self, e: dict[str, Any]) -> str | None:
         if isinstance(e.get("stats"), dict):  # gemini
             stats = e["stats"]
             self.usage.add(_int(stats.get("input_tokens")), _int(stats.get("output_tokens")))
             return None
-        models = e.get("modelUsage")  # claude: per model, the side requests' models too
+        models = e.get("modelUsage")  # claude: the session's totals per model, the side requests' models too
         if isinstance(models, dict) and models:
             figures = [m for m in models.values() if isinstance(m, dict)]
-            self.usage.add(sum(_int(m.get("inputTokens")) + _int(m.get("cacheReadInputTokens"))
-                               + _int(m.get("cacheCreationInputTokens")) for m in figures),
-                           sum(_int(m.get("outputTokens")) for m in figures), _num(e.get("total_cost_usd")))
+            self._session_totals(str(e.get("session_id") or ""),
+                                 sum(_int(m.get("inputTokens")) + _int(m.get("cacheReadInputTokens"))
+                                     + _int(m.get("cacheCreationInputTokens")) for m in figures),
+                                 sum(_int(m.get("outputTokens")) for m in figures), _num(e.get("total_cost_usd")))
         elif isinstance(e.get("usage"), dict):
             u = e["usage"]
             self.usage.add(_int(u.get("input_tokens")) + _int(u.get("cache_read_input_tokens"))
@@ -352,11 +367,15 @@ def _indent(text: str) -> str:
 # -- the filter the agent runs under --------------------------------------------------------------
 
 def write(path: str, usage: Usage) -> None:
-    """Replace the usage file in one step (a reader never sees half of it)."""
+    """Replace the usage file in one step (a reader never sees half of it). A task directory
+    removed under a running agent (clean --force) loses its figures, never the agent's output."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(usage.to_json(), fh)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(usage.to_json(), fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def filter_main(argv: list[str]) -> int:
@@ -368,7 +387,7 @@ def filter_main(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     usage = Usage(round=round_, kind=kind)
-    reader = Reader(usage, lambda session: _session_totals(path, session))
+    reader = Reader(usage, lambda session: _earlier_run(path, session))
     proc = subprocess.Popen([shell, "-c", command], stdout=subprocess.PIPE,
                             preexec_fn=_default_signals)
     assert proc.stdout is not None
@@ -393,14 +412,15 @@ def filter_main(argv: list[str]) -> int:
     return code if code >= 0 else 128 - code
 
 
-def _session_totals(path: str, session: str) -> tuple[int, int]:
+def _earlier_run(path: str, session: str) -> Usage | None:
     """The totals an earlier run of `session` (in the same task) had reached: what a resumed
     codex session counts again."""
     task_dir = os.path.dirname(path)
     if os.path.basename(path) == "usage.json":  # a resolver's: <task dir>/resolve-<n>/usage.json
         task_dir = os.path.dirname(task_dir)
-    seen = [u.session_tokens for u in runs(task_dir) if u.session == session]
-    return max(seen, default=(0, 0))
+    others = (read(p) for p in _files(task_dir) if os.path.abspath(p) != os.path.abspath(path))
+    seen = [u for u in others if u is not None and u.session == session]
+    return max(seen, key=lambda u: u.session_tokens, default=None)
 
 
 def _default_signals() -> None:

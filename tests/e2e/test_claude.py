@@ -129,13 +129,16 @@ def test_resume_continues_each_worktrees_own_session(project: Project, model: Sc
     follow_up = tmp_path / "follow-up.md"
     follow_up.write_text("FOLLOW-UP: and now say what you did.")
     seen = len(model.requests)
+    before = model.served()
     # as the engine runs it: under the usage filter, which shows the events as text
-    counted = tmp_path / "usage.json"
+    counted = usage.usage_path(str(project.path / ".git" / "agents" / "tasks" / "8"), "by-hand")
     proc = run(["/bin/sh", "-c", usage.wrap(PRESETS["claude"].resume, str(counted), "2", "agent", "/bin/sh")],
                project.worktrees / "task-8", env=_preset_env(project, "8", follow_up), timeout=100)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0] == "Done: the change is committed.", proc.stdout
-    assert usage.read(str(counted)) is not None
+    figures = usage.read(str(counted))  # this round's own tokens, not the continued session's from its start
+    assert figures is not None
+    assert (figures.tokens_in, figures.tokens_out) == (model.served()[0] - before[0], model.served()[1] - before[1])
     bodies = [r.body for r in model.requests[seen:] if r.path.startswith("/v1/messages")]
     assert any(b"FOLLOW-UP" in b and b"TASK-EIGHT" in b for b in bodies)  # the same conversation, told more
     assert not any(b"TASK-NINE" in b for b in bodies)  # not the other worktree's
@@ -201,6 +204,9 @@ def test_a_conflict_is_resolved_by_claude_through_the_preset(project: Project, m
     assert any(b"shared.txt" in b and b"CONFLICT" in b for b in bodies)
     note = project.git("notes", "--ref=agents", "show", "main")
     assert "resolved-by:" in note and "resolve-attempts: 1" in note
+    # the resolver's run is counted apart from the task's own, and in the task's totals
+    rounds = next(line for line in note.splitlines() if line.startswith("usage-rounds: "))
+    assert rounds.startswith("usage-rounds: agent=1 in=") and "; resolve=1 in=" in rounds, note
 
 
 def test_the_tokens_and_cost_claude_reports_are_recorded(project: Project, model: ScriptedModel) -> None:

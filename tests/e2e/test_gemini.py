@@ -164,3 +164,8 @@ def test_resume_continues_the_session(project: Project, model: ScriptedModel) ->
     later = [r.json() for r in model.requests[first:] if ":streamGenerateContent" in r.path]
     history = json.dumps(later[-1]["contents"])
     assert "Add your file and commit it." in history and "FOLLOW-UP" in history and "functionResponse" in history
+    # the second round's tokens are its own, not the resumed session's from its start
+    rounds = next(t for t in json.loads(project.ok("status", "--json").stdout)["tasks"] if t["id"] == "1")["runs"]
+    assert [(r["round"], r["tokens_in"]) for r in rounds] == \
+        [("1", model.served(lambda r: r in model.requests[:first])[0]),
+         ("2", model.served(lambda r: r in model.requests[first:])[0])]
