@@ -39,6 +39,16 @@ def commits_on_detached_head(repo: Repo, worktree: str, keep: list[str] | None =
     return int(res.out.strip()) if res.code == 0 and res.out.strip().isdigit() else 0
 
 
+def _changes_in(repo: Repo, branch: str, target: str) -> bool:
+    """Whether merging `branch` into `target` would change nothing: its changes are in, as after a
+    squash or rebase merge (--style), which leaves the branch's own commits out of the target.
+    A commit made on the branch since would change the merge, so it still counts as unmerged."""
+    from git_agents.merging.inmemory import merge_trees
+
+    clean, result = merge_trees(repo.git, target, branch)
+    return clean and result.tree == repo.git("rev-parse", f"{target}^{{tree}}")
+
+
 def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
     """Reasons a task cannot be removed without --force (empty: safe)."""
     reasons = []
@@ -67,7 +77,8 @@ def what_would_be_lost(repo: Repo, task: Task) -> list[str]:
     if task.branch and repo.git.has_ref(branch):
         target = f"refs/heads/{task.base}"
         target_exists = repo.git.has_ref(target)
-        if not target_exists or not repo.git.ok("merge-base", "--is-ancestor", branch, target):
+        if (not target_exists or not repo.git.ok("merge-base", "--is-ancestor", branch, target)) \
+                and not (target_exists and task.state == "merged" and _changes_in(repo, branch, target)):
             ahead = repo.git("rev-list", "--count", branch, "--not", target, "--") if target_exists else "some"
             reasons.append(f"its branch {task.branch} has {ahead} commit(s) not merged into {task.base}")
     return reasons
