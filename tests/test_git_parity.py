@@ -64,6 +64,7 @@ def test_a_staged_submodule_change_still_refuses(project: Project, tmp_path: Pat
 
 HOOK = """\
 #!/bin/sh
+[ -n "$HOOK_LOG" ] || exit 0  # the agents' own commits
 name=$(basename "$0")
 args="$*"
 [ -n "$1" ] && [ -f "$1" ] && args="<message file>${2:+ $2}"
@@ -92,7 +93,8 @@ def _install_hooks(repo: Path, where: str) -> None:
 
 
 def _two_tasks(project: Project, committing_agent: Path) -> None:
-    project.git("config", "agent.mergeMessage", "merge {branch}")
+    """Two finished tasks, spawned after the hooks were installed (the guard (tasks/guard.py) merges
+    with the hooks as they were when the tasks were spawned)."""
     for task in ("1", "2"):
         project.ok("spawn", task, "--agent", str(committing_agent))
     project.ok("wait", "1", "2")
@@ -100,10 +102,11 @@ def _two_tasks(project: Project, committing_agent: Path) -> None:
 
 def test_merge_runs_git_merges_hooks_as_git_merge_does(project: Project, tmp_path: Path,
                                                        committing_agent: Path) -> None:
-    _two_tasks(project, committing_agent)
     _install_hooks(project.path, "my-hooks")
     project.git("config", "core.hooksPath", "my-hooks")  # relative: to the worktree, as for git
     (project.path / ".git/info/exclude").write_text("my-hooks/\n")
+    project.git("config", "agent.mergeMessage", "merge {branch}")
+    _two_tasks(project, committing_agent)
     old = project.git("rev-parse", "main")
     plain = tmp_path / "plain"
     shutil.copytree(project.path, plain, symlinks=True)
@@ -142,10 +145,10 @@ def test_merge_runs_git_merges_hooks_as_git_merge_does(project: Project, tmp_pat
 
 def test_a_hook_that_refuses_leaves_out_that_task_only(project: Project, tmp_path: Path,
                                                        committing_agent: Path) -> None:
-    _two_tasks(project, committing_agent)
     _install_hooks(project.path, ".git/hooks")
-    project.git("config", "agent-task.1.title", "refuse-me")
     project.git("config", "agent.mergeMessage", "merge {branch}: {title}")
+    _two_tasks(project, committing_agent)
+    project.git("config", "agent-task.1.title", "refuse-me")
     env = {"HOOK_LOG": str(tmp_path / "log")}
     proc = project.agent("merge", "--all", env=env)
     assert proc.returncode == 1
