@@ -279,6 +279,10 @@ def test_merge_style_setting_and_option_are_checked(project: Project) -> None:
     proc = project.agent("merge", "--all", "--style=squash", "--interactive")
     assert proc.returncode == 129
     assert "--interactive leaves a real merge to resolve: it needs --style=merge, not squash" in proc.stderr
+    proc = project.agent("merge", "--all", "--style=rebase", "--resolve")
+    assert proc.returncode == 129
+    assert proc.stderr.startswith("error: --resolve commits its resolution as a merge on the task's branch, which "
+                                  "--style=rebase would drop: use --style=merge or squash\n")
 
 
 @pytest.mark.parametrize("style", ["squash", "rebase"])

@@ -64,7 +64,8 @@ target, each with its author and message, one that becomes empty dropped; no mer
 as `git rebase <target> <branch>` followed by `git merge --ff-only`, except that the task
 branch itself is not moved. Whatever the style, the target moves once, the note goes on the
 task's last commit, and conflicts, --check, --resolve, --rebase, --dry-run, the journal,
---continue and --abort work the same; --interactive needs the merge style. The
+--continue and --abort work the same; --interactive needs the merge style, and --resolve
+(whose resolution is a merge commit on the task's branch, which a rebase drops) merge or squash. The
 merge-commit hooks below run only for the merge style; post-merge runs after any.
 
 Hooks run as `git merge --no-ff` runs them: before each merge commit pre-merge-commit,
@@ -216,6 +217,9 @@ def run(args: argparse.Namespace) -> int:
                             verify=True if args.verify_signatures else None, style=style)
     if args.verify_signatures:
         raise UsageError("--verify-signatures verifies the results of a shared queue: it needs --remote")
+    if style == "rebase" and args.resolve is not None:
+        raise UsageError("--resolve commits its resolution as a merge on the task's branch, which --style=rebase "
+                         "would drop: use --style=merge or squash")
     if style != "merge" and args.interactive:
         raise UsageError(f"--interactive leaves a real merge to resolve: it needs --style=merge, not {style}")
     if args.rebase and (args.interactive or args.check_batch):

@@ -131,6 +131,9 @@ def load(path: str) -> TaskFile:
     result.style = _typed(path, data, "style", str, "") or ""
     if result.style not in ("", "merge", "squash", "rebase"):
         raise _fail(path, f"'style' must be merge, squash or rebase, not '{result.style}'")
+    if result.style == "rebase" and data.get("resolve") not in (None, False):
+        raise _fail(path, "'resolve' commits a merge on the task's branch, which style = \"rebase\" would drop "
+                          "(use style = \"merge\" or \"squash\")")
     if result.check and not result.merge:
         raise _fail(path, "'check' gates the merges, and merge = false makes none "
                           "(drop check, or check later with git agent-merge --check)")
