@@ -1,7 +1,7 @@
 """Benchmark: `git agent-merge --all` against the sequential `git merge --no-ff` loop.
 
     python -m benchmarks.merge_queue [--files 20000,100000] [--worktrees full,sparse,unsealed,none]
-                                     [--tasks 20] [--repeat 3] [--keep DIR]
+                                     [--tasks 20] [--repeat 3] [--keep DIR] [--hooks]
 
 For each size, a generated repository (benchmarks/genrepo.py) gets 20 tasks (--tasks) made as
 spawn makes them: `git agent-spawn --agent <command>`, a worktree and a branch each, whose agent
@@ -16,6 +16,10 @@ Both ways of merging run on the same repository from the same starting state, al
 and the script prints the median time of each and their ratio. It also asserts that both end
 with the same history: the same trees, second parents and messages along main's first-parent
 chain.
+
+With --hooks each size is also measured with git merge's hooks present (a commit-msg hook
+that adds a trailer, and pre-merge-commit, prepare-commit-msg and post-merge hooks that exit 0),
+which both ways run: the "+hooks" line, and what the hooks cost each way against the line without.
 """
 
 from __future__ import annotations
@@ -152,26 +156,46 @@ def history(path: str, base: str) -> list[str]:
     return rows
 
 
-def bench(size: int, worktrees: str, repeat: int, workdir: str) -> tuple[float, float]:
-    """Median seconds of (loop, agent-merge) at one repository size."""
+HOOKS = {"pre-merge-commit": "exit 0", "prepare-commit-msg": "exit 0", "post-merge": "exit 0",
+         "commit-msg": 'printf "\\nReviewed-by: Hook <hook@example.com>\\n" >> "$1"'}
+
+
+def set_hooks(path: str, present: bool) -> None:
+    """Install (or remove) the benchmark's merge hooks in the repository's hooks directory."""
+    for name, body in HOOKS.items():
+        hook = os.path.join(path, ".git", "hooks", name)
+        if present:
+            with open(hook, "w") as fh:
+                fh.write(f"#!/bin/sh\n{body}\n")
+            os.chmod(hook, 0o755)
+        elif os.path.exists(hook):
+            os.unlink(hook)
+
+
+def bench(size: int, worktrees: str, repeat: int, workdir: str,
+          hooks: tuple[bool, ...] = (False,)) -> dict[bool, tuple[float, float]]:
+    """Median seconds of (loop, agent-merge) at one repository size, without and/or with hooks."""
     path = os.path.join(workdir, f"repo-{size}-{worktrees}")
     t0 = time.perf_counter()
     base = prepare(path, size, worktrees)
     print(f"{size} files, {worktrees} worktrees: prepared in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    loops, agents = [], []
+    loops: dict[bool, list[float]] = {h: [] for h in hooks}
+    agents: dict[bool, list[float]] = {h: [] for h in hooks}
     for _ in range(repeat):
-        reset(path, base)
-        loops.append(merge_loop(path))
-        expected = history(path, base)
-        reset(path, base)
-        agents.append(agent_merge(path))
-        got = history(path, base)
-        assert got == expected, f"histories differ at {size} files:\n{expected}\n{got}"
-        assert len(got) == TASKS - len(CONFLICTS)
-        assert git(path, "status", "--porcelain").stdout == ""
+        for with_hooks in hooks:  # alternately, so that both see the same machine
+            set_hooks(path, with_hooks)
+            reset(path, base)
+            loops[with_hooks].append(merge_loop(path))
+            expected = history(path, base)
+            reset(path, base)
+            agents[with_hooks].append(agent_merge(path))
+            got = history(path, base)
+            assert got == expected, f"histories differ at {size} files:\n{expected}\n{got}"
+            assert len(got) == TASKS - len(CONFLICTS)
+            assert git(path, "status", "--porcelain").stdout == ""
     shutil.rmtree(path)
     shutil.rmtree(f"{path}-worktrees", ignore_errors=True)
-    return statistics.median(loops), statistics.median(agents)
+    return {h: (statistics.median(loops[h]), statistics.median(agents[h])) for h in hooks}
 
 
 def main() -> int:
@@ -185,6 +209,7 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=TASKS, help="tasks per repository (default 20)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", metavar="DIR", help="work in DIR (default: a temporary directory)")
+    parser.add_argument("--hooks", action="store_true", help="also measure with git merge's hooks present")
     args = parser.parse_args()
     set_tasks(args.tasks)
     workdir = args.keep or tempfile.mkdtemp(prefix="bench-merge-queue-")
@@ -196,9 +221,18 @@ def main() -> int:
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             for kind in args.worktrees.split(","):
-                loop, agent = bench(size, kind, args.repeat, workdir)
-                print(f"{size:>8}  {kind:>9}  {loop * 1000:>19.0f} ms  {agent * 1000:>18.0f} ms  {loop / agent:5.1f}x",
-                      flush=True)
+                results = bench(size, kind, args.repeat, workdir, (False, True) if args.hooks else (False,))
+                for with_hooks, (loop, agent) in results.items():
+                    label = kind + ("+hooks" if with_hooks else "")
+                    print(f"{size:>8}  {label:>9}  {loop * 1000:>19.0f} ms  {agent * 1000:>18.0f} ms  "
+                          f"{loop / agent:5.1f}x", flush=True)
+                if args.hooks:
+                    (loop0, agent0), (loop1, agent1) = results[False], results[True]
+                    merges = TASKS - len(CONFLICTS)
+                    print(f"{'':>8}  {'hooks cost':>9}  {(loop1 - loop0) * 1000:>+19.0f} ms  "
+                          f"{(agent1 - agent0) * 1000:>+18.0f} ms  (per merge: loop "
+                          f"{(loop1 - loop0) / merges * 1000:+.0f} ms, agent-merge "
+                          f"{(agent1 - agent0) / merges * 1000:+.0f} ms)", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -103,6 +103,7 @@ _git-agent-merge () {
 		'--interactive[stop at the first conflict, in the target'\''s worktree, for you to resolve]' \
 		'--rebase[rebase a conflicting task onto the target so far (in its worktree) and merge it if that applies]' \
 		'--resolve=-[have an agent resolve a conflicting task in its worktree, then merge it (default\: agent.resolveAgent, else the task'\''s own agent)]::agent: ' \
+		'--style=[land each task as a --no-ff merge commit (default), one squashed commit, or its commits replayed onto the target (default\: agent.mergeStyle)]:style:(merge squash rebase)' \
 		'--no-verify[do not run the pre-merge-commit and commit-msg hooks (as with git merge)]' \
 		'--continue[finish an interrupted merge]' \
 		'--abort[undo an interrupted merge\: put the target back]' \

@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from .conftest import Project, run
 
 
@@ -62,6 +64,7 @@ def test_a_staged_submodule_change_still_refuses(project: Project, tmp_path: Pat
 
 HOOK = """\
 #!/bin/sh
+[ -n "$HOOK_LOG" ] || exit 0  # the agents' own commits
 name=$(basename "$0")
 args="$*"
 [ -n "$1" ] && [ -f "$1" ] && args="<message file>${2:+ $2}"
@@ -90,7 +93,8 @@ def _install_hooks(repo: Path, where: str) -> None:
 
 
 def _two_tasks(project: Project, committing_agent: Path) -> None:
-    project.git("config", "agent.mergeMessage", "merge {branch}")
+    """Two finished tasks, spawned after the hooks were installed (the guard (tasks/guard.py) merges
+    with the hooks as they were when the tasks were spawned)."""
     for task in ("1", "2"):
         project.ok("spawn", task, "--agent", str(committing_agent))
     project.ok("wait", "1", "2")
@@ -98,10 +102,11 @@ def _two_tasks(project: Project, committing_agent: Path) -> None:
 
 def test_merge_runs_git_merges_hooks_as_git_merge_does(project: Project, tmp_path: Path,
                                                        committing_agent: Path) -> None:
-    _two_tasks(project, committing_agent)
     _install_hooks(project.path, "my-hooks")
     project.git("config", "core.hooksPath", "my-hooks")  # relative: to the worktree, as for git
     (project.path / ".git/info/exclude").write_text("my-hooks/\n")
+    project.git("config", "agent.mergeMessage", "merge {branch}")
+    _two_tasks(project, committing_agent)
     old = project.git("rev-parse", "main")
     plain = tmp_path / "plain"
     shutil.copytree(project.path, plain, symlinks=True)
@@ -140,10 +145,10 @@ def test_merge_runs_git_merges_hooks_as_git_merge_does(project: Project, tmp_pat
 
 def test_a_hook_that_refuses_leaves_out_that_task_only(project: Project, tmp_path: Path,
                                                        committing_agent: Path) -> None:
-    _two_tasks(project, committing_agent)
     _install_hooks(project.path, ".git/hooks")
-    project.git("config", "agent-task.1.title", "refuse-me")
     project.git("config", "agent.mergeMessage", "merge {branch}: {title}")
+    _two_tasks(project, committing_agent)
+    project.git("config", "agent-task.1.title", "refuse-me")
     env = {"HOOK_LOG": str(tmp_path / "log")}
     proc = project.agent("merge", "--all", env=env)
     assert proc.returncode == 1
@@ -175,3 +180,188 @@ def test_spawn_runs_post_checkout_as_git_worktree_add_does(project: Project, tmp
     ours = (tmp_path / "ours.log").read_text()
     assert ours == f"post-checkout {'0' * 40} {head} 1 in {project.worktrees / 'task-1'}: README shared.txt \n"
     assert ours.replace("task-1", "plain") == (tmp_path / "plain.log").read_text()
+
+
+def _style_tasks(project: Project, tmp_path: Path) -> Path:
+    """Three finished tasks of two commits each; task 3 conflicts with task 2 (both edit shared.txt's line 1)."""
+    agent = tmp_path / "two-commits.sh"
+    agent.write_text(
+        '#!/bin/sh\nT=$GIT_AGENT_TASK\necho "a $T" > "a-$T.txt"; git add -A; git commit -qm "task $T: first"\n'
+        'case $T in 2) sed -i "s/line 1/line one/" shared.txt;; 3) sed -i "s/line 1/line uno/" shared.txt;; esac\n'
+        'echo "b $T" > "b-$T.txt"; git add -A; git commit -qm "task $T: second"\n')
+    agent.chmod(0o755)
+    project.git("config", "agent.mergeMessage", "merge {branch}")
+    for task in ("1", "2", "3"):
+        project.ok("spawn", task, "--agent", str(agent))
+    project.ok("wait", "1", "2", "3")
+    plain = tmp_path / "plain"
+    shutil.copytree(project.path, plain, symlinks=True)
+    shutil.rmtree(plain / ".git/worktrees")  # the branches are free to check out there
+    return plain
+
+
+def _history(project: Project, where: Path) -> list[str]:
+    """Tree, parent count, author and subject of each commit on main since the initial one."""
+    return project.git("log", "--format=%T %p|%an|%s", "main", "--not", "main~0^{/initial}", cwd=where).split("\n")
+
+
+def _noted(project: Project) -> list[str]:
+    """The subjects of the commits that carry a task's note, and the task each note names."""
+    rows = []
+    for line in project.git("notes", "--ref=agents", "list").split("\n"):
+        commit = line.split()[1]
+        task = next(f for f in project.git("notes", "--ref=agents", "show", commit).split("\n")
+                    if f.startswith("task: "))
+        rows.append(f"{project.git('log', '-1', '--format=%s', commit)} <- {task}")
+    return sorted(rows)
+
+
+def _shape(rows: list[str]) -> list[str]:
+    """History rows with the parents reduced to their number (ids differ between the two repositories)."""
+    out = []
+    for row in rows:
+        head, author, subject = row.split("|")
+        tree, *parents = head.split()
+        out.append(f"{tree} {len(parents)} {author} {subject}")
+    return out
+
+
+def test_squash_style_is_git_merge_squash_and_commit(project: Project, tmp_path: Path) -> None:
+    plain = _style_tasks(project, tmp_path)
+    for task in ("1", "2", "3"):
+        if run(["git", "merge", "-q", "--squash", f"task-{task}"], plain).returncode:
+            run(["git", "reset", "-q", "--hard"], plain, check=True)
+            continue
+        run(["git", "commit", "-q", "-m", f"merge task-{task}"], plain, check=True)
+
+    proc = project.agent("merge", "--all", "--style=squash")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-2:] == [
+        "Conflict in task 3: shared.txt (not merged; branch and worktree kept)", "2 merged, 1 not merged"]
+    ours = _shape(_history(project, project.path))
+    assert ours == _shape(_history(project, plain))
+    assert [row.split(" ", 2)[1:] for row in ours] == [["1", "A U Thor merge task-2"], ["1", "A U Thor merge task-1"]]
+    assert _noted(project) == ["merge task-1 <- task: 1", "merge task-2 <- task: 2"]
+    assert project.git("status", "--porcelain") == ""
+
+
+def test_rebase_style_is_git_rebase_and_fast_forward(project: Project, tmp_path: Path) -> None:
+    plain = _style_tasks(project, tmp_path)
+    for task in ("1", "2", "3"):
+        if run(["git", "rebase", "-q", "main", f"task-{task}"], plain).returncode:
+            run(["git", "rebase", "--abort"], plain, check=True)
+        else:
+            run(["git", "checkout", "-q", "main"], plain, check=True)
+            run(["git", "merge", "-q", "--ff-only", f"task-{task}"], plain, check=True)
+        run(["git", "checkout", "-q", "main"], plain, check=True)
+
+    project.git("config", "agent.mergeStyle", "rebase")
+    proc = project.agent("merge", "--all")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-2:] == [
+        "Conflict in task 3: shared.txt (not merged; branch and worktree kept)", "2 merged, 1 not merged"]
+    ours = _shape(_history(project, project.path))
+    assert ours == _shape(_history(project, plain))
+    assert [row.split(" ", 1)[1] for row in ours] == [
+        "1 A U Thor task 2: second", "1 A U Thor task 2: first", "1 A U Thor task 1: second",
+        "1 A U Thor task 1: first"]
+    assert _noted(project) == ["task 1: second <- task: 1", "task 2: second <- task: 2"]
+    assert project.git("status", "--porcelain") == ""
+    # the task branches are untouched (git rebase would have moved them; the merge leaves them as they were)
+    assert project.git("rev-list", "--count", "main..task-1") == "2"
+
+
+def test_merge_style_setting_and_option_are_checked(project: Project) -> None:
+    project.git("config", "agent.mergeStyle", "fast")
+    proc = project.agent("merge", "--all")
+    assert (proc.returncode, proc.stderr) == (
+        128, "fatal: unknown merge style 'fast' (agent.mergeStyle)\nhint: use merge, squash or rebase\n")
+    proc = project.agent("merge", "--all", "--style=squash", "--interactive")
+    assert proc.returncode == 129
+    assert "--interactive leaves a real merge to resolve: it needs --style=merge, not squash" in proc.stderr
+    proc = project.agent("merge", "--all", "--style=rebase", "--resolve")
+    assert proc.returncode == 129
+    assert proc.stderr.startswith("error: --resolve commits its resolution as a merge on the task's branch, which "
+                                  "--style=rebase would drop: use --style=merge or squash\n")
+
+
+@pytest.mark.parametrize("style", ["squash", "rebase"])
+@pytest.mark.parametrize("moment", [3, 12, 20, 26, 32, 40])
+def test_each_style_killed_at_any_moment_then_continue_or_abort(tmp_path: Path, style: str, moment: int) -> None:
+    from .test_merge_queue import SHARED_CLASH, SHARED_EDIT, journal_path, make_tasks
+
+    project = Project(tmp_path / "project")
+    project.path.mkdir()
+    project.git("init", "-q")
+    project.commit_file("shared.txt", "line 1\nline 2\nline 3\n", "initial")
+    make_tasks(project, {"1": {"a.txt": "a\n", **SHARED_EDIT}, "2": SHARED_CLASH, "3": {"b.txt": "b\n"}})
+    project.git("config", "agent.mergeStyle", style)
+    old = project.git("rev-parse", "main")
+    killed = project.agent("merge", "--all", env={"GIT_AGENTS_TEST_KILL_AFTER": str(moment)})
+    assert killed.returncode in (137, 1)
+    if journal_path(project).exists():
+        project.ok("merge", "--abort" if moment % 2 else "--continue")
+    assert project.git("status", "--porcelain") == ""
+    assert not journal_path(project).exists()
+    if project.git("rev-parse", "main") == old:
+        assert project.git("notes", "--ref=agents", "list") == ""
+        finished = project.agent("merge", "--all")  # the queue still works afterwards
+        assert finished.returncode == 1
+    # wholly in: tasks 1 and 3 (task 2 conflicts with 1), each noted once, on its last commit
+    assert sorted(project.git("ls-tree", "--name-only", "main").split()) == ["a.txt", "b.txt", "shared.txt"]
+    assert project.git("rev-list", "--count", f"{old}..main") == "2"
+    assert project.git("notes", "--ref=agents", "list").count("\n") == 1
+    assert project.git("rev-list", "--merges", f"{old}..main") == ""
+
+
+@pytest.mark.parametrize("style", ["squash", "rebase"])
+def test_clean_merged_removes_tasks_landed_by_squash_or_rebase_but_not_later_work(project: Project, style: str,
+                                                                                 committing_agent: Path) -> None:
+    project.ok("spawn", "1", "2", "--agent", str(committing_agent))
+    project.ok("wait", "1", "2")
+    project.ok("merge", "--all", f"--style={style}")
+    project.commit_file("late.txt", "after the merge\n", cwd=project.worktrees / "task-2")
+    proc = project.agent("clean", "--merged")
+    assert proc.returncode == 1
+    assert "error: not removing task 2: its branch task-2 has 2 commit(s) not merged into main" in proc.stderr
+    assert not (project.worktrees / "task-1").exists()
+    assert project.git("branch", "--list", "task-1") == ""
+
+
+def test_a_task_files_style_is_how_run_merges(project: Project, tmp_path: Path, committing_agent: Path) -> None:
+    tasks = tmp_path / "tasks.toml"
+    tasks.write_text(f'agent = "{committing_agent}"\nstyle = "squash"\n'
+                     '[[task]]\nid = "1"\nprompt = "x"\n[[task]]\nid = "2"\nprompt = "y"\n')
+    old = project.git("rev-parse", "main")
+    project.ok("run", str(tasks))
+    assert project.git("rev-list", "--count", "--merges", f"{old}..main") == "0"
+    assert project.git("rev-list", "--count", f"{old}..main") == "2"
+    assert sorted(project.git("ls-tree", "--name-only", "main").split()) == [
+        "README", "file-1.txt", "file-2.txt", "shared.txt"]
+
+
+@pytest.mark.parametrize("style", ["squash", "rebase"])
+def test_remote_merge_in_each_style_with_a_batch_check(tmp_path: Path, project: Project, style: str) -> None:
+    from .conftest import write_script
+    from .test_remote import CHECK, worked_queue
+
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    run(["git", "clone", "-q", "--bare", str(project.path), str(srv / "remote.git")], tmp_path, check=True)
+    agent = write_script(tmp_path / "agent.sh", """
+        if [ "$GIT_AGENT_TASK" = 2 ]; then echo broken; else echo fine; fi > "file-$GIT_AGENT_TASK.txt"
+        git add . && git commit -q -m "task $GIT_AGENT_TASK"
+    """)
+    publisher = worked_queue(tmp_path, f"file://{srv / 'remote.git'}", ["1", "2", "3"], agent)
+    before = publisher.git("ls-remote", "origin", "refs/heads/main").split()[0]
+    merged = publisher.agent("merge", "--all", "--remote", "origin", "--check", CHECK, "--check-batch",
+                             f"--style={style}")
+    assert merged.returncode == 1, merged.stderr
+    main = publisher.git("ls-remote", "origin", "refs/heads/main").split()[0]
+    publisher.git("fetch", "-q", "origin")
+    assert publisher.git("rev-list", "--count", "--merges", f"{before}..{main}") == "0"
+    assert publisher.git("rev-list", "--count", f"{before}..{main}") == "2"
+    assert sorted(publisher.git("ls-tree", "--name-only", main).split()) == [
+        "README", "file-1.txt", "file-3.txt", "shared.txt"]
+    assert merged.stdout.splitlines()[1:3] == ["Check failed for task 2 (not merged; its branch stays on origin):",
+                                               "    file-2.txt"]

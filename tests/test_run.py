@@ -208,7 +208,8 @@ def test_taskfile_errors_are_reported_with_the_file(project: Project, tmp_path: 
         ('[[task]]\nid = "a b"\nprompt = "x"\n', "task 1: invalid id 'a b': a task id starts with a letter or digit"
                                                   " and holds only letters, digits, '.', '_' and '-'"),
         ('colour = 1\n', "unknown setting 'colour' (known: agent, base, check, isolation, jobs, merge, pool, resolve,"
-                          " sparse, tmux)"),
+                          " sparse, style, tmux)"),
+        ('style = "fast"\n[[task]]\nid = "1"\nprompt = "x"\n', "'style' must be merge, squash or rebase, not 'fast'"),
         ('[[task]]\nid = "1"\nprompt = "x"\n[[task]]\nid = "1"\nprompt = "y"\n', "task id '1' is used twice"),
         ('merge = false\ncheck = "true"\n[[task]]\nid = "1"\nprompt = "x"\n',
          "'check' gates the merges, and merge = false makes none (drop check, or check later with"

@@ -20,6 +20,7 @@ from git_agents.merging.queue import (
     Options,
     by_target,
     check_target_worktree,
+    merge_style,
     merge_tasks,
     plan_chain,
     refuse_if_interrupted,
@@ -56,6 +57,18 @@ exited, and unchanged since, is known without running git status there: see agen
 in git-agents(7); when agents' worktrees had to be checked in full for a known reason, such as
 seals turned off or no inotify instance left, one "note:" line on stderr says so). Exits 1 if
 any task did not merge.
+
+--style (default: agent.mergeStyle, else merge) says how each task lands. merge: a --no-ff
+merge commit. squash: one commit of the task's changes, with the target as its only parent
+and agent.mergeMessage as its message, as `git merge --squash` followed by `git commit -m`.
+rebase: the task's commits (not merges, not those already in the target) replayed onto the
+target, each with its author and message, one that becomes empty dropped; no merge commit,
+as `git rebase <target> <branch>` followed by `git merge --ff-only`, except that the task
+branch itself is not moved. Whatever the style, the target moves once, the note goes on the
+task's last commit, and conflicts, --check, --resolve, --rebase, --dry-run, the journal,
+--continue and --abort work the same; --interactive needs the merge style, and --resolve
+(whose resolution is a merge commit on the task's branch, which a rebase drops) merge or squash. The
+merge-commit hooks below run only for the merge style; post-merge runs after any.
 
 Hooks run as `git merge --no-ff` runs them: before each merge commit pre-merge-commit,
 prepare-commit-msg <file> merge and commit-msg <file>, through `git hook run` in the worktree
@@ -171,6 +184,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolve", nargs="?", const="", metavar="<agent>",
                    help="have an agent resolve a conflicting task in its worktree, then merge it "
                         "(default: agent.resolveAgent, else the task's own agent)")
+    p.add_argument("--style", choices=("merge", "squash", "rebase"),
+                   help="land each task as a --no-ff merge commit (default), one squashed commit, or its commits "
+                        "replayed onto the target (default: agent.mergeStyle)")
     p.add_argument("--no-verify", action="store_true",
                    help="do not run the pre-merge-commit and commit-msg hooks (as with git merge)")
     recover = p.add_mutually_exclusive_group()
@@ -193,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     check = None if args.no_check else (args.check or repo.setting("agent.mergeCheck") or None)
     if args.check_batch and not check:
         raise UsageError("--check-batch needs a check command (--check <cmd> or agent.mergeCheck)")
+    style = merge_style(repo, args.style)
     if args.remote:
         if args.interactive or args.rebase or args.resolve is not None:  # they work in the task's worktree,
             # which is on another machine
@@ -201,9 +218,14 @@ def run(args: argparse.Namespace) -> int:
 
         return merge_remote(repo, args.remote, args.ids, check=check, batch=args.check_batch,
                             dry_run=args.dry_run, verbosity=args.verbosity,
-                            verify=args.verify_signatures)
+                            verify=args.verify_signatures, style=style)
     if args.verify_signatures is not None:
         raise UsageError("--verify-signatures verifies the results of a shared queue: it needs --remote")
+    if style == "rebase" and args.resolve is not None:
+        raise UsageError("--resolve commits its resolution as a merge on the task's branch, which --style=rebase "
+                         "would drop: use --style=merge or squash")
+    if style != "merge" and args.interactive:
+        raise UsageError(f"--interactive leaves a real merge to resolve: it needs --style=merge, not {style}")
     if args.rebase and (args.interactive or args.check_batch):
         raise UsageError("--rebase cannot be combined with --interactive or --check-batch")
     if args.resolve is not None and (args.interactive or args.rebase or args.check_batch):
@@ -216,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         launcher = launch_resolver
     opts = Options(check, args.check_batch, args.interactive, args.rebase, show_empty=not args.all,
                    verbosity=args.verbosity, resolve=resolve, resolve_attempts=tries, launcher=launcher,
-                   verify=not args.no_verify)
+                   verify=not args.no_verify, style=style)
     tasks = select_tasks(repo, args.ids, all_tasks=args.all)
     if args.all:
         tasks.sort(key=lambda t: sort_key(t.id))
@@ -235,7 +257,8 @@ def run(args: argparse.Namespace) -> int:
         for target, group in by_target(to_merge).items():
             if target in checked_out:  # the refusal the merge would give, before any prediction
                 check_target_worktree(repo, checked_out[target])
-            attempts += plan_chain(repo, target, group, None, batch=False, worktree=checked_out.get(target))[0]
+            attempts += plan_chain(repo, target, group, None, batch=False, worktree=checked_out.get(target),
+                                   style=style)[0]
         return report(repo, attempts, problems, opts, dry_run=True)
     return _execute(repo, to_merge, problems, opts, None)
 

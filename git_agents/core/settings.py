@@ -81,6 +81,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.portRange", "20000-29999",
             "Ports from which each task leases a block (GIT_AGENT_PORT is its first port), as <low>-<high>."),
     Setting("agent.portBlock", "10", "Number of consecutive ports in each task's block."),
+    Setting("agent.mergeStyle", "merge",
+            "How git agent-merge lands a task: merge (a --no-ff merge commit), squash (one commit of the "
+            "task's changes) or rebase (the task's commits replayed onto the target). --style overrides it."),
     Setting("agent.mergeCheck", "",
             "Command (run with agent.shell in a scratch worktree) that each merged result must pass before "
             "`git agent-merge` lets the target advance; empty: no check. --check overrides it."),

@@ -71,6 +71,16 @@ def commits_on_detached_head(repo: Repo, worktree: str, keep: list[str] | None =
     return int(res.out.strip()) if res.code == 0 and res.out.strip().isdigit() else 0
 
 
+def _changes_in(repo: Repo, branch: str, target: str) -> bool:
+    """Whether merging `branch` into `target` would change nothing: its changes are in, as after a
+    squash or rebase merge (--style), which leaves the branch's own commits out of the target.
+    A commit made on the branch since would change the merge, so it still counts as unmerged."""
+    from git_agents.merging.inmemory import merge_trees
+
+    clean, result = merge_trees(repo.git, target, branch)
+    return clean and result.tree == repo.git("rev-parse", f"{target}^{{tree}}")
+
+
 def what_would_be_lost(repo: Repo, task: Task, facts: RefFacts | None = None) -> list[str]:
     """Reasons a task cannot be removed without --force (empty: safe). `facts`: the branches as
     ref_facts read them just before (for many tasks), else asked here."""
@@ -104,7 +114,8 @@ def what_would_be_lost(repo: Repo, task: Task, facts: RefFacts | None = None) ->
     if task.branch and _has_branch(repo, task.branch, facts):
         target = f"refs/heads/{task.base}"
         target_exists = _has_branch(repo, task.base, facts)
-        if not target_exists or not _merged_into(repo, task.branch, task.base, facts):
+        if (not target_exists or not _merged_into(repo, task.branch, task.base, facts)) \
+                and not (target_exists and task.state == "merged" and _changes_in(repo, branch, target)):
             ahead = repo.git("rev-list", "--count", branch, "--not", target, "--") if target_exists else "some"
             reasons.append(f"its branch {task.branch} has {ahead} commit(s) not merged into {task.base}")
     return reasons

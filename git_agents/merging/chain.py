@@ -43,7 +43,7 @@ Blocker = Callable[[str, str], "str | None"]  # (current, merged commit) -> why 
 def _chain(git: Git, start: str, candidates: Sequence[Candidate],
            gate: Callable[[Attempt], CheckResult | None], stop: bool = False,
            blocker: Blocker | None = None, sign: bool = False,
-           hooks: MergeHooks | None = None, start_tree: str = "") -> tuple[list[Attempt], str]:
+           hooks: MergeHooks | None = None, start_tree: str = "", style: str = "merge") -> tuple[list[Attempt], str]:
     """Merge candidates one on top of the other from `start`; `blocker`, then `gate`, may veto a merged result.
 
     With `stop`, the chain ends at the first conflict (whose attempt is the last one returned).
@@ -53,7 +53,7 @@ def _chain(git: Git, start: str, candidates: Sequence[Candidate],
     current, tree = start, start_tree or git("rev-parse", f"{start}^{{tree}}")
     for cand in candidates:
         attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree, sign=sign,
-                                  hooks=hooks, branch=cand.branch)
+                                  hooks=hooks, branch=cand.branch, style=style)
         why = blocker(current, attempt.commit) if blocker and attempt.status == "merged" else None
         if why:  # e.g. an untracked file of the target's worktree in the way: leave this task out
             attempt.status, attempt.check_output, attempt.commit = "blocked", why, ""
@@ -78,7 +78,8 @@ def _record_check(attempt: Attempt, verdict: CheckResult) -> None:
 def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: Checker | None = None,
                 *, batch: bool = False, stop_at_conflict: bool = False,
                 blocker: Blocker | None = None, sign: bool = False,
-                hooks: MergeHooks | None = None, start_tree: str = "") -> tuple[list[Attempt], str]:
+                hooks: MergeHooks | None = None, start_tree: str = "",
+                style: str = "merge") -> tuple[list[Attempt], str]:
     """Every candidate's attempt, in order, and the commit the target would end at.
 
     With a checker, each merged result is checked before the chain goes on (a failing task is
@@ -89,19 +90,20 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
     With `sign`, merge commits are signed (commit-tree -S, with user.signingKey), as `git merge` would;
     with `hooks`, git merge's commit hooks run before each merge commit (a refusal leaves that task out).
     `start_tree`: the tree of `start`, when the caller has it.
+    `style` (inmemory.STYLES) is how each task lands: a merge commit, a squashed commit, its commits replayed.
     """
     stop = stop_at_conflict
     if checker is None:
-        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign, hooks, start_tree)
+        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign, hooks, start_tree, style)
     if not batch:
         return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker, sign, hooks,
-                      start_tree)
+                      start_tree, style)
     done: list[Attempt] = []
     rest = list(candidates)
     base = start
     while True:
         attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker, sign, hooks,
-                               start_tree if base == start else "")
+                               start_tree if base == start else "", style)
         merged = [a for a in attempts if a.status == "merged"]
         if not merged:
             return done + attempts, end
@@ -123,7 +125,9 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
                 a.check = "passed"
         _record_check(culprit, results[culprit.commit])
         done += attempts[:index + 1]
-        base = git("rev-parse", f"{culprit.commit}^1")  # the chain as it was just before the culprit
+        # The chain as it was just before the culprit (whatever the style: the last merged commit before it).
+        before = [a.commit for a in attempts[:index] if a.status == "merged"]
+        base = before[-1] if before else base
         culprit.commit = ""
         rest = rest[index + 1:]
 

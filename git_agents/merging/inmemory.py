@@ -87,16 +87,24 @@ def merge_trees(git: Git, ours: str, theirs: str) -> tuple[bool, MergeTreeResult
     return res.code == 0, parse_merge_tree(res.out)
 
 
+STYLES = ("merge", "squash", "rebase")
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's empty tree (SHA-1 repositories)
+
+
 def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str,
                     current_tree: str | None = None, *, sign: bool = False, hooks: MergeHooks | None = None,
-                    branch: str = "") -> Attempt:
+                    branch: str = "", style: str = "merge") -> Attempt:
     """Merge `tip` into the commit `current` like `git merge --no-ff`; no ref or worktree changes.
 
     Given `current_tree` (the tree of `current`), the "already up to date" test, a second git
     call, runs only when the merge leaves that tree unchanged, as it must when `tip` is in.
     With `hooks`, git merge's commit hooks run on the result first (merging/hooks.py): one that
     refuses makes the attempt "hook-refused" (why in check_output); `branch` names the tip for them.
+    `style` "squash" makes one commit with `current` as its only parent (`git merge --squash` and
+    a commit with `message`); "rebase" replays the task's commits (see `rebase_in_memory`).
     """
+    if style == "rebase":
+        return rebase_in_memory(git, current, tip, task_id, sign=sign)
     if current_tree is None and git.ok("merge-base", "--is-ancestor", tip, current):
         return Attempt(task_id, "up-to-date", tree=git("rev-parse", f"{current}^{{tree}}"))
     clean, result = merge_trees(git, current, tip)
@@ -106,6 +114,11 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
     if result.tree == current_tree and git.ok("merge-base", "--is-ancestor", tip, current):
         return Attempt(task_id, "up-to-date", tree=result.tree)
     tree, text = result.tree, message + "\n"
+    if style == "squash":
+        if tree == (current_tree or git("rev-parse", f"{current}^{{tree}}")):  # its changes are all in already
+            return Attempt(task_id, "up-to-date", tree=tree)
+        commit = git("commit-tree", *(["-S"] if sign else []), tree, "-p", current, "-F", "-", input=text)
+        return Attempt(task_id, "merged", commit=commit, tree=tree)
     if hooks is not None and hooks.any_commit_hook:
         tree, text, refused = hooks.before_commit(tree, message, branch or tip)
         if refused:
@@ -114,6 +127,47 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
     commit = git("commit-tree", *(["-S"] if sign else []), tree, "-p", current, "-p", tip, "-F", "-",
                  input=text)
     return Attempt(task_id, "merged", commit=commit, tree=tree)
+
+
+def rebase_in_memory(git: Git, current: str, tip: str, task_id: str, *, sign: bool = False) -> Attempt:
+    """Replay the task's commits onto `current` as `git rebase` does, in memory; the last one is `commit`.
+
+    The commits are those `git rebase` picks: not merges, not already in `current` (by patch id),
+    oldest first; one that becomes empty is dropped. Each keeps its author and message.
+    git 2.39's merge-tree has no --merge-base, so each pick merges two stand-in commits whose
+    only common ancestor has the tree of the picked commit's parent: the three-way merge a
+    cherry-pick makes (base: the parent, ours: the chain so far, theirs: the commit).
+    """
+    picks = git("rev-list", "--reverse", "--no-merges", "--right-only", "--cherry-pick", f"{current}...{tip}").split()
+    if not picks:
+        return Attempt(task_id, "up-to-date", tree=git("rev-parse", f"{current}^{{tree}}"))
+    head = current
+    tree = git("rev-parse", f"{current}^{{tree}}")
+    for pick in picks:
+        header, _, message = git.run("cat-file", "commit", pick).out.partition("\n\n")
+        lines = header.split("\n")
+        pick_tree = lines[0].split()[1]
+        parents = [line.split()[1] for line in lines if line.startswith("parent ")]
+        author = next(line for line in lines if line.startswith("author "))[len("author "):]
+        name, _, rest = author.partition(" <")
+        email, _, date = rest.partition("> ")
+        parent_tree = git("rev-parse", f"{parents[0]}^{{tree}}") if parents else EMPTY_TREE
+        base = git("commit-tree", parent_tree, "-m", "base")
+        ours = git("commit-tree", tree, "-p", base, "-m", "ours")
+        theirs = git("commit-tree", pick_tree, "-p", base, "-m", "theirs")
+        clean, result = merge_trees(git, ours, theirs)
+        if not clean:
+            return Attempt(task_id, "conflict", conflicts=result.conflict_paths,
+                           messages=[m for kind, _, m in result.messages if kind.startswith("CONFLICT")])
+        if result.tree == tree:  # became empty: git rebase drops it
+            continue
+        env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_AUTHOR_DATE": "@" + date}
+        head = git.run("commit-tree", *(["-S"] if sign else []), result.tree, "-p", head, "-F", "-",
+                       input=message, env=env).out.strip()
+        tree = result.tree
+    if head == current:
+        return Attempt(task_id, "up-to-date", tree=tree)
+    return Attempt(task_id, "merged", commit=head, tree=tree)
 
 
 def untracked_files(git: Git, worktree: str) -> list[str]:

@@ -62,6 +62,17 @@ def refuse_mid_merge(git: Git, worktree: str) -> None:
                          hint="finish it (git commit) or abort it (git merge --abort) first")
 
 
+def merge_style(repo: Repo, given: str | None = None) -> str:
+    """The merge style: `given` (--style, a task file's style), else agent.mergeStyle; AgentError when unknown."""
+    from git_agents.merging.inmemory import STYLES
+
+    style = given or repo.setting("agent.mergeStyle") or "merge"
+    if style not in STYLES:
+        where = "--style" if given else "agent.mergeStyle"
+        raise AgentError(f"unknown merge style '{style}' ({where})", hint="use merge, squash or rebase")
+    return style
+
+
 def check_target_worktree(repo: Repo, worktree: str) -> None:
     """Refuse (AgentError) to move a branch checked out in `worktree` that is mid-merge or has local changes."""
     git = repo.git.at(worktree)
@@ -111,6 +122,7 @@ class Options:
     resolve_attempts: int = 1
     launcher: object = None  # --resolve: how a resolver starts (merging.resolver.Launcher; lifecycle.start)
     verify: bool = True  # False: --no-verify (no pre-merge-commit or commit-msg hook), as with git merge
+    style: str = "merge"  # how each task lands (merging.inmemory.STYLES): merge commit, squash or rebase
 
 
 @dataclass
@@ -285,11 +297,12 @@ def check_failure_text(attempt: Attempt, kept: str = "branch and worktree kept")
 
 def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, batch: bool,
                worktree: str | None, stop_at_conflict: bool = False,
-               hooks: MergeHooks | None = None) -> tuple[list[Attempt], str, str, dict[str, str]]:
+               hooks: MergeHooks | None = None,
+               style: str = "merge") -> tuple[list[Attempt], str, str, dict[str, str]]:
     """The chain of in-memory merges for one target: (attempts, old commit, new commit, tips by task).
 
     `worktree`: where the target is checked out (None: nowhere); `hooks`: git merge's hooks to run
-    before each merge commit (None: none, as for a --dry-run)."""
+    before each merge commit (None: none, as for a --dry-run); `style`: how each task lands."""
     from git_agents.merging.chain import Candidate, build_chain
     from git_agents.merging.inmemory import added_paths
 
@@ -301,6 +314,8 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
     orig_tree, orig, tips = commits[0], commits[1], commits[2:]
     candidates = [Candidate(t.id, tip, merge_message(repo, t), t.branch) for t, tip in zip(tasks, tips)]
     sign = signs_commits(repo)
+    if style != "merge":  # git merge --squash and git rebase make no merge commit: no merge-commit hooks
+        hooks = None
     by_task = {t.id: tip for t, tip in zip(tasks, tips)}
     if checker is None and not (hooks and hooks.any_commit_hook):  # hooks must run once per merge: no retry
         # Nearly always nothing is in the landing's way: build the chain without looking, then
@@ -308,12 +323,12 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
         # of them exists in the target's worktree is the chain built again, merge by merge
         # against the worktree's untracked files (whose listing walks the whole worktree).
         attempts, new = build_chain(git, orig, candidates, None, batch=batch, stop_at_conflict=stop_at_conflict,
-                                    sign=sign, start_tree=orig_tree)
+                                    sign=sign, start_tree=orig_tree, style=style)
         if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
             return attempts, orig, new, by_task
     attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
                                 stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, worktree),
-                                sign=sign, hooks=hooks, start_tree=orig_tree)
+                                sign=sign, hooks=hooks, start_tree=orig_tree, style=style)
     return attempts, orig, new, by_task
 
 
@@ -388,7 +403,7 @@ def merge_hooks(repo: Repo, worktree: str | None, opts: Options) -> MergeHooks:
     from git_agents.merging.hooks import MergeHooks
 
     return MergeHooks(repo.git, worktree or repo.toplevel, os.path.join(repo.state_dir, "hooks-scratch"),
-                      verify=opts.verify)
+                      verify=opts.verify, squash=opts.style == "squash")
 
 
 def _land(repo: Repo, target: str, worktree: str | None, old: str, new: str, entries: list[Entry],
@@ -439,7 +454,7 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
 
     hooks = merge_hooks(repo, worktree, opts)
     attempts, orig, new, tips = plan_chain(repo, target, tasks, checker, batch=opts.batch, worktree=worktree,
-                                           stop_at_conflict=opts.interactive, hooks=hooks)
+                                           stop_at_conflict=opts.interactive, hooks=hooks, style=opts.style)
     by_id = {t.id: t for t in tasks}
     merged_at = now_iso()
     stop = attempts[-1] if opts.interactive and attempts and attempts[-1].status == "conflict" else None
@@ -481,7 +496,7 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
     rebased: set[str] = set()
     while rest:
         attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
-                                            worktree=worktree, hooks=hooks)
+                                            worktree=worktree, hooks=hooks, style=opts.style)
         stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
         merged_at = now_iso()
         by_id = {t.id: t for t in rest}
@@ -531,7 +546,7 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
     new = ""
     while rest:
         attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
-                                            worktree=worktree, hooks=hooks)
+                                            worktree=worktree, hooks=hooks, style=opts.style)
         stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
         merged_at = now_iso()
         by_id = {t.id: t for t in rest}

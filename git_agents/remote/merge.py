@@ -36,8 +36,10 @@ MAX_ROUNDS = 10
 
 def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str | None = None,
                  batch: bool = False, dry_run: bool = False, verbosity: int = 0,
-                 verify: bool | None = None) -> int:
+                 verify: bool | None = None, style: str = "merge") -> int:
     """Merge finished queue tasks (all, or `ids`) into their targets on the remote; the exit code.
+
+    Each lands in `style` (merging.inmemory.STYLES: a merge commit, a squashed commit, or its commits replayed).
 
     With `check`, each merged result is checked in the scratch worktree before the chain goes
     on (as a local merge does, see checks.py); a result that fails is left out and recorded on
@@ -62,7 +64,7 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
                              hint="git agent-queue list shows the queue")
         chosen = [tasks[i] for i in ids] if ids else list(tasks.values())
         groups, problems = _ready(repo, queue, chosen, explicit=bool(ids), verify=verify)
-        opts = Options(verbosity=verbosity, show_empty=bool(ids))
+        opts = Options(verbosity=verbosity, show_empty=bool(ids), style=style)
         if dry_run:
             return _predict(repo, queue, groups, problems, opts)
         if not groups:
@@ -79,7 +81,7 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
                     for task in group:
                         problems[task.id] = f"its target branch '{target}' is not on {queue.remote}"
                     continue
-                new, done = _merge_group(repo, old, group, checker if check else None, batch)
+                new, done = _merge_group(repo, old, group, checker if check else None, batch, style)
                 attempts += done
                 if new != old:
                     moved[target] = (old, new)
@@ -144,7 +146,7 @@ def _predict(repo: Repo, queue: RemoteQueue, groups: dict[str, list[RemoteTask]]
         if old is None:
             problems.update((task.id, f"its target branch '{target}' is not on {queue.remote}") for task in group)
         else:
-            attempts += _merge_group(repo, old, group, None, False)[1]
+            attempts += _merge_group(repo, old, group, None, False, opts.style)[1]
     code = report(repo, attempts, problems, opts, dry_run=True, kept=f"its branch stays on {queue.remote}")
     _hint_unsigned(problems)
     return code
@@ -198,15 +200,17 @@ def _ready(repo: Repo, queue: RemoteQueue, tasks: list[RemoteTask], *, explicit:
     return groups, problems
 
 
-def _merge_group(repo: Repo, old: str, group: list[RemoteTask],
-                 checker: Checker | None, batch: bool) -> tuple[str, list[Attempt]]:
-    """Chain each task's published tip onto `old` in memory (checking each result); the new tip and attempts."""
+def _merge_group(repo: Repo, old: str, group: list[RemoteTask], checker: Checker | None, batch: bool,
+                 style: str = "merge") -> tuple[str, list[Attempt]]:
+    """Chain each task's published tip onto `old` in memory (checking each result), landing each in
+    `style` (inmemory.STYLES); the new tip and attempts."""
     candidates = []
     for task in group:
         info = task.result_info
         local = Task(task.id, title=task.title, branch=str(info.get("branch", "")))
         candidates.append(Candidate(task.id, str(info["tip"]), merge_message(repo, local)))
-    attempts, new = build_chain(repo.git, old, candidates, checker, batch=batch, sign=signs_commits(repo))
+    attempts, new = build_chain(repo.git, old, candidates, checker, batch=batch, sign=signs_commits(repo),
+                                style=style)
     return new, attempts
 
 

@@ -543,7 +543,7 @@ class Run:
     def _merge_jobs(self, ready: list[Job]) -> None:
         """Merge these ready jobs' tasks, in this order, as `git agent-merge` would; record each outcome."""
         from git_agents.lifecycle.start import launch_resolver, resolve_options
-        from git_agents.merging.queue import Options, check_failure_text, merge_tasks
+        from git_agents.merging.queue import Options, check_failure_text, merge_style, merge_tasks
 
         targets: dict[str, list[Job]] = {}
         for job in ready:
@@ -551,7 +551,7 @@ class Run:
             targets.setdefault(job.task.base, []).append(job)
         resolve, tries = resolve_options(self.repo, self.tf.resolve, os.path.dirname(os.path.abspath(self.tf.path)))
         options = Options(check=self.tf.check or None, resolve=resolve, resolve_attempts=tries,
-                          launcher=launch_resolver)
+                          launcher=launch_resolver, style=merge_style(self.repo, self.tf.style or None))
         from git_agents.tasks.integrity import problems as tampered
         from git_agents.tasks.status import branch_tips
 

@@ -7,6 +7,7 @@
     check = "make test"       # each merged result must pass it (as git agent-merge --check)
     pool = false              # take worktrees from git agent-pool (as git agent-spawn --pool)
     resolve = true            # an agent resolves a task that conflicts (true: its own; or an agent name)
+    style = "merge"           # merge, squash or rebase (as git agent-merge --style; default: agent.mergeStyle)
     sparse = ["src/mixer"]    # sparse task worktrees (as git agent-spawn --sparse; default: agent.sparse)
     tmux = false              # each agent interactive in a tmux window (as git agent-spawn --tmux)
     isolation = "clone"       # worktree, clone or sandbox (as git agent-spawn --isolation; default: agent.isolation)
@@ -30,7 +31,8 @@ from git_agents.core.errors import AgentError
 from git_agents.tasks.ids import id_problem
 from git_agents.tasks.prompt import check_no_nul, decode_text, default_title
 
-_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "sparse", "tmux", "task", "isolation"}
+_GLOBAL_KEYS = {"agent", "base", "jobs", "merge", "check", "pool", "resolve", "sparse", "style", "tmux", "task",
+                "isolation"}
 _TASK_KEYS = {"id", "title", "prompt", "prompt_file", "agent", "after", "sparse"}
 
 
@@ -58,6 +60,7 @@ class TaskFile:
     check: str = ""
     pool: bool = False
     resolve: str | None = None  # None: no resolving; "": each task's own agent; else the resolver
+    style: str = ""  # "": agent.mergeStyle decides
     sparse: list[str] | None = None  # None: agent.sparse
     tmux: bool | None = None  # None: agent.tmux decides
     isolation: str | None = None  # None: agent.isolation decides
@@ -125,6 +128,12 @@ def load(path: str) -> TaskFile:
         raise _fail(path, "'isolation' must be \"worktree\", \"clone\" or \"sandbox\"")
     if result.isolation in ("clone", "sandbox") and result.pool:
         raise _fail(path, f"isolation = \"{result.isolation}\" makes a clone per task; pool = true takes worktrees")
+    result.style = _typed(path, data, "style", str, "") or ""
+    if result.style not in ("", "merge", "squash", "rebase"):
+        raise _fail(path, f"'style' must be merge, squash or rebase, not '{result.style}'")
+    if result.style == "rebase" and data.get("resolve") not in (None, False):
+        raise _fail(path, "'resolve' commits a merge on the task's branch, which style = \"rebase\" would drop "
+                          "(use style = \"merge\" or \"squash\")")
     if result.check and not result.merge:
         raise _fail(path, "'check' gates the merges, and merge = false makes none "
                           "(drop check, or check later with git agent-merge --check)")
