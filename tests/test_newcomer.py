@@ -3,6 +3,8 @@ with what the command then does."""
 
 from __future__ import annotations
 
+import subprocess
+
 from .conftest import Project
 from .test_merge_queue import SHARED_CLASH, SHARED_EDIT, make_tasks
 
@@ -71,8 +73,7 @@ def test_git_agent_lists_completion_which_the_readme_uses(project: Project) -> N
 
     assert "eval \"$(git agent completion bash)\"" in (ROOT / "README.md").read_text()
     listing = run(["git", "agent"], project.path, check=True).stdout.splitlines()
-    last = "   continue     Run a finished task's agent again in its worktree with a follow-up"
-    extra = listing[listing.index(last) + 1:]
+    extra = listing[listing.index("", 4):]  # after the git agent-<command> commands
     assert extra[:4] == [
         "",
         "   completion   Print the shell completion script (eval \"$(git agent completion bash)\")",
@@ -113,3 +114,46 @@ def test_ci_installs_every_program_a_test_module_skips_without_saying_ci_install
     installed = set(re.search(r"apt-get install -y -qq ([^>]*)>", ci).group(1).split())  # type: ignore[union-attr]
     assert promised == {"tmux", "zsh"}
     assert promised <= installed
+
+
+def test_spawn_without_ids_takes_the_next_free_number_and_path_prints_its_directory(project: Project) -> None:
+    project.ok("spawn", "7", "fix-login", "--no-agent", "--prompt", "x")
+    project.git("branch", "task-9")  # a branch of that name is in the way too
+    proc = project.agent("spawn", "--no-agent", "--prompt", "Fix the typo")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0, "Prepared task 10 on branch task-10 in ../project-worktrees/task-10\n", "")
+    path = project.agent("path", "10")
+    assert (path.returncode, path.stdout, path.stderr) == (0, f"{project.worktrees / 'task-10'}\n", "")
+    shell = subprocess.run(["sh", "-c", 'cd "$(git agent-path 10)" && git branch --show-current'],
+                           cwd=project.path, capture_output=True, text=True)
+    assert (shell.returncode, shell.stdout) == (0, "task-10\n")
+    porcelain = project.ok("spawn", "--no-agent", "--porcelain", "--prompt-file", "-", input="from {id}\n")
+    assert porcelain.stdout.splitlines()[0] == "id 11"
+    assert project.ok("prompt", "11").stdout.endswith("Your task: from {id}\n")
+    missing = project.agent("path", "12")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (
+        128, "", "fatal: no such task: '12'\nhint: `git agent-status` lists the tasks\n")
+
+
+def test_concurrent_spawns_without_ids_each_take_their_own_number(project: Project) -> None:
+    procs = [subprocess.Popen(["git", "agent-spawn", "--no-agent", "--porcelain", "--prompt", f"job {n}"],
+                              cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in range(12)]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+    assert [(code, err) for code, _, err in results] == [(0, "")] * 12
+    ids = sorted(int(out.splitlines()[0].removeprefix("id ")) for _, out, _ in results)
+    assert ids == list(range(1, 13))
+    assert sorted(int(b.removeprefix("task-")) for b in project.git(
+        "for-each-ref", "--format=%(refname:short)", "refs/heads/task-*").split()) == ids
+
+
+def test_spawn_says_that_sparse_took_the_id_as_a_directory(project: Project) -> None:
+    project.commit_file("src/flask/app.py", "app\n")
+    before = project.snapshot()
+    proc = project.agent("spawn", "--sparse", "src/flask", "86", "--prompt", "x", "--no-agent")
+    assert (proc.returncode, proc.stdout) == (129, "")
+    assert proc.stderr.startswith(
+        "error: --sparse took '86' as directory (the base has none of that name), so no id was given\n"
+        "hint: put the ids first: git agent-spawn 86 --sparse src/flask, or end the directories with --\n"
+        "usage: git agent-spawn")
+    assert project.snapshot() == before
