@@ -4,6 +4,7 @@ with what the command then does."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from .conftest import Project
 from .test_merge_queue import SHARED_CLASH, SHARED_EDIT, make_tasks
@@ -157,3 +158,21 @@ def test_spawn_says_that_sparse_took_the_id_as_a_directory(project: Project) -> 
         "hint: put the ids first: git agent-spawn 86 --sparse src/flask, or end the directories with --\n"
         "usage: git agent-spawn")
     assert project.snapshot() == before
+
+
+def test_the_demo_shows_a_conflict_predicted_and_left_out(tmp_path: Path) -> None:
+    from .conftest import ROOT, run
+
+    demo = run(["sh", str(ROOT / "examples" / "demo.sh")], tmp_path, env={"TMPDIR": str(tmp_path)}, timeout=300)
+    assert (demo.returncode, demo.stderr.count("Traceback")) == (0, 0), demo.stdout + demo.stderr
+    lines = demo.stdout.splitlines()
+    # the conflict is predicted, before any merge ...
+    assert lines.index("Task 52 would conflict: notes.txt") < lines.index("3 would merge, 1 would not")
+    # ... and the merge leaves it out and keeps it
+    assert "Conflict in task 52: notes.txt (not merged; branch and worktree kept)" in lines
+    assert "3 merged, 1 not merged" in lines
+    (repo,) = tmp_path.glob("git-agents-demo.*/demo")
+    titles = run(["git", "log", "--first-parent", "--format=%s", "main"], repo, check=True).stdout.splitlines()
+    assert titles == ["feat: Task 51 - Reword line 2 of the notes", "feat: Task 50 - Add a renderer",
+                      "feat: Task 48 - free mixer channel on delete", "initial"]
+    assert run(["git", "rev-parse", "--verify", "task-52"], repo).returncode == 0
