@@ -176,3 +176,18 @@ def test_the_demo_shows_a_conflict_predicted_and_left_out(tmp_path: Path) -> Non
     assert titles == ["feat: Task 51 - Reword line 2 of the notes", "feat: Task 50 - Add a renderer",
                       "feat: Task 48 - free mixer channel on delete", "initial"]
     assert run(["git", "rev-parse", "--verify", "task-52"], repo).returncode == 0
+
+
+def test_a_claim_that_waited_in_vain_does_not_say_to_wait(project: Project) -> None:
+    project.ok("pool", "create", "1")
+    project.ok("pool", "claim")
+    full = project.agent("pool", "claim", "--wait", "0.5")
+    assert (full.returncode, full.stdout, full.stderr) == (1, "", (
+        "error: pool exhausted: all 1 slot(s) are claimed\n"
+        "hint: none was released within 0.5 seconds: free slots with `git agent-pool release`, add some with "
+        "`git agent-pool create <n>`, or wait until one is (--wait without a number)\n"))
+    spawned = project.agent("spawn", "3", "--pool-max", "1", "--no-agent")
+    assert (spawned.returncode, spawned.stderr) == (1, (
+        "error: pool exhausted: all 1 slot(s) are claimed\n"
+        "hint: free slots with `git agent-pool release`, or allow more slots with --pool-max <n> "
+        "(agent.poolMax; 0: no limit)\n"))

@@ -294,10 +294,20 @@ def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, r
             total = len(read_slots(repo)) if request.grow is not None else len(slots)  # growing changed it
             raise PoolExhausted(
                 f"pool exhausted: all {total} slot(s) are claimed" if total else "pool exhausted: the pool is empty",
-                hint="wait with --wait, free slots with `git agent-pool release`, "
-                     "or add some with `git agent-pool create <n>`")
+                hint=_exhausted_hint(request))
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.5, 0.25)
+
+
+def _exhausted_hint(request: PoolRequest) -> str:
+    """What to do when no slot came free: what the caller did not try already."""
+    release = "free slots with `git agent-pool release`"
+    if request.grow is not None:  # spawn --pool, run with pool = true: no --wait there, but a limit
+        return f"{release}, or allow more slots with --pool-max <n> (agent.poolMax; 0: no limit)"
+    if request.wait:  # it waited already
+        return (f"none was released within {request.wait:g} seconds: {release}, add some with "
+                "`git agent-pool create <n>`, or wait until one is (--wait without a number)")
+    return f"wait with --wait, {release}, or add some with `git agent-pool create <n>`"
 
 
 def _grow(repo: Repo, limit: int, task: str, owner: tuple[int, str], base_commit: str,
