@@ -191,3 +191,25 @@ def test_a_claim_that_waited_in_vain_does_not_say_to_wait(project: Project) -> N
         "error: pool exhausted: all 1 slot(s) are claimed\n"
         "hint: free slots with `git agent-pool release`, or allow more slots with --pool-max <n> "
         "(agent.poolMax; 0: no limit)\n"))
+
+
+def test_run_reports_the_agents_time_the_note_records(project: Project, tmp_path: Path) -> None:
+    import json
+    from datetime import datetime
+
+    from .conftest import write_script
+
+    # The agent exits at once; a child it left in its process group lives 4 s longer, which the
+    # run waits for. The note records the agent's own start and end: the run must say the same.
+    agent = write_script(tmp_path / "agent.sh", """
+        echo work > work.txt && git add work.txt && git commit -q -m work
+        (sleep 4) &
+    """)
+    (tmp_path / "tasks.toml").write_text(f'agent = "{agent}"\n[[task]]\nid = "1"\nprompt = "work"\n')
+    proc = project.agent("run", str(tmp_path / "tasks.toml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    note = json.loads(project.ok("log", "--json").stdout)["merges"][0]
+    took = int((datetime.fromisoformat(note["finished"]) - datetime.fromisoformat(note["started"])).total_seconds())
+    assert took < 4
+    ended = [line for line in proc.stdout.splitlines() if line.startswith("task 1: exited 0 after ")]
+    assert ended and {line.split(" after ")[1][:4] for line in ended} == {f"0:{took:02d}"}, proc.stdout
