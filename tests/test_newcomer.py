@@ -213,3 +213,26 @@ def test_run_reports_the_agents_time_the_note_records(project: Project, tmp_path
     assert took < 4
     ended = [line for line in proc.stdout.splitlines() if line.startswith("task 1: exited 0 after ")]
     assert ended and {line.split(" after ")[1][:4] for line in ended} == {f"0:{took:02d}"}, proc.stdout
+
+
+def test_a_task_claimed_from_the_pool_is_held_by_the_task_and_its_first_agent_is_not_a_continuation(
+        project: Project, tmp_path: Path) -> None:
+    import json
+
+    from .conftest import write_script
+
+    project.ok("pool", "create", "1")
+    claimed = project.ok("pool", "claim", "--task", "20", "--prompt", "Fix the login")
+    slot = json.loads(project.ok("pool", "list", "--json").stdout)["slots"][0]
+    assert (slot["task"], slot["pid"], slot["alive"], slot["stale"]) == ("20", None, None, False)
+    listed = project.ok("pool", "list").stdout.splitlines()
+    assert "(ended)" not in listed[1] and listed[1].split()[:3] == ["pool-1", "claimed", "20"]
+    agent = write_script(tmp_path / "agent.sh", f"cat \"$GIT_AGENT_PROMPT_FILE\" > {tmp_path / 'seen.txt'}\n")
+    cont = project.agent("continue", "20", "--agent", str(agent), "--prompt", "and the logout")
+    assert cont.returncode == 0, cont.stderr
+    assert cont.stdout.startswith("Started the first agent of task 20 on branch task-20 in ../project-worktrees/pool-1"
+                                  " (agent pid "), cont.stdout
+    project.ok("wait", "20", "--timeout", "60")
+    assert claimed.stdout == f"{project.worktrees / 'pool-1'}\n"
+    seen = (tmp_path / "seen.txt").read_text()
+    assert seen.endswith("Your task: Fix the login\n\nand the logout\n"), seen

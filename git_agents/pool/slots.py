@@ -91,8 +91,9 @@ class Claim:
                                  ("task", "pid", "pid_start", "claimed_at", "host", "commit", "nonce")})
 
     def alive(self) -> bool | None:
-        """Whether the claiming process still runs; None when it ran on another host (unknowable)."""
-        if self.host and self.host != _hostname():
+        """Whether the claiming process still runs; None when it ran on another host (unknowable)
+        or when no process holds the claim (a task's, until its agent starts: see TASK_OWNER)."""
+        if (self.host and self.host != _hostname()) or not self.pid:
             return None
         return agent.is_alive(self.pid, self.pid_start)
 
@@ -235,8 +236,13 @@ def _try_create(repo: Repo, claim: Claim) -> bool:
     raise GitError(["git", *args], res.code, res.out, res.err)
 
 
+# The owner of a claim that a task holds with no process yet (`git agent-pool claim --task`
+# without --pid): the task holds the slot until it is cleaned, whatever process asked for it.
+TASK_OWNER = (0, "")
+
+
 def _new_claim(repo: Repo, slot: str, commit: str, task: str, owner: tuple[int, str]) -> Claim:
-    return _write_claim(repo, Claim(slot, task=task, pid=str(owner[0]), pid_start=owner[1],
+    return _write_claim(repo, Claim(slot, task=task, pid=str(owner[0]) if owner[0] else "", pid_start=owner[1],
                                     claimed_at=now_iso(), host=_hostname(), commit=commit))
 
 
@@ -445,7 +451,7 @@ def _free_commit(repo: Repo, held: Claim) -> str:
 
 def is_stale(held: Claim, task_ids: set[str]) -> bool:
     """A claim whose process is gone and that no recorded task holds."""
-    return held.alive() is False and not (held.task and held.task in task_ids)
+    return (held.alive() is False or bool(held.task and not held.pid)) and not (held.task and held.task in task_ids)
 
 
 def create(repo: Repo, count: int, base: str | None = None) -> list[str]:
