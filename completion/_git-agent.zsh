@@ -44,7 +44,7 @@ _git-agent-spawn () {
 		'--pool-max=[take a pool slot, never growing the pool beyond <n> slots (default\: agent.poolMax; 0\: no limit)]:n: ' \
 		'--sparse=[check out only these directories (cone-mode sparse checkout, plus the top-level files; default\: agent.sparse); put the ids first, or end the list with --]:dir:_files' \
 		'--no-sparse[a full checkout, even if agent.sparse is set]' \
-		'--isolation=[a guarded worktree (default, agent.isolation), a clone of its own, or that clone with the agent under bubblewrap]:worktree|clone|sandbox:(worktree clone sandbox)' \
+		'--isolation=[worktree (a guarded worktree; default\: agent.isolation), clone (a clone of its own) or sandbox (that clone with the agent under bubblewrap)]:mode:(worktree clone sandbox)' \
 		'--porcelain[print `key value` lines (id, branch, worktree, pid) per task, for scripts]' \
 		'-q[print only errors and the final summary]' \
 		'--quiet[print only errors and the final summary]' \
@@ -133,6 +133,13 @@ _git-agent-prompt () {
 	_arguments -S \
 		'-h[print a short usage summary]' \
 		'--path[print the prompt file'\''s path instead of its text]' \
+		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
+		'1:id:__git_agent_zsh_tasks'
+}
+
+_git-agent-path () {
+	_arguments -S \
+		'-h[print a short usage summary]' \
 		'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' \
 		'1:id:__git_agent_zsh_tasks'
 }
@@ -328,7 +335,7 @@ _git-agent () {
 	case $state in
 	command)
 		local -a commands
-		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'diff:Show a task'\''s change against where it left its target, for review' 'log:List merged tasks from the notes on their merge commits' 'pool:Keep a pool of warm worktrees that tasks claim and release' 'top:Watch and steer every task on one full-screen, live view' 'attach:Show an interactive agent'\''s tmux window' 'send:Type a follow-up into a running interactive agent' 'continue:Run a finished task'\''s agent again in its worktree with a follow-up' 'doctor:Check that this machine and repository are ready for git-agents' 'completion:print the shell completion script')
+		commands=('spawn:Create task worktrees on new branches and start their agents' 'status:Show every task\: agent state, commits, changed files, unsaved work' 'wait:Wait for agents to finish' 'merge:Merge finished tasks into their target branch, one by one' 'clean:Remove task worktrees, branches and live metadata' 'prompt:Print the prompt a task'\''s agent was given' 'path:Print the directory a task works in (cd "$(git agent-path 48)")' 'run:Run every task of a task file, a few agents at a time, then merge them' 'logs:Show or follow a task'\''s agent log' 'stop:Stop a running agent'\''s whole process group' 'queue:Publish tasks to a shared remote for workers, and show the queue' 'worker:Claim and run tasks from the queue on a shared remote' 'conflicts:Show which tasks change the same files and which would conflict' 'diff:Show a task'\''s change against where it left its target, for review' 'log:List merged tasks from the notes on their merge commits' 'pool:Keep a pool of warm worktrees that tasks claim and release' 'top:Watch and steer every task on one full-screen, live view' 'attach:Show an interactive agent'\''s tmux window' 'send:Type a follow-up into a running interactive agent' 'continue:Run a finished task'\''s agent again in its worktree with a follow-up' 'doctor:Check that this machine and repository are ready for git-agents' 'completion:print the shell completion script')
 		_describe -t commands 'git agent command' commands && ret=0 ;;
 	args)
 		if [[ $words[1] == completion ]]; then
@@ -342,6 +349,6 @@ _git-agent () {
 
 if (( $+functions[compdef] )); then
 	compdef _git-agent git-agent
-	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-diff git-agent-log git-agent-pool git-agent-top git-agent-attach git-agent-send git-agent-continue git-agent-doctor; do compdef _$__git_agent_cmd $__git_agent_cmd; done
+	for __git_agent_cmd in git-agent-spawn git-agent-status git-agent-wait git-agent-merge git-agent-clean git-agent-prompt git-agent-path git-agent-run git-agent-logs git-agent-stop git-agent-queue git-agent-worker git-agent-conflicts git-agent-diff git-agent-log git-agent-pool git-agent-top git-agent-attach git-agent-send git-agent-continue git-agent-doctor; do compdef _$__git_agent_cmd $__git_agent_cmd; done
 	unset __git_agent_cmd
 fi

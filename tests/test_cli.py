@@ -86,7 +86,7 @@ def test_umbrella_lists_every_command(project: Project) -> None:
     assert (proc.returncode, proc.stderr) == (0, "")
     lines = proc.stdout.splitlines()
     assert lines[0] == "usage: git agent <command> [<args>]"
-    width = max(map(len, COMMANDS))
+    width = max(map(len, [*COMMANDS, "completion"]))  # completion, hook, mcp are listed too
     for verb, summary in COMMANDS.items():
         assert f"   {verb.ljust(width)}   {summary}" in lines
 

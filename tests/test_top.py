@@ -338,7 +338,8 @@ def test_top_in_a_real_terminal(three_tasks: Project, tmp_path: Path) -> None:
     try:
         _wait_for(lambda: any(line.split()[:2] == ["4", "running"] for line in screen()), timeout=60)
         lines = screen()
-        assert lines[1].split() == ["ID", "STATE", "ELAPSED", "AHEAD", "FILES", "DIRTY", "TOKENS", "CONFLICTS", "LOG"]
+        assert lines[1].split() == ["ID", "STATE", "ELAPSED", "AHEAD", "FILES", "DIRTY", "TOKENS", "CONFLICTS",
+                                    "TITLE", "LOG"]
         assert [line.split()[:2] for line in lines[2:6]] == [["1", "exited"], ["2", "exited"], ["3", "exited"],
                                                              ["4", "running"]]
         assert lines[2].split()[-2:] == ["all", "done"]
@@ -347,3 +348,32 @@ def test_top_in_a_real_terminal(three_tasks: Project, tmp_path: Path) -> None:
     finally:
         subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
         three_tasks.agent("stop", "4")
+
+
+def test_app_shows_titles_asks_each_question_once_and_n_starts_a_new_task(project: Project) -> None:
+    from textual.widgets import DataTable
+
+    project.ok("spawn", "7", "--no-agent", "--title", "free the mixer channel", "--prompt", "x")
+
+    async def script(app, pilot) -> None:  # type: ignore[no-untyped-def]
+        await _until(pilot, lambda: len(app.rows) == 1)
+        table = app.query_one(DataTable)
+        assert [str(c.label) for c in table.columns.values()][-2:] == ["TITLE", "LOG"]
+        assert str(table.get_cell_at((0, 8))) == "free the mixer channel"
+        await pilot.press("c")
+        question = "Remove task 7's worktree and branch (work is never lost: git agent-clean refuses then)?"
+        await _until(pilot, lambda: question in _screen_text(app))
+        assert _screen_text(app).count(question) == 1, _screen_text(app)
+        await pilot.press("n")  # no: nothing happens
+        await _until(pilot, lambda: type(app.screen).__name__ != "OutputScreen")
+        await pilot.press("n")  # on the table: a new task
+        await _until(pilot, lambda: type(app.screen).__name__ == "SpawnScreen")
+        await pilot.press(*"fix the typo", "enter")
+        await _until(pilot, lambda: "Prepared task 8 on branch task-8" in _screen_text(app))
+        await pilot.press("escape")
+        await _until(pilot, lambda: [r.id for r in app.rows] == ["7", "8"])
+        assert app.rows[1].title == "fix the typo"
+        await pilot.press("q")
+
+    _pilot(project, script)
+    assert project.git("rev-parse", "--verify", "task-8") == project.git("rev-parse", "main")

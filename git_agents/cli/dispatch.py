@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "merge": "Merge finished tasks into their target branch, one by one",
     "clean": "Remove task worktrees, branches and live metadata",
     "prompt": "Print the prompt a task's agent was given",
+    "path": "Print the directory a task works in (cd \"$(git agent-path 48)\")",
     "run": "Run every task of a task file, a few agents at a time, then merge them",
     "logs": "Show or follow a task's agent log",
     "stop": "Stop a running agent's whole process group",

@@ -33,6 +33,10 @@ The task's agent must not be running (answer a running interactive agent with gi
 agent-send), and the task must not be merged. Each round is recorded in the task: its
 number, prompt hash, start, end and exit code; git agent-status and git agent-wait follow
 the new round as any agent, and the merge note lists every round with its exit code.
+
+A task whose agent never ran (spawn --no-agent, git agent-pool claim --task) has no round to
+continue: its first agent starts (--agent, else agent.command) on the task's prompt followed by
+the text, and continue says so ("Started the first agent of task 20").
 """
 
 EXAMPLES = """\
@@ -67,11 +71,13 @@ def run(args: argparse.Namespace) -> int:
     with RepoLock(repo.common_dir, f"continue-{task.id}", timeout=30):
         repo.reload_config()
         task = load_tasks(repo).get(task.id, task)
+        first = not task.agent  # no agent ever ran (spawn --no-agent, pool claim --task): nothing to continue
         pid = _start_round(repo, task, text, args)
     n = rounds.number(task)
     where = os.path.relpath(task.worktree)
     tail = f", tmux window {task.tmux_session}:{task.id}" if task.tmux_pane else ""
-    print(f"Continued task {task.id} (round {n}) on branch {task.branch} in {where} (agent pid {pid}{tail})")
+    what = f"Started the first agent of task {task.id}" if first else f"Continued task {task.id} (round {n})"
+    print(f"{what} on branch {task.branch} in {where} (agent pid {pid}{tail})")
     return 0
 
 
@@ -118,7 +124,8 @@ def _start_round(repo: Repo, task: Task, text: str, args: argparse.Namespace) ->
                 before = fh.read()
         except OSError:
             before = ""
-        prompt = f"{before.rstrip()}\n\nFollow-up (round {n}):\n\n{text.rstrip()}\n"
+        follows = f"Follow-up (round {n}):\n\n" if task.agent else ""  # a first run: the task, then the text
+        prompt = f"{before.rstrip()}\n\n{follows}{text.rstrip()}\n"
     prompt_file = rounds.prompt_path(task_dir, n)
     with open(prompt_file, "w", encoding="utf-8") as fh:
         fh.write(prompt)

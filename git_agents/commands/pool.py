@@ -156,7 +156,8 @@ def _claim(args: argparse.Namespace, repo: Repo) -> int:
         return ExitCode.OK
     outcome = starting.start_task(repo, starting.StartRequest(
         (args.task,), prompt=args.prompt, prompt_file=args.prompt_file, title=args.title or "", base=args.base,
-        pool=request, owner=owner, sparse=args.sparse, until=starting.READY))
+        pool=request, owner=owner or pool.TASK_OWNER,  # not this command's caller: its end says nothing of the task
+        sparse=args.sparse, until=starting.READY))
     task, why = outcome.task, outcome.why
     if why is not None and why.setup is not None:
         sys.stderr.write(starting.setup_failure_text(task, why.setup) +

@@ -12,15 +12,21 @@ from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.lifecycle import start as starting
 from git_agents.tasks import agent
-from git_agents.tasks.ids import check_id
+from git_agents.tasks.ids import check_id, id_problem
 from git_agents.tasks.isolation import mode as isolation_mode
 from git_agents.tasks.presets import expand as expand_preset
 from git_agents.tasks.presets import expand_interactive
+from git_agents.tasks.selection import resolve_base
 from git_agents.tasks.tmux import tmux_program
 
-USAGE = "git agent-spawn [<options>] <id>..."
+USAGE = "git agent-spawn [<options>] [<id>...]"
 
 DESCRIPTION = """\
+Without an <id>, spawn takes the next free number (one above every numeric task id and
+task-<n> branch there is) and says which in its message (--porcelain: the `id` line); two
+spawns at once never take the same number. `git agent-path <id>` prints the task's worktree,
+for `cd "$(git agent-path 12)"`.
+
 For each <id>, create the worktree <root>/task-<id> on a new branch task-<id> that starts at
 the base branch (with --pool: switch a free slot of the worktree pool to that branch instead,
 see git agent-pool), write the agent's prompt to a file, and, when an agent command is given
@@ -83,13 +89,15 @@ EXAMPLES = """\
 git agent-spawn 48 --title "free mixer channel on delete" --prompt "Free the mixer channel when ..." \\
         --agent 'claude -p "$(cat "$GIT_AGENT_PROMPT_FILE")"'
 git agent-spawn 50 51 --prompt-file tasks/{id}.md --agent ./my-agent.sh
+git agent-spawn --prompt "Fix the typo in the README"    # the next free number, e.g. task 52
 git agent-spawn --porcelain 52 --prompt "..." | sed -n 's/^worktree //p'   # where task 52 works
 """
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Declare spawn's options."""
-    p.add_argument("ids", nargs="+", metavar="<new-id>", help="task ids: letters, digits, '.', '_' or '-'")
+    p.add_argument("ids", nargs="*", metavar="<new-id>",
+                   help="task ids: letters, digits, '.', '_' or '-' (none: the next free number)")
     add_task_text_options(p)
     p.add_argument("--agent", metavar="<command>",
                    help="agent command line, run with the shell in the worktree, or a preset: claude, codex, gemini, "
@@ -107,9 +115,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="take a pool slot, never growing the pool beyond <n> slots "
                         "(default: agent.poolMax; 0: no limit)")
     add_sparse_option(p)
-    p.add_argument("--isolation", choices=("worktree", "clone", "sandbox"), metavar="worktree|clone|sandbox",
-                   help="a guarded worktree (default, agent.isolation), a clone of its own, or that clone with the"
-                        " agent under bubblewrap")
+    p.add_argument("--isolation", choices=("worktree", "clone", "sandbox"), metavar="<mode>",
+                   help="worktree (a guarded worktree; default: agent.isolation), clone (a clone of its own) "
+                        "or sandbox (that clone with the agent under bubblewrap)")
     p.add_argument("--porcelain", action="store_true",
                    help="print `key value` lines (id, branch, worktree, pid) per task, for scripts")
     add_verbosity(p)
@@ -132,13 +140,15 @@ def run(args: argparse.Namespace) -> int:
     if in_tmux and command:
         tmux_program()  # fail before any task is created
     expanded = expand_interactive(repo, command) if in_tmux else expand_preset(repo, command)
+    if not args.ids and args.sparse:
+        _refuse_ids_taken_as_directories(repo, resolve_base(repo, args.base)[1], args.sparse)
     request = starting.StartRequest(
         tuple(args.ids), prompt=args.prompt, prompt_file=args.prompt_file, title=args.title or "", base=args.base,
         command=agent.absolutise_program(expanded, os.getcwd()) if command else "", in_tmux=in_tmux,
         pool=slots, sparse=args.sparse, isolation=isolated)
     failed = 0
     for n, outcome in enumerate(starting.start_tasks(repo, request)):
-        if outcome.error is not None and len(args.ids) == 1:
+        if outcome.error is not None and len(args.ids) <= 1:
             raise outcome.error
         failed += _report(args, repo, request, outcome, first=n == 0)
     return ExitCode.FAILED if failed else ExitCode.OK
@@ -176,6 +186,23 @@ def _report(args: argparse.Namespace, repo: Repo, request: starting.StartRequest
                        f" tmux window {facts['tmux']}: git agent-attach {task.id})")
     _say(args, repo, facts, message, first=first)
     return 1 if "error" in facts else 0
+
+
+def _refuse_ids_taken_as_directories(repo: Repo, base_commit: str, sparse: list[str] | None) -> None:
+    """`spawn --sparse src 86`: --sparse took 86 as a directory; with no ids left, spawn would
+    invent one. Refuse when the last directories are ids the base has no directory for."""
+    taken: list[str] = []
+    for entry in reversed(sparse or []):
+        there = repo.git.run("cat-file", "-t", f"{base_commit}:{entry.strip('/')}", ok=range(0, 256))
+        if id_problem(entry) is not None or (there.code == 0 and there.out.strip() == "tree"):
+            break
+        taken.insert(0, entry)
+    if taken:
+        dirs = [d for d in sparse or [] if d not in taken]
+        raise UsageError(f"--sparse took {', '.join(repr(t) for t in taken)} as director"
+                         f"{'ies' if len(taken) > 1 else 'y'} (the base has none of that name), so no id was given",
+                         hint=f"put the ids first: git agent-spawn {' '.join(taken)} --sparse {' '.join(dirs)}, "
+                              "or end the directories with --")
 
 
 def _say(args: argparse.Namespace, repo: Repo, facts: dict[str, str], message: str, *, first: bool) -> None:

@@ -30,9 +30,11 @@ from git_agents.tasks.prompt import (
 from git_agents.tasks.selection import branch_exists_error, resolve_base
 from git_agents.tasks.store import (
     Task,
+    TaskExists,
     create_task,
     delete_task,
     load_tasks,
+    next_number,
     now_iso,
     write_task,
 )
@@ -97,26 +99,52 @@ def start_tasks(repo: Repo, request: StartRequest) -> Iterator[Started]:
         base, base_commit = request.base or "", request.base_commit
     else:
         base, base_commit = resolve_base(repo, request.base)
-    texts = read_task_texts(request.ids, request.prompt, request.prompt_file)
-    template = load_template(repo)
     pooled = request.pool is not None
+    numbered = not request.ids  # no ids: the next free number (spawn --prompt ...)
+    ids = (_plan_numbered(repo, base, base_commit, pooled).id,) if numbered else request.ids
+    texts = read_task_texts(ids, request.prompt, request.prompt_file)
+    template = load_template(repo)
     planned = [plan_task(repo, task_id, base, base_commit, pooled=pooled,
-                         check_branch=not pooled or len(request.ids) > 1)  # a lone claim checks it itself
-               for task_id in request.ids]
+                         check_branch=not pooled or len(ids) > 1)  # a lone claim checks it itself
+               for task_id in ids]
     sparse = sparse_setting(repo, request.sparse)
     for task in planned:
         text = texts[task.id]
-        task.title = request.title or default_title(task.id, text)
-        if request.until == START:
-            task.agent = request.command
-        task.created = now_iso()
-        task.isolation = request.isolation
+        while True:
+            task.title = request.title or default_title(task.id, text)
+            if request.until == START:
+                task.agent = request.command
+            task.created = now_iso()
+            task.isolation = request.isolation
+            try:
+                _create(repo, task, text, template, request, sparse)
+            except TaskExists as error:
+                if not numbered:
+                    yield Started(task, error=error)
+                    break
+                # another spawn took this number meanwhile: the next one (a prompt file may name {id})
+                task = _plan_numbered(repo, base, base_commit, pooled)
+                if request.prompt_file and request.prompt_file != "-":
+                    text = read_task_texts((task.id,), request.prompt, request.prompt_file)[task.id]
+                continue
+            except AgentError as error:
+                yield Started(task, error=error)
+                break
+            yield _advance(repo, task, request)
+            break
+
+
+def _plan_numbered(repo: Repo, base: str, base_commit: str, pooled: bool) -> Task:
+    """The task of a start without ids: the next number free of a task, a branch and a directory
+    (tasks.store.next_number). The number is claimed only when create_task records it, atomically;
+    a start that loses that race plans again (start_tasks)."""
+    number = next_number(repo)
+    for _ in range(100):
         try:
-            _create(repo, task, text, template, request, sparse)
-        except AgentError as error:
-            yield Started(task, error=error)
-            continue
-        yield _advance(repo, task, request)
+            return plan_task(repo, str(number), base, base_commit, pooled=pooled)
+        except AgentError:  # a leftover worktree directory or branch of that name: the next one
+            number += 1
+    return plan_task(repo, str(number), base, base_commit, pooled=pooled)  # its error says why
 
 
 def start_task(repo: Repo, request: StartRequest) -> Started:

@@ -91,8 +91,9 @@ class Claim:
                                  ("task", "pid", "pid_start", "claimed_at", "host", "commit", "nonce")})
 
     def alive(self) -> bool | None:
-        """Whether the claiming process still runs; None when it ran on another host (unknowable)."""
-        if self.host and self.host != _hostname():
+        """Whether the claiming process still runs; None when it ran on another host (unknowable)
+        or when no process holds the claim (a task's, until its agent starts: see TASK_OWNER)."""
+        if (self.host and self.host != _hostname()) or not self.pid:
             return None
         return agent.is_alive(self.pid, self.pid_start)
 
@@ -235,8 +236,13 @@ def _try_create(repo: Repo, claim: Claim) -> bool:
     raise GitError(["git", *args], res.code, res.out, res.err)
 
 
+# The owner of a claim that a task holds with no process yet (`git agent-pool claim --task`
+# without --pid): the task holds the slot until it is cleaned, whatever process asked for it.
+TASK_OWNER = (0, "")
+
+
 def _new_claim(repo: Repo, slot: str, commit: str, task: str, owner: tuple[int, str]) -> Claim:
-    return _write_claim(repo, Claim(slot, task=task, pid=str(owner[0]), pid_start=owner[1],
+    return _write_claim(repo, Claim(slot, task=task, pid=str(owner[0]) if owner[0] else "", pid_start=owner[1],
                                     claimed_at=now_iso(), host=_hostname(), commit=commit))
 
 
@@ -294,10 +300,20 @@ def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, r
             total = len(read_slots(repo)) if request.grow is not None else len(slots)  # growing changed it
             raise PoolExhausted(
                 f"pool exhausted: all {total} slot(s) are claimed" if total else "pool exhausted: the pool is empty",
-                hint="wait with --wait, free slots with `git agent-pool release`, "
-                     "or add some with `git agent-pool create <n>`")
+                hint=_exhausted_hint(request))
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 1.5, 0.25)
+
+
+def _exhausted_hint(request: PoolRequest) -> str:
+    """What to do when no slot came free: what the caller did not try already."""
+    release = "free slots with `git agent-pool release`"
+    if request.grow is not None:  # spawn --pool, run with pool = true: no --wait there, but a limit
+        return f"{release}, or allow more slots with --pool-max <n> (agent.poolMax; 0: no limit)"
+    if request.wait:  # it waited already
+        return (f"none was released within {request.wait:g} seconds: {release}, add some with "
+                "`git agent-pool create <n>`, or wait until one is (--wait without a number)")
+    return f"wait with --wait, {release}, or add some with `git agent-pool create <n>`"
 
 
 def _grow(repo: Repo, limit: int, task: str, owner: tuple[int, str], base_commit: str,
@@ -435,7 +451,7 @@ def _free_commit(repo: Repo, held: Claim) -> str:
 
 def is_stale(held: Claim, task_ids: set[str]) -> bool:
     """A claim whose process is gone and that no recorded task holds."""
-    return held.alive() is False and not (held.task and held.task in task_ids)
+    return (held.alive() is False or bool(held.task and not held.pid)) and not (held.task and held.task in task_ids)
 
 
 def create(repo: Repo, count: int, base: str | None = None) -> list[str]:

@@ -55,6 +55,7 @@ class Job:
     state: str = "queued"  # what the progress display shows
     started: float = 0.0  # time.monotonic() when its agent started (0: not yet)
     ended: float = 0.0
+    finished: str = ""  # when its agent ended, as its exit record says ("" unknown)
     outcome: str = ""  # final: "merged (<commit>)" or why it was not merged
     merged: bool = False
     deferred: bool = False  # waits for its `after` tasks to merge before it is made ready and started
@@ -201,9 +202,12 @@ def _terminal_size() -> os.terminal_size:
 
 
 def _elapsed(job: Job) -> str:
+    """How long its agent ran (runs): from the stamps the merge note records, so both say the same."""
     if not job.started:
         return ""
-    seconds = int((job.ended or time.monotonic()) - job.started)
+    seconds = agent.run_seconds(job.task.started if job.task else "", job.finished if job.ended else "")
+    if seconds is None:
+        seconds = int((job.ended or time.monotonic()) - job.started)
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
@@ -466,6 +470,7 @@ class Run:
             return False
         record = agent.read_exit(task_dir, task.launch)
         job.ended = time.monotonic()
+        job.finished = record.finished if record else ""
         job.state = f"exited {record.code}" if record else "died"
         return True
 

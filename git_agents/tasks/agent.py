@@ -73,6 +73,19 @@ class ExitRecord:
     finished: str
 
 
+def run_seconds(started: str, finished: str, now: datetime | None = None) -> int | None:
+    """How long an agent ran, from the stamps its task and exit record keep (the merge note's
+    started and finished): until `finished`, or `now` while it runs; None without a start."""
+    if not started:
+        return None
+    try:
+        start = datetime.fromisoformat(started)
+        end = datetime.fromisoformat(finished) if finished else (now or datetime.now(start.tzinfo))
+    except ValueError:
+        return None
+    return max(0, int((end - start).total_seconds()))
+
+
 def exit_path(task_dir: str) -> str:
     """The supervisor's exit record for a task."""
     return os.path.join(task_dir, "exit")

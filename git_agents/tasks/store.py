@@ -141,6 +141,21 @@ def write_tasks(repo: Repo, values: Mapping[str, Mapping[str, str | None]]) -> N
                         for task_id, attrs in values.items() for attr, value in attrs.items()})
 
 
+class TaskExists(AgentError):
+    """create_task found its id taken (by another process, in a race)."""
+
+
+def next_number(repo: Repo) -> int:
+    """The number after every numeric task id and every numeric task branch (task-<n>): what
+    `git agent-spawn` without ids tries first. Read afresh: another spawn may have just taken one."""
+    repo.reload_config()
+    prefix = repo.branch_prefix
+    branches = repo.git("for-each-ref", "--format=%(refname)", f"refs/heads/{prefix}*").split("\n")
+    taken = [int(i) for i in [*load_tasks(repo), *(b.removeprefix(f"refs/heads/{prefix}") for b in branches)]
+             if i.isascii() and i.isdigit()]
+    return max(taken, default=0) + 1
+
+
 def create_task(repo: Repo, task: Task) -> None:
     """Record a new task in one write; fail if its id is already taken (checked under the lock, so races are safe).
 
@@ -149,7 +164,7 @@ def create_task(repo: Repo, task: Task) -> None:
     config_file = os.path.join(repo.common_dir, "config")
     with RepoLock(repo.common_dir):
         if has_subsection(config_file, SECTION, task.id):
-            raise AgentError(f"task '{task.id}' already exists",
+            raise TaskExists(f"task '{task.id}' already exists",
                              hint=f"pick another id, or remove it first with: git agent-clean {task.id}")
         values: dict[str, str | None] = {f"{SECTION}.{task.id}.{_KEYS[attr]}": getattr(task, attr)
                                          for attr in _KEYS if getattr(task, attr) and attr != "created"}

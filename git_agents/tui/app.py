@@ -23,7 +23,8 @@ from git_agents.core.repo import Repo
 from git_agents.tasks import agent
 from git_agents.tui.model import Overview, Row
 
-COLUMNS = ("ID", "STATE", "ELAPSED", "AHEAD", "FILES", "DIRTY", "TOKENS", "CONFLICTS", "LOG")
+COLUMNS = ("ID", "STATE", "ELAPSED", "AHEAD", "FILES", "DIRTY", "TOKENS", "CONFLICTS", "TITLE", "LOG")
+TITLE_WIDTH = 30  # a title longer than this is cut (with ...): the log line needs the room
 
 _STATE_STYLES = {"running": "yellow", "exited 0": "green", "merged": "green", "conflict": "red", "failed": "red",
                  "died": "red", "check-failed": "red", "worktree missing": "red", "exited": "red"}
@@ -42,7 +43,8 @@ def cells(row: Row) -> list[str | Text]:
     dirty = "-" if not row.worktree else ("?" if row.dirty is None else ("yes" if row.dirty else "no"))
     return [row.id, state_text(row.state), row.elapsed(), "-" if row.ahead is None else str(row.ahead),
             "-" if row.files is None else str(row.files), dirty, row.tokens,
-            Text(", ".join(row.conflicts), style="red") if row.conflicts else "", row.log_line]
+            Text(", ".join(row.conflicts), style="red") if row.conflicts else "",
+            row.title if len(row.title) <= TITLE_WIDTH else row.title[:TITLE_WIDTH - 3] + "...", row.log_line]
 
 
 def command_argv(verb: str, *args: str) -> list[str]:
@@ -77,9 +79,10 @@ class OutputScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with VerticalScroll() as scroll:
             scroll.border_title = self.title_text
-            scroll.border_subtitle = f"{self.question} y/n" if self.question else "Esc: close"
-            yield Static(Text.from_ansi(self.body.rstrip("\n")) if self.body.strip() else Text("(no output)"),
-                         id="body")
+            scroll.border_subtitle = "y: yes, n: no" if self.question else "Esc: close"
+            if self.body.strip() or not self.question:  # a bare question is said once, below
+                yield Static(Text.from_ansi(self.body.rstrip("\n")) if self.body.strip() else Text("(no output)"),
+                             id="body")
             if self.question:
                 yield Static(Text(self.question + " [y/n]", style="bold"), id="question")
 
@@ -114,6 +117,18 @@ class SendScreen(ModalScreen["str | None"]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class SpawnScreen(SendScreen):
+    """An input box for a new task's text: `git agent-spawn --prompt <text>` (the next free id)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def compose(self) -> ComposeResult:
+        box = Input(placeholder="the new task's text (Enter starts it with agent.command, Esc cancels)", id="message")
+        box.border_title = "git agent-spawn --prompt"
+        yield box
 
 
 class LogScreen(Screen[None]):
@@ -184,6 +199,7 @@ class TopApp(App[int]):
         Binding("m", "merge", "Merge"),
         Binding("M", "merge_all", "Merge all"),
         Binding("c", "clean", "Clean"),
+        Binding("n", "spawn", "New task"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
@@ -310,7 +326,7 @@ class TopApp(App[int]):
             else:
                 self._say(f"{title}: not run")
 
-        self.push_screen(OutputScreen(title, body or question, question=question), answered)
+        self.push_screen(OutputScreen(title, body, question=question), answered)
 
     # -- the keys --------------------------------------------------------------------------------
 
@@ -373,6 +389,14 @@ class TopApp(App[int]):
                 self.run_command("send", task_id, "--", message, then=self.show_result(f"git agent-send {task_id}"))
 
         self.push_screen(SendScreen(task_id), sent)
+
+    def action_spawn(self) -> None:
+        """A new task: its text in an input box, then `git agent-spawn --prompt <text>` (the next free id)."""
+        def entered(text: str | None) -> None:
+            if text:
+                self.run_command("spawn", "--prompt", text, then=self.show_result("git agent-spawn"))
+
+        self.push_screen(SpawnScreen(), entered)
 
     def action_stop(self) -> None:
         task_id = self._selected_or_say()

@@ -50,14 +50,9 @@ class Row:
 
     def elapsed(self, now: datetime | None = None) -> str:
         """Time since the agent started, until it finished (or now): `42s`, `3m05s`, `2h07m`."""
-        if not self.started:
+        seconds = agent.run_seconds(self.started, self.finished, now)
+        if seconds is None:
             return "-"
-        try:
-            start = datetime.fromisoformat(self.started)
-            end = datetime.fromisoformat(self.finished) if self.finished else (now or datetime.now(start.tzinfo))
-        except ValueError:
-            return "-"
-        seconds = max(0, int((end - start).total_seconds()))
         if seconds < 60:
             return f"{seconds}s"
         if seconds < 3600:
