@@ -58,6 +58,20 @@ def home_outside_tmpdir(sealed_env: None, monkeypatch: pytest.MonkeyPatch):  # t
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True, params=["worktree", "clone", "sandbox"])
+def isolation(request: pytest.FixtureRequest, home_outside_tmpdir: None) -> str:
+    """Every end-to-end test runs in each isolation (agent.isolation in the hermetic ~/.gitconfig):
+    each preset works in a guarded worktree, in a clone of its own and in the bubblewrap sandbox."""
+    import shutil
+    import subprocess
+
+    mode = str(request.param)
+    if mode == "sandbox" and not shutil.which("bwrap"):
+        pytest.skip("bubblewrap (bwrap) is not installed")
+    subprocess.run(["git", "config", "--global", "agent.isolation", mode], check=True)
+    return mode
+
+
 @pytest.fixture
 def cli_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
     """cli_path("claude") -> the pinned executable, installed if needed, put alone on PATH.

@@ -60,6 +60,7 @@ def _task_log(project: Project, task: str) -> str:
 
 
 def _assert_committed(project: Project, tasks: list[str]) -> None:
+    project.ok("status")  # as a user looks: a clone task's branch is fetched back (agent.isolation)
     for task in tasks:
         assert project.git("show", f"task-{task}:file-{task}.txt", check=False) == f"work of task {task}", \
             _task_log(project, task)
@@ -146,7 +147,7 @@ def test_resume_continues_each_worktrees_own_session(project: Project, model: Sc
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_interactive_ui_starts_with_the_prompt_under_tmux(project: Project, model: ScriptedModel,
-                                                          tmp_path: Path) -> None:
+                                                          tmp_path: Path, isolation: str) -> None:
     # What a user has done once by hand: finished onboarding, approved the API key, trusted the
     # repository (its worktrees share that trust) and accepted bypass mode.
     home = Path(os.environ["HOME"])
@@ -154,7 +155,10 @@ def test_interactive_ui_starts_with_the_prompt_under_tmux(project: Project, mode
     (home / ".claude.json").write_text(json.dumps({
         "hasCompletedOnboarding": True,
         "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []},
-        "projects": {str(project.path.resolve()): {"hasTrustDialogAccepted": True}}}))
+        "projects": {str(project.path.resolve()): {"hasTrustDialogAccepted": True},
+                     # a clone is a repository of its own: claude asks to trust it as any other
+                     **({str((project.worktrees / "task-10").resolve()): {"hasTrustDialogAccepted": True}}
+                        if isolation != "worktree" else {})}}))
     (home / ".claude").mkdir(exist_ok=True)
     (home / ".claude" / "settings.json").write_text(json.dumps({"skipDangerousModePermissionPrompt": True}))
     project.ok("spawn", "10", "--prompt", "TASK-TEN: add your file.")  # no agent: the worktree only

@@ -70,6 +70,7 @@ def _turns(server: ScriptedModel) -> list[dict]:
 
 def _assert_committed(project: Project, ids: list[str]) -> None:
     """Each task's branch has the agent's commit, by the user from ~/.gitconfig, and nothing uncommitted."""
+    project.ok("status")  # as a user looks: a clone task's branch is fetched back (agent.isolation)
     for i in ids:
         assert project.git("show", f"task-{i}:file-{i}.txt") == f"work of task {i}"
         assert project.git("log", "-1", "--format=%an <%ae>|%s", f"task-{i}") == \
@@ -188,6 +189,7 @@ def test_interactive_line_starts_the_tui_with_the_prompt(project: Project, model
         run([*tmux, "send-keys", "-t", "agent", "Enter"], tmp_path, check=True)
         shown = screen_shows("Done: the change is committed.")
         assert "Done: the change is committed." in shown and "Your task: Add your file" in shown, shown
+        project.ok("status")  # as a user looks: a clone task's branch is fetched back (agent.isolation)
         assert project.git("show", "task-1:file-1.txt") == "work of task 1"
         assert project.git("status", "--porcelain", cwd=worktree) == ""  # the TUI left no files of its own
     finally:
