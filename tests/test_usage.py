@@ -134,7 +134,7 @@ def test_top_shows_what_each_task_cost(project: Project, tmp_path: Path) -> None
     from git_agents.tui.app import cells
     from git_agents.tui.model import Overview
 
-    env = _fake_claude(tmp_path, 0)
+    env = _fake_claude(tmp_path, 0, 'echo x >> "file-$GIT_AGENT_TASK.txt" && git add . && git commit -qm work')
     project.ok("spawn", "1", "--agent", "claude", "--prompt", "do it", env=env)
     project.ok("wait", "1")
     rows = Overview(Repo.discover(str(project.path))).refresh()
