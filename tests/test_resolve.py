@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,144 @@ def test_a_refused_resolution_is_not_replayed_by_rerere(project: Project, tmp_pa
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.splitlines()[0].endswith("after its conflict was resolved by rerere")
     assert (project.path / "shared.txt").read_text() == "line 1\nline 2 (task 2)\nline 2 (task 1)\nline 3\n"
+
+
+def test_the_user_commits_on_main_while_the_last_tasks_resolver_fails(project: Project, tmp_path: Path) -> None:
+    _six_tasks(project, tmp_path)
+    resolver = write_script(tmp_path / "resolver.sh", f"""
+        cd '{project.path}' && echo "mine" > mine.txt && git add mine.txt && git commit -q -m "the user's commit"
+        exit 1
+    """)
+
+    proc = project.agent("merge", "1", "2", f"--resolve={resolver}")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr == ""
+    assert "Conflict in task 2: shared.txt (the resolver failed: the resolver exited 1; " in proc.stdout
+    assert project.git("log", "-1", "--format=%s", "main") == "the user's commit"
+    assert "conflict" in project.agent("status", "2").stdout
+    assert not (project.path / ".git/agents/merge-journal").exists()
+    for verb in ("--continue", "--abort"):
+        assert project.agent("merge", verb).stderr.startswith("fatal: no interrupted merge to ")
+    again = project.agent("merge", "--all")
+    assert again.returncode == 1 and "Conflict in task 2: shared.txt" in again.stdout, again.stdout + again.stderr
+    assert "Merged task 3 (" in again.stdout
+
+
+def _wait_for(path: Path) -> None:
+    import time
+
+    for _ in range(1200):  # a generous bound on a loaded machine; nothing is asserted about time
+        if path.exists():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+def _gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _start_merge(project: Project, *args: str) -> subprocess.Popen[str]:
+    import os
+
+    return subprocess.Popen(["git-agent-merge", *args], cwd=project.path, env=dict(os.environ), text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+# Commits the conflicted file, markers and all, once told to (the file `go`), and says so.
+MARKERS_WHEN_TOLD = """
+    echo $$ > '{dir}/resolver.pid'
+    touch '{dir}/started'
+    while [ ! -e '{dir}/go' ]; do sleep 0.05; done
+    git add -A && git commit -q --no-edit && touch '{dir}/committed'
+    sleep 600
+"""
+
+
+def _merge_with_a_markers_resolver(project: Project, tmp_path: Path,
+                                   *tasks: str) -> tuple[str, subprocess.Popen[str]]:
+    """Six tasks; `merge <tasks> --resolve` with MARKERS_WHEN_TOLD, once its resolver runs: (task-2's tip, it)."""
+    _six_tasks(project, tmp_path)
+    tip = project.git("rev-parse", "task-2")
+    resolver = write_script(tmp_path / "resolver.sh", MARKERS_WHEN_TOLD.format(dir=tmp_path))
+    merge = _start_merge(project, *tasks, f"--resolve={resolver}")
+    _wait_for(tmp_path / "started")
+    return tip, merge
+
+
+@pytest.mark.parametrize("recovery", ["--continue", "--abort"])
+def test_resolve_and_its_resolver_killed_can_be_continued_or_aborted(project: Project, tmp_path: Path,
+                                                                     recovery: str) -> None:
+    import os
+    import signal
+
+    tip, merge = _merge_with_a_markers_resolver(project, tmp_path, "1", "2", "3")
+    (tmp_path / "go").touch()
+    _wait_for(tmp_path / "committed")
+    os.kill(merge.pid, signal.SIGKILL)  # as at a reboot: the merge and its resolver
+    os.killpg(os.getpgid(int((tmp_path / "resolver.pid").read_text())), signal.SIGKILL)
+    merge.communicate()
+    main = project.git("rev-parse", "main")
+
+    refused = project.agent("merge", "--all")
+    assert (refused.returncode, refused.stdout) == (128, ""), refused.stdout + refused.stderr
+    assert refused.stderr == (
+        "fatal: a merge --resolve was interrupted while a resolver worked on the conflict of task 2 in "
+        f"{project.worktrees / 'task-2'}\n"
+        "hint: check its result (kept only if it is a proper resolution): git agent-merge --continue\n"
+        "hint: or put the task branch back: git agent-merge --abort\n")
+
+    proc = project.agent("merge", recovery)
+
+    if recovery == "--abort":
+        assert (proc.returncode, proc.stdout) == (
+            0, f"Resolution of task 2 abandoned; 'task-2' is back at {tip[:12]}\n"), proc.stdout + proc.stderr
+    else:
+        assert (proc.returncode, proc.stdout) == (1, (
+            "The resolution of task 2 was refused: conflict markers left in shared.txt; "
+            f"'task-2' is back at {tip[:12]}\nNot reached (merge them again): 3\n")), proc.stdout + proc.stderr
+    assert project.git("rev-parse", "task-2") == tip
+    assert project.git("status", "--porcelain", cwd=project.worktrees / "task-2") == ""
+    assert project.git("rev-parse", "main") == main
+    again = project.agent("merge", "--all")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "Conflict in task 2: shared.txt" in again.stdout and "Merged task 3 (" in again.stdout
+    assert "<<<<" not in project.git("show", "main:shared.txt")
+    assert project.agent("merge", "--continue").stderr.startswith("fatal: no interrupted merge")
+
+
+@pytest.mark.parametrize("sig", ["HUP", "TERM"])
+def test_a_hangup_stops_the_resolver_and_its_result_is_never_merged(project: Project, tmp_path: Path,
+                                                                   sig: str) -> None:
+    import os
+    import signal
+
+    tip, merge = _merge_with_a_markers_resolver(project, tmp_path, "1", "2")
+    os.kill(merge.pid, getattr(signal, f"SIG{sig}"))  # the terminal closed
+    _, err = merge.communicate(timeout=600)  # a bound against a hang, not a timing assertion
+    (tmp_path / "go").touch()  # a resolver still running would now commit the markers
+    pid = int((tmp_path / "resolver.pid").read_text())
+    committed = tmp_path / "committed"
+    for _ in range(1200):
+        if _gone(pid) or committed.exists():
+            break
+        __import__("time").sleep(0.05)
+    stray = not committed.exists()
+    if not stray:  # (today's code) kill what is left of it
+        os.kill(pid, signal.SIGKILL)
+
+    assert (merge.returncode, err) == (130, "interrupted\n")
+    assert stray, "the resolver went on and committed its unchecked result"
+    assert project.git("rev-parse", "task-2") == tip
+    assert project.git("status", "--porcelain", cwd=project.worktrees / "task-2") == ""
+    again = project.agent("merge", "--all")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "Conflict in task 2: shared.txt" in again.stdout
+    assert "<<<<" not in project.git("show", "main:shared.txt")

@@ -297,6 +297,8 @@ def _recover(repo: Repo, *, abort: bool) -> int:
         if plan is None:
             raise AgentError("no interrupted merge to " + ("abort" if abort else "continue"),
                              hint="`git agent-status` shows each task's state")
+        if plan.phase == "resolver":
+            return _recover_resolution(repo, plan, abort=abort)
         if abort:
             undo(repo, plan)
             print(f"Merge into '{plan.target}' aborted; it is back at {(plan.run_old or plan.old)[:12]}")
@@ -311,6 +313,27 @@ def _recover(repo: Repo, *, abort: bool) -> int:
     if plan.pending:
         print(f"Not reached (merge them again): {' '.join(plan.pending)}")
     return ExitCode.OK
+
+
+def _recover_resolution(repo: Repo, plan: Journal, *, abort: bool) -> int:
+    """--continue / --abort of a merge --resolve interrupted while its resolver worked on a task's branch."""
+    from git_agents.merging import resolver
+
+    assert plan.conflict is not None
+    task_id, branch = plan.conflict.task_id, plan.options.get("branch", "")
+    if abort:
+        resolver.abandon(repo, plan)
+        print(f"Resolution of task {task_id} abandoned; '{branch}' is back at {plan.tip[:12]}")
+        return ExitCode.OK
+    refused = resolver.finish(repo, plan)
+    if refused is not None:
+        print(f"The resolution of task {task_id} was refused: {refused}; '{branch}' is back at {plan.tip[:12]}")
+        if plan.pending:
+            print(f"Not reached (merge them again): {' '.join(plan.pending)}")
+        return ExitCode.FAILED
+    print(f"The resolution of task {task_id} by {plan.options.get('command', '?')} is verified")
+    to_merge, problems = select_mergeable(repo, select_tasks(repo, [task_id, *plan.pending]), explicit=True)
+    return _execute(repo, to_merge, problems, Options(), None)
 
 
 def _continue_resolved(repo: Repo, plan: Journal) -> int:

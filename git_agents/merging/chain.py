@@ -163,7 +163,9 @@ def _land(repo: Repo, plan: Journal) -> None:
     git = repo.git
     ref = f"refs/heads/{plan.target}"
     at = git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()
-    if at == plan.old and plan.new != plan.old:
+    if plan.new == plan.old:
+        pass  # only task states to write (tasks left out): wherever the target is now (it may have moved on)
+    elif at == plan.old:
         advance_branch(git, plan.target, plan.old, plan.new, plan.worktree or None, plan.reason)
     elif at != plan.new:
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
@@ -210,7 +212,7 @@ def _undo(repo: Repo, plan: Journal) -> None:
         # `old`, but files of `new` may have been written. Put exactly those back; what it did not
         # write (an untracked file that was in its way) stays as it is.
         put_worktree_back(git, plan.worktree, plan.old, plan.new)
-    elif at != back:
+    elif at != back and not (plan.new == back == plan.old):  # a run that moved nothing leaves the target be
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
                          f"started ({back[:12]}) nor where it was going ({plan.new[:12]}); not touching it",
                          hint="finish with `git agent-merge --continue`, or move the branch yourself and remove "

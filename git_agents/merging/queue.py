@@ -272,6 +272,11 @@ def refuse_if_interrupted(repo: Repo) -> None:
     plan = journal_file.read(repo.state_dir)
     if plan is None:
         return
+    if plan.phase == "resolver":
+        raise AgentError(f"a merge --resolve was interrupted while a resolver worked on the conflict of task "
+                         f"{plan.conflict.task_id if plan.conflict else '?'} in {plan.worktree}",
+                         hint="check its result (kept only if it is a proper resolution): git agent-merge --continue\n"
+                              "or put the task branch back: git agent-merge --abort")
     if plan.phase == "resolving":
         raise AgentError(f"a merge into '{plan.target}' is waiting for the conflict of task "
                          f"{plan.conflict.task_id if plan.conflict else '?'} to be resolved in {plan.worktree}",
@@ -577,7 +582,7 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
                 launch = opts.launcher
                 assert launch is not None, "--resolve needs a launcher"
                 res = resolve_conflict(repo, task, target, command=command, launch=launch,  # type: ignore[arg-type]
-                                       attempts=opts.resolve_attempts)
+                                       attempts=opts.resolve_attempts, pending=[t.id for t in rest] + pending)
             if res.ok:
                 resolved[task.id] = res
                 rest.insert(0, task)  # merge its branch, which now contains the target, next

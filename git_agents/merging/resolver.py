@@ -25,17 +25,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from git_agents.core.errors import AgentError
 from git_agents.core.git import Git
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import unsaved_work
+from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import merge_trees
+from git_agents.merging.journal import Entry, Journal
 from git_agents.tasks import agent, isolation
 from git_agents.tasks.notes import parse_note
 from git_agents.tasks.store import Task
 
+PHASE = "resolver"  # the journal's phase while a resolver works on a task's branch
 LOG_TAIL = 20  # lines of a failed resolver's log shown in the report
 POLL_SECONDS = 0.05
 RERERE = ("-c", "rerere.enabled=true", "-c", "rerere.autoUpdate=true")
@@ -229,6 +234,8 @@ def _log_tail(directory: str) -> str:
 def _wait(directory: str, pid: int, pid_start: str) -> int:
     """Wait for the resolver to end; its exit status (the supervisor records it)."""
     while True:
+        if _signalled:  # it came before the wait began: stop as if it had come now
+            raise KeyboardInterrupt
         record = agent.read_exit(directory)
         if record is not None:
             return record.code
@@ -239,11 +246,12 @@ def _wait(directory: str, pid: int, pid_start: str) -> int:
 
 
 def resolve_conflict(repo: Repo, task: Task, target: str, *, command: str, launch: Launcher,
-                     attempts: int = 1) -> Resolution:
+                     attempts: int = 1, pending: Sequence[str] = ()) -> Resolution:
     """Have an agent resolve the conflict between the task branch and `target`'s tip; see the module doc.
 
     On success the task branch has gained the merge commit; on failure it is exactly as before.
-    Call it under the "merge" lock (the target must not move meanwhile).
+    Call it under the "merge" lock (the target must not move meanwhile). `pending`: the tasks the
+    run would merge after this one (an interrupted run's `--continue` merges them).
     """
     worktree = task.worktree
     if not worktree or not os.path.isdir(worktree):
@@ -256,18 +264,67 @@ def resolve_conflict(repo: Repo, task: Task, target: str, *, command: str, launc
     old = git("rev-parse", "HEAD")
     isolation.refresh_target(repo, task, target)  # a clone task merges the target as it is here
     target_tip = git("rev-parse", f"refs/heads/{target}^{{commit}}")
+    # Journalled from before the merge starts until the branch is settled: a run killed meanwhile
+    # (SIGKILL, a reboot) leaves a journal that stops every later merge until `--continue` has
+    # verified the result or `--abort` has put the branch back; the resolver may still be running.
+    plan = Journal(target=target, worktree=worktree, old=target_tip, new=target_tip, entries=[], phase=PHASE,
+                   pending=list(pending), conflict=Entry(task.id, "conflict"), tip=old,
+                   options={"branch": task.branch, "command": command})
+    journal_file.write(repo.state_dir, plan)
     last = Resolution(False, command, 0)
-    for n in range(1, max(1, attempts) + 1):
-        last = _attempt(repo, git, task, target, old, target_tip, command, launch, n)
-        if last.ok:
-            isolation.sync(repo, task)
-            return last
-        restore(git, worktree, task.branch, old)
+    with _stopping_on_hangup() as stopped:
+        for n in range(1, max(1, attempts) + 1):
+            last = _attempt(repo, git, task, target, old, target_tip, command, launch, n, plan)
+            if last.ok:
+                isolation.sync(repo, task)
+                break
+            restore(git, worktree, task.branch, old)
+            if stopped:
+                break
+        journal_file.remove(repo.state_dir)
+        if stopped:  # SIGTERM or SIGHUP came during the checks: the branch is settled, now stop
+            raise KeyboardInterrupt
     return last
 
 
+@contextmanager
+def _stopping_on_hangup() -> Iterator[list[int]]:
+    """SIGTERM and SIGHUP (the terminal closed) stop a resolution as Ctrl-C does, not the process outright.
+
+    Their default action would end this process at once and leave the detached resolver to commit
+    an unchecked result. While the resolver is waited for they raise KeyboardInterrupt (the
+    resolver is stopped and the branch put back); during git calls they are only noted (the
+    list), so no git command is cut off, and the caller stops once the branch is settled.
+    """
+    import signal
+    import threading
+
+    stopped: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped
+        return
+
+    def note(signum: int, frame: object) -> None:
+        stopped.append(signum)
+        _signalled.append(signum)
+        if _waiting:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield stopped
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _signalled.clear()
+
+
+_waiting: list[bool] = []  # non-empty while a resolver is waited for (a signal may interrupt that)
+_signalled: list[int] = []  # SIGTERM/SIGHUP noted during this resolution (the wait for a resolver ends at once)
+
+
 def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip: str, command: str,
-             launch: Launcher, n: int) -> Resolution:
+             launch: Launcher, n: int, plan: Journal) -> Resolution:
     worktree = task.worktree
     res = git.run(*RERERE, "merge", "--no-ff", "--no-commit", f"refs/heads/{target}", ok=range(0, 256),
                   env={"LC_ALL": "C", "LANGUAGE": "C", "GIT_REFLOG_ACTION": "agent-merge --resolve",
@@ -292,12 +349,21 @@ def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip
     earlier = earlier_tasks(repo.git, old, target_tip, set(allowed))
     with open(prompt_file, "w", encoding="utf-8") as fh:
         fh.write(prompt_text(task, target, conflicted, messages, earlier))
+    plan.options.update(allowed="\0".join(allowed), run_dir=directory, pid="", pid_start="")
+    journal_file.write(repo.state_dir, plan)
     pid, pid_start = launch(repo, task, command, directory, prompt_file, dict(RERERE_CONFIG))
+    plan.options.update(pid=str(pid), pid_start=pid_start)
+    journal_file.write(repo.state_dir, plan)
     try:
-        code = _wait(directory, pid, pid_start)
-    except BaseException:  # Ctrl-C while waiting: stop the resolver; the caller puts the branch back
+        _waiting.append(True)
+        try:
+            code = _wait(directory, pid, pid_start)
+        finally:
+            _waiting.clear()
+    except BaseException:  # Ctrl-C (or SIGTERM, SIGHUP) while waiting: stop the resolver, put the branch back
         agent.stop(str(pid), pid_start)
         restore(git, worktree, task.branch, old)
+        journal_file.remove(repo.state_dir)
         raise
     if code != 0:
         return Resolution(False, command, n, f"the resolver exited {code}", _log_tail(directory))
@@ -310,3 +376,60 @@ def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip
 def record_resolution(git: Git) -> None:
     """Record a verified resolution in the rerere cache (from the MERGE_RR the merge left), so it is reused."""
     git.run(*RERERE, "rerere", ok=range(0, 256))
+
+
+def _settled_branch(repo: Repo, plan: Journal) -> Git:
+    """The task worktree's git, once its branch is known to hold only the old tip or the resolver's merge on it."""
+    assert plan.conflict is not None
+    branch = plan.options.get("branch", "")
+    if not plan.worktree or not os.path.isdir(plan.worktree):
+        raise AgentError(f"the worktree of task {plan.conflict.task_id} ({plan.worktree}) is gone",
+                         hint="remove the journal by hand: " + journal_file.path(repo.state_dir))
+    git = repo.git.at(plan.worktree)
+    head = git("rev-parse", "HEAD")
+    parents = git.run("rev-parse", f"{head}^@", ok=range(0, 256)).out.split()
+    if head != plan.tip and parents[:1] != [plan.tip] or \
+            git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != f"refs/heads/{branch}":
+        raise AgentError(f"'{branch}' in {plan.worktree} moved on since its resolver started "
+                         f"(now {head[:12]}, the resolution started at {plan.tip[:12]}); not touching it",
+                         hint="put it back (git reset --keep " + plan.tip[:12] + "), then run the same command again")
+    return git
+
+
+def _stop_resolver(plan: Journal, *, still_running_is_an_error: bool) -> None:
+    pid, start = plan.options.get("pid", ""), plan.options.get("pid_start", "")
+    if not pid or not agent.is_alive(pid, start):
+        return
+    if still_running_is_an_error:
+        assert plan.conflict is not None
+        raise AgentError(f"the resolver of task {plan.conflict.task_id} (process {pid}) is still running",
+                         hint="wait for it to end, then: git agent-merge --continue\n"
+                              "or stop it and put the branch back: git agent-merge --abort")
+    agent.stop(pid, start)
+
+
+def abandon(repo: Repo, plan: Journal) -> None:
+    """--abort of an interrupted resolution: stop its resolver, put the task branch back, forget the journal."""
+    _stop_resolver(plan, still_running_is_an_error=False)
+    git = _settled_branch(repo, plan)
+    restore(git, plan.worktree, plan.options.get("branch", ""), plan.tip)
+    journal_file.remove(repo.state_dir)
+
+
+def finish(repo: Repo, plan: Journal) -> str | None:
+    """--continue of an interrupted resolution: verify what its resolver left; keep it, or put the branch back.
+
+    Returns why the result was refused (the branch is then back at its old tip), or None when it
+    was verified (and recorded for rerere). The journal is removed either way.
+    """
+    _stop_resolver(plan, still_running_is_an_error=True)
+    git = _settled_branch(repo, plan)
+    allowed = [p for p in plan.options.get("allowed", "").split("\0") if p]
+    refused = verify(git, repo, plan.worktree, plan.tip, plan.old, allowed, marker_sizes(git, allowed)) \
+        if allowed else "its resolver never started"
+    if refused is None:
+        record_resolution(git)
+    else:
+        restore(git, plan.worktree, plan.options.get("branch", ""), plan.tip)
+    journal_file.remove(repo.state_dir)
+    return refused
