@@ -154,7 +154,7 @@ def test_unknown_task(project: Project) -> None:
 
 
 def test_usage_errors_exit_129(project: Project) -> None:
-    for verb, args in (("spawn", []), ("merge", []), ("clean", []), ("wait", []), ("spawn", ["1", "--bogus"])):
+    for verb, args in (("merge", []), ("clean", []), ("wait", []), ("spawn", ["1", "--bogus"])):
         proc = project.agent(verb, *args)
         assert proc.returncode == 129, (verb, proc.stderr)
         assert "usage: git agent-" in proc.stderr
