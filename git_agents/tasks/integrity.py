@@ -179,6 +179,27 @@ def _graph(repo: Repo, starts: Sequence[str], bases: Sequence[str]) -> _Graph:
     return graph
 
 
+# Reflog messages of git-agents' own put-backs (merging/resolver.restore, merging/chain's --abort):
+# the commits such a move left behind were git-agents' attempt, not the agent's work.
+OWN_PUT_BACKS = ("agent-merge --resolve (undo):", "agent-merge --abort:", "agent-merge --abort")
+
+
+def _not_undone(log: Sequence[_Entry]) -> list[_Entry]:
+    """The reflog (newest first) without the entries that a put-back by git-agents itself undid:
+    those between the put-back and the older entry at the commit it put the branch back to."""
+    kept: list[_Entry] = []
+    back_to = ""
+    for entry in log:
+        if back_to:
+            if entry.commit != back_to:
+                continue
+            back_to = ""
+        if entry.subject.startswith(OWN_PUT_BACKS):
+            back_to = entry.commit
+        kept.append(entry)
+    return kept
+
+
 def _check_task(task: Task, tips: Mapping[str, str], logs: Mapping[str, list[_Entry]],
                 contained: Mapping[str, set[str]], graph: _Graph, found: dict[str, list[str]],
                 held_targets: dict[str, str]) -> None:
@@ -201,7 +222,7 @@ def _check_task(task: Task, tips: Mapping[str, str], logs: Mapping[str, list[_En
         lines.append(f"its target {task.base} no longer contains its base commit {_short(base)}: {task.base} was"
                      f" rewritten or moved back since the task was spawned; to recover: {how}; if it was you:"
                      f" git config agent-task.{task.id}.baseCommit <new base>")
-    mine = [e for e in own_log if e.commit in graph.parents and not graph.contains(base, e.commit)]
+    mine = [e for e in _not_undone(own_log) if e.commit in graph.parents and not graph.contains(base, e.commit)]
     # On the target's first-parent line: the target was moved to it. (Through a merge's second
     # parent it was merged, by us meanwhile or by the user: not a finding.)
     in_target = next((e for e in mine if e.commit in graph.first_parents(target)), None)
