@@ -92,8 +92,8 @@ _git-agent-merge () {
 		'-v[print more detail]' \
 		'--verbose[print more detail]' \
 		'--remote=[merge the finished tasks of the queue on <remote>]:remote: ' \
-		'--verify-signatures[--remote\: merge only results signed by a trusted key (default\: agent.verifyResults, true); --no-verify-signatures trusts unsigned results]' \
-		'--no-verify-signatures[--remote\: merge only results signed by a trusted key (default\: agent.verifyResults, true); --no-verify-signatures trusts unsigned results]' \
+		'--verify-signatures[--remote\: merge only results signed by a trusted key (default\: agent.verifyResults, true)]' \
+		'--trust-unsigned[--remote\: merge unsigned results too, this once (anyone who can push can forge them)]' \
 		'-n[only report, in merge order, which tasks would merge and which would conflict]' \
 		'--dry-run[only report, in merge order, which tasks would merge and which would conflict]' \
 		'--check=[run <cmd> on each merged result in a scratch worktree; merge only if it passes (default\: agent.mergeCheck)]:cmd: ' \

@@ -52,8 +52,8 @@ def test_merge_completes_task_ids(two_tasks: Project) -> None:
 def test_merge_completes_its_options(two_tasks: Project) -> None:
     assert complete(two_tasks.path, "git", "agent-merge", "--") == \
         ["--abort ", "--all ", "--check-batch ", "--check=", "--color=", "--continue ", "--dry-run ",
-         "--interactive ", "--no-check ", "--no-verify ", "--no-verify-signatures ", "--quiet ", "--rebase ",
-         "--remote=", "--resolve=", "--style=", "--verbose ", "--verify-signatures "]
+         "--interactive ", "--no-check ", "--no-verify ", "--quiet ", "--rebase ", "--remote=", "--resolve=",
+         "--style=", "--trust-unsigned ", "--verbose ", "--verify-signatures "]
 
 
 def test_option_values_complete_by_kind(two_tasks: Project) -> None:
@@ -112,9 +112,8 @@ def test_zsh_completes_through_its_own_git_completion(two_tasks: Project) -> Non
                         "git agent completion ") == [
         ["48", "fix-2"],
         ["--abort", "--all", "--check-batch", "--check", "--color", "--continue", "--dry-run", "--interactive",
-         "--no-check", "--no-verify-signatures", "--no-verify", "--quiet", "--rebase", "--remote", "--resolve",
-             "--style", "--verbose",
-         "--verify-signatures"],
+         "--no-check", "--no-verify", "--quiet", "--rebase", "--remote", "--resolve", "--style",
+         "--trust-unsigned", "--verbose", "--verify-signatures"],
         ["feature"],
         ["always", "auto", "never"],
         sorted([*COMMANDS, "completion"]),

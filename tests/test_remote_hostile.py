@@ -214,7 +214,7 @@ def test_a_queued_preset_name_runs_this_machines_preset_without_trust(tmp_path: 
 UNSIGNED_HINT = ("hint: give each worker a signing key (user.signingkey, gpg.format) and list their public keys "
                  "where git verify-commit finds them (gpg.format=ssh: gpg.ssh.allowedSignersFile)\n"
                  "hint: or trust unsigned results, which anyone who can push can forge: git config "
-                 "agent.verifyResults false (once: --no-verify-signatures)\n")
+                 "agent.verifyResults false (once: --trust-unsigned)\n")
 
 
 def _keys(tmp_path: Path, name: str) -> Path:
@@ -298,7 +298,7 @@ def test_a_forged_result_is_refused_by_default_and_trusting_unsigned_results_is_
     assert remote_refs(publisher, "refs/heads/main") == before and remote_refs(publisher, "refs/agents/merged/") == {}
 
     # Trusting unsigned results is an explicit choice, for one run or in the configuration.
-    predicted = publisher.agent("merge", "--all", "--remote", "origin", "--no-verify-signatures", "--dry-run")
+    predicted = publisher.agent("merge", "--all", "--remote", "origin", "--trust-unsigned", "--dry-run")
     assert (predicted.stdout, predicted.stderr) == ("Task 1 would merge cleanly\n1 would merge, 0 would not\n", "")
     publisher.git("config", "agent.verifyResults", "false")
     assert publisher.agent("merge", "--all", "--remote", "origin").returncode == 0

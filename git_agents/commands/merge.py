@@ -99,7 +99,7 @@ With --remote, only results whose result commit has a good signature by a truste
 as `git verify-commit` decides (SSH keys: those listed in gpg.ssh.allowedSignersFile; OpenPGP:
 your keyring); workers sign their results when they have a signing key (user.signingkey,
 gpg.format). Other results are left out with a warning and a hint. Trusting unsigned results
-is an explicit choice: agent.verifyResults=false, or --no-verify-signatures for one run; then
+is an explicit choice: agent.verifyResults=false, or --trust-unsigned for one run; then
 anyone who can push to the remote can publish a result that merges.
 
 --dry-run reports, in merge order, what would happen to each task (each prediction includes
@@ -165,9 +165,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="merge every finished task with commits, in id order")
     add_verbosity(p)
     p.add_argument("--remote", metavar="<remote>", help="merge the finished tasks of the queue on <remote>")
-    p.add_argument("--verify-signatures", action=argparse.BooleanOptionalAction, default=None,
-                   help="--remote: merge only results signed by a trusted key (default: agent.verifyResults, true);"
-                        " --no-verify-signatures trusts unsigned results")
+    p.add_argument("--verify-signatures", action="store_const", const=True, default=None,
+                   help="--remote: merge only results signed by a trusted key (default: agent.verifyResults, true)")
+    p.add_argument("--trust-unsigned", dest="verify_signatures", action="store_const", const=False,
+                   help="--remote: merge unsigned results too, this once (anyone who can push can forge them)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="only report, in merge order, which tasks would merge and which would conflict")
     p.add_argument("--check", metavar="<cmd>",

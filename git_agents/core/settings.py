@@ -110,7 +110,7 @@ SETTINGS: tuple[Setting, ...] = (
             "When true (the default), git agent-merge --remote merges only results whose commit carries a good "
             "signature by a trusted key (git verify-commit; for SSH keys gpg.ssh.allowedSignersFile); other "
             "results are skipped with a warning. false trusts unsigned results, which anyone who can push to "
-            "the remote can forge (--no-verify-signatures does so once)."),
+            "the remote can forge (--trust-unsigned does so once)."),
 )
 
 DEFAULTS = {s.key.lower(): s.default for s in SETTINGS}

@@ -126,7 +126,7 @@ def _check_verify_config(repo: Repo) -> None:
 
 _UNSIGNED = "is not signed by a trusted key"
 _TRUST_HINT = ("or trust unsigned results, which anyone who can push can forge: git config agent.verifyResults "
-               "false (once: --no-verify-signatures)")
+               "false (once: --trust-unsigned)")
 
 
 def _hint_unsigned(problems: dict[str, str]) -> None:
