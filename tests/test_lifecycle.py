@@ -147,7 +147,7 @@ def test_an_agent_that_exits_0_having_done_nothing_is_told_apart(project: Projec
     project.ok("spawn", "2", "--agent", str(committing_agent), "--prompt", "p")
     assert project.ok("wait", "2").stdout == "task 2: exited 0\n"
     waited = project.agent("wait", "1")
-    assert (waited.returncode, waited.stdout) == (1, "task 1: exited 0, no change\n")
+    assert (waited.returncode, waited.stdout) == (0, "task 1: exited 0, no change\n")
     rows = {t["id"]: t for t in json.loads(project.ok("status", "--json").stdout)["tasks"]}
     assert [(r["state"], r["agent"], r["exit_code"]) for r in rows.values()] == [
         ("exited 0, no change", "exited 0, no change", 0), ("exited 0", "exited", 0)]

@@ -200,6 +200,7 @@ def render(repo: Repo, rows: list[TaskStatus], args: argparse.Namespace) -> str:
 def _watch(args: argparse.Namespace) -> int:
     """--watch: the table every args.watch seconds; on a terminal redrawn in place, elsewhere
     printed again only when it changed. Ctrl-C ends it with exit 130, quietly."""
+    import signal
     import sys
     import time
 
@@ -234,6 +235,9 @@ def _watch(args: argparse.Namespace) -> int:
                 return ExitCode.OK
             time.sleep(args.watch)
     except KeyboardInterrupt:
+        # Through `git`, a second SIGINT follows: git, dying of the first, passes it on to its child.
+        # Caught again at exit it would print a traceback ("Exception ignored in ... threading"): ignore it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # 130, as for `watch` or `tail -f` ended by Ctrl-C, and as `git agent-status` gives anyway
         # (git itself dies of the SIGINT the terminal sends it): the same code either way.
         if tty:

@@ -10,7 +10,7 @@ from git_agents.core.errors import ExitCode, UsageError
 from git_agents.core.repo import Repo
 from git_agents.tasks import waiting
 from git_agents.tasks.selection import select_tasks
-from git_agents.tasks.status import agent_state
+from git_agents.tasks.status import NO_CHANGE, agent_state
 from git_agents.tasks.store import Task
 
 USAGE = "git agent-wait [--timeout <seconds>] [--until-input] (--all | <id>...)"
@@ -20,9 +20,9 @@ Wait until the agents of the named tasks (or of every task, with --all) have exi
 each as it finishes. Tasks without a running agent are reported at once. A task since whose
 spawn the shared config, hooks/ or info/exclude changed gets a warning with the diff (an agent's
 git can write them; see git agent-status). Exits 1 if any agent exited non-zero, died, could
-not start, exited 0 without committing its work ("exited 0, work not committed") or having
-changed nothing at all ("exited 0, no change": there is nothing to merge, whatever the agent
-said), or if the timeout passed first.
+not start, exited 0 without committing its work ("exited 0, work not committed"), or if the
+timeout passed first. An agent that exited 0 having changed nothing at all is said ("exited 0,
+no change": there is nothing to merge, whatever the agent said) without making the status 1.
 
 --until-input also returns once every agent has either exited or is, at the same moment, an
 interactive one (--tmux) waiting for you (a question, a permission, a first-run dialog: see git agent-status), printing
@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
                 line, bad = f"task {task.id}: exited {code}", code != 0
             elif state == "not started":
                 line, bad = f"task {task.id}: no agent", False
+            elif state == NO_CHANGE:  # said, not a failure: a task may rightly need no change
+                line, bad = f"task {task.id}: {state}", False
             else:
                 line, bad = f"task {task.id}: {state}", True
             failed |= bad
