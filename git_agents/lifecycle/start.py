@@ -101,12 +101,16 @@ def start_tasks(repo: Repo, request: StartRequest) -> Iterator[Started]:
         base, base_commit = resolve_base(repo, request.base)
     pooled = request.pool is not None
     numbered = not request.ids  # no ids: the next free number (spawn --prompt ...)
-    ids = (_plan_numbered(repo, base, base_commit, pooled).id,) if numbered else request.ids
+    first = _plan_numbered(repo, base, base_commit, pooled) if numbered else None
+    ids = (first.id,) if first is not None else request.ids
     texts = read_task_texts(ids, request.prompt, request.prompt_file)
     template = load_template(repo)
-    planned = [plan_task(repo, task_id, base, base_commit, pooled=pooled,
-                         check_branch=not pooled or len(ids) > 1)  # a lone claim checks it itself
-               for task_id in ids]
+    # a numbered task is not planned twice: another spawn may take its branch meanwhile, which
+    # its creation meets as a taken number (TaskExists) and plans again
+    planned = [first] if first is not None else [
+        plan_task(repo, task_id, base, base_commit, pooled=pooled,
+                  check_branch=not pooled or len(ids) > 1)  # a lone claim checks it itself
+        for task_id in ids]
     sparse = sparse_setting(repo, request.sparse)
     for task in planned:
         text = texts[task.id]

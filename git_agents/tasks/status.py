@@ -83,7 +83,11 @@ def exited_0_outcome(repo: Repo, task: Task, tips: Mapping[str, str] | None = No
         tips = {task.branch: repo.git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()}
     if tips.get(task.branch) != task.base_commit:
         return "exited"
-    return NOT_COMMITTED if unsaved_by_task(repo, [task], tips)[task.id] else NO_CHANGE
+    if unsaved_by_task(repo, [task], tips)[task.id]:
+        return NOT_COMMITTED
+    # commits on a detached HEAD are work too (shown as such by status), not "no change"
+    head = repo.git.run("-C", task.worktree, "rev-parse", "--verify", "--quiet", "HEAD", ok=(0, 1)).out.strip()
+    return NO_CHANGE if head == task.base_commit else "exited"
 
 
 def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
@@ -335,7 +339,8 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
             shown = "worktree missing"
         elif state_word == "exited" and code == 0 and n_ahead == 0 and dirty.get(t.id):
             shown = state_word = NOT_COMMITTED
-        elif state_word == "exited" and code == 0 and tip == t.base_commit and dirty.get(t.id) is False:
+        elif (state_word == "exited" and code == 0 and tip == t.base_commit and dirty.get(t.id) is False
+              and not detached.get(t.id)):  # commits on a detached HEAD are a change
             shown = state_word = NO_CHANGE
         elif state_word == "exited":
             shown = f"exited {code}"
