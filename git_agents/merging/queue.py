@@ -138,6 +138,7 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool,
     """The tasks to merge now, and why each other one is skipped."""
     problems: dict[str, str] = {}
     to_merge: list[Task] = []
+    unchanged: list[Task] = []
     tips = branch_tips(repo)
     dirty = dirty_worktrees(repo, [t for t in tasks if t.state != "merged"], tips, unsealed)
     for task in tasks:
@@ -151,11 +152,13 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool,
         if why:
             if explicit or why != "already merged":
                 problems[task.id] = why
+            if why.startswith("its agent exited 0 having committed and changed nothing"):
+                unchanged.append(task)  # perhaps because its branch was moved back: say that instead
             continue
         to_merge.append(task)
     from git_agents.tasks.integrity import problems as tampered
 
-    held = tampered(repo, to_merge, tips)  # what an agent's git did to the shared refs: those tasks wait
+    held = tampered(repo, to_merge + unchanged, tips)  # what an agent's git did to the shared refs: those wait
     problems.update(held)
     return [t for t in to_merge if t.id not in held], problems
 
