@@ -157,7 +157,9 @@ def test_isolation_sandbox_without_bwrap_is_refused_with_a_hint(project: Project
 def test_clone_tasks_rebase_onto_the_target_and_merge(project: Project, tmp_path: Path) -> None:
     edit = 'printf "line 1\\nline two (task 1)\\nline 3\\n" > shared.txt && git commit -q -am "task 1 edit"\n'
     one = write_script(tmp_path / "one.sh", edit)
-    two = write_script(tmp_path / "two.sh", edit + 'printf "line 1\\nline two (task 1), refined\\nline 3\\n"'
+    # its own first commit (the same message and second would make it task 1's very commit, and no conflict)
+    first = edit.replace("task 1 edit", "task 2 edit")
+    two = write_script(tmp_path / "two.sh", first + 'printf "line 1\\nline two (task 1), refined\\nline 3\\n"'
                                                   ' > shared.txt && git commit -q -am refined\n')
     project.ok("spawn", "1", "--isolation=clone", "--prompt", "p", "--agent", str(one))
     project.ok("spawn", "2", "--isolation=clone", "--prompt", "p", "--agent", str(two))
