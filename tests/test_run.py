@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -78,8 +79,9 @@ def test_six_tasks_two_at_a_time(project: Project, tmp_path: Path) -> None:
     progress = proc.stdout[:proc.stdout.index("\nReport:\n")].splitlines()
     assert [line for line in progress if line.startswith("task 2: exited")] == \
         [line for line in progress if line.startswith("task 2: exited 3 after 0:0")]
-    assert "task 2: exited 3 after 0:00: cannot do it" in progress
-    assert "task 6: exited 0 after 0:00: committed task 6" in progress
+    # a slow machine may take a second or more to start the agent: the elapsed time is not the point
+    assert [re.sub(r"after 0:0\d", "after 0:0N", line) for line in progress if line.startswith(("task 2: exited", "task 6: exited"))] == \
+        ["task 2: exited 3 after 0:0N: cannot do it", "task 6: exited 0 after 0:0N: committed task 6"]
     assert [line for line in progress if line.startswith("task 1: running")] == ["task 1: running"]
 
     assert project.git("log", "--first-parent", "--format=%s", f"{base}..main").splitlines() == [
