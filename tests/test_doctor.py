@@ -61,7 +61,19 @@ def test_an_old_git_fails(project: Project, tmp_path: Path) -> None:
     proc = run([str(BIN / "git-agent-doctor")], project.path, env={"PATH": _path(tmp_path, fakes=fakes)})
     assert proc.returncode == 1
     assert proc.stdout.splitlines() == ["fail  git: git-agents needs git 2.39 or later; this is git 2.30.1",
-                                        "      -> install git 2.39 or newer, or put one first on PATH"]
+                                        "      -> install git 2.39 or newer (https://git-scm.com/downloads), "
+                                        "or put one first on PATH"]
+
+
+def test_a_python_without_plumbum_says_so(project: Project, tmp_path: Path) -> None:
+    bare = tmp_path / "bare-venv"
+    run([sys.executable, "-m", "venv", "--without-pip", str(bare)], tmp_path)  # no plumbum in it
+    proc = run([str(bare / "bin" / "python"), str(BIN / "git-agent-doctor")], project.path)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[:2] == [
+        f"fail  git: plumbum, which git-agents runs git with, cannot be imported by {bare / 'bin' / 'python'}",
+        "      -> install git-agents with that Python (pip install .), or put the Python it was installed with "
+        "first on PATH"]
 
 
 def test_a_cli_the_repository_uses_must_be_there_and_logged_in(project: Project, tmp_path: Path) -> None:

@@ -258,7 +258,7 @@ def _check_version(cwd: str | None, env: dict[str, str] | None) -> None:
         have = ".".join(map(str, version))
         need = ".".join(map(str, MIN_VERSION))
         raise AgentError(f"git-agents needs git {need} or later; this is git {have}",
-                         hint="install a newer git (https://git-scm.com/downloads), or put one first on PATH")
+                         hint=f"install git {need} or newer (https://git-scm.com/downloads), or put one first on PATH")
 
 
 #: git commands that may talk to a remote, and how long one may take before it is given up. They

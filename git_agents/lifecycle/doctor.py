@@ -67,8 +67,8 @@ def git_version() -> Check:
         return Check("git", FAIL, "git is not on PATH", f"install git {floor} or newer")
     try:
         out = Git(None).run("version", ok=range(0, 256)).out
-    except AgentError as exc:  # older than the floor
-        return Check("git", FAIL, exc.message, f"install git {floor} or newer, or put one first on PATH")
+    except AgentError as exc:  # older than the floor, or plumbum missing (the error says which, and what to do)
+        return Check("git", FAIL, exc.message, exc.hint or f"install git {floor} or newer, or put one first on PATH")
     version = parse_version(out)
     if not version:
         return Check("git", FAIL, f"cannot tell git's version ({out.strip() or 'no output'})",
