@@ -81,7 +81,8 @@ def test_six_tasks_two_at_a_time(project: Project, tmp_path: Path) -> None:
         [line for line in progress if line.startswith("task 2: exited 3 after 0:0")]
     # a slow machine may take a second or more to start the agent: the elapsed time is not the point
     exits = [line for line in progress if line.startswith(("task 2: exited", "task 6: exited"))]
-    assert [re.sub(r"after 0:0\d", "after 0:0N", line) for line in exits] == ["task 2: exited 3 after 0:0N: cannot do it", "task 6: exited 0 after 0:0N: committed task 6"]
+    assert [re.sub(r"after 0:0\d", "after 0:0N", line) for line in exits] == [
+        "task 2: exited 3 after 0:0N: cannot do it", "task 6: exited 0 after 0:0N: committed task 6"]
     assert [line for line in progress if line.startswith("task 1: running")] == ["task 1: running"]
 
     assert project.git("log", "--first-parent", "--format=%s", f"{base}..main").splitlines() == [
