@@ -213,12 +213,13 @@ def test_a_killed_worker_is_taken_over_and_its_partial_work_not_merged(tmp_path:
 
 def test_ten_workers_race_for_one_task_exactly_one_runs_it(tmp_path: Path, daemon_url: str) -> None:
     record = tmp_path / "record.txt"
-    # The agent outlives the lease: only heartbeats keep the other nine from taking it over.
-    agent = sleeping_agent(tmp_path, record, "4")
+    # The agent outlives the lease: only heartbeats keep the other nine from taking it over. (A 6 s lease:
+    # ten workers at once on a loaded 2-core machine have taken 3 s between two heartbeats.)
+    agent = sleeping_agent(tmp_path, record, "7")
     publisher = clone(tmp_path, daemon_url, "publisher")
     publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["solo"], agent)))
     machines = [clone(tmp_path, daemon_url, f"m{n}") for n in range(10)]
-    workers = [start_worker(m, "--once", "--lease", "3", "--poll", "0.3", "--name", m.path.name) for m in machines]
+    workers = [start_worker(m, "--once", "--lease", "6", "--poll", "0.3", "--name", m.path.name) for m in machines]
     outputs = [finish(w) for w in workers]
     assert len(record.read_text().splitlines()) == 1, record.read_text()
     assert sum("claimed task solo" in out for out in outputs) == 1, outputs
