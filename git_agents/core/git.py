@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from git_agents.core.errors import AgentError, GitError
+from git_agents.core.refs import HEADS, BranchName, Oid, branch_name, branch_ref, is_branch_ref
 
 MIN_VERSION = (2, 39)
 
@@ -338,8 +339,60 @@ class Git:
         return [decode(f) for f in self.run(*args, ok=ok, input=input).raw.split(b"\0") if f]
 
     def has_ref(self, ref: str) -> bool:
-        """Whether the full ref name `ref` (refs/heads/x, refs/agents/...) exists."""
+        """Whether the full ref name `ref` (a branch's, refs/agents/...) exists."""
         return self.ok("show-ref", "--verify", "--quiet", ref)
+
+    def has_branch(self, name: str) -> bool:
+        """Whether the branch `name` exists."""
+        return self.has_ref(branch_ref(name))
+
+    def rev_parse(self, rev: str) -> Oid | None:
+        """The object id `rev` names (`rev-parse --verify`), or None when it names nothing."""
+        return Oid(self.run("rev-parse", "--verify", "--quiet", rev, ok=(0, 1)).out.strip()) or None
+
+    def tips(self, names: Iterable[str] | None = None) -> dict[BranchName, Oid]:
+        """Branch name -> commit of the branches `names` (None: every branch), in one for-each-ref."""
+        patterns = [HEADS] if names is None else sorted(branch_ref(n) for n in names)
+        out = self.run("for-each-ref", "--format=%(objectname) %(refname)", *patterns).out
+        found: dict[BranchName, Oid] = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition(" ")
+            found[branch_name(ref)] = Oid(sha)
+        return found
+
+    def update_ref(self, ref: str, new: str, old: str, *, reason: str | None = None,
+                   ok: Iterable[int] = (0,)) -> Result:
+        """Move `ref` to `new` only if it is at `old` now ("": only if it does not exist yet), atomically."""
+        return self.run("update-ref", *(["-m", reason] if reason is not None else []), ref, new, old, ok=ok)
+
+    def head_branch(self) -> BranchName | None:
+        """The branch HEAD is on here, or None when HEAD is detached."""
+        ref = self.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip()
+        return branch_name(ref) if is_branch_ref(ref) else None
+
+    def merge_in_progress(self) -> bool:
+        """Whether a merge is in progress in this worktree (it has a MERGE_HEAD)."""
+        return os.path.exists(os.path.join(self.cwd or "", self("rev-parse", "--git-path", "MERGE_HEAD")))
+
+    def read_objects(self, oids: Iterable[str]) -> list[bytes | None]:
+        """The exact content of each object, in order, from one `cat-file --batch` (None: missing)."""
+        wanted = list(oids)
+        if not wanted:
+            return []
+        raw = self.run("cat-file", "--batch", input="".join(f"{o}\n" for o in wanted)).raw
+        found: list[bytes | None] = []
+        pos = 0
+        for _ in wanted:
+            end = raw.index(b"\n", pos)
+            header = raw[pos:end].split()
+            if len(header) < 3:  # "<name> missing" (or ambiguous): no content follows
+                found.append(None)
+                pos = end + 1
+                continue
+            size = int(header[2])
+            found.append(raw[end + 1:end + 1 + size])
+            pos = end + 1 + size + 1  # and the newline after the content
+        return found
 
     def ok(self, *args: str) -> bool:
         """Run git and say whether it exited 0 (for questions such as `merge-base --is-ancestor`)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from git_agents.core.errors import GitError
 from git_agents.core.halfmade import half_made_entries, repair_half_made
 from git_agents.core.lock import RepoLock
+from git_agents.core.refs import branch_name, branch_ref
 from git_agents.core.repo import Repo
 
 
@@ -59,7 +60,7 @@ def list_worktrees(repo: Repo) -> list[Worktree]:
         elif key == "HEAD":
             current.head = value
         elif key == "branch":
-            current.branch = value.removeprefix("refs/heads/")
+            current.branch = branch_name(value)
         elif key == "bare":
             current.bare = True
         elif key == "locked":
@@ -111,14 +112,14 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, spar
     with RepoLock(repo.common_dir, "worktrees"):
         args = ["worktree", "add", "--no-checkout", "--quiet", "--lock", "--reason", LOCK_REASON]
         args += ["-b", branch, path, commit] if branch else ["--detach", path, commit]
-        made_branch = bool(branch) and not repo.git.has_ref(f"refs/heads/{branch}")
+        made_branch = not repo.git.has_branch(branch) if branch else False
         try:
             repo.git.run(*args)
         except GitError:
             # `worktree add -b` makes the branch before the worktree: take back the branch this
             # call made (compare-and-swap: only while it is still at `commit`) and the half-made entry.
-            if made_branch:
-                repo.git.run("update-ref", "-d", f"refs/heads/{branch}", commit, ok=range(0, 256))
+            if made_branch and branch:
+                repo.git.run("update-ref", "-d", branch_ref(branch), commit, ok=range(0, 256))
             _prune(repo)
             raise
     try:
@@ -130,7 +131,7 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, spar
     except GitError:
         remove_worktree(repo, path, force=True)  # nothing of the failed add is left
         if branch:
-            repo.git.run("update-ref", "-d", f"refs/heads/{branch}", commit, ok=range(0, 256))
+            repo.git.run("update-ref", "-d", branch_ref(branch), commit, ok=range(0, 256))
         raise
     if post_checkout:
         run_post_checkout(repo, path, commit)
@@ -197,16 +198,29 @@ def is_sparse(repo: Repo, path: str) -> bool:
     return res.out.strip() == "true"
 
 
+def git_dir_of(worktree: str) -> str | None:
+    """The private git directory of the linked worktree `worktree`, from its `.git` file with no
+    git call (None when that is not such a file, or unreadable)."""
+    try:
+        with open(os.path.join(worktree, ".git"), encoding="utf-8", errors="surrogateescape") as fh:
+            line = fh.read().strip()
+    except OSError:
+        return None
+    if not line.startswith("gitdir: "):
+        return None
+    path = line.removeprefix("gitdir: ")
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(worktree, path))
+
+
 def detached_head(path: str) -> str | None:
     """The commit the worktree at `path` is detached at, read from its files with no git call
     (`<path>/.git` names its git directory, whose HEAD holds the commit); None when that is not
     plain to see there (HEAD on a branch; a reftable repository, whose HEAD file is a stub): ask git."""
+    git_dir = git_dir_of(path)
+    if git_dir is None:
+        return None
     try:
-        with open(os.path.join(path, ".git"), encoding="utf-8", errors="surrogateescape") as fh:
-            line = fh.read().strip()
-        if not line.startswith("gitdir: "):
-            return None
-        with open(os.path.join(path, line.removeprefix("gitdir: "), "HEAD"), encoding="ascii") as fh:
+        with open(os.path.join(git_dir, "HEAD"), encoding="ascii") as fh:
             head = fh.read().strip()
     except (OSError, UnicodeDecodeError):
         return None
@@ -216,13 +230,11 @@ def detached_head(path: str) -> str | None:
 def newest_mtime(path: str) -> float:
     """The newest modification time of anything in the worktree at `path` (files and directories,
     its `.git` file left out, and the index git keeps for it): when it last changed."""
-    newest = 0.0
-    git_file = os.path.join(path, ".git")
+    newest, git_dir = 0.0, git_dir_of(path)
     try:
         newest = os.stat(path).st_mtime
-        with open(git_file, encoding="utf-8", errors="surrogateescape") as fh:
-            git_dir = fh.read().strip().removeprefix("gitdir: ")
-        newest = max(newest, os.stat(os.path.join(path, git_dir, "index")).st_mtime)
+        if git_dir is not None:
+            newest = max(newest, os.stat(os.path.join(git_dir, "index")).st_mtime)
     except OSError:
         pass
     for _entry, st in _walk(path):
@@ -288,10 +300,11 @@ def remove_worktree(repo: Repo, path: str, *, force: bool = False) -> None:
 
 def _locked_by_us(path: str) -> bool:
     """Whether the worktree at `path` is locked with LOCK_REASON (its admin dir's `locked` file)."""
+    admin = git_dir_of(path)
+    if admin is None:
+        return False
     try:
-        with open(os.path.join(path, ".git"), encoding="utf-8", errors="surrogateescape") as fh:
-            admin = fh.read().strip().removeprefix("gitdir: ")
-        with open(os.path.join(path, admin, "locked"), encoding="utf-8", errors="surrogateescape") as fh:
+        with open(os.path.join(admin, "locked"), encoding="utf-8", errors="surrogateescape") as fh:
             return fh.read().strip() == LOCK_REASON
     except OSError:
         return False
