@@ -31,6 +31,7 @@ import stat
 import sys
 from collections.abc import Mapping, Sequence
 
+from git_agents.core.refs import HEADS
 from git_agents.core.repo import Repo, parse_config_list
 from git_agents.tasks.store import SECTION, Task
 
@@ -53,7 +54,7 @@ while read -r old new ref; do
 "
   [ "$1" = prepared ] || continue
   case $ref in
-    "refs/heads/$branch")
+    "{heads}$branch")
       case $new in
         *[!0]*) ;;
         *) refuse "delete your branch $branch: it holds this task's work" ;;
@@ -62,7 +63,7 @@ while read -r old new ref; do
     refs/stash)
       refuse "update refs/stash: stash is shared between tasks:" \
         "commit a work-in-progress commit on your branch (git commit -am wip) instead" ;;
-    refs/heads/*)
+    {heads}*)
       refuse "update $ref: branches are shared with the user and the other tasks;" \
         "this task may move only its own branch $branch (commit there; do not create, reset or delete others)" ;;
     refs/tags/*)
@@ -85,7 +86,7 @@ refused=0
 while read -r local_ref local_oid remote_ref remote_oid; do
   input="$input$local_ref $local_oid $remote_ref $remote_oid
 "
-  if [ "$remote_ref" != "refs/heads/$branch" ]; then
+  if [ "$remote_ref" != "{heads}$branch" ]; then
     echo "git-agents: refusing to push to $remote_ref: pushing is left to the user;" \
       "this task may push only its own branch $branch" >&2
     refused=1
@@ -174,10 +175,10 @@ def install(repo: Repo, task: Task, env: Mapping[str, str]) -> str:
     for name in sorted(names):
         target = _quote(os.path.join(chain_dir, name))
         if name == "reference-transaction":
-            text = _REFERENCE_TRANSACTION.format(task=task.id, branch=branch,
+            text = _REFERENCE_TRANSACTION.format(task=task.id, branch=branch, heads=HEADS,
                                                  chain=_CHAIN_STDIN.format(hook=target))
         elif name == "pre-push":
-            text = _PRE_PUSH.format(task=task.id, branch=branch, chain=_CHAIN_STDIN.format(hook=target))
+            text = _PRE_PUSH.format(task=task.id, branch=branch, heads=HEADS, chain=_CHAIN_STDIN.format(hook=target))
         else:
             text = _CHAIN.format(task=task.id, hook=target)
         _write(os.path.join(hooks, name), text)

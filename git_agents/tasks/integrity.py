@@ -25,8 +25,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
-from git_agents.tasks.store import Task
+from git_agents.tasks.store import Task, TaskState
 
 
 @dataclass
@@ -83,13 +84,13 @@ def _short(commit: str) -> str:
 def problems(repo: Repo, tasks: Sequence[Task], tips: Mapping[str, str]) -> dict[str, str]:
     """For each task (not merged, its branch and target there) whose shared refs were tampered
     with: one line saying what happened and how to recover. `tips`: branch -> commit (status.branch_tips)."""
-    live = [t for t in tasks if t.state != "merged" and t.branch in tips and t.base in tips and t.base_commit]
+    live = [t for t in tasks if t.state != TaskState.MERGED and t.branch in tips and t.base in tips and t.base_commit]
     if not live:
         return {}
     found: dict[str, list[str]] = {}
     _check_heads(repo, live, found)
     targets = sorted({t.base for t in live})
-    refs = [f"refs/heads/{b}" for b in [*(t.branch for t in live), *targets]]
+    refs = [branch_ref(b) for b in [*(t.branch for t in live), *targets]]
     logs = _reflogs(repo, refs)
     bases = sorted({t.base_commit for t in live})
     contained = _containing(repo, bases, refs)
@@ -203,16 +204,16 @@ def _not_undone(log: Sequence[_Entry]) -> list[_Entry]:
 def _check_task(task: Task, tips: Mapping[str, str], logs: Mapping[str, list[_Entry]],
                 contained: Mapping[str, set[str]], graph: _Graph, found: dict[str, list[str]],
                 held_targets: dict[str, str]) -> None:
-    branch_ref, target_ref = f"refs/heads/{task.branch}", f"refs/heads/{task.base}"
+    own_ref, target_ref = branch_ref(task.branch), branch_ref(task.base)
     tip, target, base = tips[task.branch], tips[task.base], task.base_commit
-    own_log = logs.get(branch_ref, [])
+    own_log = logs.get(own_ref, [])
     target_log = logs.get(target_ref, [])
     lines = found.setdefault(task.id, [])
-    if branch_ref not in contained[base]:
+    if own_ref not in contained[base]:
         back = next((e for e in own_log if graph.contains(e.commit, base)), None)
         how = f"its commit now is {_short(tip)} (git log {_short(tip)})"
         if back is not None:
-            how += f"; to put the branch back: git update-ref {branch_ref} {back.commit} (reflog {back.selector})"
+            how += f"; to put the branch back: git update-ref {own_ref} {back.commit} (reflog {back.selector})"
         lines.append(f"its branch {task.branch} does not contain its base commit {_short(base)}: its history was"
                      f" rewritten (git commit --amend, rebase) or made again; to recover: {how}")
     if target_ref not in contained[base]:
@@ -239,7 +240,7 @@ def _check_task(task: Task, tips: Mapping[str, str], logs: Mapping[str, list[_En
     if lost is not None:
         backwards = tip == base or tip in graph.reach(lost.commit)
         if backwards or not (on_tip - graph.reach(target)):
-            how = (f"git update-ref {branch_ref} {lost.commit} {tip}" if backwards
+            how = (f"git update-ref {own_ref} {lost.commit} {tip}" if backwards
                    else f"git -C {task.worktree or '<worktree>'} merge {_short(lost.commit)}")
             lines.append(f"its branch {task.branch} moved back: commit {_short(lost.commit)} ({lost.selector}:"
                          f" {lost.subject or 'no message'}) is no longer on it; to recover: {how}")
@@ -255,6 +256,6 @@ def warnings(repo: Repo, tasks: Sequence[Task]) -> dict[str, list[str]]:
 
     found: dict[str, list[str]] = {tid: [why] for tid, why in problems(repo, tasks, branch_tips(repo)).items()}
     for task in tasks:
-        if task.state != "merged":
+        if task.state != TaskState.MERGED:
             found.setdefault(task.id, []).extend(changes(repo, task))
     return {tid: lines for tid, lines in found.items() if lines}

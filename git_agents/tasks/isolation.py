@@ -20,8 +20,9 @@ import shutil
 from collections.abc import Iterable, Sequence
 
 from git_agents.core.errors import AgentError, UsageError
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
-from git_agents.tasks.store import Task
+from git_agents.tasks.store import Task, TaskState
 
 MODES = ("worktree", "clone", "sandbox")
 NO_PUSH = "git-agents-no-push://push from the task's clone is left to the user"
@@ -62,7 +63,7 @@ def make_clone(repo: Repo, path: str, branch: str, commit: str, *, sparse: Seque
     from git_agents.core.worktrees import make_parent
 
     make_parent(repo, path)
-    ref = f"refs/heads/{branch}"
+    ref = branch_ref(branch)
     repo.git.run("update-ref", ref, commit, "")  # fails if the branch exists: nothing is made then
     try:
         repo.git.run("clone", "--local", "--no-checkout", "--quiet", "--", repo.common_dir, path)
@@ -111,7 +112,7 @@ def sync(repo: Repo, task: Task) -> bool:
 
     if not is_clone(task) or not task.worktree or not os.path.isdir(task.worktree) or agent.running(task):
         return False
-    ref = f"refs/heads/{task.branch}"
+    ref = branch_ref(task.branch)
     there = repo.git.at(task.worktree).run("rev-parse", "--verify", "--quiet", ref, ok=range(0, 256)).out.strip()
     here = repo.git.run("rev-parse", "--verify", "--quiet", ref, ok=range(0, 256)).out.strip()
     if not there or there == here:
@@ -124,7 +125,7 @@ def refresh_target(repo: Repo, task: Task, target: str) -> None:
     """Give a clone task's clone the repository's `target` as it is now (its own copy of that
     branch, overwritten): what `merge --rebase` and `--resolve` replay or merge the task onto there."""
     if is_clone(task):
-        ref = f"refs/heads/{target}"
+        ref = branch_ref(target)
         repo.git.at(task.worktree).run("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--",
                                        repo.common_dir, f"+{ref}:{ref}")
 
@@ -134,7 +135,7 @@ def sync_all(repo: Repo, tasks: Iterable[Task] | None = None) -> None:
     from git_agents.tasks.store import load_tasks
 
     for task in (load_tasks(repo).values() if tasks is None else tasks):
-        if is_clone(task) and task.state != "merged":
+        if is_clone(task) and task.state != TaskState.MERGED:
             sync(repo, task)
 
 
@@ -152,7 +153,7 @@ def unfetched_commits(repo: Repo, task: Task) -> int:
     """Commits the clone holds on other branches or its HEAD that its task branch does not: work
     that removing the clone would lose."""
     clone = repo.git.at(task.worktree)
-    res = clone.run("rev-list", "--count", "--branches", "HEAD", "--not", f"refs/heads/{task.branch}",
+    res = clone.run("rev-list", "--count", "--branches", "HEAD", "--not", branch_ref(task.branch),
                     task.base_commit, "--", ok=range(0, 256))
     return int(res.out.strip()) if res.code == 0 and res.out.strip().isdigit() else 0
 

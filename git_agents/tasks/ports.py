@@ -84,17 +84,9 @@ def _holders_by_batch(repo: Repo) -> dict[str, tuple[str, str]]:
     refs = [tuple(line.split(" ", 1)) for line in out.splitlines()]
     if not refs:
         return {}
-    batch = repo.git.run("cat-file", "--batch", input="".join(f"{sha}\n" for sha, _ in refs)).out
-    owners: dict[str, str] = {}
-    pos = 0
-    while pos < len(batch):
-        header_end = batch.index("\n", pos)
-        sha, _, rest = batch[pos:header_end].partition(" ")
-        size = int(rest.split()[-1]) if rest and not rest.endswith("missing") else 0
-        body = batch[header_end + 1:header_end + 1 + size]
-        owners[sha] = body.strip().removeprefix("task ")
-        pos = header_end + 1 + size + (1 if size or not rest.endswith("missing") else 0)
-    return {ref: (sha, owners.get(sha, "")) for sha, ref in refs}
+    bodies = repo.git.read_objects(sha for sha, _ in refs)
+    return {ref: (sha, decode(body).strip().removeprefix("task ") if body is not None else "")
+            for (sha, ref), body in zip(refs, bodies)}
 
 
 def lease(repo: Repo, task: Task) -> Lease:

@@ -44,6 +44,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from git_agents.core.procs import argvs, process_start, stat_fields
+from git_agents.core.refs import branch_name, is_branch_ref
+from git_agents.core.worktrees import git_dir_of
 
 SEAL_FILE = "seal"
 UNSEALED_FILE = "unsealed"  # why the watcher did not seal the worktree (one line)
@@ -97,22 +99,9 @@ def _sealer_dir(task_dir: str) -> str:
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(task_dir))), "sealer")
 
 
-def _gitdir(worktree: str) -> str | None:
-    """The worktree's own git directory, from its `.git` file (None for anything else)."""
-    try:
-        with open(os.path.join(worktree, ".git"), encoding="utf-8", errors="surrogateescape") as fh:
-            line = fh.read().strip()
-    except OSError:
-        return None
-    if not line.startswith("gitdir: "):
-        return None
-    path = line[len("gitdir: "):]
-    return path if os.path.isabs(path) else os.path.normpath(os.path.join(worktree, path))
-
-
 def head_of(worktree: str) -> str | None:
     """The content of the worktree's HEAD file ("ref: refs/heads/x" or a commit id), or None."""
-    gitdir = _gitdir(worktree)
+    gitdir = git_dir_of(worktree)
     if gitdir is None:
         return None
     try:
@@ -123,7 +112,7 @@ def head_of(worktree: str) -> str | None:
 
 
 def _head_and_index(worktree: str) -> tuple[str, tuple[int, int, int, int]] | None:
-    gitdir = _gitdir(worktree)
+    gitdir = git_dir_of(worktree)
     head = head_of(worktree)
     if gitdir is None or head is None:
         return None
@@ -238,7 +227,7 @@ def trusted_entries(task_dir: str, worktree: str, launch: str, tips: Mapping[str
         return None
     if seal.head.startswith("ref: "):
         ref = seal.head[len("ref: "):]
-        tip = tips.get(ref[len("refs/heads/"):]) if ref.startswith("refs/heads/") else None
+        tip = tips.get(branch_name(ref)) if is_branch_ref(ref) else None
     else:
         tip = seal.head
     if tip != seal.tip:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from git_agents.core.errors import AgentError
+from git_agents.core.refs import branch_name, branch_ref, is_branch_ref
 from git_agents.core.repo import Repo
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.store import Task, load_tasks
@@ -45,10 +46,10 @@ def resolve_base(repo: Repo, base: str | None) -> tuple[str, str]:
         res = repo.git.at(repo.main_worktree).run("rev-parse", "HEAD^{commit}", "--symbolic-full-name", "HEAD",
                                                   ok=range(0, 256))
         found = res.out.split("\n")
-        if res.code == 0 and len(found) == 3 and found[1].startswith("refs/heads/") and not found[2]:
-            return found[1].removeprefix("refs/heads/"), found[0]
+        if res.code == 0 and len(found) == 3 and is_branch_ref(found[1]) and not found[2]:
+            return branch_name(found[1]), found[0]
     name = base or current_branch(repo, repo.main_worktree)
-    res = repo.git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{name}^{{commit}}", ok=(0, 1))
+    res = repo.git.run("rev-parse", "--verify", "--quiet", f"{branch_ref(name)}^{{commit}}", ok=(0, 1))
     if res.code != 0:
         raise AgentError(f"base branch '{name}' does not exist",
                          hint="name a local branch with --base (git branch lists them)")

@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TypeVar
 
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import list_worktrees, unsaved_work, worktree_size
 from git_agents.tasks import agent, seal, usage, waiting
-from git_agents.tasks.store import Task
+from git_agents.tasks.store import Task, TaskState
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -79,8 +80,7 @@ def exited_0_outcome(repo: Repo, task: Task, tips: Mapping[str, str] | None = No
     if not task.worktree or not os.path.isdir(task.worktree) or not task.base_commit:
         return "exited"
     if tips is None:
-        ref = f"refs/heads/{task.branch}"
-        tips = {task.branch: repo.git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()}
+        tips = {task.branch: repo.git.rev_parse(branch_ref(task.branch)) or ""}
     if tips.get(task.branch) != task.base_commit:
         return "exited"
     if unsaved_by_task(repo, [task], tips)[task.id]:
@@ -99,7 +99,7 @@ def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
     up to two git calls, one fewer with the branch `tips` the caller has read, none when the
     worktree is sealed).
     """
-    if task.state == "failed" and not task.pid and not task.launch:
+    if task.state == TaskState.FAILED and not task.pid and not task.launch:
         return "failed to start", None, ""
     if not task.agent and not task.launch:
         return "not started", None, ""
@@ -117,7 +117,7 @@ def agent_state(repo: Repo, task: Task, *, check_work: bool = True,
         if check_work and record.code == 0:
             return exited_0_outcome(repo, task, tips), 0, record.finished
         return "exited", record.code, record.finished
-    if task.state == "failed" and not task.pid:
+    if task.state == TaskState.FAILED and not task.pid:
         return "failed to start", None, ""
     if task.launch and not pid:
         return "not started", None, ""  # recorded as about to start, but no process of it was ever found
@@ -132,13 +132,7 @@ def branch_tips(repo: Repo, names: set[str] | None = None) -> dict[str, str]:
     from git_agents.tasks.isolation import sync_all
 
     sync_all(repo)  # the branches of clone tasks whose agents ended, fetched back first
-    patterns = ["refs/heads/"] if names is None else sorted(f"refs/heads/{n}" for n in names)
-    out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)", *patterns).out
-    tips = {}
-    for line in out.splitlines():
-        sha, _, ref = line.partition(" ")
-        tips[ref.removeprefix("refs/heads/")] = sha
-    return tips
+    return dict(repo.git.tips(names))
 
 
 def _ahead_and_forks(repo: Repo, target_tip: str, tips: list[str]) -> dict[str, tuple[int, str]]:
@@ -352,7 +346,7 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
         if asks is not None and t.complete and not t.state:
             shown = asks.state
         n_detached = detached.get(t.id, 0) if exists[t.id] else None
-        if n_detached and t.state != "merged":
+        if n_detached and t.state != TaskState.MERGED:
             shown += f", detached HEAD with {n_detached} commit{'s' if n_detached > 1 else ''} not on any branch"
         spent = usage.runs(repo.task_dir(t.id))
         whole = usage.total(spent)

@@ -18,11 +18,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from git_agents.core.configfile import edit_config_file, has_subsection
 from git_agents.core.errors import AgentError
 from git_agents.core.git import quote_path, unquote_path
 from git_agents.core.lock import RepoLock
+from git_agents.core.refs import HEADS, branch_ref
 from git_agents.core.repo import Repo
 from git_agents.tasks.ids import sort_key
 
@@ -44,6 +46,19 @@ _KEYS = {
 }
 
 
+class TaskState(StrEnum):
+    """A task's recorded state (its `state`; NONE while nothing has ended it). A merge attempt's
+    outcome is named by the same words for the states it leaves a task in."""
+
+    NONE = ""
+    FAILED = "failed"
+    CONFLICT = "conflict"
+    MERGED = "merged"
+    CHECK_FAILED = "check-failed"
+    INTERRUPTED = "interrupted"
+    BLOCKED = "blocked"
+
+
 @dataclass
 class Task:
     """One task's live metadata."""
@@ -59,7 +74,7 @@ class Task:
     pid_start: str = ""
     created: str = ""
     started: str = ""
-    state: str = ""  # "", "failed", "conflict", "merged", "check-failed", "interrupted", "blocked"
+    state: str = ""  # a TaskState
     reason: str = ""
     conflicts: str = ""  # newline-separated paths
     merge_commit: str = ""
@@ -150,8 +165,8 @@ def next_number(repo: Repo) -> int:
     `git agent-spawn` without ids tries first. Read afresh: another spawn may have just taken one."""
     repo.reload_config()
     prefix = repo.branch_prefix
-    branches = repo.git("for-each-ref", "--format=%(refname)", f"refs/heads/{prefix}*").split("\n")
-    taken = [int(i) for i in [*load_tasks(repo), *(b.removeprefix(f"refs/heads/{prefix}") for b in branches)]
+    branches = repo.git("for-each-ref", "--format=%(refname)", f"{branch_ref(prefix)}*").split("\n")
+    taken = [int(i) for i in [*load_tasks(repo), *(b.removeprefix(f"{HEADS}{prefix}") for b in branches)]
              if i.isascii() and i.isdigit()]
     return max(taken, default=0) + 1
 
