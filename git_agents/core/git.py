@@ -350,11 +350,11 @@ class Git:
         """The object id `rev` names (`rev-parse --verify`), or None when it names nothing."""
         return Oid(self.run("rev-parse", "--verify", "--quiet", rev, ok=(0, 1)).out.strip()) or None
 
-    def tips(self, names: Iterable[str] | None = None) -> dict[BranchName, Oid]:
+    def tips(self, names: Iterable[str] | None = None) -> dict[str, Oid]:
         """Branch name -> commit of the branches `names` (None: every branch), in one for-each-ref."""
         patterns = [HEADS] if names is None else sorted(branch_ref(n) for n in names)
         out = self.run("for-each-ref", "--format=%(objectname) %(refname)", *patterns).out
-        found: dict[BranchName, Oid] = {}
+        found: dict[str, Oid] = {}
         for line in out.splitlines():
             sha, _, ref = line.partition(" ")
             found[branch_name(ref)] = Oid(sha)
