@@ -9,7 +9,6 @@ undone (`undo`).
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 
 from git_agents.core.errors import AgentError
 from git_agents.core.git import Git
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.merging import journal as journal_file
 from git_agents.merging.checks import Checker, CheckResult, first_failing
@@ -24,7 +24,7 @@ from git_agents.merging.hooks import MergeHooks
 from git_agents.merging.inmemory import Attempt, advance_branch, merge_in_memory, put_worktree_back
 from git_agents.merging.journal import Journal
 from git_agents.tasks.notes import NOTES_REF, add_notes
-from git_agents.tasks.store import write_tasks
+from git_agents.tasks.store import TaskState, write_tasks
 
 
 @dataclass(frozen=True)
@@ -54,17 +54,17 @@ def _chain(git: Git, start: str, candidates: Sequence[Candidate],
     for cand in candidates:
         attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree, sign=sign,
                                   hooks=hooks, branch=cand.branch, style=style)
-        why = blocker(current, attempt.commit) if blocker and attempt.status == "merged" else None
+        why = blocker(current, attempt.commit) if blocker and attempt.status == TaskState.MERGED else None
         if why:  # e.g. an untracked file of the target's worktree in the way: leave this task out
-            attempt.status, attempt.check_output, attempt.commit = "blocked", why, ""
-        if attempt.status == "merged":
+            attempt.status, attempt.check_output, attempt.commit = TaskState.BLOCKED, why, ""
+        if attempt.status == TaskState.MERGED:
             verdict = gate(attempt)
             if verdict is not None:
                 _record_check(attempt, verdict)
-            if attempt.status == "merged":
+            if attempt.status == TaskState.MERGED:
                 current, tree = attempt.commit, attempt.tree
         attempts.append(attempt)
-        if stop and attempt.status == "conflict":
+        if stop and attempt.status == TaskState.CONFLICT:
             break
     return attempts, current
 
@@ -72,7 +72,7 @@ def _chain(git: Git, start: str, candidates: Sequence[Candidate],
 def _record_check(attempt: Attempt, verdict: CheckResult) -> None:
     attempt.check = "passed" if verdict.passed else "failed"
     if not verdict.passed:
-        attempt.status, attempt.check_output = "check-failed", verdict.tail
+        attempt.status, attempt.check_output = TaskState.CHECK_FAILED, verdict.tail
 
 
 def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: Checker | None = None,
@@ -104,7 +104,7 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
     while True:
         attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker, sign, hooks,
                                start_tree if base == start else "", style)
-        merged = [a for a in attempts if a.status == "merged"]
+        merged = [a for a in attempts if a.status == TaskState.MERGED]
         if not merged:
             return done + attempts, end
         results: dict[str, CheckResult] = {end: checker.check(end)}
@@ -121,12 +121,12 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
         culprit = merged[first_failing([a.commit for a in merged], fails)]
         index = attempts.index(culprit)
         for a in attempts[:index]:
-            if a.status == "merged":
+            if a.status == TaskState.MERGED:
                 a.check = "passed"
         _record_check(culprit, results[culprit.commit])
         done += attempts[:index + 1]
         # The chain as it was just before the culprit (whatever the style: the last merged commit before it).
-        before = [a.commit for a in attempts[:index] if a.status == "merged"]
+        before = [a.commit for a in attempts[:index] if a.status == TaskState.MERGED]
         base = before[-1] if before else base
         culprit.commit = ""
         rest = rest[index + 1:]
@@ -161,8 +161,7 @@ def land(repo: Repo, plan: Journal) -> None:
 
 def _land(repo: Repo, plan: Journal) -> None:
     git = repo.git
-    ref = f"refs/heads/{plan.target}"
-    at = git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()
+    at = git.rev_parse(branch_ref(plan.target)) or ""
     if plan.new == plan.old:
         pass  # only task states to write (tasks left out): wherever the target is now (it may have moved on)
     elif at == plan.old:
@@ -172,7 +171,7 @@ def _land(repo: Repo, plan: Journal) -> None:
                          f"started ({plan.old[:12]}) nor where it was going ({plan.new[:12]})",
                          hint="put the branch back, or remove the journal by hand: "
                               + journal_file.path(repo.state_dir))
-    add_notes(repo, {e.commit: e.note for e in plan.entries if e.status == "merged"})
+    add_notes(repo, {e.commit: e.note for e in plan.entries if e.status == TaskState.MERGED})
     states: dict[str, dict[str, str | None]] = {}
     for entry in plan.entries:
         states.setdefault(entry.task_id, {}).update(entry.state)
@@ -188,26 +187,25 @@ def undo(repo: Repo, plan: Journal) -> None:
 
 def _undo(repo: Repo, plan: Journal) -> None:
     git = repo.git
-    ref = f"refs/heads/{plan.target}"
+    ref = branch_ref(plan.target)
     back = plan.run_old or plan.old  # an --interactive run goes back to where it started
     wt = git.at(plan.worktree) if plan.worktree else None
-    if plan.phase == "resolving" and wt is not None and os.path.exists(
-            os.path.join(plan.worktree, wt("rev-parse", "--git-path", "MERGE_HEAD"))):
+    if plan.phase == "resolving" and wt is not None and wt.merge_in_progress():
         wt.run("merge", "--abort")
-    at = git.run("rev-parse", "--verify", "--quiet", ref, ok=(0, 1)).out.strip()
+    at = git.rev_parse(ref) or ""
     if at == plan.new and plan.new != back:
-        if wt is not None and wt.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() == ref:
+        if wt is not None and wt.head_branch() == plan.target:
             # --keep refuses rather than overwrite local changes to files the reset would touch.
             wt.run("reset", "--keep", "--quiet", back, env={"GIT_REFLOG_ACTION": "agent-merge --abort"})
         else:
-            git.run("update-ref", "-m", "agent-merge --abort", ref, back, plan.new)
+            git.update_ref(ref, back, plan.new, reason="agent-merge --abort")
     elif at == back and plan.new != back and wt is not None and \
-            wt.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() == ref and \
+            wt.head_branch() == plan.target and \
             wt.ok("diff-index", "--cached", "--quiet", plan.new, "--"):
         # Interrupted between updating the worktree and the ref: take the worktree back too.
         wt.run("read-tree", "-m", "-u", plan.new, back)
     elif at == back and plan.new != plan.old and at == plan.old and wt is not None and \
-            wt.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() == ref:
+            wt.head_branch() == plan.target:
         # Interrupted (killed, or the disk full) while updating the worktree: the index is still at
         # `old`, but files of `new` may have been written. Put exactly those back; what it did not
         # write (an untracked file that was in its way) stays as it is.
@@ -218,7 +216,7 @@ def _undo(repo: Repo, plan: Journal) -> None:
                          hint="finish with `git agent-merge --continue`, or move the branch yourself and remove "
                               "the journal: " + journal_file.path(repo.state_dir))
     entries = [*plan.landed, *plan.entries]
-    commits = [e.commit for e in entries if e.status == "merged" and e.commit]
+    commits = [e.commit for e in entries if e.status == TaskState.MERGED and e.commit]
     if commits:
         from git_agents.core.lock import RepoLock
 

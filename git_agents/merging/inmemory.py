@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError, GitError
 from git_agents.core.git import Git
+from git_agents.core.refs import branch_ref
 from git_agents.merging.hooks import MergeHooks
+from git_agents.tasks.store import TaskState
 
 
 @dataclass
@@ -109,7 +111,7 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
         return Attempt(task_id, "up-to-date", tree=git("rev-parse", f"{current}^{{tree}}"))
     clean, result = merge_trees(git, current, tip)
     if not clean:
-        return Attempt(task_id, "conflict", conflicts=result.conflict_paths,
+        return Attempt(task_id, TaskState.CONFLICT, conflicts=result.conflict_paths,
                        messages=[m for kind, _, m in result.messages if kind.startswith("CONFLICT")])
     if result.tree == current_tree and git.ok("merge-base", "--is-ancestor", tip, current):
         return Attempt(task_id, "up-to-date", tree=result.tree)
@@ -118,7 +120,7 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
         if tree == (current_tree or git("rev-parse", f"{current}^{{tree}}")):  # its changes are all in already
             return Attempt(task_id, "up-to-date", tree=tree)
         commit = git("commit-tree", *(["-S"] if sign else []), tree, "-p", current, "-F", "-", input=text)
-        return Attempt(task_id, "merged", commit=commit, tree=tree)
+        return Attempt(task_id, TaskState.MERGED, commit=commit, tree=tree)
     if hooks is not None and hooks.any_commit_hook:
         tree, text, refused = hooks.before_commit(tree, message, branch or tip)
         if refused:
@@ -126,7 +128,7 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
     # commit-tree ignores commit.gpgSign: -S (which takes user.signingKey) signs as `git merge` would.
     commit = git("commit-tree", *(["-S"] if sign else []), tree, "-p", current, "-p", tip, "-F", "-",
                  input=text)
-    return Attempt(task_id, "merged", commit=commit, tree=tree)
+    return Attempt(task_id, TaskState.MERGED, commit=commit, tree=tree)
 
 
 def rebase_in_memory(git: Git, current: str, tip: str, task_id: str, *, sign: bool = False) -> Attempt:
@@ -157,7 +159,7 @@ def rebase_in_memory(git: Git, current: str, tip: str, task_id: str, *, sign: bo
         theirs = git("commit-tree", pick_tree, "-p", base, "-m", "theirs")
         clean, result = merge_trees(git, ours, theirs)
         if not clean:
-            return Attempt(task_id, "conflict", conflicts=result.conflict_paths,
+            return Attempt(task_id, TaskState.CONFLICT, conflicts=result.conflict_paths,
                            messages=[m for kind, _, m in result.messages if kind.startswith("CONFLICT")])
         if result.tree == tree:  # became empty: git rebase drops it
             continue
@@ -167,7 +169,7 @@ def rebase_in_memory(git: Git, current: str, tip: str, task_id: str, *, sign: bo
         tree = result.tree
     if head == current:
         return Attempt(task_id, "up-to-date", tree=tree)
-    return Attempt(task_id, "merged", commit=head, tree=tree)
+    return Attempt(task_id, TaskState.MERGED, commit=head, tree=tree)
 
 
 def untracked_files(git: Git, worktree: str) -> list[str]:
@@ -237,9 +239,9 @@ def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | No
             except GitError as again:
                 kept = put_worktree_back(git, worktree, old, new)
                 raise _update_failed(worktree, again, kept) from exc
-        wt.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)
+        wt.update_ref(branch_ref(branch), new, old, reason=reason)
     else:
-        git.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)
+        git.update_ref(branch_ref(branch), new, old, reason=reason)
 
 
 def in_the_way(git: Git, worktree: str, old: str, new: str) -> list[str]:

@@ -11,14 +11,10 @@ import re
 
 from git_agents.core.errors import AgentError
 from git_agents.core.git import Git, encode
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.merging import journal as journal_file
 from git_agents.merging.journal import Entry, Journal
-
-
-def _merge_in_progress(repo: Repo, worktree: str) -> bool:
-    git = repo.git.at(worktree)
-    return os.path.exists(os.path.join(worktree, git("rev-parse", "--git-path", "MERGE_HEAD")))
 
 
 def start_conflict_merge(repo: Repo, plan: Journal) -> None:
@@ -34,8 +30,7 @@ def start_conflict_merge(repo: Repo, plan: Journal) -> None:
     assert plan.conflict is not None
     task = load_tasks(repo).get(plan.conflict.task_id)
     # git labels the markers with the name it was given: the branch, if it is still at the planned tip
-    name = task.branch if task and task.branch and git.run(
-        "rev-parse", "--verify", "--quiet", f"refs/heads/{task.branch}", ok=(0, 1)).out.strip() == plan.tip \
+    name = task.branch if task and task.branch and (git.rev_parse(branch_ref(task.branch)) or "") == plan.tip \
         else plan.tip
     git.run("merge", "--no-ff", "--no-edit", "-m", plan.message, name, ok=(0, 1),
             env={"GIT_REFLOG_ACTION": "agent-merge --interactive"})
@@ -63,12 +58,11 @@ def commit_resolution(repo: Repo, plan: Journal) -> Entry | None:
 
     assert plan.conflict is not None
     git = repo.git.at(plan.worktree)
-    ref = f"refs/heads/{plan.target}"
-    if git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != ref:
+    if git.head_branch() != plan.target:
         raise AgentError(f"the worktree at {plan.worktree} is no longer on '{plan.target}'",
                          hint=f"switch back (git switch {plan.target}) and run git agent-merge --continue again")
     head = git("rev-parse", "HEAD")
-    if _merge_in_progress(repo, plan.worktree):
+    if git.merge_in_progress():
         unmerged = [p for p in git.run("diff", "--name-only", "--diff-filter=U", "-z").out.split("\0") if p]
         if unmerged:
             raise AgentError(f"task {plan.conflict.task_id} still has unresolved conflicts: {', '.join(unmerged)}",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from git_agents.core.errors import AgentError
 from git_agents.core.git import Git
 from git_agents.core.lock import RepoLock
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import list_worktrees
 from git_agents.merging import journal as journal_file
@@ -24,7 +25,7 @@ from git_agents.tasks import rounds, usage
 from git_agents.tasks.notes import note_fields
 from git_agents.tasks.prompt import render
 from git_agents.tasks.status import NO_CHANGE, agent_state, branch_tips, unsaved_by_task
-from git_agents.tasks.store import Task, join_paths, load_tasks, now_iso
+from git_agents.tasks.store import Task, TaskState, join_paths, load_tasks, now_iso
 
 if TYPE_CHECKING:
     from git_agents.merging.chain import Blocker
@@ -57,7 +58,7 @@ def merge_template(repo: Repo) -> str:
 
 def refuse_mid_merge(git: Git, worktree: str) -> None:
     """Refuse (AgentError) to move the branch of a worktree that is in the middle of a merge."""
-    if os.path.exists(os.path.join(worktree, git("rev-parse", "--git-path", "MERGE_HEAD"))):
+    if git.merge_in_progress():
         raise AgentError(f"the worktree at {worktree} is in the middle of a merge",
                          hint="finish it (git commit) or abort it (git merge --abort) first")
 
@@ -94,7 +95,7 @@ def check_target_worktree(repo: Repo, worktree: str) -> None:
 
 def eligible(repo: Repo, task: Task, explicit: bool, tips: Mapping[str, str] | None = None) -> str | None:
     """Why a task is not merged now (None: go ahead); `tips`: status.branch_tips, if read already."""
-    if task.state == "merged":
+    if task.state == TaskState.MERGED:
         return "already merged"
     state, code, _ = agent_state(repo, task, tips=tips)
     if state == "running":
@@ -140,7 +141,7 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool,
     to_merge: list[Task] = []
     unchanged: list[Task] = []
     tips = branch_tips(repo)
-    dirty = dirty_worktrees(repo, [t for t in tasks if t.state != "merged"], tips, unsealed)
+    dirty = dirty_worktrees(repo, [t for t in tasks if t.state != TaskState.MERGED], tips, unsealed)
     for task in tasks:
         why = eligible(repo, task, explicit=explicit, tips=tips)
         if why is None and task.id in dirty:
@@ -225,7 +226,7 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
             _target_checks.wait_all()
         # ... or may have merged some of these tasks meanwhile: decide on fresh metadata.
         repo.refresh_config()
-        done_meanwhile = {t.id for t in load_tasks(repo).values() if t.state == "merged"}
+        done_meanwhile = {t.id for t in load_tasks(repo).values() if t.state == TaskState.MERGED}
         targets = {target: kept for target, group in targets.items()
                    if (kept := [t for t in group if t.id not in done_meanwhile])}
         groups = list(targets.items())
@@ -316,8 +317,8 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
 
     git = repo.git
     # One call for the target and every tip.
-    names = [f"refs/heads/{target}^{{tree}}", f"refs/heads/{target}^{{commit}}"] + \
-        [f"refs/heads/{t.branch}^{{commit}}" for t in tasks]
+    names = [f"{branch_ref(target)}^{{tree}}", f"{branch_ref(target)}^{{commit}}"] + \
+        [f"{branch_ref(t.branch)}^{{commit}}" for t in tasks]
     commits = git("rev-parse", *names).split()
     orig_tree, orig, tips = commits[0], commits[1], commits[2:]
     candidates = [Candidate(t.id, tip, merge_message(repo, t), t.branch) for t, tip in zip(tasks, tips)]
@@ -389,20 +390,21 @@ def untracked_blocker(repo: Repo, worktree: str | None) -> Blocker | None:
 
 def _entry(repo: Repo, task: Task, a: Attempt, target: str, merged_at: str) -> Entry | None:
     """The journal entry of one decided attempt: the task state to write and the note (if merged)."""
-    if a.status == "merged":
-        state: dict[str, str | None] = {"state": "merged", "merge_commit": a.commit, "merged_at": merged_at,
+    if a.status == TaskState.MERGED:
+        state: dict[str, str | None] = {"state": TaskState.MERGED, "merge_commit": a.commit, "merged_at": merged_at,
                                         "conflicts": None, "reason": None}
         note = _note_fields(repo, task, merged_at, a)
-    elif a.status == "conflict":
-        state, note = {"state": "conflict", "conflicts": join_paths(a.conflicts),
+    elif a.status == TaskState.CONFLICT:
+        state, note = {"state": TaskState.CONFLICT, "conflicts": join_paths(a.conflicts),
                        "reason": f"conflicts with {target}"}, {}
-    elif a.status == "check-failed":
-        state, note = {"state": "check-failed", "conflicts": None, "reason": a.check_output or "check failed"}, {}
+    elif a.status == TaskState.CHECK_FAILED:
+        state, note = {"state": TaskState.CHECK_FAILED, "conflicts": None,
+                       "reason": a.check_output or "check failed"}, {}
     else:
         return None
     before = {k: (getattr(task, k) or None) for k in state}
     state = {k: v for k, v in state.items() if v is not None or before[k] is not None}  # skip no-op unsets
-    return Entry(a.task_id, a.status, a.commit if a.status == "merged" else "", note, state,
+    return Entry(a.task_id, a.status, a.commit if a.status == TaskState.MERGED else "", note, state,
                  {k: before[k] for k in state})
 
 
@@ -465,7 +467,7 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
                                            stop_at_conflict=opts.interactive, hooks=hooks, style=opts.style)
     by_id = {t.id: t for t in tasks}
     merged_at = now_iso()
-    stop = attempts[-1] if opts.interactive and attempts and attempts[-1].status == "conflict" else None
+    stop = attempts[-1] if opts.interactive and attempts and attempts[-1].status == TaskState.CONFLICT else None
     entries = [e for a in attempts if a is not stop
                for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
     if entries:
@@ -478,12 +480,12 @@ def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | Non
     task = by_id[stop.task_id]
     later = [t.id for t in tasks[tasks.index(task) + 1:]] + pending
     carry = carry or Carry(orig)
-    merged = Attempt(task.id, "merged", check=stop.check)
+    merged = Attempt(task.id, TaskState.MERGED, check=stop.check)
     conflict = _entry(repo, task, merged, target, merged_at)
     assert conflict is not None and worktree
     plan = Journal(target=target, worktree=worktree, old=new, new=new, entries=[], pending=later,
                    phase="resolving", run_old=carry.run_old,
-                   landed=[*carry.landed, *(e for e in entries if e.status == "merged")], conflict=conflict,
+                   landed=[*carry.landed, *(e for e in entries if e.status == TaskState.MERGED)], conflict=conflict,
                    tip=tips[task.id], message=merge_message(repo, task),
                    options={"check": opts.check or "", "batch": "1" if opts.batch else ""})
     start_conflict_merge(repo, plan)
@@ -505,7 +507,7 @@ def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: 
     while rest:
         attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
                                             worktree=worktree, hooks=hooks, style=opts.style)
-        stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
+        stop = attempts[-1] if attempts and attempts[-1].status == TaskState.CONFLICT else None
         merged_at = now_iso()
         by_id = {t.id: t for t in rest}
         entries = failed + [e for a in attempts if a is not stop
@@ -555,7 +557,7 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
     while rest:
         attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
                                             worktree=worktree, hooks=hooks, style=opts.style)
-        stop = attempts[-1] if attempts and attempts[-1].status == "conflict" else None
+        stop = attempts[-1] if attempts and attempts[-1].status == TaskState.CONFLICT else None
         merged_at = now_iso()
         by_id = {t.id: t for t in rest}
         for a in attempts:
@@ -564,7 +566,7 @@ def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree:
         entries = failed + [e for a in attempts if a is not stop
                             for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
         for e, a in ((e, a) for e in entries for a in attempts if a.task_id == e.task_id and a.resolved_by):
-            if e.status == "merged":
+            if e.status == TaskState.MERGED:
                 e.note.update({"resolved-by": a.resolved_by, "resolve-attempts": str(a.resolve_attempts)})
         failed = []
         if entries:

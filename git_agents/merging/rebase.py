@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.tasks import isolation
 from git_agents.tasks.store import Task
@@ -18,10 +19,10 @@ def rebase_onto_target(repo: Repo, task: Task, target: str) -> str | None:
     if not task.worktree or not os.path.isdir(task.worktree):
         return "it has no worktree to rebase in"
     git = repo.git.at(task.worktree)
-    if git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != f"refs/heads/{task.branch}":
+    if git.head_branch() != task.branch:
         return f"its worktree is not on '{task.branch}'"
     isolation.refresh_target(repo, task, target)  # a clone task rebases onto the target as it is here
-    res = git.run("rebase", "--quiet", f"refs/heads/{target}", ok=range(0, 256),
+    res = git.run("rebase", "--quiet", branch_ref(target), ok=range(0, 256),
                   env={"GIT_REFLOG_ACTION": "agent-merge --rebase"})
     if res.code == 0:
         isolation.sync(repo, task)

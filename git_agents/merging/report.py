@@ -11,6 +11,7 @@ from git_agents.core.output import printable
 from git_agents.core.repo import Repo
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.queue import Options, check_failure_text
+from git_agents.tasks.store import TaskState
 
 
 def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: Options, *, dry_run: bool,
@@ -22,9 +23,9 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
     output, reasons) is printed with control characters escaped.
     """
     show_empty = opts.show_empty
-    merged = [a for a in attempts if a.status == "merged"]
+    merged = [a for a in attempts if a.status == TaskState.MERGED]
     for a in attempts:
-        if a.status == "merged":
+        if a.status == TaskState.MERGED:
             if opts.verbosity >= 0:
                 _print(f"Task {a.task_id} would merge cleanly" if dry_run else
                        f"Merged task {a.task_id} ({a.commit[:12]})" + (" after rebasing it" if a.rebased else "")
@@ -34,9 +35,9 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
         elif a.status == "up-to-date":
             if show_empty and opts.verbosity >= 0:
                 _print(f"Task {a.task_id} has no commits to merge")
-        elif a.status == "check-failed":
+        elif a.status == TaskState.CHECK_FAILED:
             _print(check_failure_text(a, kept), end="")
-        elif a.status == "blocked":
+        elif a.status == TaskState.BLOCKED:
             _print(f"Task {a.task_id} would not merge: {a.check_output}" if dry_run else
                    f"Task {a.task_id} not merged: {a.check_output} "
                    f"(move or remove it, then merge again; {kept})")
@@ -48,7 +49,7 @@ def report(repo: Repo, attempts: list[Attempt], problems: dict[str, str], opts: 
                 _print(f"    {line}")
             if opts.resolve is not None:
                 _print(f"    it would need a resolver: {opts.resolve or 'its own agent'}")
-        elif a.status == "conflict" and a.check_output:  # --rebase tried and failed
+        elif a.status == TaskState.CONFLICT and a.check_output:  # --rebase tried and failed
             _print(f"Conflict in task {a.task_id}: {quote_paths(a.conflicts, repo.config)} ({a.check_output}; "
                   "not merged; branch and worktree kept)")
             if a.resolve_log:

@@ -31,14 +31,15 @@ from dataclasses import dataclass
 
 from git_agents.core.errors import AgentError
 from git_agents.core.git import Git
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import unsaved_work
 from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import merge_trees
 from git_agents.merging.journal import Entry, Journal
 from git_agents.tasks import agent, isolation
-from git_agents.tasks.notes import parse_note
-from git_agents.tasks.store import Task
+from git_agents.tasks.notes import NOTES_REF, parse_note
+from git_agents.tasks.store import Task, TaskState
 
 PHASE = "resolver"  # the journal's phase while a resolver works on a task's branch
 LOG_TAIL = 20  # lines of a failed resolver's log shown in the report
@@ -95,7 +96,7 @@ def earlier_tasks(git: Git, tip: str, target_tip: str, files: set[str]) -> list[
         touched = tuple(p for p in names.strip("\n\0").split("\0") if p in files)
         if not touched:
             continue
-        res = git.run("notes", "--ref=refs/notes/agents", "show", commit.strip(), ok=(0, 1))
+        res = git.run("notes", f"--ref={NOTES_REF}", "show", commit.strip(), ok=(0, 1))
         note = parse_note(res.out) if res.code == 0 else None
         if note and note.get("task"):
             found.append(Earlier(note["task"], note.get("title", ""), touched))
@@ -139,19 +140,15 @@ def _unmerged(git: Git) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def _merge_in_progress(git: Git, worktree: str) -> bool:
-    return os.path.exists(os.path.join(worktree, git("rev-parse", "--git-path", "MERGE_HEAD")))
-
-
 def _literal(paths: list[str]) -> list[str]:
     return [f":(literal){p}" for p in paths]
 
 
-def restore(git: Git, worktree: str, branch: str, old: str) -> None:
-    """Put the task branch and its worktree back at `old`, clean, as before the attempt."""
-    if _merge_in_progress(git, worktree):
+def restore(git: Git, branch: str, old: str) -> None:
+    """Put the task branch and its worktree (where `git` runs) back at `old`, clean, as before the attempt."""
+    if git.merge_in_progress():
         git.run("merge", "--abort", ok=range(0, 256))
-    if git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != f"refs/heads/{branch}":
+    if git.head_branch() != branch:
         git.run("checkout", "--quiet", "--force", branch, ok=range(0, 256))
     git.run("reset", "--hard", "--quiet", old, env={"GIT_REFLOG_ACTION": "agent-merge --resolve (undo)"})
     git.run("clean", "-fdq")  # only the attempt's files: the worktree was clean when it started
@@ -190,7 +187,7 @@ def verify(git: Git, repo: Repo, worktree: str, old: str, target_tip: str, confl
 
     `sizes`: the conflict-marker length of each conflicted path (marker_sizes, read when the merge started).
     """
-    if _merge_in_progress(git, worktree):
+    if git.merge_in_progress():
         left = _unmerged(git)
         if left:
             return f"unmerged paths remain: {', '.join(left)}"
@@ -257,18 +254,18 @@ def resolve_conflict(repo: Repo, task: Task, target: str, *, command: str, launc
     if not worktree or not os.path.isdir(worktree):
         return Resolution(False, command, 0, "it has no worktree to resolve in")
     git = repo.git.at(worktree)
-    if git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != f"refs/heads/{task.branch}":
+    if git.head_branch() != task.branch:
         return Resolution(False, command, 0, f"its worktree is not on '{task.branch}'")
     if unsaved_work(repo, worktree):
         return Resolution(False, command, 0, "its worktree has uncommitted or untracked work")
     old = git("rev-parse", "HEAD")
     isolation.refresh_target(repo, task, target)  # a clone task merges the target as it is here
-    target_tip = git("rev-parse", f"refs/heads/{target}^{{commit}}")
+    target_tip = git("rev-parse", f"{branch_ref(target)}^{{commit}}")
     # Journalled from before the merge starts until the branch is settled: a run killed meanwhile
     # (SIGKILL, a reboot) leaves a journal that stops every later merge until `--continue` has
     # verified the result or `--abort` has put the branch back; the resolver may still be running.
     plan = Journal(target=target, worktree=worktree, old=target_tip, new=target_tip, entries=[], phase=PHASE,
-                   pending=list(pending), conflict=Entry(task.id, "conflict"), tip=old,
+                   pending=list(pending), conflict=Entry(task.id, TaskState.CONFLICT), tip=old,
                    options={"branch": task.branch, "command": command})
     journal_file.write(repo.state_dir, plan)
     last = Resolution(False, command, 0)
@@ -278,7 +275,7 @@ def resolve_conflict(repo: Repo, task: Task, target: str, *, command: str, launc
             if last.ok:
                 isolation.sync(repo, task)
                 break
-            restore(git, worktree, task.branch, old)
+            restore(git, task.branch, old)
             if stopped:
                 break
         journal_file.remove(repo.state_dir)
@@ -326,10 +323,10 @@ _signalled: list[int] = []  # SIGTERM/SIGHUP noted during this resolution (the w
 def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip: str, command: str,
              launch: Launcher, n: int, plan: Journal) -> Resolution:
     worktree = task.worktree
-    res = git.run(*RERERE, "merge", "--no-ff", "--no-commit", f"refs/heads/{target}", ok=range(0, 256),
+    res = git.run(*RERERE, "merge", "--no-ff", "--no-commit", branch_ref(target), ok=range(0, 256),
                   env={"LC_ALL": "C", "LANGUAGE": "C", "GIT_REFLOG_ACTION": "agent-merge --resolve",
                        "GIT_MERGE_AUTOEDIT": "no"})
-    if not _merge_in_progress(git, worktree):
+    if not git.merge_in_progress():
         said = (res.err or res.out).strip().splitlines()
         return Resolution(False, command, n, "git merge did not start" + (f": {said[-1]}" if said else ""))
     messages = [line.strip() for line in (res.out + res.err).splitlines() if line.startswith("CONFLICT")]
@@ -362,7 +359,7 @@ def _attempt(repo: Repo, git: Git, task: Task, target: str, old: str, target_tip
             _waiting.clear()
     except BaseException:  # Ctrl-C (or SIGTERM, SIGHUP) while waiting: stop the resolver, put the branch back
         agent.stop(str(pid), pid_start)
-        restore(git, worktree, task.branch, old)
+        restore(git, task.branch, old)
         journal_file.remove(repo.state_dir)
         raise
     if code != 0:
@@ -389,7 +386,7 @@ def _settled_branch(repo: Repo, plan: Journal) -> Git:
     head = git("rev-parse", "HEAD")
     parents = git.run("rev-parse", f"{head}^@", ok=range(0, 256)).out.split()
     if head != plan.tip and parents[:1] != [plan.tip] or \
-            git.run("symbolic-ref", "--quiet", "HEAD", ok=(0, 1)).out.strip() != f"refs/heads/{branch}":
+            git.head_branch() != branch:
         raise AgentError(f"'{branch}' in {plan.worktree} moved on since its resolver started "
                          f"(now {head[:12]}, the resolution started at {plan.tip[:12]}); not touching it",
                          hint="put it back (git reset --keep " + plan.tip[:12] + "), then run the same command again")
@@ -412,7 +409,7 @@ def abandon(repo: Repo, plan: Journal) -> None:
     """--abort of an interrupted resolution: stop its resolver, put the task branch back, forget the journal."""
     _stop_resolver(plan, still_running_is_an_error=False)
     git = _settled_branch(repo, plan)
-    restore(git, plan.worktree, plan.options.get("branch", ""), plan.tip)
+    restore(git, plan.options.get("branch", ""), plan.tip)
     journal_file.remove(repo.state_dir)
 
 
@@ -430,6 +427,6 @@ def finish(repo: Repo, plan: Journal) -> str | None:
     if refused is None:
         record_resolution(git)
     else:
-        restore(git, plan.worktree, plan.options.get("branch", ""), plan.tip)
+        restore(git, plan.options.get("branch", ""), plan.tip)
     journal_file.remove(repo.state_dir)
     return refused
