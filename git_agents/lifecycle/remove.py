@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 
 from git_agents.core.errors import AgentError, ExitCode
+from git_agents.core.refs import HEADS, branch_name, branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import (
     describe_unsaved,
@@ -17,7 +18,7 @@ from git_agents.pool import slots as pool
 from git_agents.tasks import agent, seal
 from git_agents.tasks.isolation import is_clone, remove_clone, sync, unfetched_commits
 from git_agents.tasks.ports import release_all as release_ports
-from git_agents.tasks.store import Task, delete_tasks
+from git_agents.tasks.store import Task, TaskState, delete_tasks
 
 
 @dataclass(frozen=True)
@@ -36,26 +37,26 @@ def ref_facts(repo: Repo, tasks: list[Task]) -> RefFacts:
     tips = branch_tips(repo)
     merged: dict[str, set[str]] = {}
     for target in sorted({t.base for t in tasks if t.base and t.base in tips}):
-        out = repo.git.run("for-each-ref", "--format=%(refname)", f"--merged=refs/heads/{target}", "refs/heads/").out
-        merged[target] = {ref.removeprefix("refs/heads/") for ref in out.splitlines()}
+        out = repo.git.run("for-each-ref", "--format=%(refname)", f"--merged={branch_ref(target)}", HEADS).out
+        merged[target] = {branch_name(ref) for ref in out.splitlines()}
     return RefFacts(tips, merged)
 
 
 def _has_branch(repo: Repo, name: str, facts: RefFacts | None) -> bool:
-    return name in facts.tips if facts is not None else repo.git.has_ref(f"refs/heads/{name}")
+    return name in facts.tips if facts is not None else repo.git.has_branch(name)
 
 
 def _merged_into(repo: Repo, branch: str, target: str, facts: RefFacts | None) -> bool:
     if facts is not None:
         return branch in facts.merged.get(target, set())
-    return repo.git.ok("merge-base", "--is-ancestor", f"refs/heads/{branch}", f"refs/heads/{target}")
+    return repo.git.ok("merge-base", "--is-ancestor", branch_ref(branch), branch_ref(target))
 
 
 def is_merged(repo: Repo, task: Task) -> bool:
     """Whether the task's work is in its target branch (or it had none and was merged)."""
-    if task.state == "merged":
+    if task.state == TaskState.MERGED:
         return True
-    branch, target = f"refs/heads/{task.branch}", f"refs/heads/{task.base}"
+    branch, target = branch_ref(task.branch), branch_ref(task.base)
     if not repo.git.has_ref(branch):
         return False
     has_commits = not repo.git.ok("merge-base", "--is-ancestor", branch, task.base_commit or target)
@@ -110,12 +111,12 @@ def what_would_be_lost(repo: Repo, task: Task, facts: RefFacts | None = None) ->
         if detached:
             reasons.append(f"its slot {task.slot} has {detached} commit(s) that no branch contains" if task.slot else
                            f"its worktree has a detached HEAD with {detached} commit(s) that no branch contains")
-    branch = f"refs/heads/{task.branch}"
+    branch = branch_ref(task.branch)
     if task.branch and _has_branch(repo, task.branch, facts):
-        target = f"refs/heads/{task.base}"
+        target = branch_ref(task.base)
         target_exists = _has_branch(repo, task.base, facts)
         if (not target_exists or not _merged_into(repo, task.branch, task.base, facts)) \
-                and not (target_exists and task.state == "merged" and _changes_in(repo, branch, target)):
+                and not (target_exists and task.state == TaskState.MERGED and _changes_in(repo, branch, target)):
             ahead = repo.git("rev-list", "--count", branch, "--not", target, "--") if target_exists else "some"
             reasons.append(f"its branch {task.branch} has {ahead} commit(s) not merged into {task.base}")
     return reasons

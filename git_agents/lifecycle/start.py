@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from git_agents.core.errors import AgentError, UsageError
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree, prune_worktrees, sparse_dirs
@@ -31,6 +32,7 @@ from git_agents.tasks.selection import branch_exists_error, resolve_base
 from git_agents.tasks.store import (
     Task,
     TaskExists,
+    TaskState,
     create_task,
     delete_task,
     load_tasks,
@@ -219,7 +221,7 @@ def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: S
     if not task.slot and task.worktree and not os.path.lexists(task.worktree):
         if not isolation.is_clone(task):
             prune_worktrees(repo)  # the killed add's entry, whose directory never came to be
-        ref = f"refs/heads/{task.branch}"
+        ref = branch_ref(task.branch)
         if repo.git.has_ref(ref):
             tip = repo.git("rev-parse", ref)
             if tip != task.base_commit:
@@ -403,8 +405,8 @@ def ready_to_start(repo: Repo, task: Task, command: str) -> NotStarted | None:
 
 def fail(repo: Repo, task: Task, reason: str) -> None:
     """Mark a task that could not start its agent as failed."""
-    task.state, task.reason = "failed", reason
-    write_task(repo, task.id, state="failed", reason=reason)
+    task.state, task.reason = TaskState.FAILED, reason
+    write_task(repo, task.id, state=TaskState.FAILED, reason=reason)
 
 
 def setup_failure_text(task: Task, error: SetupFailed) -> str:
@@ -447,7 +449,7 @@ def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: 
     if task_id in load_tasks(repo):
         raise AgentError(f"task '{task_id}' already exists",
                          hint=f"pick another id, or remove it first with: git agent-clean {task_id}")
-    if (check_branch or not pooled) and repo.git.has_ref(f"refs/heads/{branch}"):
+    if (check_branch or not pooled) and repo.git.has_branch(branch):
         raise branch_exists_error(branch)
     if worktree and os.path.lexists(worktree):
         raise AgentError(f"'{worktree}' already exists", hint="move it away, or pick another id")
