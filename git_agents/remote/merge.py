@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from git_agents.core.errors import AgentError
 from git_agents.core.lock import RepoLock
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import list_worktrees
@@ -29,7 +30,7 @@ from git_agents.merging.queue import Options, check_target_worktree, merge_messa
 from git_agents.merging.report import report
 from git_agents.remote.queue import BadRecord, RemoteQueue, RemoteTask, Update, ref
 from git_agents.tasks.notes import NOTES_REF, add_notes, note_fields
-from git_agents.tasks.store import Task, now_iso
+from git_agents.tasks.store import Task, TaskState, now_iso
 
 MAX_ROUNDS = 10
 
@@ -85,16 +86,16 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
                 attempts += done
                 if new != old:
                     moved[target] = (old, new)
-                    updates.append(Update(f"refs/heads/{target}", new, old))
+                    updates.append(Update(branch_ref(target), new, old))
                 for a in done:
                     task = tasks[a.task_id]
-                    if a.status == "merged":
+                    if a.status == TaskState.MERGED:
                         notes[a.commit] = _note_fields(queue, task, target, a)
-                    if a.status == "check-failed":
+                    if a.status == TaskState.CHECK_FAILED:
                         updates.append(_rejection(queue, task, a, target, old, str(check)))
                     elif task.rejected:  # it merges (or conflicts) now: the earlier check failure is history
                         updates.append(Update(ref("rejected", task.id), None, task.rejected))
-            merged = [a for a in attempts if a.status == "merged"]
+            merged = [a for a in attempts if a.status == TaskState.MERGED]
             if not updates:
                 return _report(repo, attempts, problems, queue.remote, moved, opts)
             if merged:
@@ -262,7 +263,7 @@ def _advance_local(repo: Repo, moved: dict[str, tuple[str, str]]) -> None:
     checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
     git = repo.git
     for target, (_, new) in moved.items():
-        local = git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{target}", ok=(0, 1)).out.strip()
+        local = git.rev_parse(branch_ref(target))
         worktree = checked_out.get(target)
         if local and _movable(repo, worktree) and git.ok("merge-base", "--is-ancestor", local, new):
             advance_branch(git, target, local, new, worktree, f"agent-merge --remote: {target}")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError
 from git_agents.core.lock import RepoLock
+from git_agents.core.refs import HEADS, branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 
@@ -244,7 +245,7 @@ class RemoteQueue:
         # One fetch per clone at a time: concurrent fetches race on the same tracking refs.
         with RepoLock(self.repo.common_dir, "remote"):
             self.git.run("fetch", "--prune", "--no-tags", "--quiet", "--no-write-fetch-head", self.remote,
-                         f"+refs/agents/*:{self.track}/*", f"+refs/heads/*:{self.heads}/*", *extra)
+                         f"+refs/agents/*:{self.track}/*", f"+{HEADS}*:{self.heads}/*", *extra)
 
     def tasks(self) -> dict[str, RemoteTask]:
         """Every task id the remote knows (as of the last fetch), in id order."""
@@ -306,7 +307,7 @@ class RemoteQueue:
         if "\0" in blobs["spec.json"]:
             raise BadRecord("its spec.json holds a NUL byte")
         spec = parse_spec(task.id, blobs["spec.json"], blobs["prompt.md"])
-        if not self.git.ok("check-ref-format", f"refs/heads/{spec.base}"):
+        if not self.git.ok("check-ref-format", branch_ref(spec.base)):
             raise BadRecord(f"its base {spec.base!r} is not a valid branch name")
         return spec
 

@@ -20,6 +20,7 @@ from types import FrameType
 
 from git_agents.core.errors import AgentError, GitError
 from git_agents.core.output import printable
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import unsaved_work
@@ -29,7 +30,7 @@ from git_agents.remote.queue import BadRecord, RemoteQueue, RemoteTask, Spec, Up
 from git_agents.tasks import agent
 from git_agents.tasks.presets import expand, presets
 from git_agents.tasks.status import agent_state
-from git_agents.tasks.store import load_tasks, write_task
+from git_agents.tasks.store import TaskState, load_tasks, write_task
 
 LOG_TAIL_LINES = 20
 CLAIM_WINDOW = 8
@@ -149,7 +150,7 @@ class Worker:
         for task in self._candidates():
             if len(self.held) >= self.jobs or self.stopping:
                 break
-            if task.id in local or self.repo.git.has_ref(f"refs/heads/{self.repo.branch_prefix}{task.id}"):
+            if task.id in local or self.repo.git.has_branch(f"{self.repo.branch_prefix}{task.id}"):
                 log(f"skipping task {task.id}: this clone already has a task or branch of that name"
                     f" (git agent-clean {task.id} to let this worker take it)")
                 self.skipped.add(task.id)
@@ -359,7 +360,7 @@ class Worker:
         if task and task.pid:
             agent.stop(task.pid, task.pid_start)
         if task:
-            write_task(self.repo, job.task_id, state="failed", reason=why)
+            write_task(self.repo, job.task_id, state=TaskState.FAILED, reason=why)
         self.held.pop(job.task_id, None)
 
     # -- finishing -----------------------------------------------------------------------------
@@ -415,7 +416,7 @@ class Worker:
         worker has a signing key, so that `merge --remote --verify-signatures` can tell it from a forgery.
         """
         git = self.repo.git
-        tip = git("rev-parse", "--verify", f"refs/heads/{job.branch}^{{commit}}")
+        tip = git("rev-parse", "--verify", f"{branch_ref(job.branch)}^{{commit}}")
         finished = time.time()
         local = load_tasks(self.repo).get(job.task_id)
         record = {"task": job.task_id, "worker": self.name, "exit": code, "started": job.started,
@@ -432,7 +433,7 @@ class Worker:
             log(f"task {job.task_id}: cannot make its result commit ({error.message.splitlines()[0]}); retrying")
             time.sleep(1)
             return
-        updates = [Update(f"refs/heads/{job.branch}", tip, ""),
+        updates = [Update(branch_ref(job.branch), tip, ""),
                    Update(ref("results", job.task_id), result_commit, ""),
                    Update(ref("claims", job.task_id), None, job.claim)]
         for attempt in range(5):
@@ -503,7 +504,7 @@ class Worker:
             if task and task.pid:
                 agent.stop(task.pid, task.pid_start)
             if task:
-                write_task(self.repo, job.task_id, state="failed", reason="handed back to the queue")
+                write_task(self.repo, job.task_id, state=TaskState.FAILED, reason="handed back to the queue")
             self._release(job)
             log(f"handed task {job.task_id} back to the queue")
 
