@@ -25,6 +25,7 @@ from typing import TextIO
 from git_agents.core.errors import AgentError, ExitCode
 from git_agents.core.git import quote_paths
 from git_agents.core.output import printable
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import unsaved_work
@@ -34,7 +35,7 @@ from git_agents.run.taskfile import TaskFile, TaskSpec
 from git_agents.tasks import agent, usage
 from git_agents.tasks.presets import expand, expand_interactive
 from git_agents.tasks.status import NO_CHANGE, NOT_COMMITTED, agent_state
-from git_agents.tasks.store import Task, load_tasks, write_task
+from git_agents.tasks.store import Task, TaskState, load_tasks, write_task
 from git_agents.tasks.tmux import tmux_program
 
 POLL_SECONDS = 0.1
@@ -131,14 +132,14 @@ def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool)
 
 
 def _resume_action(repo: Repo, task: Task) -> str:
-    if task.state == "merged":
+    if task.state == TaskState.MERGED:
         return MERGED_BEFORE
     # An agent started by a run killed before it recorded the pid is found by its launch id;
     # one that still runs (even one marked interrupted) is watched, never started a second time.
     starting.adopt(repo, task)
     if agent.running(task) is not None:
         return WATCH
-    if task.state == "interrupted":
+    if task.state == TaskState.INTERRUPTED:
         return RERUN
     state, _, _ = agent_state(repo, task, check_work=False)
     if state in ("not started", "failed to start"):
@@ -392,15 +393,15 @@ class Run:
     def _block(self, job: Job, why: str) -> None:
         job.deferred, job.state, job.outcome = False, "blocked", why
         if job.task is not None:
-            write_task(self.repo, job.id, state="blocked", reason=why.removeprefix("blocked: "))
+            write_task(self.repo, job.id, state=TaskState.BLOCKED, reason=why.removeprefix("blocked: "))
 
     def _start_deferred(self, job: Job) -> bool:
         """Move a waiting task onto the target as it is now (its agent never ran), then make it ready."""
         assert job.task is not None
         task = job.task
         job.deferred = False
-        tip = self.repo.git("rev-parse", f"refs/heads/{task.base}^{{commit}}")
-        at = self.repo.git("rev-parse", f"refs/heads/{task.branch}")
+        tip = self.repo.git("rev-parse", f"{branch_ref(task.base)}^{{commit}}")
+        at = self.repo.git("rev-parse", branch_ref(task.branch))
         if tip != task.base_commit and at == task.base_commit and not unsaved_work(self.repo, task.worktree):
             self.repo.git.at(task.worktree).run("reset", "--hard", "--quiet", "--no-recurse-submodules", tip,
                                                 env={"GIT_REFLOG_ACTION": "agent-run: start after prerequisites"})
@@ -481,7 +482,7 @@ class Run:
                           if j.state == "running" and j.task is not None])
         for job in self.jobs:
             if job.state == "running" and job.task is not None:
-                write_task(self.repo, job.id, state="interrupted", reason="git agent-run was interrupted")
+                write_task(self.repo, job.id, state=TaskState.INTERRUPTED, reason="git agent-run was interrupted")
                 job.state = "interrupted"
                 stopped.append(job.id)
         self.progress.update()
@@ -507,7 +508,7 @@ class Run:
         """Decide whether one finished task is ready to merge (job.outcome stays empty) or why not."""
         task = job.task
         assert task is not None
-        if task.state == "failed":
+        if task.state == TaskState.FAILED:
             job.outcome = f"failed: {task.reason}"
             return
         state, code, _ = agent_state(self.repo, task)
@@ -526,7 +527,7 @@ class Run:
             job.outcome = f"agent {state}"
         elif code != 0:
             job.outcome = f"agent exited {code}"
-        elif self.repo.git.ok("merge-base", "--is-ancestor", f"refs/heads/{task.branch}", task.base_commit):
+        elif self.repo.git.ok("merge-base", "--is-ancestor", branch_ref(task.branch), task.base_commit):
             job.outcome = "agent exited 0 without commits"
         elif unsaved_work(self.repo, task.worktree):
             job.outcome = "uncommitted or untracked work left in its worktree"
@@ -579,13 +580,13 @@ class Run:
                 by_id[task_id].merged, by_id[task_id].outcome = True, "merged meanwhile by another merge"
             for attempt in attempts:
                 job = by_id[attempt.task_id]
-                if attempt.status == "merged":
+                if attempt.status == TaskState.MERGED:
                     job.merged, job.state = True, "merged"
                     job.outcome = f"merged ({attempt.commit[:12]})"
                     if attempt.resolved_by:
                         job.outcome += f" after its conflict was resolved by {attempt.resolved_by}"
                     _journal(self.repo, self.tf.path, job.id, attempt.commit)
-                elif attempt.status == "conflict":
+                elif attempt.status == TaskState.CONFLICT:
                     job.state = "conflict"
                     job.outcome = f"conflict in {quote_paths(attempt.conflicts, self.repo.config)}"
                     if attempt.check_output:  # the resolver tried
@@ -593,7 +594,7 @@ class Run:
                     if attempt.resolve_log:
                         self.progress.message(f"Resolver's log for task {job.id} ends:\n"
                                               + "".join(f"    | {line}\n" for line in attempt.resolve_log.splitlines()))
-                elif attempt.status == "check-failed":
+                elif attempt.status == TaskState.CHECK_FAILED:
                     job.state = "check-failed"
                     last = (attempt.check_output.strip().splitlines() or ["no output"])[-1]
                     job.outcome = f"check failed on the merged result: {last}"
