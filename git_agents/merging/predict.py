@@ -7,12 +7,13 @@ memory (`git merge-tree`), so fifty tasks cost a handful of merges, not 1,225.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
 from git_agents.core.git import Git
 from git_agents.merging.inmemory import merge_trees
+from git_agents.tasks.store import Task, TaskState
 
 
 @dataclass
@@ -25,6 +26,13 @@ class Branch:
     fork: str = ""  # merge base with the target
     files: set[str] = field(default_factory=set)  # changed since the fork
     target_files: set[str] = field(default_factory=set)  # changed on the target since the fork
+
+
+def task_branches(tasks: Iterable[Task], tips: Mapping[str, str]) -> tuple[list[Branch], dict[str, str]]:
+    """The Branch of each unmerged task whose branch and target exist (`tips`: Git.tips), and each target's tip."""
+    branches = [Branch(t.id, t.base, tips[t.branch]) for t in tasks
+                if t.state != TaskState.MERGED and t.branch in tips and t.base in tips]
+    return branches, {b.target: tips[b.target] for b in branches}
 
 
 @dataclass

@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from git_agents.core.refs import Oid
 from git_agents.core.repo import Repo
-from git_agents.core.worktrees import unsaved_work
-from git_agents.merging.predict import Branch, fill_file_sets, predict_pairs
+from git_agents.core.worktrees import git_dir_of, unsaved_work
+from git_agents.merging.predict import fill_file_sets, predict_pairs, task_branches
 from git_agents.tasks import agent, usage, waiting
 from git_agents.tasks.status import NOT_COMMITTED, TaskStatus, agent_state, collect, parallel_map
 from git_agents.tasks.store import Task, load_tasks
@@ -77,25 +78,10 @@ def last_line(path: str, limit: int = 8192) -> str:
     return ""
 
 
-def _git_dir_of(worktree: str) -> str | None:
-    """The private git directory of a linked worktree, from its `.git` file (no git call)."""
-    dot_git = os.path.join(worktree, ".git")
-    if os.path.isdir(dot_git):
-        return dot_git
-    try:
-        with open(dot_git, encoding="utf-8", errors="surrogateescape") as fh:
-            first = fh.readline().strip()
-    except OSError:
-        return None
-    if not first.startswith("gitdir:"):
-        return None
-    path = first[len("gitdir:"):].strip()
-    return path if os.path.isabs(path) else os.path.normpath(os.path.join(worktree, path))
-
-
 def _index_stamp(worktree: str) -> tuple[float, ...]:
     """mtimes of the worktree's index and HEAD: they change on add, commit, checkout, reset."""
-    git_dir = _git_dir_of(worktree)
+    dot_git = os.path.join(worktree, ".git")
+    git_dir = dot_git if os.path.isdir(dot_git) else git_dir_of(worktree)
     if git_dir is None:
         return ()
     stamps = []
@@ -117,7 +103,7 @@ class Overview:
         self.status_per_tick = status_per_tick
         self._clock = clock
         self._signature: object = None
-        self._heads = ""
+        self._heads: dict[str, Oid] = {}
         self._statuses: list[TaskStatus] = []
         self._tasks: dict[str, Task] = {}
         self._conflicts: dict[str, list[str]] = {}
@@ -134,7 +120,7 @@ class Overview:
         repo = self.repo
         repo.reload_config()
         tasks = load_tasks(repo)
-        heads = repo.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/")
+        heads = repo.git.tips()
         states = tuple((t.id, agent_state(repo, t, check_work=False)) for t in tasks.values())
         signature = (tuple(repr(t) for t in tasks.values()), heads, states)
         if signature != self._signature:
@@ -147,14 +133,11 @@ class Overview:
         self._check_dirty()
         return [self._row(s) for s in self._statuses]
 
-    def _predict(self, tasks: dict[str, Task], heads: str) -> dict[str, list[str]]:
+    def _predict(self, tasks: dict[str, Task], heads: dict[str, Oid]) -> dict[str, list[str]]:
         """Task id -> what it would conflict with: other tasks' ids, or its target branch."""
-        refs = dict(line.split(" ", 1)[::-1] for line in heads.splitlines() if " " in line)
-        branches = [Branch(t.id, t.base, refs[f"refs/heads/{t.branch}"]) for t in tasks.values()
-                    if t.state != "merged" and f"refs/heads/{t.branch}" in refs and f"refs/heads/{t.base}" in refs]
+        branches, target_tips = task_branches(tasks.values(), heads)
         if not branches:
             return {}
-        target_tips = {b.target: refs[f"refs/heads/{b.target}"] for b in branches}
         fill_file_sets(self.repo.git, branches, target_tips)
         branches = [b for b in branches if b.files]
         found: dict[str, list[str]] = {}
