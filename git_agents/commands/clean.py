@@ -9,6 +9,7 @@ import time
 
 from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import ExitCode, UsageError
+from git_agents.core.refs import HEADS, branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import newest_mtime, prune_worktrees
 from git_agents.lifecycle.remove import (
@@ -132,8 +133,8 @@ def _stale(repo: Repo, tasks: list[Task], days: float) -> tuple[list[Task], set[
 
 def _held_elsewhere(repo: Repo, task: Task) -> bool:
     """Whether every commit of the task's branch is in some other branch (true when it has no branch)."""
-    ref = f"refs/heads/{task.branch}"
+    ref = branch_ref(task.branch)
     if not task.branch or not repo.git.has_ref(ref):
         return True
-    others = repo.git.run("for-each-ref", "--format=%(refname)", "--contains", ref, "refs/heads/").out.split()
+    others = repo.git.run("for-each-ref", "--format=%(refname)", "--contains", ref, HEADS).out.split()
     return any(other != ref for other in others)

@@ -8,7 +8,7 @@ import json
 from git_agents.core.errors import ExitCode
 from git_agents.core.git import quote_paths
 from git_agents.core.repo import Repo
-from git_agents.merging.predict import Branch, fill_file_sets, predict_pairs
+from git_agents.merging.predict import fill_file_sets, predict_pairs, task_branches
 from git_agents.tasks.selection import select_tasks
 
 USAGE = "git agent-conflicts [--json] [<id>...]"
@@ -47,12 +47,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the overlapping pairs and their predicted outcome."""
     repo = Repo.discover()
-    tasks = [t for t in select_tasks(repo, args.ids) if t.state != "merged"]
-    refs = dict(line.split(" ", 1)[::-1] for line in
-                repo.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/").splitlines())
-    branches = [Branch(t.id, t.base, refs[f"refs/heads/{t.branch}"]) for t in tasks
-                if f"refs/heads/{t.branch}" in refs and f"refs/heads/{t.base}" in refs]
-    target_tips = {b.target: refs[f"refs/heads/{b.target}"] for b in branches}
+    branches, target_tips = task_branches(select_tasks(repo, args.ids), repo.git.tips())
     fill_file_sets(repo.git, branches, target_tips)
     branches = [b for b in branches if b.files]
     pairs = predict_pairs(repo.git, branches, target_tips)

@@ -15,7 +15,7 @@ from git_agents.tasks.presets import expand, preset_for, resume_command
 from git_agents.tasks.prompt import prompt_hash, read_task_texts
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.status import agent_state
-from git_agents.tasks.store import Task, load_tasks
+from git_agents.tasks.store import Task, TaskState, load_tasks
 from git_agents.tasks.tmux import Window, tmux_program
 
 USAGE = "git agent-continue [<options>] <id> (--prompt <text> | --prompt-file <file>)"
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _start_round(repo: Repo, task: Task, text: str, args: argparse.Namespace) -> int:
     """Check that the task can take a follow-up, write the round's prompt, start the agent."""
-    if task.state == "merged":
+    if task.state == TaskState.MERGED:
         raise AgentError(f"task {task.id} is already merged",
                          hint="spawn a new task for further work: git agent-spawn <new-id> --prompt <text>")
     if not task.worktree or not os.path.isdir(task.worktree):

@@ -7,10 +7,11 @@ import sys
 
 from git_agents.core.errors import ExitCode, UsageError
 from git_agents.core.output import printable
+from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.status import agent_state
-from git_agents.tasks.store import Task
+from git_agents.tasks.store import Task, TaskState
 
 USAGE = """\
 git agent-diff [--stat] <id> [--] [<pathspec>...]
@@ -47,9 +48,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def _range(task: Task) -> str:
     """The commits a task brings: from where it left its target (or, once merged, where it started) to its tip."""
-    if task.state == "merged" and task.base_commit:
-        return f"{task.base_commit}..refs/heads/{task.branch}"
-    return f"refs/heads/{task.base}...refs/heads/{task.branch}"
+    if task.state == TaskState.MERGED and task.base_commit:
+        return f"{task.base_commit}..{branch_ref(task.branch)}"
+    return f"{branch_ref(task.base)}...{branch_ref(task.branch)}"
 
 
 def _colour(args: argparse.Namespace) -> list[str]:
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     shown = 0
     for task in select_tasks(repo, [], all_tasks=True):
         state = agent_state(repo, task, check_work=False)[0]
-        if task.state == "merged" or state == "running" or not repo.git.has_ref(f"refs/heads/{task.branch}"):
+        if task.state == TaskState.MERGED or state == "running" or not repo.git.has_branch(task.branch):
             continue
         ahead = repo.git.run("rev-list", "--count", _range(task).replace("...", ".."), ok=(0, 128)).out.strip()
         if not ahead.isdigit() or int(ahead) == 0:

@@ -30,7 +30,7 @@ from git_agents.merging.queue import (
 from git_agents.merging.report import report
 from git_agents.tasks.ids import sort_key
 from git_agents.tasks.selection import select_tasks
-from git_agents.tasks.store import Task
+from git_agents.tasks.store import Task, TaskState
 
 USAGE = """\
 git agent-merge [<options>] (--all | <id>...)
@@ -278,7 +278,7 @@ def _execute(repo: Repo, to_merge: list[Task], problems: dict[str, str], opts: O
 
 def _next_steps(attempts: list[Attempt], targets: dict[str, str]) -> None:
     """After conflicts that were left out: the ways to merge those tasks anyway (as git's hints, on stderr)."""
-    left_out = [a.task_id for a in attempts if a.status == "conflict"]
+    left_out = [a.task_id for a in attempts if a.status == TaskState.CONFLICT]
     if not left_out:
         return
     ids = " ".join(left_out)
@@ -307,7 +307,7 @@ def _recover(repo: Repo, *, abort: bool) -> int:
         if plan.phase == "resolving":
             return _continue_resolved(repo, plan)
         land(repo, plan)
-    merged = [e for e in plan.entries if e.status == "merged"]
+    merged = [e for e in plan.entries if e.status == TaskState.MERGED]
     for e in merged:
         print(f"Merged task {e.task_id} ({e.commit[:12]})")
     print(f"Merge into '{plan.target}' completed: {len(merged)} merged, {len(plan.entries) - len(merged)} not merged")
@@ -350,6 +350,6 @@ def _continue_resolved(repo: Repo, plan: Journal) -> int:
     to_merge, problems = select_mergeable(repo, remaining, explicit=True)
     opts = Options(plan.options.get("check") or None, plan.options.get("batch") == "1", interactive=True)
     return _execute(repo, to_merge, problems, opts, Carry(plan.run_old, [*plan.landed, entry]),
-                    [Attempt(entry.task_id, "merged", commit=entry.commit)])
+                    [Attempt(entry.task_id, TaskState.MERGED, commit=entry.commit)])
 
 

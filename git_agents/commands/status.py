@@ -13,7 +13,7 @@ from git_agents.core.repo import Repo
 from git_agents.tasks import usage
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.status import TaskStatus, collect
-from git_agents.tasks.store import load_tasks
+from git_agents.tasks.store import TaskState, load_tasks
 
 USAGE = """\
 git agent-status [--json] [<id>...]
@@ -182,7 +182,7 @@ def render(repo: Repo, rows: list[TaskStatus], args: argparse.Namespace) -> str:
     cells = []
     for r in rows:
         state = r.state
-        if r.state == "conflict" and r.conflicts:
+        if r.state == TaskState.CONFLICT and r.conflicts:
             state += f": {quote_paths(r.conflicts, repo.config)}"
         where = os.path.relpath(r.worktree) if r.worktree else "-"
         row = [r.id, state, "-" if r.ahead is None else str(r.ahead),
