@@ -241,7 +241,7 @@ def drop_claim(repo: Repo, claim: Claim) -> bool:
             return True
         # Failed: either the claim changed (or is gone), or another process briefly holds the
         # ref's lock. Ask the ref, not git's (translated) message.
-        now = repo.git.run("rev-parse", "--verify", "--quiet", ref_of(claim.slot), ok=(0, 1)).out.strip()
+        now = repo.git.rev_parse(ref_of(claim.slot)) or ""
         if now != claim.oid:
             return False
         time.sleep(0.02)
@@ -276,8 +276,7 @@ def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, r
             # Released (and reset to a newer base) between listing and claiming? Record the real
             # HEAD, which no release moves now that we hold the slot: read from the slot's files
             # when it is detached, as a free slot is (no git call), else asked of git.
-            head = detached_head(slot.path) or \
-                repo.git.at(slot.path).run("rev-parse", "--verify", "--quiet", "HEAD", ok=(0, 1)).out.strip()
+            head = detached_head(slot.path) or repo.git.at(slot.path).rev_parse("HEAD") or ""
             return won if head == won.commit else _replace(repo, won, commit=head)
         if request.grow is not None:
             grown = _grow(repo, request.grow, task, owner, base_commit or pool_base(repo)[1], request.sparse)
@@ -328,8 +327,8 @@ def _grow(repo: Repo, limit: int, task: str, owner: tuple[int, str], base_commit
 def _replace(repo: Repo, old: Claim, **changes: str) -> Claim:
     """Change the details of a claim we hold (compare-and-swap on its ref); the old claim if it moved on."""
     new = _write_claim(repo, dataclasses.replace(old, **changes, oid="", host=_hostname()))
-    res = repo.git.run("update-ref", "-m", f"git-agents: update claim {old.slot}", ref_of(old.slot), new.oid, old.oid,
-                       ok=range(0, 256))
+    res = repo.git.update_ref(ref_of(old.slot), new.oid, old.oid, reason=f"git-agents: update claim {old.slot}",
+                              ok=range(0, 256))
     return new if res.code == 0 else old
 
 

@@ -246,13 +246,13 @@ def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, attempt: Att
 def _sync_notes(repo: Repo, track: str) -> str:
     """Make the local notes contain the remote's (so pushing them loses nothing); the remote's value."""
     git = repo.git
-    remote = git.run("rev-parse", "--verify", "--quiet", track, ok=(0, 1)).out.strip()
+    remote = git.rev_parse(track)
     if not remote:
         return ""
-    local = git.run("rev-parse", "--verify", "--quiet", NOTES_REF, ok=(0, 1)).out.strip()
+    local = git.rev_parse(NOTES_REF)
     with RepoLock(repo.common_dir):  # the notes lock (see notes.add_note)
         if not local or git.ok("merge-base", "--is-ancestor", local, remote):
-            git.run("update-ref", NOTES_REF, remote, *([local] if local else [""]))
+            git.update_ref(NOTES_REF, remote, local or "")
         elif not git.ok("merge-base", "--is-ancestor", remote, local):
             git.run("notes", f"--ref={NOTES_REF}", "merge", "--quiet", "-s", "cat_sort_uniq", track)
     return remote

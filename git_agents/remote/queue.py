@@ -287,8 +287,7 @@ class RemoteQueue:
 
     def head(self, branch: str) -> str | None:
         """The remote's `branch` tip as of the last fetch."""
-        res = self.git.run("rev-parse", "--verify", "--quiet", f"{self.heads}/{branch}^{{commit}}", ok=(0, 1))
-        return res.out.strip() if res.code == 0 else None
+        return self.git.rev_parse(f"{self.heads}/{branch}^{{commit}}")
 
     def exists(self, ref: str) -> bool:
         """Whether the remote has `ref` now (asked of the server, not of the last fetch)."""

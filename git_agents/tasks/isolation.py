@@ -64,7 +64,7 @@ def make_clone(repo: Repo, path: str, branch: str, commit: str, *, sparse: Seque
 
     make_parent(repo, path)
     ref = branch_ref(branch)
-    repo.git.run("update-ref", ref, commit, "")  # fails if the branch exists: nothing is made then
+    repo.git.update_ref(ref, commit, "")  # fails if the branch exists: nothing is made then
     try:
         repo.git.run("clone", "--local", "--no-checkout", "--quiet", "--", repo.common_dir, path)
         clone = repo.git.at(path)

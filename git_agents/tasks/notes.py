@@ -95,7 +95,7 @@ def add_notes(repo: Repo, notes: dict[str, dict[str, str]], message: str = NOTES
         return
     git = repo.git
     with RepoLock(repo.common_dir):
-        old = git.run("rev-parse", "--verify", "--quiet", f"{NOTES_REF}^{{commit}}", ok=(0, 1)).out.strip()
+        old = git.rev_parse(f"{NOTES_REF}^{{commit}}") or ""
         ident = git("var", "GIT_COMMITTER_IDENT")
         chunks = [f"commit {NOTES_REF}\ncommitter {ident}\n", _data(message + "\n")]
         if old:

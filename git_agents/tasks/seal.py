@@ -510,7 +510,7 @@ class _Server:
             repo = Repo.discover(worktree)
             for _ in range(3):
                 before = _head_and_index(worktree)
-                tip = repo.git.at(worktree).run("rev-parse", "--verify", "--quiet", "HEAD", ok=(0, 1)).out.strip()
+                tip = repo.git.at(worktree).rev_parse("HEAD") or ""
                 entries = unsaved_work(repo, worktree)
                 self.pump(0)
                 if before is not None and task_dir not in self.changed and _head_and_index(worktree) == before:

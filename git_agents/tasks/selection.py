@@ -49,8 +49,8 @@ def resolve_base(repo: Repo, base: str | None) -> tuple[str, str]:
         if res.code == 0 and len(found) == 3 and is_branch_ref(found[1]) and not found[2]:
             return branch_name(found[1]), found[0]
     name = base or current_branch(repo, repo.main_worktree)
-    res = repo.git.run("rev-parse", "--verify", "--quiet", f"{branch_ref(name)}^{{commit}}", ok=(0, 1))
-    if res.code != 0:
+    commit = repo.git.rev_parse(f"{branch_ref(name)}^{{commit}}")
+    if commit is None:
         raise AgentError(f"base branch '{name}' does not exist",
                          hint="name a local branch with --base (git branch lists them)")
-    return name, res.out.strip()
+    return name, commit

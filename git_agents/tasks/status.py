@@ -86,7 +86,7 @@ def exited_0_outcome(repo: Repo, task: Task, tips: Mapping[str, str] | None = No
     if unsaved_by_task(repo, [task], tips)[task.id]:
         return NOT_COMMITTED
     # commits on a detached HEAD are work too (shown as such by status), not "no change"
-    head = repo.git.run("-C", task.worktree, "rev-parse", "--verify", "--quiet", "HEAD", ok=(0, 1)).out.strip()
+    head = repo.git.at(task.worktree).rev_parse("HEAD")
     return NO_CHANGE if head == task.base_commit else "exited"
 
 
