@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from .conftest import Project
+
 PACKAGE = Path(__file__).resolve().parent.parent / "git_agents"
 OWNER = PACKAGE / "core" / "refs.py"
 PREFIX = "refs/" + "heads/"
@@ -49,3 +51,40 @@ def test_the_check_finds_a_branch_ref_built_by_hand(tmp_path: Path) -> None:
                                      'def f(b):\n    return f"refs/heads/{b}"\n', encoding="utf-8")
     assert spelled_outside(tmp_path) == [f"{tmp_path.name}/mod.py:3"]
 
+
+
+def _blob(project: Project, data: bytes) -> str:
+    path = project.path.parent / "blob"
+    path.write_bytes(data)
+    return project.git("hash-object", "-w", str(path))
+
+
+def test_read_objects_gives_each_object_byte_for_byte(project: Project) -> None:
+    from git_agents.core.git import Git
+
+    odd, text = _blob(project, b"caf\xc3\xa9 \xff\xfe\x00\n\n"), _blob(project, b"task 2\n")
+    assert Git(project.path).read_objects([odd, "0" * 40, text, odd]) == \
+        [b"caf\xc3\xa9 \xff\xfe\x00\n\n", None, b"task 2\n", b"caf\xc3\xa9 \xff\xfe\x00\n\n"]
+    assert Git(project.path).read_objects([]) == []
+
+
+def test_port_leases_read_by_batch_after_a_multibyte_one(project: Project) -> None:
+    # the batch reader sliced decoded text by byte sizes: after "task é" it lost the next lease's owner
+    from git_agents.core.repo import Repo
+    from git_agents.tasks import ports
+
+    first, second = _blob(project, "task é\n".encode()), _blob(project, b"task 2\n")
+    project.git("update-ref", f"{ports.REF_PREFIX}100", first, "")
+    project.git("update-ref", f"{ports.REF_PREFIX}110", second, "")
+    assert ports._holders_by_batch(Repo.discover(str(project.path))) == \
+        {f"{ports.REF_PREFIX}100": (first, "é"), f"{ports.REF_PREFIX}110": (second, "2")}
+
+
+def test_pool_claims_that_are_not_utf8_are_read(project: Project) -> None:
+    # the claims reader encoded git's decoded output without surrogateescape: a traceback
+    from git_agents.core.repo import Repo
+    from git_agents.pool import slots
+
+    blob = _blob(project, b"slot pool-1\ntask caf\xe9\n")
+    assert slots._read_blobs(Repo.discover(str(project.path)), [blob, "0" * 40]) == \
+        ["slot pool-1\ntask caf\ufffd\n", ""]
