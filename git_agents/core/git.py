@@ -353,12 +353,8 @@ class Git:
     def tips(self, names: Iterable[str] | None = None) -> dict[str, Oid]:
         """Branch name -> commit of the branches `names` (None: every branch), in one for-each-ref."""
         patterns = [HEADS] if names is None else sorted(branch_ref(n) for n in names)
-        out = self.run("for-each-ref", "--format=%(objectname) %(refname)", *patterns).out
-        found: dict[str, Oid] = {}
-        for line in out.splitlines():
-            sha, _, ref = line.partition(" ")
-            found[branch_name(ref)] = Oid(sha)
-        return found
+        lines = self.run("for-each-ref", "--format=%(objectname) %(refname)", *patterns).out.splitlines()
+        return {branch_name(ref): Oid(sha) for sha, _, ref in (line.partition(" ") for line in lines)}
 
     def update_ref(self, ref: str, new: str, old: str, *, reason: str | None = None,
                    ok: Iterable[int] = (0,)) -> Result:
@@ -384,14 +380,10 @@ class Git:
         pos = 0
         for _ in wanted:
             end = raw.index(b"\n", pos)
-            header = raw[pos:end].split()
-            if len(header) < 3:  # "<name> missing" (or ambiguous): no content follows
-                found.append(None)
-                pos = end + 1
-                continue
-            size = int(header[2])
-            found.append(raw[end + 1:end + 1 + size])
-            pos = end + 1 + size + 1  # and the newline after the content
+            header = raw[pos:end].split()  # "<oid> <type> <size>", or "<name> missing": no content then
+            size = int(header[2]) if len(header) == 3 else -1
+            found.append(raw[end + 1:end + 1 + size] if size >= 0 else None)
+            pos = end + 1 + (size + 1 if size >= 0 else 0)  # the content and the newline after it
         return found
 
     def ok(self, *args: str) -> bool:

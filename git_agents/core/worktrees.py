@@ -212,18 +212,24 @@ def git_dir_of(worktree: str) -> str | None:
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(worktree, path))
 
 
+def git_file(worktree: str, name: str) -> str | None:
+    """The text of the file `name` (HEAD, locked) in the linked worktree's git directory,
+    stripped, read with no git call; None when there is none or it cannot be read."""
+    git_dir = git_dir_of(worktree)
+    if git_dir is None:
+        return None
+    try:
+        with open(os.path.join(git_dir, name), encoding="utf-8", errors="surrogateescape") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
 def detached_head(path: str) -> str | None:
     """The commit the worktree at `path` is detached at, read from its files with no git call
     (`<path>/.git` names its git directory, whose HEAD holds the commit); None when that is not
     plain to see there (HEAD on a branch; a reftable repository, whose HEAD file is a stub): ask git."""
-    git_dir = git_dir_of(path)
-    if git_dir is None:
-        return None
-    try:
-        with open(os.path.join(git_dir, "HEAD"), encoding="ascii") as fh:
-            head = fh.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
+    head = git_file(path, "HEAD") or ""
     return head if len(head) in (40, 64) and all(c in "0123456789abcdef" for c in head) else None
 
 
@@ -300,14 +306,7 @@ def remove_worktree(repo: Repo, path: str, *, force: bool = False) -> None:
 
 def _locked_by_us(path: str) -> bool:
     """Whether the worktree at `path` is locked with LOCK_REASON (its admin dir's `locked` file)."""
-    admin = git_dir_of(path)
-    if admin is None:
-        return False
-    try:
-        with open(os.path.join(admin, "locked"), encoding="utf-8", errors="surrogateescape") as fh:
-            return fh.read().strip() == LOCK_REASON
-    except OSError:
-        return False
+    return git_file(path, "locked") == LOCK_REASON
 
 
 def prune_worktrees(repo: Repo) -> None:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from git_agents.core.procs import argvs, process_start, stat_fields
 from git_agents.core.refs import branch_name, is_branch_ref
-from git_agents.core.worktrees import git_dir_of
+from git_agents.core.worktrees import git_dir_of, git_file
 
 SEAL_FILE = "seal"
 UNSEALED_FILE = "unsealed"  # why the watcher did not seal the worktree (one line)
@@ -101,14 +101,7 @@ def _sealer_dir(task_dir: str) -> str:
 
 def head_of(worktree: str) -> str | None:
     """The content of the worktree's HEAD file ("ref: refs/heads/x" or a commit id), or None."""
-    gitdir = git_dir_of(worktree)
-    if gitdir is None:
-        return None
-    try:
-        with open(os.path.join(gitdir, "HEAD"), encoding="utf-8", errors="surrogateescape") as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
+    return git_file(worktree, "HEAD")
 
 
 def _head_and_index(worktree: str) -> tuple[str, tuple[int, int, int, int]] | None:
