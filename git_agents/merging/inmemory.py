@@ -239,9 +239,8 @@ def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | No
             except GitError as again:
                 kept = put_worktree_back(git, worktree, old, new)
                 raise _update_failed(worktree, again, kept) from exc
-        wt.update_ref(branch_ref(branch), new, old, reason=reason)
-    else:
-        git.update_ref(branch_ref(branch), new, old, reason=reason)
+    # From the worktree that has it checked out, so that its HEAD's reflog records the move too.
+    (git.at(worktree) if worktree else git).update_ref(branch_ref(branch), new, old, reason=reason)
 
 
 def in_the_way(git: Git, worktree: str, old: str, new: str) -> list[str]:
