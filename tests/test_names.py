@@ -85,6 +85,7 @@ def test_pool_claims_that_are_not_utf8_are_read(project: Project) -> None:
     from git_agents.core.repo import Repo
     from git_agents.pool import slots
 
-    blob = _blob(project, b"slot pool-1\ntask caf\xe9\n")
-    assert slots._read_blobs(Repo.discover(str(project.path)), [blob, "0" * 40]) == \
-        ["slot pool-1\ntask caf\ufffd\n", ""]
+    blob = _blob(project, b'{"version": %d, "task": "caf\xe9", "nonce": "n"}' % slots.CLAIM_VERSION)
+    project.git("update-ref", f"{slots.REF_PREFIX}pool-1", blob, "")
+    claim = slots.read_slots(Repo.discover(str(project.path)), details=True)["pool-1"].claim
+    assert claim is not None and (claim.task, claim.nonce) == ("caf\ufffd", "n")

@@ -181,16 +181,11 @@ def _read_slots(repo: Repo, *, details: bool = False, also: Sequence[str] = ()) 
         slot.claim = Claim(name, oid, nonce="", path=slot.path)
     if details:
         claimed = [s.claim for s in slots.values() if s.claim]
-        for c, text in zip(claimed, _read_blobs(repo, [c.oid for c in claimed])):
-            parsed = Claim.parse(c.slot, c.oid, text)
+        for c, body in zip(claimed, repo.git.read_objects(c.oid for c in claimed)):  # None: missing
+            parsed = Claim.parse(c.slot, c.oid, (body or b"").decode("utf-8", "replace"))
             parsed.path = c.path
             slots[c.slot].claim = parsed
     return {k: slots[k] for k in sorted(slots, key=lambda n: int(n.split("-", 1)[1]))}, found & set(also)
-
-
-def _read_blobs(repo: Repo, oids: list[str]) -> list[str]:
-    """The text of each object ("" when missing), from one `git cat-file --batch` call."""
-    return [body.decode("utf-8", "replace") if body is not None else "" for body in repo.git.read_objects(oids)]
 
 
 def default_owner() -> tuple[int, str]:
