@@ -323,11 +323,11 @@ def collect(repo: Repo, tasks: list[Task], *, check_dirty: bool = True, sizes: b
         files = changed.get(pairs[t.id], 0) if t.id in pairs else None
         if not t.complete:  # written half-way by an interrupted command (no `created`)
             shown = "incomplete"
-        elif t.state in ("merged", "conflict", "check-failed", "interrupted"):
+        elif t.state in (TaskState.MERGED, TaskState.CONFLICT, TaskState.CHECK_FAILED, TaskState.INTERRUPTED):
             shown = t.state
-        elif t.state == "failed":
+        elif t.state == TaskState.FAILED:
             shown = "failed" + (f": {t.reason}" if t.reason else "")
-        elif t.state == "blocked":
+        elif t.state == TaskState.BLOCKED:
             shown = "blocked" + (f": {t.reason}" if t.reason else "")
         elif not exists[t.id]:
             shown = "worktree missing"
