@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum, auto
 from typing import TYPE_CHECKING
 
 from git_agents.core.errors import AgentError
@@ -29,7 +30,9 @@ from git_agents.tasks.store import Task, TaskState, join_paths, load_tasks, now_
 
 if TYPE_CHECKING:
     from git_agents.merging.chain import Blocker
+    from git_agents.merging.checks import Checker
     from git_agents.merging.hooks import MergeHooks
+    from git_agents.merging.resolver import Launcher, Resolution
 
 
 def merge_message(repo: Repo, task: Task) -> str:
@@ -93,19 +96,29 @@ def check_target_worktree(repo: Repo, worktree: str) -> None:
                          hint="commit or stash them first (git stash)")
 
 
-def eligible(repo: Repo, task: Task, explicit: bool, tips: Mapping[str, str] | None = None) -> str | None:
-    """Why a task is not merged now (None: go ahead); `tips`: status.branch_tips, if read already."""
+class Skip(Enum):
+    """What kind of reason leaves a task out, where the selection acts on the kind (not the text)."""
+
+    MERGED = auto()  # said only for a task named explicitly
+    NO_CHANGE = auto()  # its refs are still checked: its branch may have been moved back (tasks.integrity)
+    OTHER = auto()
+
+
+def eligible(repo: Repo, task: Task, explicit: bool,
+             tips: Mapping[str, str] | None = None) -> tuple[Skip, str] | None:
+    """Why a task is not merged now, and its kind (None: go ahead); `tips`: status.branch_tips, if read already."""
     if task.state == TaskState.MERGED:
-        return "already merged"
+        return Skip.MERGED, "already merged"
     state, code, _ = agent_state(repo, task, tips=tips)
     if state == "running":
-        return "its agent is still running"
+        return Skip.OTHER, "its agent is still running"
     if state == NO_CHANGE:  # say so, rather than "no commits to merge" (or nothing, with --all)
-        return f"its agent exited 0 having committed and changed nothing (see git agent-logs {task.id})"
+        return Skip.NO_CHANGE, (f"its agent exited 0 having committed and changed nothing "
+                                f"(see git agent-logs {task.id})")
     if not explicit and state not in ("exited", "not started"):
-        return f"its agent {state}"
+        return Skip.OTHER, f"its agent {state}"
     if not explicit and state == "exited" and code != 0:
-        return f"its agent exited {code}"
+        return Skip.OTHER, f"its agent exited {code}"
     return None
 
 
@@ -121,7 +134,7 @@ class Options:
     verbosity: int = 0  # -1 quiet, 1 verbose
     resolve: str | None = None  # --resolve: None off; "" the task's own agent; else the resolver's command
     resolve_attempts: int = 1
-    launcher: object = None  # --resolve: how a resolver starts (merging.resolver.Launcher; lifecycle.start)
+    launcher: Launcher | None = None  # --resolve: how a resolver starts (lifecycle.start.launch_resolver)
     verify: bool = True  # False: --no-verify (no pre-merge-commit or commit-msg hook), as with git merge
     style: str = "merge"  # how each task lands (merging.inmemory.STYLES): merge commit, squash or rebase
 
@@ -143,20 +156,20 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool,
     tips = branch_tips(repo)
     dirty = dirty_worktrees(repo, [t for t in tasks if t.state != TaskState.MERGED], tips, unsealed)
     for task in tasks:
-        why = eligible(repo, task, explicit=explicit, tips=tips)
-        if why is None and task.id in dirty:
-            why = "its worktree has uncommitted or untracked work (commit it, or it would be left out)"
-        if why is None and task.branch not in tips:
-            why = f"its branch '{task.branch}' is gone"
-        if why is None and task.base not in tips:  # deleted since: merge the rest
-            why = f"its target branch '{task.base}' is gone"
-        if why:
-            if explicit or why != "already merged":
-                problems[task.id] = why
-            if why.startswith("its agent exited 0 having committed and changed nothing"):
-                unchanged.append(task)  # perhaps because its branch was moved back: say that instead
+        skip = eligible(repo, task, explicit=explicit, tips=tips)
+        if skip is None and task.id in dirty:
+            skip = Skip.OTHER, "its worktree has uncommitted or untracked work (commit it, or it would be left out)"
+        if skip is None and task.branch not in tips:
+            skip = Skip.OTHER, f"its branch '{task.branch}' is gone"
+        if skip is None and task.base not in tips:  # deleted since: merge the rest
+            skip = Skip.OTHER, f"its target branch '{task.base}' is gone"
+        if skip is None:
+            to_merge.append(task)
             continue
-        to_merge.append(task)
+        if explicit or skip[0] is not Skip.MERGED:
+            problems[task.id] = skip[1]
+        if skip[0] is Skip.NO_CHANGE:
+            unchanged.append(task)  # perhaps because its branch was moved back: say that instead
     from git_agents.tasks.integrity import problems as tampered
 
     held = tampered(repo, to_merge + unchanged, tips)  # what an agent's git did to the shared refs: those wait
@@ -216,14 +229,8 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
         # Only under the lock: a journal seen without it may belong to a run still in progress.
         refuse_if_interrupted(repo)
         # ... and a target's worktree seen without it may be half-way through another run's update.
-        # A plain merge computes its chains in memory: its targets' worktrees are checked meanwhile
-        # (a full index refresh each, 0.1 s at 100,000 files), and waited for before anything lands.
-        # The other kinds use the worktree before landing (a check, a conflict to resolve): first.
-        global _target_checks
-        plain = not (opts.check or opts.interactive or opts.rebase or opts.resolve is not None)
-        _target_checks = _TargetChecks(repo, [checked_out[t] for t in targets if t in checked_out])
-        if not plain:
-            _target_checks.wait_all()
+        run = _Run(repo, opts, carry, checker if opts.check else None,
+                   [checked_out[t] for t in targets if t in checked_out])
         # ... or may have merged some of these tasks meanwhile: decide on fresh metadata.
         repo.refresh_config()
         done_meanwhile = {t.id for t in load_tasks(repo).values() if t.state == TaskState.MERGED}
@@ -232,44 +239,193 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
         groups = list(targets.items())
         for n, (target, group) in enumerate(groups):
             pending = [t.id for _, later in groups[n + 1:] for t in later]
-            merge_group = _merge_group_rebasing if opts.rebase else _merge_group
-            if opts.resolve is not None:
-                merge_group = _merge_group_resolving
-            attempts += merge_group(repo, target, group, checked_out.get(target),
-                                    checker if opts.check else None, opts, carry, pending)
+            attempts += run.merge_group(target, group, checked_out.get(target), pending)
             if any(a.status == "resolving" for a in attempts):  # --interactive stopped for the user
                 break
-        _target_checks.wait_all()  # nothing landed (conflicts only): a dirty target is still refused
+        run.wait_for_targets()  # nothing landed (conflicts only): a dirty target is still refused
     return attempts, [t.id for t in to_merge if t.id in done_meanwhile]
 
 
-class _TargetChecks:
-    """check_target_worktree of each worktree, in threads; `wait_all` joins them and raises the first refusal."""
+class _Run:
+    """One merge run under the merge lock: its options, check, fix for conflicts, and its targets' worktrees.
 
-    def __init__(self, repo: Repo | None = None, worktrees: Sequence[str] = ()) -> None:
+    The targets' worktrees are checked (check_target_worktree) in threads, and waited for before
+    anything lands. A plain merge computes its chains in memory meanwhile (a full index refresh
+    each, 0.1 s at 100,000 files); the other kinds use the worktree before landing (a check, a
+    conflict to resolve): they wait for the checks first.
+    """
+
+    def __init__(self, repo: Repo, opts: Options, carry: Carry | None, checker: Checker | None,
+                 worktrees: Sequence[str]) -> None:
         import threading
 
+        self.repo, self.opts, self.carry, self.checker = repo, opts, carry, checker
+        self.fix: _Rebase | _Resolve | None = _Resolve(repo, opts) if opts.resolve is not None \
+            else _Rebase(repo) if opts.rebase else None
         self.errors: list[Exception] = []
-
-        def check(path: str) -> None:
-            assert repo is not None
-            try:
-                check_target_worktree(repo, path)
-            except Exception as exc:  # AgentError, or a git failure: raised in the main thread
-                self.errors.append(exc)
-        self.threads = [threading.Thread(target=check, args=(w,), daemon=True) for w in worktrees]
+        self.threads = [threading.Thread(target=self._check, args=(w,), daemon=True) for w in worktrees]
         for thread in self.threads:
             thread.start()
+        if checker is not None or opts.interactive or self.fix is not None:
+            self.wait_for_targets()
 
-    def wait_all(self) -> None:
-        """Wait for every check; raise the first refusal (AgentError)."""
+    def _check(self, worktree: str) -> None:
+        try:
+            check_target_worktree(self.repo, worktree)
+        except Exception as exc:  # AgentError, or a git failure: raised in the main thread
+            self.errors.append(exc)
+
+    def wait_for_targets(self) -> None:
+        """Wait for every target's worktree check; raise the first refusal (AgentError)."""
         for thread in self.threads:
             thread.join()
         if self.errors:
             raise self.errors[0]
 
+    def merge_group(self, target: str, tasks: list[Task], worktree: str | None, pending: list[str]) -> list[Attempt]:
+        """Merge tasks into one target branch, moving it once per stretch, journalled so an interruption
+        can be recovered; the attempts, in order.
 
-_target_checks = _TargetChecks()  # the current run's (set by merge_tasks, under the merge lock)
+        Without a fix there is one stretch, which --interactive ends at a conflict as a "resolving"
+        attempt (the user resolves it). With one (--rebase, --resolve), each stretch lands the chain
+        up to a conflict; the fixed task goes back to the head of the rest (its branch now merges
+        cleanly, still subject to the check); a task the fix fails on is reported as a conflict.
+        """
+        repo, opts, fix = self.repo, self.opts, self.fix
+        refuse_if_interrupted(repo)  # a journal left behind must be dealt with first (it would be overwritten)
+        hooks = merge_hooks(repo, worktree, opts)
+        stops = opts.interactive or fix is not None
+        done: list[Attempt] = []
+        rest = list(tasks)
+        failed: list[Entry] = []  # conflict records of tasks the fix failed on, landed with the next stretch
+        fixed: set[str] = set()
+        new = ""
+        while rest:
+            attempts, orig, new, tips = plan_chain(repo, target, rest, self.checker, batch=opts.batch and fix is None,
+                                                   worktree=worktree, stop_at_conflict=stops, hooks=hooks,
+                                                   style=opts.style)
+            stop = attempts[-1] if stops and attempts and attempts[-1].status == TaskState.CONFLICT else None
+            merged_at = now_iso()
+            by_id = {t.id: t for t in rest}
+            for a in attempts:
+                if fix is not None and a.task_id in fixed:
+                    fix.mark(a)
+            entries = failed + [e for a in attempts if a is not stop
+                                for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
+            failed = []
+            if entries:
+                self._land(target, worktree, orig, new, entries, pending, hooks=hooks,
+                           reason=f"agent-merge {fix.option}: into {target}" if fix is not None
+                           else f"agent-merge: {len(attempts)} task(s) into {target}")
+            done += [a for a in attempts if a is not stop]
+            if stop is None:
+                break
+            task = by_id[stop.task_id]
+            rest = rest[rest.index(task) + 1:]
+            later = [t.id for t in rest] + pending
+            if fix is not None and task.id not in fixed and fix(task, stop, target, later):
+                fixed.add(task.id)
+                rest.insert(0, task)  # merge its fixed branch next
+                continue
+            done.append(stop)
+            if fix is None:  # --interactive: the user resolves it in the target's worktree
+                from git_agents.merging.interactive import start_conflict_merge
+
+                carry = self.carry or Carry(orig)
+                conflict = _entry(repo, task, Attempt(task.id, TaskState.MERGED, check=stop.check), target, merged_at)
+                assert conflict is not None and worktree
+                plan = Journal(target=target, worktree=worktree, old=new, new=new, entries=[], pending=later,
+                               phase="resolving", run_old=carry.run_old,
+                               landed=[*carry.landed, *(e for e in entries if e.status == TaskState.MERGED)],
+                               conflict=conflict, tip=tips[task.id], message=merge_message(repo, task),
+                               options={"check": opts.check or "", "batch": "1" if opts.batch else ""})
+                start_conflict_merge(repo, plan)
+                stop.status, stop.check_output = "resolving", resolve_instructions(plan)
+                break
+            if task.id in fixed:
+                stop.check_output = fix.again
+            entry = _entry(repo, task, stop, target, merged_at)
+            if entry is not None:
+                if fix.says_why:
+                    entry.state["reason"] = f"conflicts with {target}; {stop.check_output}"
+                    entry.before.setdefault("reason", task.reason or None)
+                failed.append(entry)
+        if failed:  # the last task's failure still needs its state written
+            self._land(target, worktree, new, new, failed, pending, reason="")
+        return done
+
+    def _land(self, target: str, worktree: str | None, old: str, new: str, entries: list[Entry],
+              pending: list[str], *, reason: str, hooks: MergeHooks | None = None) -> None:
+        """Move `target` from `old` to `new` with the entries' notes and task states, journalled first
+        so that an interruption leaves a run that --continue finishes and --abort undoes; then, when
+        its worktree moved, the post-merge hook runs there, as after git merge."""
+        from git_agents.merging.chain import land, signals_deferred
+
+        self.wait_for_targets()  # no target moves while one of them may be refused
+        if worktree and new != old:
+            _refuse_changes_since_the_check(self.repo, worktree, old, new)
+        plan = Journal(target=target, worktree=worktree or "", old=old, new=new, entries=entries, reason=reason,
+                       pending=pending)
+        with signals_deferred():  # a Ctrl-C now would only leave a journal to --continue
+            journal_file.write(self.repo.state_dir, plan)
+            land(self.repo, plan)
+        if hooks is not None and worktree and new != old:
+            hooks.post_merge(old)
+
+
+class _Rebase:
+    """--rebase: replay a task that conflicts onto the target, in its worktree."""
+
+    option, again, says_why = "--rebase", "it conflicts even after rebasing", False
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+
+    def mark(self, attempt: Attempt) -> None:
+        """Record on the attempt of a task merged (again) after its fix that it was fixed."""
+        attempt.rebased = True
+
+    def __call__(self, task: Task, stop: Attempt, target: str, later: list[str]) -> bool:
+        """Fix the task's conflict with `target`; False (and why in stop.check_output) when that failed."""
+        from git_agents.merging.rebase import rebase_onto_target
+
+        why = rebase_onto_target(self.repo, task, target)
+        stop.check_output = why or ""
+        return why is None
+
+
+class _Resolve:
+    """--resolve: have an agent merge the target into the task that conflicts (merging.resolver);
+    a failed resolution leaves its branch as it was and is reported with the resolver's log tail."""
+
+    option, again, says_why = "--resolve", "it conflicts even after its resolution", True
+
+    def __init__(self, repo: Repo, opts: Options) -> None:
+        self.repo, self.opts = repo, opts
+        self.resolved: dict[str, Resolution] = {}
+
+    def mark(self, attempt: Attempt) -> None:
+        """Record on the attempt of a task merged (again) after its fix who resolved it."""
+        res = self.resolved[attempt.task_id]
+        attempt.resolved_by, attempt.resolve_attempts = res.agent, res.attempts
+
+    def __call__(self, task: Task, stop: Attempt, target: str, later: list[str]) -> bool:
+        """Fix the task's conflict with `target`; False (and why in stop.check_output) when that failed."""
+        from git_agents.merging.resolver import Resolution, resolve_conflict
+
+        command = self.opts.resolve or task.agent
+        if not command:
+            res = Resolution(False, "", 0, "no agent to resolve it with (name one: --resolve=<agent>)")
+        else:
+            assert self.opts.launcher is not None, "--resolve needs a launcher"
+            res = resolve_conflict(self.repo, task, target, command=command, launch=self.opts.launcher,
+                                   attempts=self.opts.resolve_attempts, pending=later)
+        if res.ok:
+            self.resolved[task.id] = res
+            return True
+        stop.check_output = f"the resolver failed: {res.why}" if res.attempts else res.why
+        stop.resolved_by, stop.resolve_attempts, stop.resolve_log = res.agent, res.attempts, res.log_tail
+        return False
 
 
 def refuse_if_interrupted(repo: Repo) -> None:
@@ -304,7 +460,7 @@ def check_failure_text(attempt: Attempt, kept: str = "branch and worktree kept")
             + "".join(f"    {line}\n" for line in attempt.check_output.splitlines()))
 
 
-def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, batch: bool,
+def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: Checker | None, *, batch: bool,
                worktree: str | None, stop_at_conflict: bool = False,
                hooks: MergeHooks | None = None,
                style: str = "merge") -> tuple[list[Attempt], str, str, dict[str, str]]:
@@ -335,7 +491,7 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: object, *, b
                                     sign=sign, start_tree=orig_tree, style=style)
         if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
             return attempts, orig, new, by_task
-    attempts, new = build_chain(git, orig, candidates, checker, batch=batch,  # type: ignore[arg-type]
+    attempts, new = build_chain(git, orig, candidates, checker, batch=batch,
                                 stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, worktree),
                                 sign=sign, hooks=hooks, start_tree=orig_tree, style=style)
     return attempts, orig, new, by_task
@@ -394,6 +550,8 @@ def _entry(repo: Repo, task: Task, a: Attempt, target: str, merged_at: str) -> E
         state: dict[str, str | None] = {"state": TaskState.MERGED, "merge_commit": a.commit, "merged_at": merged_at,
                                         "conflicts": None, "reason": None}
         note = _note_fields(repo, task, merged_at, a)
+        if a.resolved_by:  # --resolve: who resolved its conflict with the target
+            note.update({"resolved-by": a.resolved_by, "resolve-attempts": str(a.resolve_attempts)})
     elif a.status == TaskState.CONFLICT:
         state, note = {"state": TaskState.CONFLICT, "conflicts": join_paths(a.conflicts),
                        "reason": f"conflicts with {target}"}, {}
@@ -416,25 +574,6 @@ def merge_hooks(repo: Repo, worktree: str | None, opts: Options) -> MergeHooks:
                       verify=opts.verify, squash=opts.style == "squash")
 
 
-def _land(repo: Repo, target: str, worktree: str | None, old: str, new: str, entries: list[Entry],
-          pending: list[str], reason: str, hooks: MergeHooks | None = None) -> None:
-    """Move `target` from `old` to `new` with the entries' notes and task states, journalled first
-    so that an interruption leaves a run that --continue finishes and --abort undoes; then, when
-    its worktree moved, the post-merge hook runs there, as after git merge."""
-    from git_agents.merging.chain import land, signals_deferred
-
-    _target_checks.wait_all()  # no target moves while one of them may be refused
-    if worktree and new != old:
-        _refuse_changes_since_the_check(repo, worktree, old, new)
-    plan = Journal(target=target, worktree=worktree or "", old=old, new=new, entries=entries, reason=reason,
-                   pending=pending)
-    with signals_deferred():  # a Ctrl-C now would only leave a journal to --continue
-        journal_file.write(repo.state_dir, plan)
-        land(repo, plan)
-    if hooks is not None and worktree and new != old:
-        hooks.post_merge(old)
-
-
 def _refuse_changes_since_the_check(repo: Repo, worktree: str, old: str, new: str) -> None:
     """Refuse (AgentError, nothing touched) to land over what the user changed in the target's worktree
     since it was checked clean (a check or a resolver may have run for minutes meanwhile), as
@@ -448,161 +587,6 @@ def _refuse_changes_since_the_check(repo: Repo, worktree: str, old: str, new: st
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         raise AgentError(f"the worktree at {worktree} has local changes to {shown} that the merge would overwrite",
                          hint="commit or stash them (git stash), then merge again")
-
-
-def _merge_group(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object = None,
-                 opts: Options | None = None, carry: Carry | None = None,
-                 pending: list[str] | None = None) -> list[Attempt]:
-    """Merge tasks into one target branch and move it once, journalled so an interruption can be recovered.
-
-    Call it under the "merge" lock. With --interactive, a conflict ends the list as a "resolving" attempt.
-    """
-
-    refuse_if_interrupted(repo)  # a journal left behind must be dealt with first (it would be overwritten)
-    opts = opts or Options()
-    pending = pending or []
-
-    hooks = merge_hooks(repo, worktree, opts)
-    attempts, orig, new, tips = plan_chain(repo, target, tasks, checker, batch=opts.batch, worktree=worktree,
-                                           stop_at_conflict=opts.interactive, hooks=hooks, style=opts.style)
-    by_id = {t.id: t for t in tasks}
-    merged_at = now_iso()
-    stop = attempts[-1] if opts.interactive and attempts and attempts[-1].status == TaskState.CONFLICT else None
-    entries = [e for a in attempts if a is not stop
-               for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
-    if entries:
-        _land(repo, target, worktree, orig, new, entries, pending,
-              f"agent-merge: {len(attempts)} task(s) into {target}", hooks)
-    if stop is None:
-        return attempts
-    from git_agents.merging.interactive import start_conflict_merge
-
-    task = by_id[stop.task_id]
-    later = [t.id for t in tasks[tasks.index(task) + 1:]] + pending
-    carry = carry or Carry(orig)
-    merged = Attempt(task.id, TaskState.MERGED, check=stop.check)
-    conflict = _entry(repo, task, merged, target, merged_at)
-    assert conflict is not None and worktree
-    plan = Journal(target=target, worktree=worktree, old=new, new=new, entries=[], pending=later,
-                   phase="resolving", run_old=carry.run_old,
-                   landed=[*carry.landed, *(e for e in entries if e.status == TaskState.MERGED)], conflict=conflict,
-                   tip=tips[task.id], message=merge_message(repo, task),
-                   options={"check": opts.check or "", "batch": "1" if opts.batch else ""})
-    start_conflict_merge(repo, plan)
-    stop.status, stop.check_output = "resolving", resolve_instructions(plan)
-    return attempts
-
-
-def _merge_group_rebasing(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object,
-                          opts: Options, carry: Carry | None, pending: list[str]) -> list[Attempt]:
-    """--rebase: land the chain up to each conflict, rebase that task onto the target, and go on."""
-    from git_agents.merging.rebase import rebase_onto_target
-
-    refuse_if_interrupted(repo)
-    hooks = merge_hooks(repo, worktree, opts)
-    done: list[Attempt] = []
-    rest = list(tasks)
-    failed: list[Entry] = []  # conflict records of tasks whose rebase failed, landed with the next stretch
-    rebased: set[str] = set()
-    while rest:
-        attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
-                                            worktree=worktree, hooks=hooks, style=opts.style)
-        stop = attempts[-1] if attempts and attempts[-1].status == TaskState.CONFLICT else None
-        merged_at = now_iso()
-        by_id = {t.id: t for t in rest}
-        entries = failed + [e for a in attempts if a is not stop
-                            for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
-        failed = []
-        if entries:
-            _land(repo, target, worktree, orig, new, entries, pending, f"agent-merge --rebase: into {target}", hooks)
-        for a in attempts:
-            a.rebased = a.task_id in rebased
-        done += [a for a in attempts if a is not stop]
-        if stop is None:
-            break
-        task = by_id[stop.task_id]
-        rest = rest[rest.index(task) + 1:]
-        why = None if task.id in rebased else rebase_onto_target(repo, task, target)
-        if why is None and task.id not in rebased:
-            rebased.add(task.id)
-            rest.insert(0, task)  # merge its rebased branch next
-            continue
-        stop.check_output = why or "it conflicts even after rebasing"
-        done.append(stop)
-        entry = _entry(repo, task, stop, target, merged_at)
-        if entry is not None:
-            failed.append(entry)
-    if failed:  # the last task's failure still needs its state written
-        _land(repo, target, worktree, new, new, failed, pending, "")
-    return done
-
-
-def _merge_group_resolving(repo: Repo, target: str, tasks: list[Task], worktree: str | None, checker: object,
-                           opts: Options, carry: Carry | None, pending: list[str]) -> list[Attempt]:
-    """--resolve: land the chain up to each conflict, have an agent merge the target into that task, and go on.
-
-    The resolved task goes back to the head of the rest (its branch now contains the target, so
-    it merges cleanly, still subject to the check); a failed resolution leaves its branch as it
-    was and reports it as a conflict with the resolver's log tail.
-    """
-    from git_agents.merging.resolver import Resolution, resolve_conflict
-
-    refuse_if_interrupted(repo)
-    hooks = merge_hooks(repo, worktree, opts)
-    done: list[Attempt] = []
-    rest = list(tasks)
-    failed: list[Entry] = []
-    resolved: dict[str, Resolution] = {}
-    new = ""
-    while rest:
-        attempts, orig, new, _ = plan_chain(repo, target, rest, checker, batch=False, stop_at_conflict=True,
-                                            worktree=worktree, hooks=hooks, style=opts.style)
-        stop = attempts[-1] if attempts and attempts[-1].status == TaskState.CONFLICT else None
-        merged_at = now_iso()
-        by_id = {t.id: t for t in rest}
-        for a in attempts:
-            if a.task_id in resolved:
-                a.resolved_by, a.resolve_attempts = resolved[a.task_id].agent, resolved[a.task_id].attempts
-        entries = failed + [e for a in attempts if a is not stop
-                            for e in [_entry(repo, by_id[a.task_id], a, target, merged_at)] if e is not None]
-        for e, a in ((e, a) for e in entries for a in attempts if a.task_id == e.task_id and a.resolved_by):
-            if e.status == TaskState.MERGED:
-                e.note.update({"resolved-by": a.resolved_by, "resolve-attempts": str(a.resolve_attempts)})
-        failed = []
-        if entries:
-            _land(repo, target, worktree, orig, new, entries, pending, f"agent-merge --resolve: into {target}",
-                  hooks)
-        done += [a for a in attempts if a is not stop]
-        if stop is None:
-            break
-        task = by_id[stop.task_id]
-        rest = rest[rest.index(task) + 1:]
-        if task.id in resolved:
-            stop.check_output = "it conflicts even after its resolution"
-        else:
-            command = opts.resolve or task.agent
-            if not command:
-                res = Resolution(False, "", 0, "no agent to resolve it with (name one: --resolve=<agent>)")
-            else:
-                launch = opts.launcher
-                assert launch is not None, "--resolve needs a launcher"
-                res = resolve_conflict(repo, task, target, command=command, launch=launch,  # type: ignore[arg-type]
-                                       attempts=opts.resolve_attempts, pending=[t.id for t in rest] + pending)
-            if res.ok:
-                resolved[task.id] = res
-                rest.insert(0, task)  # merge its branch, which now contains the target, next
-                continue
-            stop.check_output = f"the resolver failed: {res.why}" if res.attempts else res.why
-            stop.resolved_by, stop.resolve_attempts, stop.resolve_log = res.agent, res.attempts, res.log_tail
-        done.append(stop)
-        entry = _entry(repo, task, stop, target, merged_at)
-        if entry is not None:
-            entry.state["reason"] = f"conflicts with {target}; {stop.check_output}"
-            entry.before.setdefault("reason", task.reason or None)
-            failed.append(entry)
-    if failed:  # the last task's failure still needs its state written
-        _land(repo, target, worktree, new, new, failed, pending, "")
-    return done
 
 
 def _note_fields(repo: Repo, task: Task, merged_at: str, attempt: Attempt) -> dict[str, str]:

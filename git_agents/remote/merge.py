@@ -1,11 +1,11 @@
 """`git agent-merge --remote R`: merge the finished tasks of a shared queue into the remote's branches.
 
-The merges are computed here, in memory, with the same code as a local merge (merging.py),
+The merges are computed here, in memory, with the same code as a local merge (merging.chain),
 on top of the remote's target tip; then one atomic push moves each target with a lease on its
 old value, the notes ref with a lease on its old value, and creates refs/agents/merged/<id>.
 If anyone moved any of them meanwhile, nothing changes on the remote: fetch, merge again, retry.
 
-The check gate and the dry run are the local merge queue's (merge_queue.build_chain, checks.py):
+The check gate and the dry run are the local merge queue's (merging.chain.build_chain, merging.checks):
 each merged result is checked in the scratch worktree before the chain goes on, and a task
 whose result fails gets refs/agents/rejected/<id> (in the same atomic push) so that
 `git agent-queue list` shows it as check-failed; a later run checks it again.
@@ -82,7 +82,7 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
                     for task in group:
                         problems[task.id] = f"its target branch '{target}' is not on {queue.remote}"
                     continue
-                new, done = _merge_group(repo, old, group, checker if check else None, batch, style)
+                new, done = _chain_results(repo, old, group, checker if check else None, batch, style)
                 attempts += done
                 if new != old:
                     moved[target] = (old, new)
@@ -90,7 +90,7 @@ def merge_remote(repo: Repo, remote: str | None, ids: list[str], *, check: str |
                 for a in done:
                     task = tasks[a.task_id]
                     if a.status == TaskState.MERGED:
-                        notes[a.commit] = _note_fields(queue, task, target, a)
+                        notes[a.commit] = _queue_note(queue, task, target, a)
                     if a.status == TaskState.CHECK_FAILED:
                         updates.append(_rejection(queue, task, a, target, old, str(check)))
                     elif task.rejected:  # it merges (or conflicts) now: the earlier check failure is history
@@ -147,7 +147,7 @@ def _predict(repo: Repo, queue: RemoteQueue, groups: dict[str, list[RemoteTask]]
         if old is None:
             problems.update((task.id, f"its target branch '{target}' is not on {queue.remote}") for task in group)
         else:
-            attempts += _merge_group(repo, old, group, None, False, opts.style)[1]
+            attempts += _chain_results(repo, old, group, None, False, opts.style)[1]
     code = report(repo, attempts, problems, opts, dry_run=True, kept=f"its branch stays on {queue.remote}")
     _hint_unsigned(problems)
     return code
@@ -201,7 +201,7 @@ def _ready(repo: Repo, queue: RemoteQueue, tasks: list[RemoteTask], *, explicit:
     return groups, problems
 
 
-def _merge_group(repo: Repo, old: str, group: list[RemoteTask], checker: Checker | None, batch: bool,
+def _chain_results(repo: Repo, old: str, group: list[RemoteTask], checker: Checker | None, batch: bool,
                  style: str = "merge") -> tuple[str, list[Attempt]]:
     """Chain each task's published tip onto `old` in memory (checking each result), landing each in
     `style` (inmemory.STYLES); the new tip and attempts."""
@@ -225,7 +225,7 @@ def _rejection(queue: RemoteQueue, task: RemoteTask, attempt: Attempt, target: s
     return Update(ref("rejected", task.id), commit, task.rejected)
 
 
-def _note_fields(queue: RemoteQueue, task: RemoteTask, target: str, attempt: Attempt) -> dict[str, str]:
+def _queue_note(queue: RemoteQueue, task: RemoteTask, target: str, attempt: Attempt) -> dict[str, str]:
     """The note of a task merged from the queue: the same fields, with the same meaning, as a local merge's."""
     info = task.result_info
 
