@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from git_agents.core.repo import Repo
-from git_agents.run.orchestrator import Run, describe, plan
+from git_agents.run.orchestrator import Run, describe, finish_interrupted_merge, plan
 from git_agents.run.taskfile import load
 
 USAGE = "git agent-run [--resume] [--dry-run] <taskfile>"
@@ -105,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     repo = Repo.discover()
     request = pool_request(repo, True, None) if tf.pool else None  # as spawn --pool: grows up to agent.poolMax
     base, base_commit = resolve_base(repo, tf.base or None)
+    if args.resume and not args.dry_run:  # what a killed run left half-merged is finished first
+        sys.stdout.write(finish_interrupted_merge(repo))
     jobs = plan(repo, tf, base, base_commit, resume=args.resume)
     if args.dry_run:
         print(describe(tf, jobs, base))
