@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import Project, write_script
+import pytest
+
+from .conftest import Project, run, write_script
 from .test_merge_queue import NOTES, journal_path, make_tasks
 
 
@@ -110,17 +112,23 @@ def test_disk_full_while_updating_the_worktree_then_abort_or_continue(tmp_path: 
         assert again.returncode == 128 and "could not update the worktree" in again.stderr
         assert project.git("status", "--porcelain", "--untracked-files=all") == ""
 
-        # a kill in the middle of the update (the state a crash leaves): --abort puts it back exactly
-        (mnt / "a.txt").write_text("")
+        # files at the update's paths that no landing recorded writing (a kill cut git's own write
+        # short, or the user saved them since): --abort puts back what is the update's beyond doubt
+        # (task 1's complete version of a.txt, which git keeps) and leaves the rest byte for byte
+        (mnt / "a.txt").write_text("a\n")
         (mnt / "sub").mkdir()
         (mnt / "sub/big.bin").write_text("")
         (mnt / "shared.txt").write_text("")
         aborted = project.agent("merge", "--abort")
         assert aborted.returncode == 0, aborted
-        assert project.git("status", "--porcelain", "--untracked-files=all") == ""
-        assert (mnt / "shared.txt").read_text() == "one\n"
-        assert sorted(os.listdir(mnt)) == ["shared.txt"]
+        assert project.git("status", "--porcelain", "--untracked-files=all").splitlines() == [
+            "M data/shared.txt", "?? data/sub/big.bin"]
+        assert (mnt / "shared.txt").read_text() == "" and (mnt / "sub/big.bin").read_text() == ""
+        assert sorted(os.listdir(mnt)) == ["shared.txt", "sub"]
         assert project.git("rev-parse", "main") == old and not journal_path(project).exists()
+        project.git("checkout", "--", "data/shared.txt")
+        (mnt / "sub/big.bin").unlink()
+        (mnt / "sub").rmdir()
 
         # once there is space, the merge (and a --continue of an interrupted one) works
         project.agent("merge", "--all")
@@ -345,3 +353,39 @@ def test_the_users_edit_during_the_check_stops_the_landing_and_is_kept(project: 
     again = project.agent("merge", "1", "--check=true")
     assert again.returncode == 0, again.stdout + again.stderr
     assert (project.path / "shared.txt").read_text() == "line 1\nline 2\nline 3\nline 4 (task 1)\n"
+
+
+@pytest.mark.parametrize("mine", ["line 1\nline 2\n", "", "line 1\nline 2\nline 3\nline 4 (task 1)\n...and mine\n"],
+                         ids=["a-prefix-of-the-merged-version", "empty", "longer"])
+def test_the_users_edit_made_while_a_landing_is_interrupted_survives(project: Project, mine: str) -> None:
+    """The put-back restores only what a landing recorded writing: not the user's file, whatever it holds."""
+    task = {"1": {"shared.txt": "line 1\nline 2\nline 3\nline 4 (task 1)\n", "a.txt": "a\n"}}
+    trace = project.path.parent / "trace"
+    twin = Project(project.path.parent / "twin")  # the same merge, traced, to find the landing's git call
+    run(["git", "clone", "-q", str(project.path), str(twin.path)], project.path.parent, check=True)
+    make_tasks(twin, task)
+    twin.ok("merge", "1", env={"GIT_AGENTS_TRACE": str(trace)})
+    make_tasks(project, task)
+    old = project.git("rev-parse", "main")
+    calls = [line for line in trace.read_text().splitlines() if line.startswith("trace: git-agents:")]
+    landing = next(n for n, line in enumerate(calls, 1) if " git read-tree -m -u " in line)
+    killed = project.agent("merge", "1", env={"GIT_AGENTS_TEST_KILL_AFTER": str(landing)})  # journal written
+    assert killed.returncode == 137 and journal_path(project).exists()
+    (project.path / "shared.txt").write_text(mine)  # the user's edit, before anyone runs --continue
+
+    cont = project.agent("merge", "--continue")
+
+    assert cont.returncode == 128, cont.stdout + cont.stderr
+    assert cont.stderr == (
+        f"fatal: could not update the worktree at {project.path}: Entry 'shared.txt' not uptodate. Cannot merge.; "
+        "left as they are (not written by this merge): shared.txt\n"
+        "hint: fix what stopped it (a full disk, a file in the way, another git holding a lock), then: "
+        "git agent-merge --continue\nhint: or undo the run with: git agent-merge --abort\n")
+    assert (project.path / "shared.txt").read_text() == mine
+    assert project.git("rev-parse", "main") == old
+    aborted = project.agent("merge", "--abort")
+    assert (aborted.returncode, aborted.stderr) == (0, "")
+    assert aborted.stdout == f"Merge into 'main' aborted; it is back at {old[:12]}\n"
+    assert (project.path / "shared.txt").read_text() == mine
+    assert project.git("status", "--porcelain") == "M shared.txt"
+    assert project.git("rev-parse", "main") == old and not journal_path(project).exists()

@@ -116,6 +116,16 @@ Crash safety: before the target moves, the plan (target, old and new commits, no
 states) is written to <git-common-dir>/agents/merge-journal; it is removed once everything is
 written. If a run is interrupted, `git agent-merge --continue` finishes it and
 `git agent-merge --abort` puts the target back where it was; no new merge starts until then.
+The journal also covers --resolve while a resolver works on a task's conflict: if the merge is
+killed then (SIGKILL, a reboot; the resolver may be gone too, the task's worktree left in the
+middle of its merge), `--continue` checks what the resolver left as if it had exited 0 (the
+checks below): a verified resolution is kept and the task, then the tasks the run had not
+reached, are merged; otherwise the task branch and worktree are put back exactly as they were
+(exit 1; a later merge tries the task, and the tasks not reached, again). It refuses while the
+resolver still runs. `--abort` stops a resolver still running and puts the task branch and
+worktree back. `git agent-run --resume` first
+finishes a journal left behind (by its own killed run or any merge) as `--continue` would,
+then goes on.
 
 --interactive stops at the first conflict instead of skipping the task: the target branch is
 moved to the merges so far and a real `git merge --no-ff` of the task is left, conflicted, in

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from git_agents.core.repo import Repo
-from git_agents.run.orchestrator import Run, describe, plan
+from git_agents.run.orchestrator import Run, describe, finish_interrupted_merge, plan
 from git_agents.run.taskfile import load
 
 USAGE = "git agent-run [--resume] [--dry-run] <taskfile>"
@@ -51,7 +52,10 @@ committed" (with agent.autoCommit true, its work is committed with the task's ti
 
 Ctrl-C stops the agents the run started (their whole process groups) and keeps every worktree
 and branch; `git agent-run --resume <taskfile>` picks up where it stopped: tasks whose agents
-finished are not run again, interrupted ones are run again in their worktrees.
+finished are not run again, interrupted ones are run again in their worktrees. A merge the
+stopped run left half-done (its journal, see git agent-merge) is finished first, as git
+agent-merge --continue would; a task that merged is never run again, and the tasks waiting
+for it start.
 
 The task file:
 
@@ -105,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     repo = Repo.discover()
     request = pool_request(repo, True, None) if tf.pool else None  # as spawn --pool: grows up to agent.poolMax
     base, base_commit = resolve_base(repo, tf.base or None)
+    if args.resume and not args.dry_run:  # what a killed run left half-merged is finished first
+        sys.stdout.write(finish_interrupted_merge(repo))
     jobs = plan(repo, tf, base, base_commit, resume=args.resume)
     if args.dry_run:
         print(describe(tf, jobs, base))

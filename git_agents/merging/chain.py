@@ -21,7 +21,7 @@ from git_agents.core.repo import Repo
 from git_agents.merging import journal as journal_file
 from git_agents.merging.checks import Checker, CheckResult, first_failing
 from git_agents.merging.hooks import MergeHooks
-from git_agents.merging.inmemory import Attempt, advance_branch, merge_in_memory, put_worktree_back
+from git_agents.merging.inmemory import Attempt, Writes, advance_branch, merge_in_memory, put_worktree_back
 from git_agents.merging.journal import Journal
 from git_agents.tasks.notes import NOTES_REF, add_notes
 from git_agents.tasks.store import TaskState, write_tasks
@@ -165,7 +165,8 @@ def _land(repo: Repo, plan: Journal) -> None:
     if plan.new == plan.old:
         pass  # only task states to write (tasks left out): wherever the target is now (it may have moved on)
     elif at == plan.old:
-        advance_branch(git, plan.target, plan.old, plan.new, plan.worktree or None, plan.reason)
+        advance_branch(git, plan.target, plan.old, plan.new, plan.worktree or None, plan.reason,
+                       journal_file.writes_path(repo.state_dir))
     elif at != plan.new:
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
                          f"started ({plan.old[:12]}) nor where it was going ({plan.new[:12]})",
@@ -209,7 +210,8 @@ def _undo(repo: Repo, plan: Journal) -> None:
         # Interrupted (killed, or the disk full) while updating the worktree: the index is still at
         # `old`, but files of `new` may have been written. Put exactly those back; what it did not
         # write (an untracked file that was in its way) stays as it is.
-        put_worktree_back(git, plan.worktree, plan.old, plan.new)
+        put_worktree_back(git, plan.worktree, plan.old, plan.new,
+                          Writes.load(journal_file.writes_path(repo.state_dir), plan.old, plan.new).written)
     elif at != back and not (plan.new == back == plan.old):  # a run that moved nothing leaves the target be
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
                          f"started ({back[:12]}) nor where it was going ({plan.new[:12]}); not touching it",

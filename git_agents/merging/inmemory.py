@@ -10,6 +10,7 @@ it is only ever at its old commit or at one where every merged task is completel
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError, GitError
@@ -214,8 +215,13 @@ def added_paths(git: Git, old: str, new: str) -> list[str]:
     return [p for p in out.split("\0") if p]
 
 
-def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | None, reason: str) -> None:
-    """Move `branch` from `old` to its descendant `new`, updating the worktree that has it checked out."""
+def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | None, reason: str,
+                   record: str | None = None) -> None:
+    """Move `branch` from `old` to its descendant `new`, updating the worktree that has it checked out.
+
+    `record`: the file in which what the update writes into the worktree is kept (see `Writes`),
+    so that a later put-back (merge --continue, --abort) restores only that; None: kept in memory.
+    """
     if worktree:
         head = git.at(worktree)("rev-parse", "HEAD")
         if head != old:
@@ -226,21 +232,93 @@ def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | No
         # half the time on a 100,000-file tree. Then the ref, compare-and-swap. Idempotent: if
         # the index is already at `new` (interrupted in between), read-tree keeps it.
         wt = git.at(worktree)
+        writes = Writes.load(record, old, new)
         try:
-            wt.run("read-tree", "-m", "-u", old, new)
+            writes.update(git, worktree, old, new, lambda: wt.run("read-tree", "-m", "-u", old, new))
         except GitError as exc:
             # A run killed half-way through an earlier update (or a full disk now) leaves files of
             # `new` behind: put them back and try once more, then give up with the worktree as it was.
             if not wt.ok("diff-index", "--cached", "--quiet", old, "--"):
                 raise
-            kept = put_worktree_back(git, worktree, old, new)
+            kept = put_worktree_back(git, worktree, old, new, writes.written)
             try:
-                wt.run("read-tree", "-m", "-u", old, new)
+                writes.update(git, worktree, old, new, lambda: wt.run("read-tree", "-m", "-u", old, new))
             except GitError as again:
-                kept = put_worktree_back(git, worktree, old, new)
+                kept = put_worktree_back(git, worktree, old, new, writes.written)
                 raise _update_failed(worktree, again, kept) from exc
     # From the worktree that has it checked out, so that its HEAD's reflog records the move too.
     (git.at(worktree) if worktree else git).update_ref(branch_ref(branch), new, old, reason=reason)
+
+
+Identity = list[int]  # (inode, size, mtime ns, ctime ns, mode) of a path, as lstat gives them
+
+
+def identity(full: str) -> Identity | None:
+    """What tells one file at `full` from another (any write changes it), or None when nothing is there."""
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode]
+
+
+@dataclass
+class Writes:
+    """What the landings of one merge wrote into the target's worktree: path -> the file each left there.
+
+    Each `read-tree -m -u` is bracketed: the paths it may write (the files that differ between
+    `old` and `new`) are looked at just before and just after it; a path that changed in between
+    was written (or removed) by it, and its file then is recorded. The record (JSON, next to the
+    merge journal) is written before the next step, so a put-back after a failure, or after a
+    later --continue or --abort, restores exactly these files, untouched since, and never a
+    file the user saved meanwhile, whatever it holds. (A write cut off by a kill inside git
+    itself is not recorded: that one file is left, and named, for the user to decide.)
+    """
+
+    path: str | None
+    old: str
+    new: str
+    written: dict[str, Identity | None] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | None, old: str, new: str) -> Writes:
+        """The record kept at `path` for a landing from `old` to `new` (an empty one if none, or another's)."""
+        import json
+
+        if path is not None:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    data = json.load(fh)
+                if data.get("version") == 1 and data.get("old") == old and data.get("new") == new:
+                    return cls(path, old, new, dict(data["written"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # none yet (or unreadable: nothing was recorded as written)
+        return cls(path, old, new)
+
+    def update(self, git: Git, worktree: str, old: str, new: str, step: Callable[[], object]) -> None:
+        """Run `step` (a read-tree), recording the files it changed, whether it succeeds or fails."""
+        paths = list(_changed(git, old, new))
+        before = {p: identity(os.path.join(worktree, p)) for p in paths}
+        try:
+            step()
+        finally:
+            after = {p: identity(os.path.join(worktree, p)) for p in paths}
+            changed = {p: after[p] for p in paths if after[p] != before[p]}
+            if changed:
+                self.written.update(changed)
+                self._save()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        import json
+
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"version": 1, "old": self.old, "new": self.new, "written": self.written}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
 
 
 def in_the_way(git: Git, worktree: str, old: str, new: str) -> list[str]:
@@ -289,18 +367,22 @@ def _differing(wt: Git, paths: list[str]) -> list[str]:
     return found
 
 
-def put_worktree_back(git: Git, worktree: str, old: str, new: str) -> list[str]:
+def put_worktree_back(git: Git, worktree: str, old: str, new: str,
+                      written: dict[str, Identity | None] | None = None) -> list[str]:
     """Undo a partial `read-tree -m -u old new` in `worktree`, whose index is still at `old`.
 
-    Each path the update touches is put back as `old` has it: a file it wrote (complete, or
-    empty as a full disk leaves it) is removed or rewritten from the index; a path that holds
-    anything else was not written by it and is left alone. Returns those paths; raises
-    AgentError when the worktree still differs afterwards (e.g. the disk is still full).
+    Each path the update touches is put back as `old` has it when the landing recorded writing
+    the file there now (`written`, see `Writes`), when it holds
+    exactly `new`'s version (which git keeps: nothing is lost), or nothing is there. Any other file was not written
+    by the landing, or was changed since (the user's, whatever it holds) and is left alone.
+    Returns those paths; raises AgentError when the worktree still differs afterwards (e.g.
+    the disk is still full).
     """
     wt = git.at(worktree)
     changes = _changed(git, old, new)
     if not changes:
         return []
+    written = written or {}
     kept: list[str] = []
     restore: list[str] = []
     removed: list[str] = []
@@ -309,10 +391,12 @@ def put_worktree_back(git: Git, worktree: str, old: str, new: str) -> list[str]:
             continue
         in_old, new_blob = changes[path]
         full = os.path.join(worktree, path)
-        if os.path.lexists(full) and not _written_by_update(wt, path, full, new_blob):
+        now = identity(full)
+        ours = now is None or (path in written and written[path] == now) or _is_blob(wt, path, full, new_blob)
+        if not ours:
             kept.append(path)
             continue
-        if os.path.lexists(full) and not os.path.isdir(full):
+        if now is not None and not os.path.isdir(full):
             os.unlink(full)
             removed.append(path)
         if in_old:
@@ -336,20 +420,8 @@ def put_worktree_back(git: Git, worktree: str, old: str, new: str) -> list[str]:
     return kept
 
 
-def _written_by_update(wt: Git, path: str, full: str, blob: str) -> bool:
-    """Whether the file at `path` is what the update left: empty (a failed write) or `blob` complete."""
-    if os.path.islink(full) or os.path.isdir(full):
+def _is_blob(wt: Git, path: str, full: str, blob: str) -> bool:
+    """Whether the regular file at `path` holds exactly `blob`, as git would check it out."""
+    if os.path.islink(full) or os.path.isdir(full) or blob == "0" * len(blob):
         return False
-    size = os.path.getsize(full)
-    if size == 0:
-        return True
-    if blob == "0" * len(blob):
-        return False
-    if wt("hash-object", "--path", path, "--", path) == blob:
-        return True
-    # A write cut short by a full disk: the start of the blob, byte for byte.
-    if size >= int(wt("cat-file", "-s", blob)):
-        return False
-    with open(full, "rb") as fh:
-        start = fh.read()
-    return wt.run("cat-file", "blob", blob).raw.startswith(start)
+    return bool(wt("hash-object", "--path", path, "--", path) == blob)

@@ -91,12 +91,18 @@ def read(state_dir: str) -> Journal | None:
     return Journal(entries=entries, landed=landed, conflict=Entry(**conflict) if conflict else None, **data)
 
 
+def writes_path(state_dir: str) -> str:
+    """Where a landing records the files it wrote into the target's worktree (merging.inmemory.Writes)."""
+    return os.path.join(state_dir, NAME + ".writes")
+
+
 def remove(state_dir: str) -> None:
-    """Delete the journal (the run is complete or undone)."""
-    try:
-        os.unlink(path(state_dir))
-    except FileNotFoundError:
-        pass
+    """Delete the journal (the run is complete or undone), and its landing's record of what it wrote."""
+    for name in (writes_path(state_dir), path(state_dir)):  # the journal last: it says a record may exist
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
     _fsync_dir(state_dir)
 
 

@@ -87,10 +87,53 @@ def merged_before(repo: Repo, taskfile: str) -> dict[str, str]:
 
 
 def _journal(repo: Repo, taskfile: str, task_id: str, commit: str) -> None:
+    """Record that the run merged `task_id` (once: a resumed run records what an earlier one merged)."""
+    if merged_before(repo, taskfile).get(task_id) == commit:
+        return
     path = journal_path(repo, taskfile)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(f"merged {task_id} {commit}\n")
+
+
+def finish_interrupted_merge(repo: Repo) -> str:
+    """Finish the merge a killed run (or merge) left in its journal, as `git agent-merge --continue` does.
+
+    A run killed after writing its merge journal leaves tasks whose merge is decided but not
+    recorded: left alone, the resumed run could not merge them (every merge is refused while a
+    journal waits), and once someone finished it by hand, would clean them up unrecorded and
+    later make them again. So a resumed run first lands the journal (or, for a merge --resolve
+    killed while its resolver worked, verifies the resolver's result: kept, or the branch put
+    back), then plans on what is recorded. Returns what it did ("" when no merge was waiting);
+    raises AgentError for a conflict waiting to be resolved by hand (merge --interactive).
+    """
+    from git_agents.core.lock import RepoLock
+    from git_agents.merging import journal as journal_file
+    from git_agents.merging.chain import land
+    from git_agents.merging.queue import refuse_if_interrupted
+
+    if journal_file.read(repo.state_dir) is None:
+        return ""
+    with RepoLock(repo.common_dir, "merge"):  # a merge still running holds it: wait for it
+        plan = journal_file.read(repo.state_dir)
+        if plan is None:
+            return ""
+        if plan.phase == "resolving":  # only the user can resolve it: say how, as every merge does
+            refuse_if_interrupted(repo)
+        if plan.phase == "resolver":
+            from git_agents.merging import resolver
+
+            assert plan.conflict is not None
+            task_id, branch = plan.conflict.task_id, plan.options.get("branch", "")
+            refused = resolver.finish(repo, plan)
+            if refused is not None:
+                return (f"The resolution of task {task_id} that an interrupted merge left was refused: {refused}; "
+                        f"'{branch}' is back at {plan.tip[:12]}\n")
+            return f"The resolution of task {task_id} that an interrupted merge left is verified\n"
+        land(repo, plan)
+    done = [f"merged task {e.task_id} ({e.commit[:12]})" if e.status == "merged" else f"task {e.task_id} {e.status}"
+            for e in plan.entries]
+    return f"Finished the interrupted merge into '{plan.target}'" + (f": {', '.join(done)}" if done else "") + "\n"
 
 
 # -- planning -----------------------------------------------------------------------------------
@@ -116,7 +159,7 @@ def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool)
         if task is None and spec.id not in done:
             plan_task(repo, spec.id, base, base_commit, pooled=tf.pool)  # fails now, before anything is created
         if task is None:
-            jobs.append(Job(spec, command, MERGED_BEFORE if spec.id in done else NEW,
+            jobs.append(Job(spec, command, MERGED_BEFORE if spec.id in done else NEW, merged=spec.id in done,
                             outcome=f"merged ({done[spec.id][:12]}, earlier run)" if spec.id in done else ""))
             continue
         if not resume:
@@ -125,7 +168,8 @@ def plan(repo: Repo, tf: TaskFile, base: str, base_commit: str, *, resume: bool)
                                   f"or remove the task first with: git agent-clean {spec.id}")
         action = _resume_action(repo, task)
         outcome = f"merged ({task.merge_commit[:12]}, earlier run)" if action == MERGED_BEFORE else ""
-        jobs.append(Job(spec, command, action, task, outcome=outcome))
+        # A task merged by the killed run is merged: the tasks that wait for it start, it never runs again.
+        jobs.append(Job(spec, command, action, task, outcome=outcome, merged=action == MERGED_BEFORE))
     for job in jobs:
         job.tmux = in_tmux
     return jobs
@@ -323,6 +367,8 @@ class Run:
         for job in self.jobs:
             if job.action == MERGED_BEFORE:
                 job.state = "merged"
+                if job.task is not None:  # merged (by the killed run, or a merge --continue) before it recorded it
+                    _journal(self.repo, self.tf.path, job.id, job.task.merge_commit)
             elif job.action == FINISHED:
                 job.state = "finished"
             elif job.action == WATCH:
@@ -543,6 +589,8 @@ class Run:
         for job in self.jobs:
             task = tasks.get(job.id)
             if job.merged and task is not None and not what_would_be_lost(self.repo, task):
+                # recorded before it goes: a task neither recorded nor left would be created and run again
+                _journal(self.repo, self.tf.path, job.id, task.merge_commit)
                 job.spent = usage.runs(self.repo.task_dir(task.id))  # the report's totals, read before they go
                 remove_task(self.repo, task, force=False)
 

@@ -1,0 +1,125 @@
+"""git agent-run killed at any moment, then resumed: every task merges exactly once, none runs twice.
+
+A run is killed (SIGKILL, as at a reboot) before its n-th git call (GIT_AGENTS_TEST_KILL_AFTER),
+at points spread over the whole run and at each point of the landing of a prerequisite; then
+`git agent-run --resume` alone, repeated until it exits 0, must finish the job: a prerequisite
+merged by the killed run counts as merged, an interrupted merge journal is finished by the
+resume itself (no `git agent-merge --continue` by hand), and a merged task is never run again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import Project, write_script
+from .test_killpoints import _new_project, _stop_leftovers
+
+PLAN = 'jobs = 2\n\n[[task]]\nid = "1"\nprompt = "one"\n\n[[task]]\nid = "2"\nprompt = "two"\n\n' \
+       '[[task]]\nid = "3"\nprompt = "three"\nafter = ["1"]\n'
+
+
+def _setup(project: Project) -> Path:
+    agent = write_script(project.path.parent / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK" >> {project.path.parent / "runs.log"}
+        echo "work $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt"
+        git add -A && git commit -q -m "task $GIT_AGENT_TASK"
+    """)
+    taskfile = project.path.parent / "tasks.toml"
+    taskfile.write_text(f'agent = "{agent}"\n{PLAN}')
+    return taskfile
+
+
+def _calls(trace: Path) -> list[str]:
+    return [line for line in trace.read_text().splitlines() if line.startswith("trace: git-agents:")]
+
+
+def _moments(tmp_path: Path) -> list[int]:
+    """Kill points: spread over the whole run, and every call from task 1's landing to the next agent's start."""
+    probe = _new_project(tmp_path / "probe")
+    taskfile = _setup(probe)
+    trace = tmp_path / "trace"
+    probe.ok("run", str(taskfile), env={"GIT_AGENTS_TRACE": str(trace)})
+    _stop_leftovers(probe)
+    calls = _calls(trace)
+    landing = next(n for n, line in enumerate(calls, 1) if "read-tree -m -u" in line)
+    spread = {round(1 + i * (len(calls) - 1) / 5) for i in range(6)}
+    return sorted(spread | set(range(landing - 1, min(landing + 8, len(calls) + 1))))
+
+
+def test_run_killed_anywhere_resumes_to_every_task_merged_once(tmp_path: Path) -> None:
+    failures = []
+    for moment in _moments(tmp_path):
+        project = _new_project(tmp_path / f"k{moment}")
+        taskfile = _setup(project)
+        try:
+            killed = project.agent("run", str(taskfile), env={"GIT_AGENTS_TEST_KILL_AFTER": str(moment)})
+            assert killed.returncode in (137, -9, 0), (moment, killed.stdout, killed.stderr)
+            outputs = []
+            for _ in range(3):
+                resumed = project.agent("run", "--resume", str(taskfile))
+                outputs.append(resumed.stdout + resumed.stderr)
+                if resumed.returncode == 0:
+                    break
+            runs = sorted((project.path.parent / "runs.log").read_text().split())
+            files = {n: project.git("show", f"main:file-{n}.txt", check=False) for n in "123"}
+            merges = project.git("log", "--first-parent", "--format=%s", "main").splitlines()
+            problem = []
+            if resumed.returncode != 0 or resumed.stdout.splitlines()[-1] != "3 merged, 0 not merged":
+                problem.append(f"resume ended with {resumed.returncode}")
+            if runs != ["1", "2", "3"]:
+                problem.append(f"agents ran {runs}")
+            if files != {n: f"work {n}" for n in "123"}:
+                problem.append(f"main's files {files}")
+            if sorted(merges[:-1]) != [f"feat: Task {n} - {w}" for n, w in (("1", "one"), ("2", "two"),
+                                                                              ("3", "three"))]:
+                problem.append(f"main's merges {merges[:-1]}")
+            if problem:
+                failures.append(f"killed before git call {moment}: {'; '.join(problem)}\n" + "\n".join(outputs))
+        finally:
+            _stop_leftovers(project)
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize("by_hand", [False, True], ids=["resume-finishes-it", "merge-continue-first"])
+def test_resume_finishes_the_merge_journal_a_killed_run_left(tmp_path: Path, by_hand: bool) -> None:
+    def setup(project: Project) -> Path:  # no task waits: all three merge at the end, in one landing
+        taskfile = _setup(project)
+        taskfile.write_text(taskfile.read_text().replace('after = ["1"]\n', ""))
+        return taskfile
+
+    trace = tmp_path / "trace"
+    probe = _new_project(tmp_path / "probe")
+    probe.ok("run", str(setup(probe)), env={"GIT_AGENTS_TRACE": str(trace)})
+    _stop_leftovers(probe)
+    project = _new_project(tmp_path / "p")
+    taskfile = setup(project)
+    landing = next(n for n, line in enumerate(_calls(trace), 1) if "read-tree -m -u" in line)
+    killed = project.agent("run", str(taskfile), env={"GIT_AGENTS_TEST_KILL_AFTER": str(landing)})
+    assert killed.returncode == 137, killed.stderr
+    assert project.git("rev-list", "--count", "main") == "1"  # killed with the journal written, nothing landed
+    try:
+        if by_hand:
+            assert project.ok("merge", "--continue").stdout.endswith(
+                "Merge into 'main' completed: 3 merged, 0 not merged\n")
+        resumed = project.agent("run", "--resume", str(taskfile))
+        merges = project.git("log", "--first-parent", "--format=%h %s", "--abbrev=12", "main").splitlines()
+        short = {line.split()[-1]: line.split()[0] for line in merges[:-1]}  # "feat: Task 1 - one": by title
+        assert resumed.returncode == 0, resumed.stderr
+        first = [] if by_hand else [f"Finished the interrupted merge into 'main': merged task 1 ({short['one']}), "
+                                    f"merged task 2 ({short['two']}), merged task 3 ({short['three']})"]
+        assert resumed.stdout.splitlines() == [
+            *first, "task 1: merged", "task 2: merged", "task 3: merged", "", "Report:",
+            f"  1  merged ({short['one']}, earlier run)", f"  2  merged ({short['two']}, earlier run)",
+            f"  3  merged ({short['three']}, earlier run)", "3 merged, 0 not merged"]
+        assert resumed.stderr == ""
+        assert project.git("branch", "--format=%(refname:short)") == "main"  # every merged task cleaned up
+        again = project.ok("run", "--resume", str(taskfile))
+        assert again.stdout.splitlines()[-1] == "3 merged, 0 not merged"
+        assert sorted((project.path.parent / "runs.log").read_text().split()) == ["1", "2", "3"]  # none ran twice
+        assert [line.split(" ", 1)[1] for line in project.git("log", "--first-parent", "--format=%h %s",
+                                                                "main").splitlines()] == [
+            "feat: Task 3 - three", "feat: Task 2 - two", "feat: Task 1 - one", "initial"]
+    finally:
+        _stop_leftovers(project)
