@@ -131,8 +131,8 @@ def finish_interrupted_merge(repo: Repo) -> str:
                         f"'{branch}' is back at {plan.tip[:12]}\n")
             return f"The resolution of task {task_id} that an interrupted merge left is verified\n"
         land(repo, plan)
-    done = [f"merged task {e.task_id} ({e.commit[:12]})" if e.status == "merged" else f"task {e.task_id} {e.status}"
-            for e in plan.entries]
+    done = [f"merged task {e.task_id} ({e.commit[:12]})" if e.status == TaskState.MERGED
+            else f"task {e.task_id} {e.status}" for e in plan.entries]
     return f"Finished the interrupted merge into '{plan.target}'" + (f": {', '.join(done)}" if done else "") + "\n"
 
 
