@@ -188,6 +188,7 @@ _git-agent-worker () {
 		'--jobs=[tasks run at once (default\: agent.workerJobs)]:n: ' \
 		'-j+[tasks run at once (default\: agent.workerJobs)]:n: ' \
 		'--agent=[agent command for every task (overrides the task file)]:command: ' \
+		'--isolation=[worktree (a guarded worktree; default\: agent.isolation), clone (a clone of its own) or sandbox (that clone with the agent under bubblewrap)]:mode:(worktree clone sandbox)' \
 		'--lease=[a claim without a heartbeat for this long may be taken over (default\: agent.lease)]:seconds: ' \
 		'--poll=[how often to look for new tasks (default\: agent.pollInterval)]:seconds: ' \
 		'--name=[this worker'\''s name in the queue (default\: agent.workerName, else host\:pid)]:name: ' \
@@ -250,6 +251,7 @@ _git-agent-pool () {
 			'--sparse=[check out only these directories (cone-mode sparse checkout, plus the top-level files; default\: agent.sparse); put the ids first, or end the list with --]:dir:_files' \
 			'--no-sparse[a full checkout, even if agent.sparse is set]' \
 			'--base=[with --task\: the task'\''s base branch]:branch:__git_agent_zsh_branches' \
+			'--isolation=[with --task\: worktree (a guarded worktree; default\: agent.isolation), clone (a clone of its own) or sandbox (that clone with the agent under bubblewrap)]:mode:(worktree clone sandbox)' \
 			'--wait=-[wait for a free slot (up to <seconds>; no value\: forever)]::seconds: ' \
 			'--pid=[the process that holds the claim (default\: the one that ran git agent-pool)]:pid: ' \
 			'--color=-[colour the output\: always, never or auto (default\: auto)]::when:(always never auto)' && ret=0 ;;

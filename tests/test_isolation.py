@@ -172,3 +172,99 @@ def test_clone_tasks_rebase_onto_the_target_and_merge(project: Project, tmp_path
     assert project.git("rev-list", "--count", "main~1..task-2") == "1"  # rebased in its clone, fetched back
     project.ok("clean", "--merged")
     assert not (project.worktrees / "task-1").exists() and project.git("branch", "--list", "task-*") == ""
+
+
+# An agent that commits its work, then does to its repository what would damage the user's:
+# moves main, collects garbage, installs a failing hook, changes the identity.
+IN_ITS_CLONE = f"""
+    {WORK}
+    git update-ref refs/heads/main HEAD
+    git gc -q --prune=now
+    printf '#!/bin/sh\\nexit 1\\n' > {COMMON}/hooks/pre-commit && chmod +x {COMMON}/hooks/pre-commit
+    git config user.email agent@evil.example
+"""
+
+
+def _pool_slots(project: Project) -> list[tuple[str, str]]:
+    """(slot, state) of every slot of the pool."""
+    return [(s["slot"], s["state"]) for s in json.loads(project.ok("pool", "list", "--json").stdout)["slots"]]
+
+
+@pytest.mark.parametrize("how", ["claim", "spawn", "spawn-sandbox", "run"])
+def test_a_clone_made_from_a_pool_slot_keeps_the_agent_out_of_the_repository(project: Project, tmp_path: Path,
+                                                                              how: str) -> None:
+    """`pool claim --task --isolation=clone`, spawn --pool --isolation, run with pool = true and an
+    isolation: the rogue's clone is made from a warm slot, which leaves the pool; main, the config,
+    the hooks and every object stay as they were; its branch is fetched back and merges beside an
+    honest task's pooled worktree."""
+    write_script(project.path / ".git" / "hooks" / "post-commit", "exit 0  # the user's own hook\n")
+    project.ok("pool", "create", "2")
+    orig = project.git("rev-parse", "main")
+    before = _shared(project)
+    rogue = write_script(tmp_path / "rogue.sh", IN_ITS_CLONE)
+    honest = write_script(tmp_path / "honest.sh", 'echo honest > honest.txt && git add honest.txt'
+                                                  ' && git commit -q -m "honest work"\n')
+    clone_dir = project.worktrees / f"task-{ROGUE}"
+    if how == "run":
+        (tmp_path / "tasks.toml").write_text(
+            f'pool = true\nisolation = "clone"\nmerge = false\n\n[[task]]\nid = "{ROGUE}"\nprompt = "p"\n'
+            f'agent = "{rogue}"\n')
+        project.ok("run", str(tmp_path / "tasks.toml"))
+    elif how == "claim":
+        claimed = project.ok("pool", "claim", "--task", ROGUE, "--isolation=clone", "--prompt", "p")
+        assert claimed.stdout == f"{clone_dir}\n"
+        assert run([str(rogue)], clone_dir).returncode == 0  # the user's agent, run where the claim said
+    else:
+        mode = "sandbox" if how == "spawn-sandbox" else "clone"
+        project.ok("spawn", ROGUE, "--pool", f"--isolation={mode}", "--prompt", "p", "--agent", str(rogue))
+    project.ok("spawn", "h1", "--pool", "--prompt", "p", "--agent", str(honest))  # a worktree from the pool
+    project.ok("wait", "--all", "--timeout", "60")
+
+    assert (clone_dir / ".git").is_dir()  # a repository of its own, not a worktree
+    assert _pool_slots(project) == [("pool-2", "claimed")]  # pool-1 became the clone; h1 holds pool-2
+    assert str(clone_dir) not in project.git("worktree", "list")
+    assert project.git("rev-parse", "main") == orig
+    assert _shared(project) == before
+    merge = project.agent("merge", "--all")
+    assert merge.returncode == 0, merge.stdout + merge.stderr
+    assert merge.stdout.splitlines()[-1] == "2 merged, 0 not merged"
+    assert project.git("show", "main:rogue.txt") == "rogue" and project.git("show", "main:honest.txt") == "honest"
+    assert project.git("rev-list", "--count", "--first-parent", f"{orig}..main") == "2"  # two merges, no more
+    assert _shared(project) == before
+    fsck = run(["git", "fsck", "--no-dangling"], project.path)
+    assert fsck.returncode == 0 and fsck.stdout + fsck.stderr == ""
+    project.ok("clean", "--merged")
+    assert not clone_dir.exists() and _pool_slots(project) == [("pool-2", "free")]
+    project.ok("pool", "create", "2")  # topped up again
+    assert _pool_slots(project) == [("pool-1", "free"), ("pool-2", "free")]
+
+
+def test_a_sparse_clone_from_a_pool_slot(project: Project) -> None:
+    project.commit_file("src/a.txt", "a\n")
+    project.commit_file("docs/b.txt", "b\n")
+    project.ok("pool", "create", "1")
+    project.ok("spawn", "1", "--pool", "--isolation=clone", "--sparse", "src", "--prompt", "p")
+    clone_dir = project.worktrees / "task-1"
+    assert sorted(p.name for p in clone_dir.iterdir()) == [".git", "README", "shared.txt", "src"]
+    assert project.git("status", "--porcelain", cwd=clone_dir) == ""
+    assert project.git("symbolic-ref", "HEAD", cwd=clone_dir) == "refs/heads/task-1"
+    assert _pool_slots(project) == []
+
+
+def test_isolation_of_a_claim_needs_a_task(project: Project) -> None:
+    project.ok("pool", "create", "1")
+    proc = project.agent("pool", "claim", "--isolation=clone")
+    assert (proc.returncode, proc.stdout) == (129, "")
+    assert proc.stderr.startswith("error: --title, --prompt, --prompt-file, --base, --sparse and --isolation"
+                                  " need --task\n"), proc.stderr
+    project.git("config", "agent.isolation", "clone")  # a claim without a task is a worktree, whatever it says
+    claimed = project.ok("pool", "claim").stdout.strip()
+    assert claimed == str(project.worktrees / "pool-1") and (Path(claimed) / ".git").is_file()
+
+
+def test_agent_isolation_applies_to_a_claim_with_a_task(project: Project) -> None:
+    project.git("config", "agent.isolation", "clone")
+    project.ok("pool", "create", "1")
+    claimed = project.ok("pool", "claim", "--task", "7", "--prompt", "p").stdout.strip()
+    assert claimed == str(project.worktrees / "task-7") and (Path(claimed) / ".git").is_dir()
+    assert project.git("status", "--porcelain", cwd=Path(claimed)) == ""

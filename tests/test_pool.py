@@ -408,12 +408,12 @@ def _words(calls: list[str], count: int = 2) -> list[str]:
 
 def test_claim_task_and_spawn_run_exactly_these_git_calls(project: Project, tmp_path: Path) -> None:
     """One more git process on these paths fails here (benchmarks/git_calls.py counts the same):
-    the version check, the repository, the base (one rev-parse), the configuration (read once),
-    the slots and the new branch (one for-each-ref), the claim, the branch, the port lease."""
+    the version check, the repository, the configuration (read once: agent.isolation first), the
+    base (one rev-parse), the slots and the new branch (one for-each-ref), the claim, the branch, the port lease."""
     project.ok("pool", "create", "1")
     claim = _git_calls(project, tmp_path, "pool", "claim", "--task", "1", "--prompt", "do it")
     assert _words(claim) == [
-        "version", "rev-parse --path-format=absolute", "rev-parse HEAD^{commit}", "config -z",
+        "version", "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
         "worktree list", "for-each-ref --format=%(objectname)", "hash-object -w", "update-ref -m",  # the claim
         "update-ref -m", "symbolic-ref -m",  # the task's branch, HEAD on it
         "hash-object -w", "update-ref refs/agents/port-holds/1", "for-each-ref --format=%(objectname)",

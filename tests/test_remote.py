@@ -575,3 +575,42 @@ def test_a_worker_honours_agent_sparse_and_agent_pool_as_run_does(tmp_path: Path
     assert "pool-1" in machine.ok("pool", "list").stdout  # the slot was given back, not removed
     assert machine.agent("status").stdout.startswith("No tasks.")
     assert set(remote_refs(publisher, "refs/agents/results/")) == {"refs/agents/results/1"}
+
+
+@pytest.mark.parametrize("how", ["agent.isolation", "--isolation", "agent.pool"])
+def test_a_worker_runs_its_tasks_in_clones_as_run_does(tmp_path: Path, daemon_url: str, how: str) -> None:
+    """agent.isolation or --isolation (and with agent.pool, a clone made from a pool slot): the
+    agent's git moves main, collects garbage and writes a hook in its own clone; the worker
+    publishes the branch fetched back from the clone, and the machine's repository is untouched."""
+    agent = write_script(tmp_path / "agent.sh", """
+        echo "work of task $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt"
+        git add "file-$GIT_AGENT_TASK.txt"
+        git commit -q -m "task $GIT_AGENT_TASK: add file-$GIT_AGENT_TASK.txt"
+        git update-ref refs/heads/main HEAD
+        git gc -q --prune=now
+        printf '#!/bin/sh\\nexit 1\\n' > "$(git rev-parse --git-common-dir)/hooks/pre-commit"
+        chmod +x "$(git rev-parse --git-common-dir)/hooks/pre-commit"
+        git config user.email agent@evil.example
+    """)
+    publisher = clone(tmp_path, daemon_url, "publisher")
+    publisher.ok("queue", "push", str(taskfile(tmp_path / "tasks.toml", ["1"], agent)))
+    machine = clone(tmp_path, daemon_url, "machine")
+    main = machine.git("rev-parse", "main")
+    options = ["--isolation=clone"] if how == "--isolation" else []
+    machine.git("config", "agent.isolation", "sandbox" if how == "agent.isolation" else "clone")
+    if how == "agent.pool":
+        machine.git("config", "agent.pool", "true")
+        machine.ok("pool", "create", "1")
+    config = machine.git("config", "--local", "--list")
+    out = finish(start_worker(machine, "--once", "--poll", "0.1", "--lease", "30", *options))
+    assert "task 1 done: pushed task-1" in out, out
+    published = publisher.git("ls-remote", "origin", "refs/heads/task-1").split()[0]
+    publisher.git("fetch", "-q", "origin", "task-1")
+    assert publisher.git("show", f"{published}:file-1.txt") == "work of task 1"
+    assert machine.git("rev-parse", "main") == main
+    assert machine.git("config", "--local", "--list") == config
+    assert not (machine.path / ".git" / "hooks" / "pre-commit").exists()
+    assert machine.agent("status").stdout.startswith("No tasks.")  # the clone was removed once published
+    assert not (machine.worktrees / "task-1").exists()
+    fsck = run(["git", "fsck", "--no-dangling"], machine.path)
+    assert fsck.returncode == 0 and fsck.stdout + fsck.stderr == ""

@@ -22,6 +22,13 @@ def add_sparse_option(p: argparse.ArgumentParser) -> None:
                    help="a full checkout, even if agent.sparse is set")
 
 
+def add_isolation_option(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--isolation <mode> (spawn, `git agent-pool claim --task`, worker; tasks/isolation.py)."""
+    p.add_argument("--isolation", choices=("worktree", "clone", "sandbox"), metavar="<mode>",
+                   help=f"{prefix}worktree (a guarded worktree; default: agent.isolation), clone (a clone of its own) "
+                        "or sandbox (that clone with the agent under bubblewrap)")
+
+
 def add_task_text_options(p: argparse.ArgumentParser) -> None:
     """--title, --prompt and --prompt-file (spawn, `git agent-pool claim --task`)."""
     p.add_argument("--title", metavar="<text>", help="short title (default: first line of the task text)")

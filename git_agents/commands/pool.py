@@ -7,19 +7,20 @@ import math
 import os
 import sys
 
-from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity
+from git_agents.commands.options import add_isolation_option, add_sparse_option, add_task_text_options, add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.output import table, use_colour
 from git_agents.core.repo import Repo
 from git_agents.lifecycle import start as starting
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent
+from git_agents.tasks.isolation import mode as isolation_mode
 from git_agents.tasks.store import load_tasks
 
 USAGE = """\
 git agent-pool create <n> [--base <branch>]
    or: git agent-pool claim [--task <new-id> [--title <text>] [--prompt <text> | --prompt-file <file>]
-                             [--sparse <dir>...]]
+                             [--sparse <dir>...] [--isolation <mode>]]
                             [--base <branch>] [--wait [<seconds>]] [--pid <pid>]
    or: git agent-pool release [--force] <slot>...
    or: git agent-pool release --stale
@@ -41,6 +42,12 @@ task-<id> at the base and the task is recorded and made ready as git agent-spawn
 (prompt file, copied and linked files, port block, agent.setup); git agent-clean <id> later
 gives the slot back; --sparse <dir>... (or agent.sparse) narrows the slot to those
 directories (cone mode) for the task, and releasing it makes it a full checkout again.
+With --isolation=clone or sandbox (or agent.isolation; see git agent-spawn) the task gets a
+clone of its own at <root>/task-<id> instead, made from the slot's checkout: the slot's files
+and index are taken over (no file is written again) and the slot leaves the pool, so that
+nothing an agent does to its clone's git directory reaches a later task; git agent-clean <id>
+removes the clone, and create (or spawn --pool, which grows the pool) makes new slots. A claim
+without --task is always a worktree.
 With no free slot claim fails with
 "pool exhausted" (exit 1), or with --wait waits for a release (up to <seconds>, or forever).
 Claims are atomic: a claim is the creation of the ref refs/agents/pool/<slot>, which git does
@@ -99,6 +106,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     add_task_text_options(claim)
     add_sparse_option(claim)
     claim.add_argument("--base", metavar="<branch>", help="with --task: the task's base branch")
+    add_isolation_option(claim, "with --task: ")
     claim.add_argument("--wait", nargs="?", type=float, const=math.inf, metavar="<seconds>",
                        help="wait for a free slot (up to <seconds>; no value: forever)")
     claim.add_argument("--pid", type=int, metavar="<pid>",
@@ -140,8 +148,9 @@ def _create(args: argparse.Namespace, repo: Repo) -> int:
 
 
 def _claim(args: argparse.Namespace, repo: Repo) -> int:
-    if not args.task and (args.title or args.prompt is not None or args.prompt_file or args.base or args.sparse):
-        raise UsageError("--title, --prompt, --prompt-file, --base and --sparse need --task")
+    if not args.task and (args.title or args.prompt is not None or args.prompt_file or args.base or args.sparse
+                          or args.isolation):
+        raise UsageError("--title, --prompt, --prompt-file, --base, --sparse and --isolation need --task")
     if args.wait is not None and args.wait < 0:
         raise UsageError("--wait takes a number of seconds, 0 or more")
     owner = None
@@ -157,7 +166,7 @@ def _claim(args: argparse.Namespace, repo: Repo) -> int:
     outcome = starting.start_task(repo, starting.StartRequest(
         (args.task,), prompt=args.prompt, prompt_file=args.prompt_file, title=args.title or "", base=args.base,
         pool=request, owner=owner or pool.TASK_OWNER,  # not this command's caller: its end says nothing of the task
-        sparse=args.sparse, until=starting.READY))
+        sparse=args.sparse, isolation=isolation_mode(repo, args.isolation), until=starting.READY))
     task, why = outcome.task, outcome.why
     if why is not None and why.setup is not None:
         sys.stderr.write(starting.setup_failure_text(task, why.setup) +

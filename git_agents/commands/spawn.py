@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from git_agents.commands.options import add_sparse_option, add_task_text_options, add_verbosity
+from git_agents.commands.options import add_isolation_option, add_sparse_option, add_task_text_options, add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
@@ -70,7 +70,8 @@ and the user's hooks still run. The worktree is locked (git worktree lock). With
 clone of the repository, its branch fetched back into the repository when the agent has
 ended; with --isolation=sandbox the agent also runs under bubblewrap, everything read-only but
 its clone, a private temp directory and its tool's own state (agent.sandboxNetwork,
-agent.sandboxWritable). Neither takes worktrees from the pool.
+agent.sandboxWritable). With --pool such a clone is made from a free pool slot's checkout,
+which then leaves the pool (see git agent-pool claim).
 
 The task text comes from --prompt, --prompt-file (a path may contain {id}; - reads standard
 input). The prompt file is the template (agent.promptTemplate, or a built-in one telling the
@@ -115,9 +116,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="take a pool slot, never growing the pool beyond <n> slots "
                         "(default: agent.poolMax; 0: no limit)")
     add_sparse_option(p)
-    p.add_argument("--isolation", choices=("worktree", "clone", "sandbox"), metavar="<mode>",
-                   help="worktree (a guarded worktree; default: agent.isolation), clone (a clone of its own) "
-                        "or sandbox (that clone with the agent under bubblewrap)")
+    add_isolation_option(p)
     p.add_argument("--porcelain", action="store_true",
                    help="print `key value` lines (id, branch, worktree, pid) per task, for scripts")
     add_verbosity(p)
@@ -132,9 +131,6 @@ def run(args: argparse.Namespace) -> int:
     repo = Repo.discover()
     slots = starting.pool_request(repo, args.pool, args.pool_max)
     isolated = isolation_mode(repo, args.isolation)
-    if isolated and slots is not None:
-        raise UsageError(f"--isolation={isolated} cannot take a worktree from the pool",
-                         hint="leave out --pool (or set agent.pool false), or use --isolation=worktree")
     command = "" if args.no_agent else (args.agent if args.agent is not None else repo.setting("agent.command"))
     in_tmux = args.tmux if args.tmux is not None else parse_bool(repo.setting("agent.tmux"))
     if in_tmux and command:

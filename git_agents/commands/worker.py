@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 
-from git_agents.commands.options import add_verbosity
+from git_agents.commands.options import add_isolation_option, add_verbosity
 from git_agents.core.errors import UsageError
 from git_agents.core.repo import Repo
 from git_agents.remote.queue import RemoteQueue
 from git_agents.remote.worker import Worker, default_name
 from git_agents.tasks import agent
+from git_agents.tasks.isolation import mode as isolation_mode
 
-USAGE = "git agent-worker [--remote <remote>] [--jobs <n>] [--agent <command>] [--lease <seconds>] [--once]"
+USAGE = ("git agent-worker [--remote <remote>] [--jobs <n>] [--agent <command>] [--isolation <mode>]"
+         " [--lease <seconds>] [--once]")
 
 DESCRIPTION = """\
 Run tasks published with git agent-queue push, on this machine, in this clone. The worker
@@ -21,7 +23,10 @@ refs/agents/claims/<id> on the remote with a push that succeeds only if no claim
 exactly one worker wins each task), and runs it as git agent-run does: a worktree on branch
 task-<id> from the remote's base branch, the prompt, the worktree made ready (agent.copy,
 agent.link, a port block, agent.setup), and the agent (a preset name is expanded with this
-machine's presets). A failing setup or a missing agent program is published as a failed
+machine's presets). --isolation (or agent.isolation) makes each task a clone of its own or
+runs its agent in the bubblewrap sandbox, and agent.pool takes worktrees (or, isolated, clones)
+from the pool, exactly as for git agent-run; a clone task's branch is fetched back from its
+clone before it is published. A failing setup or a missing agent program is published as a failed
 result (exit 125 or 127) with the output. While the agent works the
 worker renews its claim every lease/3 seconds (a heartbeat). A claim whose heartbeat is older
 than the lease (agent.lease, default 600 s) is taken over by another worker, again by
@@ -62,6 +67,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remote", metavar="<remote>", help="the shared remote (default: agent.remote, origin)")
     p.add_argument("--jobs", "-j", type=int, metavar="<n>", help="tasks run at once (default: agent.workerJobs)")
     p.add_argument("--agent", metavar="<command>", help="agent command for every task (overrides the task file)")
+    add_isolation_option(p)
     p.add_argument("--lease", type=float, metavar="<seconds>",
                    help="a claim without a heartbeat for this long may be taken over (default: agent.lease)")
     p.add_argument("--poll", type=float, metavar="<seconds>",
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         repo.setting_number("agent.pollInterval", positive=True, meaning="seconds")
     name = args.name or repo.setting("agent.workerName") or default_name()
     command = agent.absolutise_program(args.agent, os.getcwd()) if args.agent else None
+    isolated = isolation_mode(repo, args.isolation)  # refused before any task is claimed
     worker = Worker(repo, queue, jobs=jobs, agent_command=command, lease=lease, poll=poll, once=args.once,
-                    name=name, verbosity=args.verbosity)
+                    name=name, verbosity=args.verbosity, isolation=isolated)
     return worker.run()

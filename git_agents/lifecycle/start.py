@@ -71,7 +71,7 @@ class StartRequest:
     base_commit: str = ""  # the base's commit when the caller knows it (the worker: the remote's tip)
     command: str = ""  # the agent command line, expanded ("" prepares only); checked from READY on
     in_tmux: bool = False  # the agent runs in a tmux window (tasks/tmux.py)
-    pool: pool.PoolRequest | None = None  # a slot of the worktree pool instead of a new worktree
+    pool: pool.PoolRequest | None = None  # a slot of the worktree pool instead of a new worktree (or clone)
     owner: tuple[int, str] | None = None  # the process holding the slot until the agent starts (pool.claim)
     sparse: Sequence[str] | None = None  # cone-mode directories; None: agent.sparse
     isolation: str = ""  # "" (a guarded worktree), "clone" or "sandbox" (tasks/isolation.py)
@@ -101,7 +101,7 @@ def start_tasks(repo: Repo, request: StartRequest) -> Iterator[Started]:
         base, base_commit = request.base or "", request.base_commit
     else:
         base, base_commit = resolve_base(repo, request.base)
-    pooled = request.pool is not None
+    pooled = request.pool is not None and not request.isolation  # a slot's path (a pooled clone has its own)
     numbered = not request.ids  # no ids: the next free number (spawn --prompt ...)
     first = _plan_numbered(repo, base, base_commit, pooled) if numbered else None
     ids = (first.id,) if first is not None else request.ids
@@ -178,10 +178,10 @@ def _create(repo: Repo, task: Task, text: str, template: str, request: StartRequ
     branch. With `sparse` directories it is a cone-mode sparse checkout of them. A failure
     leaves nothing of the task (a prompt that could not be written says how to remove it).
     """
-    if request.pool is None:
+    if request.pool is None or request.isolation:
         create_task(repo, task)
         try:
-            make_checkout(repo, task, sparse)
+            make_checkout(repo, task, sparse, slots=request.pool, owner=request.owner)
         except BaseException:
             delete_task(repo, task.id)
             raise
@@ -204,10 +204,15 @@ def _create(repo: Repo, task: Task, text: str, template: str, request: StartRequ
     write_prompt(repo, task, text, template)
 
 
-def make_checkout(repo: Repo, task: Task, sparse: Sequence[str] = ()) -> None:
+def make_checkout(repo: Repo, task: Task, sparse: Sequence[str] = (), *, slots: pool.PoolRequest | None = None,
+                  owner: tuple[int, str] | None = None) -> None:
     """The one step that makes a new task's directory on its new branch at its base commit: a
-    linked worktree, or with `task.isolation` a clone of its own (tasks/isolation.py)."""
-    if isolation.is_clone(task):
+    linked worktree, or with `task.isolation` a clone of its own (tasks/isolation.py), made from
+    a warm pool slot's checkout with `slots` (pool.clone_from_slot)."""
+    if isolation.is_clone(task) and slots is not None:
+        pool.clone_from_slot(repo, task.worktree, task.branch, task.base_commit, task=task.id, owner=owner,
+                             request=slots, sparse=sparse)
+    elif isolation.is_clone(task):
         isolation.make_clone(repo, task.worktree, task.branch, task.base_commit, sparse=sparse)
     else:
         add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse, post_checkout=True)

@@ -33,7 +33,7 @@ from git_agents.core.worktrees import (
     set_sparse,
     unsaved_work,
 )
-from git_agents.tasks import agent
+from git_agents.tasks import agent, isolation
 from git_agents.tasks.selection import branch_exists_error, resolve_base
 from git_agents.tasks.store import load_tasks, now_iso, write_config
 
@@ -349,6 +349,26 @@ def switch_to_branch(repo: Repo, held: Claim, branch: str, commit: str, *, spars
     # git re-reading the index of every file (≈0.2 s on a 20,000-file repository).
     git.update_ref(branch_ref(branch), commit, "", reason=f"branch: Created from {commit}")
     git.run("symbolic-ref", "-m", f"checkout: moving from {commit} to {branch}", "HEAD", branch_ref(branch))
+
+
+def clone_from_slot(repo: Repo, path: str, branch: str, commit: str, *, task: str, owner: tuple[int, str] | None,
+                    request: PoolRequest, sparse: Sequence[str] = ()) -> None:
+    """Make `path` a task's clone of its own on a new `branch` at `commit` (isolation.make_clone)
+    out of a free slot's warm checkout, which costs a few git calls where a new clone writes every
+    file. The slot is claimed (waiting or growing as `request` allows; PoolExhausted as `claim`),
+    brought to `commit` and leaves the pool as the clone: its claim is dropped, and `create` or a
+    growing claim makes a new slot. A clone is never given back to the pool (whatever the agent
+    did to its git directory would reach the next task); cleaning the task removes it."""
+    held = claim(repo, task=task, owner=owner, request=dataclasses.replace(request, sparse=()), base_commit=commit,
+                 branch=branch)  # a full slot: the clone is narrowed itself
+    try:
+        if held.commit != commit:  # a free slot is clean and detached: only the files that differ are written
+            repo.git.at(held.path).run("checkout", "--quiet", "--no-recurse-submodules", "--detach", commit)
+        isolation.make_clone(repo, path, branch, commit, sparse=sparse, checkout=held.path)
+    except BaseException:
+        release(repo, held.slot, force=True, task=task)  # back to the pool, or forgotten once it was moved
+        raise
+    drop_claim(repo, held)
 
 
 def what_would_be_lost(repo: Repo, slot: Slot) -> list[str]:

@@ -27,7 +27,7 @@ from git_agents.core.worktrees import unsaved_work
 from git_agents.lifecycle import start as starting
 from git_agents.lifecycle.remove import remove_task
 from git_agents.remote.queue import BadRecord, RemoteQueue, RemoteTask, Spec, Update, ref
-from git_agents.tasks import agent
+from git_agents.tasks import agent, isolation
 from git_agents.tasks.presets import expand, presets
 from git_agents.tasks.status import agent_state
 from git_agents.tasks.store import TaskState, load_tasks, write_task
@@ -67,7 +67,7 @@ class Worker:
     """Runs queued tasks from one remote in one clone."""
 
     def __init__(self, repo: Repo, queue: RemoteQueue, *, jobs: int, agent_command: str | None,
-                 lease: float, poll: float, once: bool, name: str, verbosity: int = 0) -> None:
+                 lease: float, poll: float, once: bool, name: str, verbosity: int = 0, isolation: str = "") -> None:
         self.repo = repo
         self.queue = queue
         self.jobs = jobs
@@ -77,6 +77,7 @@ class Worker:
         self.once = once
         self.name = name
         self.verbosity = verbosity  # -1: only failures, take-overs and hand-backs; 1: also heartbeats
+        self.isolation = isolation  # "" (a guarded worktree), "clone" or "sandbox", as git agent-run's
         self.held: dict[str, Job] = {}
         self.skipped: set[str] = set()  # ids this clone cannot run (left-overs of an earlier run here)
         self.stopping = 0  # 1: finish what is in hand; 2: hand it back now
@@ -299,7 +300,7 @@ class Worker:
             raise AgentError(f"base branch '{base}' is not on {self.queue.remote}")
         request = starting.StartRequest(
             (spec.id,), prompt=spec.prompt, title=spec.title or f"Task {spec.id}", base=base, base_commit=base_commit,
-            command=command, pool=starting.pool_request(self.repo, None, None))
+            command=command, pool=starting.pool_request(self.repo, None, None), isolation=self.isolation)
         job.base_commit, job.agent = base_commit, command
         try:
             outcome = starting.start_task(self.repo, request)
@@ -416,9 +417,11 @@ class Worker:
         worker has a signing key, so that `merge --remote --verify-signatures` can tell it from a forgery.
         """
         git = self.repo.git
+        local = load_tasks(self.repo).get(job.task_id)
+        if local is not None:  # a clone task's work is in its clone until fetched back; its agent has ended
+            isolation.sync(self.repo, local, ended=True)
         tip = git("rev-parse", "--verify", f"{branch_ref(job.branch)}^{{commit}}")
         finished = time.time()
-        local = load_tasks(self.repo).get(job.task_id)
         record = {"task": job.task_id, "worker": self.name, "exit": code, "started": job.started,
                   "finished": finished, "branch": job.branch, "tip": tip, "log_tail": self._log_tail(job.task_id),
                   "base": job.base_commit, "agent": job.agent,

@@ -317,7 +317,7 @@ class Run:
         self.request = request  # take worktrees from the pool (pool = true), as spawn --pool does
         from git_agents.tasks.isolation import mode as isolation_mode
 
-        self.isolation = "" if request is not None else isolation_mode(repo, tf.isolation)
+        self.isolation = isolation_mode(repo, tf.isolation)  # with pool = true: clones made from pool slots
         self.tf = tf
         self.jobs = jobs
         self.base = base

@@ -126,8 +126,6 @@ def load(path: str) -> TaskFile:
     result.isolation = _typed(path, data, "isolation", str, "")
     if result.isolation is not None and result.isolation not in ("worktree", "clone", "sandbox"):
         raise _fail(path, "'isolation' must be \"worktree\", \"clone\" or \"sandbox\"")
-    if result.isolation in ("clone", "sandbox") and result.pool:
-        raise _fail(path, f"isolation = \"{result.isolation}\" makes a clone per task; pool = true takes worktrees")
     result.style = _typed(path, data, "style", str, "") or ""
     if result.style not in ("", "merge", "squash", "rebase"):
         raise _fail(path, f"'style' must be merge, squash or rebase, not '{result.style}'")

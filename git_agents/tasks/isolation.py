@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 
 from git_agents.core.errors import AgentError, UsageError
@@ -53,21 +54,28 @@ def is_clone(task: Task) -> bool:
     return task.isolation in ("clone", "sandbox")
 
 
-def make_clone(repo: Repo, path: str, branch: str, commit: str, *, sparse: Sequence[str] = ()) -> None:
+def make_clone(repo: Repo, path: str, branch: str, commit: str, *, sparse: Sequence[str] = (),
+               checkout: str = "") -> None:
     """Make `path` a local clone of the repository on a new `branch` at `commit`, and the same
     branch in the repository (what the task's branch is until its work is fetched back).
 
     The clone has the user's hooks (a copy) and info/exclude, no remote that leads back into the
     repository (its `origin` is the repository's own `origin`, for fetching; pushing is refused).
+    With `checkout` (a clean worktree of the repository detached at `commit`: a claimed pool
+    slot), the clone takes over that worktree's files and index instead of writing every file
+    again (see adopt_worktree): the worktree is moved to `path` and is no longer one. On failure
+    nothing of the clone is left (nor, once it was moved, of that worktree).
     """
     from git_agents.core.worktrees import make_parent
 
     make_parent(repo, path)
     ref = branch_ref(branch)
     repo.git.update_ref(ref, commit, "")  # fails if the branch exists: nothing is made then
+    # with `checkout` the clone is made aside, in a directory of ours, and its .git moved in
+    made = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}-", dir=os.path.dirname(path)) if checkout else path
     try:
-        repo.git.run("clone", "--local", "--no-checkout", "--quiet", "--", repo.common_dir, path)
-        clone = repo.git.at(path)
+        repo.git.run("clone", "--local", "--no-checkout", "--quiet", "--", repo.common_dir, made)
+        clone = repo.git.at(made)
         upstream = repo.config.get("remote.origin.url")
         if upstream:
             clone.run("remote", "set-url", "origin", upstream[-1])
@@ -75,14 +83,44 @@ def make_clone(repo: Repo, path: str, branch: str, commit: str, *, sparse: Seque
             clone.run("remote", "remove", "origin")
         if upstream:
             clone.run("remote", "set-url", "--push", "origin", NO_PUSH)
-        if sparse:
-            clone.run("sparse-checkout", "set", "--cone", "--", *sparse)
-        clone.run("switch", "--quiet", "--no-guess", "-c", branch, commit)
-        _copy_shared(repo, path)
+        if checkout:
+            clone.run("update-ref", ref, commit)
+            clone.run("symbolic-ref", "HEAD", ref)
+            _copy_shared(repo, made)
+            adopt_worktree(repo, checkout, path, os.path.join(made, ".git"))
+            if sparse:  # the full checkout taken over, narrowed: the files outside the cone go
+                repo.git.at(path).run("sparse-checkout", "set", "--cone", "--", *sparse)
+        else:
+            if sparse:
+                clone.run("sparse-checkout", "set", "--cone", "--", *sparse)
+            clone.run("switch", "--quiet", "--no-guess", "-c", branch, commit)
+            _copy_shared(repo, path)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
+        if checkout:
+            shutil.rmtree(made, ignore_errors=True)
         repo.git.run("update-ref", "-d", ref, commit, ok=range(0, 256))
         raise
+
+
+def adopt_worktree(repo: Repo, worktree: str, path: str, git_dir: str) -> None:
+    """Turn the linked worktree `worktree` (clean, at the commit `git_dir`'s HEAD names) into the
+    checkout of the repository whose git directory is `git_dir`, at `path`: its index (the stat
+    data of every file, still true: no file is touched) is copied, the directory renamed, its
+    `.git` pointer replaced by `git_dir`, and the repository forgets the worktree. This is what
+    makes a clone from a warm pool slot cost a few git calls instead of writing every file."""
+    from git_agents.core.worktrees import prune_worktrees
+
+    index = repo.git.at(worktree)("rev-parse", "--path-format=absolute", "--git-path", "index")
+    admin = os.path.dirname(index)
+    for name in os.listdir(admin):  # a split index (core.splitIndex) needs its shared part too
+        if name == "index" or name.startswith("sharedindex."):
+            shutil.copy2(os.path.join(admin, name), os.path.join(git_dir, name))
+    os.rename(worktree, path)
+    os.unlink(os.path.join(path, ".git"))  # "gitdir: <the repository>/worktrees/<name>"
+    os.rename(git_dir, os.path.join(path, ".git"))
+    os.rmdir(os.path.dirname(git_dir))
+    prune_worktrees(repo)  # its directory is gone from where the repository knew it: forgotten
 
 
 def _copy_shared(repo: Repo, path: str) -> None:
@@ -104,13 +142,15 @@ def _copy_shared(repo: Repo, path: str) -> None:
         shutil.copyfile(exclude, os.path.join(git_dir, "info", "exclude"))
 
 
-def sync(repo: Repo, task: Task) -> bool:
+def sync(repo: Repo, task: Task, *, ended: bool = False) -> bool:
     """Fetch a clone task's branch back into the repository when it moved there (forced: a
     rewrite is recorded in the branch's reflog, where tasks.integrity finds it); True if it moved.
-    Nothing happens while its agent runs, or when the clone or its branch is gone."""
+    Nothing happens while its agent runs (unless the caller has its exit record: `ended`, and
+    a process it left behind does not hold the fetch back), or when the clone or its branch is gone."""
     from git_agents.tasks import agent
 
-    if not is_clone(task) or not task.worktree or not os.path.isdir(task.worktree) or agent.running(task):
+    if not is_clone(task) or not task.worktree or not os.path.isdir(task.worktree) or \
+            (not ended and agent.running(task)):
         return False
     ref = branch_ref(task.branch)
     there = repo.git.at(task.worktree).run("rev-parse", "--verify", "--quiet", ref, ok=range(0, 256)).out.strip()
