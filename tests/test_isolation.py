@@ -268,3 +268,21 @@ def test_agent_isolation_applies_to_a_claim_with_a_task(project: Project) -> Non
     claimed = project.ok("pool", "claim", "--task", "7", "--prompt", "p").stdout.strip()
     assert claimed == str(project.worktrees / "task-7") and (Path(claimed) / ".git").is_dir()
     assert project.git("status", "--porcelain", cwd=Path(claimed)) == ""
+
+
+def test_an_agent_in_the_sandbox_may_write_its_waiting_signal_and_nothing_else_of_its_task(
+        project: Project, tmp_path: Path) -> None:
+    """Claude's hooks write the task's attention file from inside the sandbox (its directory is
+    bound writable); the prompt, the log and the exit record beside it stay read-only."""
+    agent = write_script(tmp_path / "agent.sh", """
+        d=$(dirname "$GIT_AGENT_PROMPT_FILE")
+        printf '{"event": "Notification", "payload": {"message": "Allow?"}}' > "$d/signals/attention.tmp" &&
+          mv -f "$d/signals/attention.tmp" "$d/signals/attention" && echo "signal written"
+        for f in prompt.md exit agent.log; do (echo forged > "$d/$f") 2>/dev/null || echo "$f refused"; done
+    """)
+    project.ok("spawn", "1", "--isolation=sandbox", "--prompt", "p", "--agent", str(agent))
+    project.ok("wait", "1", "--timeout", "60")
+    task_dir = project.path / ".git" / "agents" / "tasks" / "1"
+    assert project.ok("logs", "1").stdout == "signal written\nprompt.md refused\nexit refused\nagent.log refused\n"
+    assert json.loads((task_dir / "signals" / "attention").read_text())["payload"] == {"message": "Allow?"}
+    assert "forged" not in (task_dir / "prompt.md").read_text()

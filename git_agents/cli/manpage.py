@@ -243,7 +243,8 @@ FILES = """\
 - <git-common-dir>/agents/tasks/<id>/: prompt.md (the agent's prompt), agent.log (its output),
   exit (its exit status and end time), usage-<launch>.json (the tokens and cost a preset's CLI
   reported for one run; a resolver's are in resolve-<n>/usage.json), and for an interactive
-  agent attention (the last signal of its CLI's hooks or notify program), claude-settings.json
+  agent signals/attention (the last signal of its CLI's hooks or notify program; the one
+  place there an agent in the sandbox may write), claude-settings.json
   (the hooks given to Claude Code with --settings) and codex-notify (codex's notify program).
 - <git-common-dir>/agents/*.lock: the locks that serialise concurrent git agent commands.
 - <prefix>/share/bash-completion/completions/git-agent: the bash completion script.

@@ -205,9 +205,11 @@ def remove_clone(path: str) -> None:
 
 def sandbox_command(repo: Repo, task: Task, command: str, shell: str, state: Sequence[str] = ()) -> str:
     """`command` run under bubblewrap: everything read-only but the task's clone, a private temp
-    directory (TMPDIR, `<task dir>/tmp`; /tmp itself is read-only) and the preset's state
+    directory (TMPDIR, `<task dir>/tmp`; /tmp itself is read-only), the directory of the task's
+    waiting signal (the CLI's hooks write it: tasks.waiting.attention_path) and the preset's state
     directories; no network with agent.sandboxNetwork=false; agent.sandboxWritable adds paths."""
     from git_agents.core.settings import parse_bool
+    from git_agents.tasks.waiting import attention_path
 
     bwrap = _bwrap()
     home = os.path.expanduser("~")
@@ -224,8 +226,10 @@ def sandbox_command(repo: Repo, task: Task, command: str, shell: str, state: Seq
             os.makedirs(path, exist_ok=True)
             writable.append(path)
     tmp = os.path.join(repo.task_dir(task.id), "tmp")
-    os.makedirs(tmp, exist_ok=True)
-    writable.append(tmp)
+    signals = os.path.dirname(attention_path(repo.task_dir(task.id)))
+    for path in (tmp, signals):
+        os.makedirs(path, exist_ok=True)
+        writable.append(path)
     argv = [bwrap, "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for path in writable:
         argv += ["--bind", path, path]

@@ -99,8 +99,10 @@ def from_pane(text: str) -> Waiting | None:
 
 
 def attention_path(task_dir: str) -> str:
-    """The file the CLI's hooks (claude) or notify program (codex) write."""
-    return os.path.join(task_dir, "attention")
+    """The file the CLI's hooks (claude) or notify program (codex) write: alone in a directory
+    of its own, the one place of the task's directory that an agent in the bubblewrap sandbox
+    may write (tasks.isolation.sandbox_command), so it cannot touch its log, exit record or prompt."""
+    return os.path.join(task_dir, "signals", "attention")
 
 
 def from_signal(task_dir: str, last_activity: float | None) -> Waiting | None | bool:
@@ -171,7 +173,7 @@ def session_env(task_dir: str) -> dict[str, str]:
     """The environment an interactive agent gets for its signals: the attention file, the
     Claude Code settings file with its hooks and codex's notify option (the files written
     here, beside the task's log; the presets' interactive lines use them when they are set)."""
-    os.makedirs(task_dir, exist_ok=True)
+    os.makedirs(os.path.dirname(attention_path(task_dir)), exist_ok=True)
     settings = os.path.join(task_dir, "claude-settings.json")
     notify = os.path.join(task_dir, "codex-notify")
     with open(settings + ".tmp", "w", encoding="utf-8") as fh:

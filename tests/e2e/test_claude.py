@@ -281,9 +281,7 @@ def test_a_first_run_dialog_in_tmux_is_waiting_and_send_refuses(project: Project
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 @pytest.mark.usefixtures("tmux_server")
-def test_a_permission_prompt_in_tmux_is_waiting(project: Project, model: ScriptedModel, isolation: str) -> None:
-    if isolation == "sandbox":  # its hooks cannot write into the repository's git dir (read-only there)
-        pytest.skip("known gap: claude's waiting signal does not reach git-agents from the bubblewrap sandbox")
+def test_a_permission_prompt_in_tmux_is_waiting(project: Project, model: ScriptedModel) -> None:
     _first_run_answered(project)
     # claude's own UI without bypass: the scripted Bash call needs the user's permission
     agent = 'claude --settings "$GIT_AGENT_CLAUDE_SETTINGS" "$(cat "$GIT_AGENT_PROMPT_FILE")"'
