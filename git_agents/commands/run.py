@@ -30,7 +30,8 @@ tail of the output (shown before the report), and the other tasks go on. It need
 With pool = true each new task takes a slot of the worktree pool, as git agent-spawn --pool
 does (growing the pool up to agent.poolMax when no slot is free; a task that finds it full
 fails, and --resume tries it again); cleaning a merged task gives its slot back to the pool
-at the new base.
+at the new base. With an isolation (clone or sandbox) the task's clone is made from the slot's
+checkout instead, and the slot leaves the pool (see git agent-pool claim).
 
 resolve = true (or an agent: a preset or a command) merges as git agent-merge --resolve does: a
 task that conflicts with the target is handed to a resolver agent in its worktree (its own agent

@@ -51,7 +51,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("agent.isolation", "worktree",
             "Where a new task's agent works: worktree (a linked worktree, guarded: see agent.guard), clone "
             "(a self-contained local clone at the same path, its branch fetched back when the agent exits) or "
-            "sandbox (that clone, the agent run under bubblewrap with the rest of the filesystem read-only)."),
+            "sandbox (that clone, the agent run under bubblewrap with the rest of the filesystem read-only). "
+            "Applies to spawn, run, `pool claim --task` and workers; with the pool, the clone is made from a "
+            "slot's checkout."),
     Setting("agent.sandboxNetwork", "true",
             "With --isolation=sandbox: false cuts the agent off the network (it then cannot reach its API)."),
     Setting("agent.sandboxWritable", "",
