@@ -286,3 +286,44 @@ def test_an_agent_in_the_sandbox_may_write_its_waiting_signal_and_nothing_else_o
     assert project.ok("logs", "1").stdout == "signal written\nprompt.md refused\nexit refused\nagent.log refused\n"
     assert json.loads((task_dir / "signals" / "attention").read_text())["payload"] == {"message": "Allow?"}
     assert "forged" not in (task_dir / "prompt.md").read_text()
+
+
+@pytest.mark.parametrize("step", ["symbolic-ref", "sparse-checkout"])
+def test_a_clone_from_a_pool_slot_that_fails_leaves_nothing_and_loses_nothing(project: Project, step: str) -> None:
+    """Killed before the slot is taken over (symbolic-ref, in the clone made aside) the slot is
+    free again as it was; after (sparse-checkout, in the clone at its place) the slot is gone
+    with the clone. Either way no task, branch, claim, clone or temporary directory is left."""
+    from git_agents.core import git as gateway
+    from git_agents.core.errors import AgentError
+    from git_agents.core.repo import Repo
+    from git_agents.lifecycle import start as starting
+    from git_agents.pool import slots as pool
+
+    project.commit_file("src/a.txt", "a\n")
+    project.ok("pool", "create", "1")
+
+    at = {"symbolic-ref": ["symbolic-ref", "HEAD", "refs/heads/task-1"], "sparse-checkout": ["sparse-checkout", "set"]}
+
+    def crash(argv: list[str]) -> None:
+        if argv[:len(at[step])] == at[step]:
+            raise AgentError(f"crashed at {step}")
+
+    repo = Repo.discover(str(project.path))
+    gateway.add_call_hook(crash)
+    try:
+        with pytest.raises(AgentError, match=f"crashed at {step}"):
+            starting.start_task(repo, starting.StartRequest(
+                ("1",), prompt="p", pool=pool.PoolRequest(), sparse=["src"], isolation="clone",
+                until=starting.CREATE))
+    finally:
+        gateway.CALL_HOOKS.remove(crash)
+    assert project.agent("status").stdout.startswith("No tasks.")
+    assert project.git("branch", "--list", "task-*") == ""
+    assert project.git("for-each-ref", "refs/agents/pool/") == ""
+    if step == "symbolic-ref":
+        assert _pool_slots(project) == [("pool-1", "free")]
+        assert sorted(p.name for p in project.worktrees.iterdir()) == ["pool-1"]
+        assert project.git("status", "--porcelain", "--ignored", cwd=project.worktrees / "pool-1") == ""
+    else:
+        assert _pool_slots(project) == [] and list(project.worktrees.iterdir()) == []
+    assert project.git("worktree", "list", "--porcelain").count("worktree ") == len(_pool_slots(project)) + 1

@@ -273,6 +273,26 @@ def test_racing_spawns_grow_the_pool_to_pool_max_and_no_further(project: Project
         assert project.git("symbolic-ref", "--short", "HEAD", cwd=Path(t["worktree"])) == f"task-{t['id']}"
 
 
+def test_racing_clone_spawns_each_take_a_slot_or_grow_the_pool(project: Project) -> None:
+    """Eight spawns --pool --isolation=clone at once on a pool of four: four clones are made from
+    the slots (which leave the pool), four from slots the pool grew; every clone is whole and
+    clean on its own branch, and nothing is left behind: no slot, claim, worktree or half-made clone."""
+    project.ok("pool", "create", "4")
+    results = outcomes(start_together(project, 8, "c{n}", "--pool", "--isolation=clone", "--no-agent",
+                                      verb="spawn"))
+    assert [code for code, _, _ in results] == [0] * 8, results
+    base = project.git("rev-parse", "main")
+    for n in range(8):
+        clone = project.worktrees / f"task-c{n}"
+        assert (clone / ".git").is_dir() and (clone / "README").read_text() == "readme\n"
+        assert project.git("symbolic-ref", "HEAD", cwd=clone) == f"refs/heads/task-c{n}"
+        assert project.git("status", "--porcelain", "--ignored", cwd=clone) == ""
+        assert project.git("rev-parse", f"task-c{n}") == base
+    assert sorted(p.name for p in project.worktrees.iterdir()) == sorted(f"task-c{n}" for n in range(8))
+    assert pool_json(project) == {} and claim_refs(project) == []
+    assert project.git("worktree", "list", "--porcelain").count("worktree ") == 1
+
+
 def test_claim_blob_round_trip_and_damaged_claims() -> None:
     from git_agents.pool.slots import Claim
 

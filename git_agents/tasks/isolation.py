@@ -73,8 +73,10 @@ def make_clone(repo: Repo, path: str, branch: str, commit: str, *, sparse: Seque
     repo.git.update_ref(ref, commit, "")  # fails if the branch exists: nothing is made then
     # with `checkout` the clone is made aside, in a directory of ours, and its .git moved in
     made = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}-", dir=os.path.dirname(path)) if checkout else path
+    cloned = False  # a failed clone removes what it made itself; a directory in its way is not ours
     try:
         repo.git.run("clone", "--local", "--no-checkout", "--quiet", "--", repo.common_dir, made)
+        cloned = True
         clone = repo.git.at(made)
         upstream = repo.config.get("remote.origin.url")
         if upstream:
@@ -96,9 +98,12 @@ def make_clone(repo: Repo, path: str, branch: str, commit: str, *, sparse: Seque
             clone.run("switch", "--quiet", "--no-guess", "-c", branch, commit)
             _copy_shared(repo, path)
     except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
         if checkout:
             shutil.rmtree(made, ignore_errors=True)
+            if not os.path.lexists(checkout):  # moved to `path` (adopt_worktree): the clone's files now
+                shutil.rmtree(path, ignore_errors=True)
+        elif cloned:
+            shutil.rmtree(path, ignore_errors=True)
         repo.git.run("update-ref", "-d", ref, commit, ok=range(0, 256))
         raise
 
