@@ -2,9 +2,12 @@
 
     python -m benchmarks.isolation [--files 20000 100000] [--runs 2]
 
-For each size a generated repository (benchmarks/genrepo.py) gets, alternately (so that
-machine load falls on both alike), `git agent-spawn --no-agent` (a linked worktree) and
-`git agent-spawn --no-agent --isolation=clone` (a local clone, objects hard-linked). Disk is the
+For each size a generated repository (benchmarks/genrepo.py) gets, in turn (so that machine
+load falls on all alike), `git agent-spawn --no-agent` (a linked worktree), `git agent-spawn
+--no-agent --isolation=clone` (a local clone, objects hard-linked), and the same two with
+`--pool` from a warm slot made beforehand (`git agent-pool create 1`, not timed): a worktree
+slot switched to the task's branch, and a clone made from the slot's checkout (the slot's files
+and index taken over; the slot leaves the pool). Disk is the
 checkout as du counts it (core.worktrees.worktree_size, without `.git`) plus, for a clone, the
 bytes of its `.git` that are its own (files not hard-linked to the repository's objects). Each
 task is removed with `git agent-clean` (not timed). Prints the medians and the ratios.
@@ -53,25 +56,34 @@ def main(argv: list[str] | None = None) -> int:
         try:
             repo = os.path.join(tmp, "repo")
             generate(repo, files)
-            times: dict[str, list[float]] = {"worktree": [], "clone": []}
-            sizes: dict[str, list[int]] = {"worktree": [], "clone": []}
+            kinds = ("worktree", "clone", "pool worktree", "pool clone")
+            times: dict[str, list[float]] = {kind: [] for kind in kinds}
+            sizes: dict[str, list[int]] = {kind: [] for kind in kinds}
             n = 0
             for _ in range(args.runs):
-                for kind in ("worktree", "clone"):
+                for kind in kinds:
                     n += 1
-                    times[kind].append(timed(["git", "agent-spawn", "--no-agent", "-q", f"--isolation={kind}",
-                                              "--prompt", "bench", str(n)], repo, env))
-                    path = os.path.join(tmp, "repo-worktrees", f"task-{n}")
-                    sizes[kind].append(worktree_size(path) + (own_git_bytes(path) if kind == "clone" else 0))
+                    pooled, _, mode = kind.rpartition(" ")
+                    if pooled:
+                        subprocess.run(["git", "agent-pool", "create", "1"], cwd=repo, env=env, check=True,
+                                       stdout=subprocess.DEVNULL)
+                    times[kind].append(timed(["git", "agent-spawn", "--no-agent", "-q", f"--isolation={mode}",
+                                              *(["--pool"] if pooled else []), "--prompt", "bench", str(n)],
+                                             repo, env))
+                    where = "pool-1" if kind == "pool worktree" else f"task-{n}"
+                    path = os.path.join(tmp, "repo-worktrees", where)
+                    sizes[kind].append(worktree_size(path) + (own_git_bytes(path) if mode == "clone" else 0))
                     subprocess.run(["git", "agent-clean", "-q", str(n)], cwd=repo, env=env, check=True)
             med = {k: statistics.median(v) for k, v in times.items()}
             size = {k: statistics.median(v) for k, v in sizes.items()}
             print(f"{files} files:")
-            for kind in ("worktree", "clone"):
-                print(f"  spawn --isolation={kind:<9} median {med[kind]:7.3f} s  {size[kind] / 1e6:8.1f} MB on disk"
+            for kind in kinds:
+                print(f"  spawn {kind:<14} median {med[kind]:7.3f} s  {size[kind] / 1e6:8.1f} MB on disk"
                       f"  (runs: {' '.join(f'{t:.3f}' for t in times[kind])})")
             print(f"  clone vs worktree: {med['clone'] / med['worktree']:.2f}x the time,"
                   f" {size['clone'] / max(size['worktree'], 1):.2f}x the disk")
+            print(f"  pool clone vs clone: {med['pool clone'] / med['clone']:.2f}x the time;"
+                  f" vs pool worktree: {med['pool clone'] / med['pool worktree']:.2f}x")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0
