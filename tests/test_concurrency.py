@@ -114,3 +114,30 @@ def test_whole_records_race_with_each_other_and_with_git_config(project: Project
     # per process: `git version` and the rev-parse of Repo.discover; the record itself runs no git
     assert len(trace.read_text().splitlines()) == 60
     assert not (project.path / ".git" / "config.lock").exists()
+
+
+def test_spawns_of_the_same_ids_race_and_each_id_is_made_once(project: Project, committing_agent: Path) -> None:
+    """Four `git agent-spawn 1 ... 6` at once, each making its tasks side by side (issue 22): every id
+    is made exactly once, with its agent; a process that loses an id says which (exit 1) or, when
+    it saw another's task or branch before creating any, refuses as a whole (exit 128); nothing
+    else is left."""
+    ids = [str(i) for i in range(1, 7)]
+    results = _start_together([["git", "agent-spawn", *ids, "--prompt", "do it", "--agent", str(committing_agent)]
+                               for _ in range(4)], project.path)
+    for r in results:
+        assert r.returncode in (0, 1, 128), (r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr
+        for line in r.stderr.splitlines():
+            assert line.startswith(("error: task ", "hint: ", "fatal: task ", "fatal: a branch named 'task-")), \
+                r.stderr
+    spawned = [line.split()[2] for r in results for line in r.stdout.splitlines() if line.startswith("Spawned task ")]
+    assert sorted(spawned, key=int) == ids
+    lost = [line.split()[2].rstrip(":") for r in results for line in r.stderr.splitlines()
+            if line.startswith("error: task ")]
+    assert all(i in ids for i in lost)
+    project.ok("wait", "--all", "--timeout", "120")
+    rows = json.loads(project.ok("status", "--json").stdout)["tasks"]
+    assert [(r["id"], r["state"], r["ahead"]) for r in rows] == [(i, "exited 0", 1) for i in ids]
+    assert project.git("worktree", "list", "--porcelain").count("\nworktree ") == 6
+    assert sorted(project.git("branch", "--format=%(refname:short)", "--list", "task-*").split()) == \
+        sorted(f"task-{i}" for i in ids)
