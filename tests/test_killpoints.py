@@ -54,11 +54,11 @@ def _unsaved(project: Project) -> dict[Path, str]:
     return files
 
 
-def _kill_points(count: int) -> list[int]:
-    """POINTS moments spread evenly over a command's `count` git calls (1 = before the first)."""
-    if count <= POINTS:
+def _kill_points(count: int, points: int = POINTS) -> list[int]:
+    """`points` moments spread evenly over a command's `count` git calls (1 = before the first)."""
+    if count <= points:
         return list(range(1, count + 1))
-    return sorted({round(1 + i * (count - 1) / (POINTS - 1)) for i in range(POINTS)})
+    return sorted({round(1 + i * (count - 1) / (points - 1)) for i in range(points)})
 
 
 def _count_calls(project: Project, verb: str, *args: str, trace: Path) -> int:
@@ -116,13 +116,13 @@ def _wait_for_orphaned_git(under: Path) -> None:
 
 
 def _loop(tmp_path: Path, setup: Callable[[Project], None], verb: str, args: list[str],
-          recover: Callable[[Project, int], None]) -> None:
+          recover: Callable[[Project, int], None], points: int = POINTS) -> None:
     probe = _new_project(tmp_path / "probe")
     setup(probe)
     count = _count_calls(probe, verb, *args, trace=tmp_path / "trace")
     _stop_leftovers(probe)
     assert count >= 2
-    for moment in _kill_points(count):
+    for moment in _kill_points(count, points):
         project = _new_project(tmp_path / f"k{moment}")
         setup(project)
         before, unsaved = _reachable(project), _unsaved(project)
@@ -182,9 +182,12 @@ def test_spawn_of_many_ids_killed_at_any_git_call(tmp_path: Path) -> None:
         agent = str(project.path.parent / "agent.sh")
         again = project.ok("spawn", "1", "2", "3", "--prompt", "again", "--agent", agent)
         assert [line.split()[2] for line in again.stdout.splitlines()] == ["1", "2", "3"], moment
+        assert project.git("for-each-ref", "refs/agents/port-holds/") == "", moment
+        assert len(project.git("for-each-ref", "refs/agents/ports/").splitlines()) == 3, moment
         project.ok("wait", "--all", "--timeout", "30")
 
-    _loop(tmp_path, setup, "spawn", ["1", "2", "3", "--prompt", "p", "--agent", "../agent.sh"], recover)
+    # more points: the steps done for all tasks at once (records, branches, leases) each get one
+    _loop(tmp_path, setup, "spawn", ["1", "2", "3", "--prompt", "p", "--agent", "../agent.sh"], recover, points=9)
 
 
 def test_pool_claim_task_killed_at_any_git_call(tmp_path: Path) -> None:
