@@ -155,18 +155,24 @@ def run_post_checkout(repo: Repo, path: str, commit: str) -> int:
                           stdout_to_stderr=True)
 
 
+def config_shared(repo: Repo) -> bool:
+    """Whether every new worktree sees the configuration loaded in `repo` (so what git reads from it
+    there needs no git call there): not with per-worktree config files (extensions.worktreeConfig)
+    or conditional includes, which only git resolves for each worktree."""
+    config = repo.config
+    return not any(key.startswith("includeif.") for key in config) and \
+        config.get("extensions.worktreeconfig", [""])[-1].lower() not in ("true", "yes", "on", "1")
+
+
 def hooks_dir(repo: Repo, path: str) -> str:
     """The hooks directory of the worktree at `path`, as `git rev-parse --git-path hooks` says there.
 
-    Read from the configuration already loaded (no git call: spawn of many asks once per task),
-    unless the worktree may see a configuration of its own: per-worktree config files
-    (extensions.worktreeConfig) or conditional includes, which only git resolves for that worktree.
+    Read from the configuration already loaded (no git call: spawn of many asks once per task)
+    when that is the worktree's (config_shared).
     """
-    config = repo.config
-    if any(key.startswith("includeif.") for key in config) or \
-            config.get("extensions.worktreeconfig", [""])[-1].lower() in ("true", "yes", "on", "1"):
+    if not config_shared(repo):
         return os.path.join(path, repo.git.at(path)("rev-parse", "--git-path", "hooks"))
-    configured = config.get("core.hookspath", [""])[-1]
+    configured = repo.config.get("core.hookspath", [""])[-1]
     # a relative core.hooksPath is relative to where hooks run: the top of the worktree
     return os.path.join(path, os.path.expanduser(configured)) if configured else \
         os.path.join(repo.common_dir, "hooks")

@@ -15,7 +15,7 @@ from git_agents.core.errors import AgentError, UsageError
 from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
-from git_agents.core.worktrees import add_worktree, prune_worktrees, sparse_dirs
+from git_agents.core.worktrees import add_worktree, config_shared, prune_worktrees, sparse_dirs
 from git_agents.pool import slots as pool
 from git_agents.tasks import agent, guard, isolation, ports, seal
 from git_agents.tasks.ids import check_id
@@ -179,6 +179,7 @@ def _start_many(repo: Repo, planned: list[Task], texts: dict[str, str], template
     launch = request.until == START and bool(request.command)
     from concurrent.futures import ThreadPoolExecutor
 
+    identity: dict[str, str] | None = None
     workers = ThreadPoolExecutor(max(1, min(len(recorded), CONCURRENT_STARTS)))
     try:
         futures = {task.id: workers.submit(_prepare, repo, task, texts[task.id], template, request, sparse, made)
@@ -189,7 +190,9 @@ def _start_many(repo: Repo, planned: list[Task], texts: dict[str, str], template
                 continue
             outcome = futures[task.id].result()
             if launch and outcome.error is None and outcome.why is None:
-                outcome.pid = start(repo, task, request.command, in_tmux=request.in_tmux)
+                if identity is None:  # asked once for all, when every worktree sees the same config
+                    identity = identity_env(repo, task.worktree) if config_shared(repo) else {}
+                outcome.pid = start(repo, task, request.command, in_tmux=request.in_tmux, identity=identity or None)
             yield outcome
     finally:  # on a Ctrl-C, the tasks not begun are left as recorded (git agent-clean removes them)
         workers.shutdown(cancel_futures=True)
@@ -351,9 +354,10 @@ def write_prompt(repo: Repo, task: Task, text: str, template: str) -> str:
 
 
 def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt_file: str = "",
-          record: dict[str, str | None] | None = None) -> int:
+          record: dict[str, str | None] | None = None, identity: dict[str, str] | None = None) -> int:
     """Start the task's agent (in a tmux window with `in_tmux`, see tasks/tmux.py) on `prompt_file`
     (default: the task's prompt); record its pid, and `record`'s keys with it; return the pid.
+    `identity`: identity_env's answer for this worktree, when the caller has it already.
 
     Refuses while a process of the task's previous launch still runs in the worktree. The
     launch id is recorded before the fork, so a starter killed before it records the pid
@@ -370,7 +374,7 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
-    env = {**identity_env(repo, task.worktree), **preset_env(preset)}
+    env = {**(identity if identity is not None else identity_env(repo, task.worktree)), **preset_env(preset)}
     launched = command  # what the supervisor runs (the task records `command`)
     if isolation.is_clone(task):  # its own repository: nothing shared to guard, its own exclude
         if preset is not None:
