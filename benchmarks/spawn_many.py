@@ -133,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="runs of each side, alternated (ABBA)")
     p.add_argument("--modes", nargs="+", choices=("no-agent", "agent"), default=["no-agent", "agent"])
     p.add_argument("--before", metavar="<commit>", help="also run the git-agents of this commit")
+    p.add_argument("--tree", metavar="<dir>", help="run the git-agents checked out there (default: this one's)")
     args = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="spawn-many-bench-")
     env = bench_env(tmp)
+    if args.tree:  # e.g. a copy of this checkout, so that editing it meanwhile changes nothing
+        env["PATH"] = f"{os.path.join(os.path.abspath(args.tree), 'bin')}{os.pathsep}{env['PATH']}"
     agent = os.path.join(tmp, "agent.sh")
     with open(agent, "w", encoding="utf-8") as fh:
         fh.write(AGENT)
