@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import ROOT, Project
+from .conftest import BIN, ROOT, Project, run, write_script
 
 
 def _start_together(commands: list[list[str]], cwd: Path,
@@ -114,3 +115,68 @@ def test_whole_records_race_with_each_other_and_with_git_config(project: Project
     # per process: `git version` and the rev-parse of Repo.discover; the record itself runs no git
     assert len(trace.read_text().splitlines()) == 60
     assert not (project.path / ".git" / "config.lock").exists()
+
+
+def test_spawns_of_the_same_ids_race_and_each_id_is_made_once(project: Project, committing_agent: Path) -> None:
+    """Four `git agent-spawn 1 ... 6` at once, each making its tasks side by side (issue 22): every id
+    is made exactly once, with its agent; a process that loses an id says which (exit 1) or, when
+    it saw another's task or branch before creating any, refuses as a whole (exit 128); nothing
+    else is left."""
+    ids = [str(i) for i in range(1, 7)]
+    results = _start_together([["git", "agent-spawn", *ids, "--prompt", "do it", "--agent", str(committing_agent)]
+                               for _ in range(4)], project.path)
+    for r in results:
+        assert r.returncode in (0, 1, 128), (r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr
+        for line in r.stderr.splitlines():
+            assert line.startswith(("error: task ", "hint: ", "fatal: task ", "fatal: a branch named 'task-")), \
+                r.stderr
+    spawned = [line.split()[2] for r in results for line in r.stdout.splitlines() if line.startswith("Spawned task ")]
+    assert sorted(spawned, key=int) == ids
+    lost = [line.split()[2].rstrip(":") for r in results for line in r.stderr.splitlines()
+            if line.startswith("error: task ")]
+    assert all(i in ids for i in lost)
+    project.ok("wait", "--all", "--timeout", "120")
+    rows = json.loads(project.ok("status", "--json").stdout)["tasks"]
+    assert [(r["id"], r["state"], r["ahead"]) for r in rows] == [(i, "exited 0", 1) for i in ids]
+    assert project.git("worktree", "list", "--porcelain").count("\nworktree ") == 6
+    assert sorted(project.git("branch", "--format=%(refname:short)", "--list", "task-*").split()) == \
+        sorted(f"task-{i}" for i in ids)
+
+
+def test_one_failure_among_many_leaves_the_others_made_and_says_which(project: Project, committing_agent: Path,
+                                                                      tmp_path: Path) -> None:
+    """`spawn 1 ... 5` whose checkout of task 3 fails (real git, but for that one call) while the others
+    are checked out beside it: exit 1, task 3 named with git's reason, nothing of it left (no record,
+    branch, worktree or port lease); the others are made and their agents run; 3 can be spawned again."""
+    real = shutil.which("git")
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    write_script(wrap / "git", f"""
+        case "$PWD $*" in
+          *"/task-3 reset --hard"*) echo "fatal: unable to write new index file" >&2; exit 128 ;;
+        esac
+        exec "{real}" "$@"
+    """)
+    env = {"PATH": f"{wrap}{os.pathsep}{os.environ['PATH']}"}
+    ids = ["1", "2", "3", "4", "5"]
+    proc = run([str(BIN / "git-agent-spawn"), *ids, "--prompt", "do it", "--agent", str(committing_agent)],
+               project.path, env=env)
+    assert proc.returncode == 1, proc
+    assert [line.split(" (agent pid")[0] for line in proc.stdout.splitlines()] == [
+        f"Spawned task {i} on branch task-{i} in ../{project.worktrees.name}/task-{i}" for i in ("1", "2", "4", "5")]
+    assert proc.stderr == "error: task 3: unable to write new index file\n" \
+                          "(while running: git reset --hard --quiet --no-recurse-submodules)\n", proc.stderr
+    project.ok("wait", "--all", "--timeout", "120")
+    rows = json.loads(project.ok("status", "--json").stdout)["tasks"]
+    assert [(r["id"], r["state"], r["ahead"]) for r in rows] == [(i, "exited 0", 1) for i in ("1", "2", "4", "5")]
+    assert project.git("branch", "--format=%(refname:short)", "--list", "task-*").split() == \
+        ["task-1", "task-2", "task-4", "task-5"]
+    assert not (project.worktrees / "task-3").exists()
+    assert project.git("worktree", "list", "--porcelain").count("\nworktree ") == 4
+    assert project.git("config", "--get-regexp", r"^agent-task\.3\.", check=False) == ""
+    leases = project.git("for-each-ref", "--format=%(refname)", "refs/agents/").split()
+    assert len([ref for ref in leases if ref.startswith("refs/agents/ports/")]) == 4
+    assert not [ref for ref in leases if ref.startswith("refs/agents/port-holds/")]
+    again = project.ok("spawn", "3", "--prompt", "do it", "--agent", str(committing_agent))
+    assert again.stdout.startswith("Spawned task 3 on branch task-3 in ")

@@ -182,6 +182,23 @@ def test_spawn_runs_post_checkout_as_git_worktree_add_does(project: Project, tmp
     assert ours.replace("task-1", "plain") == (tmp_path / "plain.log").read_text()
 
 
+def test_spawn_of_many_ids_runs_post_checkout_from_a_relative_hooks_path(project: Project, tmp_path: Path) -> None:
+    """A relative core.hooksPath names a directory of each worktree (as for git): the hook each new
+    task worktree has runs there, once per task, as `git worktree add` runs it."""
+    project.commit_file("my-hooks/post-checkout", '#!/bin/sh\necho "post-checkout $* in $(pwd)" >> "$HOOK_LOG"\n')
+    project.git("add", "--chmod=+x", "my-hooks/post-checkout")
+    project.git("commit", "-q", "-m", "executable hook")
+    (project.path / "my-hooks/post-checkout").chmod(0o755)
+    project.git("config", "core.hooksPath", "my-hooks")
+    head = project.git("rev-parse", "HEAD")
+    run(["git", "worktree", "add", "-q", "-b", "plain", str(project.worktrees / "plain")], project.path, check=True,
+        env={"HOOK_LOG": str(tmp_path / "plain.log")})
+    project.ok("spawn", "1", "2", "3", "--no-agent", "--prompt", "x", env={"HOOK_LOG": str(tmp_path / "ours.log")})
+    ours = sorted((tmp_path / "ours.log").read_text().splitlines())
+    assert ours == [f"post-checkout {'0' * 40} {head} 1 in {project.worktrees / f'task-{i}'}" for i in "123"]
+    assert ours[0].replace("task-1", "plain") + "\n" == (tmp_path / "plain.log").read_text()
+
+
 def _style_tasks(project: Project, tmp_path: Path) -> Path:
     """Three finished tasks of two commits each; task 3 conflicts with task 2 (both edit shared.txt's line 1)."""
     agent = tmp_path / "two-commits.sh"

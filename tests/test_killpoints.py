@@ -54,11 +54,11 @@ def _unsaved(project: Project) -> dict[Path, str]:
     return files
 
 
-def _kill_points(count: int) -> list[int]:
-    """POINTS moments spread evenly over a command's `count` git calls (1 = before the first)."""
-    if count <= POINTS:
+def _kill_points(count: int, points: int = POINTS) -> list[int]:
+    """`points` moments spread evenly over a command's `count` git calls (1 = before the first)."""
+    if count <= points:
         return list(range(1, count + 1))
-    return sorted({round(1 + i * (count - 1) / (POINTS - 1)) for i in range(POINTS)})
+    return sorted({round(1 + i * (count - 1) / (points - 1)) for i in range(points)})
 
 
 def _count_calls(project: Project, verb: str, *args: str, trace: Path) -> int:
@@ -95,18 +95,39 @@ def _stop_leftovers(project: Project) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
+def _wait_for_orphaned_git(under: Path) -> None:
+    """git processes a killed command started run on to their end (a kill stops only the command):
+    with spawn's side-by-side checkouts, others may be half-way when one thread's call is the
+    kill point. Wait for them, as a user's next command would find their work done or not begun."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        busy = False
+        for name in os.listdir("/proc"):
+            try:
+                if name.isdigit() and Path(f"/proc/{name}/comm").read_text().strip() == "git" and \
+                        os.readlink(f"/proc/{name}/cwd").startswith(str(under)):
+                    busy = True
+                    break
+            except OSError:
+                continue
+        if not busy:
+            return
+        time.sleep(0.05)
+
+
 def _loop(tmp_path: Path, setup: Callable[[Project], None], verb: str, args: list[str],
-          recover: Callable[[Project, int], None]) -> None:
+          recover: Callable[[Project, int], None], points: int = POINTS) -> None:
     probe = _new_project(tmp_path / "probe")
     setup(probe)
     count = _count_calls(probe, verb, *args, trace=tmp_path / "trace")
     _stop_leftovers(probe)
     assert count >= 2
-    for moment in _kill_points(count):
+    for moment in _kill_points(count, points):
         project = _new_project(tmp_path / f"k{moment}")
         setup(project)
         before, unsaved = _reachable(project), _unsaved(project)
         killed = project.agent(verb, *args, env={"GIT_AGENTS_TEST_KILL_AFTER": str(moment)})
+        _wait_for_orphaned_git(project.path.parent)
         assert killed.returncode in (137, -9, 0, 1), (moment, killed.stderr)
         try:
             assert "Traceback" not in killed.stderr
@@ -145,6 +166,28 @@ def test_spawn_killed_at_any_git_call(tmp_path: Path) -> None:
         project.ok("wait", "2")
 
     _loop(tmp_path, setup, "spawn", ["1", "--prompt", "p", "--agent", "../agent.sh"], recover)
+
+
+def test_spawn_of_many_ids_killed_at_any_git_call(tmp_path: Path) -> None:
+    """Spawn makes its tasks side by side (issue 22): killed at any moment, what it made is seen by
+    status and removed by clean, and the same ids can be spawned again."""
+    def setup(project: Project) -> None:
+        _committing(project)
+
+    def recover(project: Project, moment: int) -> None:
+        assert "timed out" not in project.agent("wait", "--all", "--timeout", "30").stdout, moment
+        clean = project.agent("clean", "--all", "--force")
+        assert clean.returncode == 0 and "Traceback" not in clean.stderr, (moment, clean.stderr)
+        assert project.git("branch", "--list", "task-*") == "", moment
+        agent = str(project.path.parent / "agent.sh")
+        again = project.ok("spawn", "1", "2", "3", "--prompt", "again", "--agent", agent)
+        assert [line.split()[2] for line in again.stdout.splitlines()] == ["1", "2", "3"], moment
+        assert project.git("for-each-ref", "refs/agents/port-holds/") == "", moment
+        assert len(project.git("for-each-ref", "refs/agents/ports/").splitlines()) == 3, moment
+        project.ok("wait", "--all", "--timeout", "30")
+
+    # more points: the steps done for all tasks at once (records, branches, leases) each get one
+    _loop(tmp_path, setup, "spawn", ["1", "2", "3", "--prompt", "p", "--agent", "../agent.sh"], recover, points=9)
 
 
 def test_pool_claim_task_killed_at_any_git_call(tmp_path: Path) -> None:

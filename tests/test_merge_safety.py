@@ -252,16 +252,19 @@ def test_gc_during_a_spawn_cannot_prune_the_port_lease(project: Project, tmp_pat
     env = {"PATH": f"{wrap}{os.pathsep}{os.environ['PATH']}"}
     from .conftest import BIN, run
 
+    # tasks 1 and 2 lease their blocks in one transaction (spawn of many ids), task 3 on its own
     proc = run([str(BIN / "git-agent-spawn"), "1", "2", "--no-agent", "--prompt", "work"], project.path, env=env)
+    assert proc.returncode == 0, proc
+    proc = run([str(BIN / "git-agent-spawn"), "3", "--no-agent", "--prompt", "work"], project.path, env=env)
     assert proc.returncode == 0, proc
     assert (wrap / "ran").read_text() == "gc\ngc\n"
     leases = project.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/agents/ports/").splitlines()
-    assert len(leases) == 2
+    assert len(leases) == 3
     for line in leases:
         assert project.git("cat-file", "-t", line.split()[1]) == "blob"
     assert project.git("fsck", "--connectivity-only", "--no-dangling") == ""
-    ports = {project.git("config", f"agent-task.{t}.port") for t in "12"}
-    assert ports == {"20000", "20010"}
+    ports = {project.git("config", f"agent-task.{t}.port") for t in "123"}
+    assert ports == {"20000", "20010", "20020"}
 
 
 def test_merge_commits_are_signed_as_git_merge_would_sign_them(project: Project, tmp_path: Path) -> None:

@@ -444,7 +444,6 @@ def test_claim_task_and_spawn_run_exactly_these_git_calls(project: Project, tmp_
     assert _words(spawn) == [
         "version", "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
         "show-ref --verify", "show-ref --verify", "worktree add", "reset --hard",
-        "rev-parse --git-path",  # where the post-checkout hook would be (git worktree add runs it)
         "hash-object -w", "update-ref refs/agents/port-holds/2", "for-each-ref --format=%(objectname)",
         "update-ref --stdin", "var GIT_AUTHOR_IDENT", "var GIT_COMMITTER_IDENT",
     ]

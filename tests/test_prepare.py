@@ -218,6 +218,8 @@ def test_agents_commit_as_the_user_even_when_their_shell_hides_the_global_config
         echo x > x.txt && git add x.txt && GIT_CONFIG_GLOBAL=/dev/null git commit -q -m x
     """)
     project.ok("spawn", "1", "--agent", str(agent))
-    assert project.agent("wait", "1").returncode == 0
-    assert project.git("log", "-1", "--format=%an <%ae> %cn <%ce>", "task-1") == \
-        "Ada Lovelace <ada@example.com> Ada Lovelace <ada@example.com>"
+    project.ok("spawn", "2", "3", "--agent", str(agent))  # many: the identity is asked once for all
+    assert project.agent("wait", "1", "2", "3").returncode == 0
+    for task in ("1", "2", "3"):
+        assert project.git("log", "-1", "--format=%an <%ae> %cn <%ce>", f"task-{task}") == \
+            "Ada Lovelace <ada@example.com> Ada Lovelace <ada@example.com>"

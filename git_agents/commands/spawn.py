@@ -31,7 +31,10 @@ For each <id>, create the worktree <root>/task-<id> on a new branch task-<id> th
 the base branch (with --pool: switch a free slot of the worktree pool to that branch instead,
 see git agent-pool), write the agent's prompt to a file, and, when an agent command is given
 (--agent or agent.command), start it detached in the worktree through the shell. spawn
-returns at once; use git agent-status and git agent-wait to follow the agents.
+returns at once; use git agent-status and git agent-wait to follow the agents. Several new
+worktrees are made side by side (their branches in one transaction, their checkouts at once),
+each agent starting as soon as its own worktree is ready; a task that cannot be made is named
+with the reason, leaves nothing behind, and the others are made all the same (exit 1).
 
 The agent runs with GIT_AGENT_TASK, GIT_AGENT_BRANCH, GIT_AGENT_WORKTREE, GIT_AGENT_TITLE and
 GIT_AGENT_PROMPT_FILE set, and GIT_AGENT_PORT (the first of a block of ports leased to the

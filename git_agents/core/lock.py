@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import threading
 import time
 from types import TracebackType
 
@@ -20,16 +21,19 @@ from git_agents.core.errors import AgentError
 class RepoLock:
     """An exclusive, re-entrant (within one process) lock named `name` in `<common-dir>/agents/`."""
 
-    _held: dict[str, int] = {}
-    _depth: dict[str, int] = {}
+    # Re-entrant per thread: threads of one process (spawn's concurrent checkouts) each take
+    # the flock on a file description of their own, so they exclude each other as processes do.
+    _held: dict[tuple[str, int], int] = {}
+    _depth: dict[tuple[str, int], int] = {}
 
     def __init__(self, common_dir: str, name: str = "meta", timeout: float = 120.0) -> None:
         self.path = os.path.join(common_dir, "agents", f"{name}.lock")
         self.timeout = timeout
 
     def __enter__(self) -> RepoLock:
-        if self.path in self._held:
-            self._depth[self.path] += 1
+        key = (self.path, threading.get_ident())
+        if key in self._held:
+            self._depth[key] += 1
             return self
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -49,15 +53,16 @@ class RepoLock:
                                      hint="wait for it to finish, or find it with: fuser " + self.path) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
-        self._held[self.path] = fd
-        self._depth[self.path] = 1
+        self._held[key] = fd
+        self._depth[key] = 1
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._depth[self.path] -= 1
-        if self._depth[self.path] == 0:
-            fd = self._held.pop(self.path)
-            del self._depth[self.path]
+        key = (self.path, threading.get_ident())
+        self._depth[key] -= 1
+        if self._depth[key] == 0:
+            fd = self._held.pop(key)
+            del self._depth[key]
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 
@@ -42,6 +43,7 @@ class Repo:
         self.common_dir = common_dir
         self.git = Git(toplevel)
         self._config_file: bytes | None = None  # the repository's config file as `config` was read from it
+        self._config_edits = threading.Lock()  # config_written's check and update are one step
 
     @classmethod
     def discover(cls, cwd: str | None = None) -> Repo:
@@ -102,15 +104,17 @@ class Repo:
         `after`): apply the edit to the cached configuration, as reading it again would give it, with
         no git call. When another process changed the file since it was read, or an edited key has
         values in other files too, the cache is dropped instead and read again when next needed."""
-        cached = self.__dict__.get("config")
-        if cached is None:
-            return
-        edited = config_after_edit(cached, before, values, remove_sections) if before == self._config_file else None
-        if edited is None:
-            self.reload_config()
-            return
-        self.__dict__["config"] = edited
-        self._config_file = after
+        with self._config_edits:  # threads of one spawn record their tasks side by side
+            cached = self.__dict__.get("config")
+            if cached is None:
+                return
+            edited = config_after_edit(cached, before, values, remove_sections) if before == self._config_file \
+                else None
+            if edited is None:
+                self.reload_config()
+                return
+            self.__dict__["config"] = edited
+            self._config_file = after
 
     def setting(self, key: str) -> str:
         """The value of an `agent.*` setting, or its default."""

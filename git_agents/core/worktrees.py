@@ -97,9 +97,10 @@ def make_parent(repo: Repo, path: str) -> None:
 
 
 def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, sparse: Sequence[str] = (),
-                 post_checkout: bool = False) -> None:
+                 post_checkout: bool = False, branch_made: bool = False) -> None:
     """Create a worktree at `path` on a new `branch` (or detached when None) at `commit`; when
-    that fails, nothing of it is left.
+    that fails, nothing of it is left. `branch_made`: the caller has just made `branch` at
+    `commit` (lifecycle.start makes many in one transaction), and a failure takes it back too.
 
     With `sparse` directories the worktree is a cone-mode sparse checkout of them (plus the
     files at the top level, as cone mode has it): the patterns are set while the worktree is
@@ -111,8 +112,11 @@ def add_worktree(repo: Repo, path: str, branch: str | None, commit: str, *, spar
     make_parent(repo, path)
     with RepoLock(repo.common_dir, "worktrees"):
         args = ["worktree", "add", "--no-checkout", "--quiet", "--lock", "--reason", LOCK_REASON]
-        args += ["-b", branch, path, commit] if branch else ["--detach", path, commit]
-        made_branch = not repo.git.has_branch(branch) if branch else False
+        if branch_made and branch:
+            args += [path, branch]  # worktree add takes a name that is a branch as that branch
+        else:
+            args += ["-b", branch, path, commit] if branch else ["--detach", path, commit]
+        made_branch = branch_made or (not repo.git.has_branch(branch) if branch else False)
         try:
             repo.git.run(*args)
         except GitError:
@@ -143,13 +147,35 @@ def run_post_checkout(repo: Repo, path: str, commit: str) -> int:
     A look at the hooks directory first (core.hooksPath honoured) spares a git call when there is none.
     """
     wt = repo.git.at(path)
-    hooks = os.path.join(path, wt("rev-parse", "--git-path", "hooks"))
-    hook = os.path.join(hooks, "post-checkout")
+    hook = os.path.join(hooks_dir(repo, path), "post-checkout")
     if not (os.path.isfile(hook) and os.access(hook, os.X_OK)):
         return 0
     head = wt("rev-parse", "HEAD")
     return wt.passthrough("hook", "run", "--ignore-missing", "post-checkout", "--", "0" * len(head), head, "1",
                           stdout_to_stderr=True)
+
+
+def config_shared(repo: Repo) -> bool:
+    """Whether every new worktree sees the configuration loaded in `repo` (so what git reads from it
+    there needs no git call there): not with per-worktree config files (extensions.worktreeConfig)
+    or conditional includes, which only git resolves for each worktree."""
+    config = repo.config
+    return not any(key.startswith("includeif.") for key in config) and \
+        config.get("extensions.worktreeconfig", [""])[-1].lower() not in ("true", "yes", "on", "1")
+
+
+def hooks_dir(repo: Repo, path: str) -> str:
+    """The hooks directory of the worktree at `path`, as `git rev-parse --git-path hooks` says there.
+
+    Read from the configuration already loaded (no git call: spawn of many asks once per task)
+    when that is the worktree's (config_shared).
+    """
+    if not config_shared(repo):
+        return os.path.join(path, repo.git.at(path)("rev-parse", "--git-path", "hooks"))
+    configured = repo.config.get("core.hookspath", [""])[-1]
+    # a relative core.hooksPath is relative to where hooks run: the top of the worktree
+    return os.path.join(path, os.path.expanduser(configured)) if configured else \
+        os.path.join(repo.common_dir, "hooks")
 
 
 def sparse_dirs(values: Sequence[str]) -> list[str]:

@@ -15,9 +15,9 @@ from git_agents.core.errors import AgentError, UsageError
 from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
-from git_agents.core.worktrees import add_worktree, prune_worktrees, sparse_dirs
+from git_agents.core.worktrees import add_worktree, config_shared, prune_worktrees, sparse_dirs
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent, guard, isolation, seal
+from git_agents.tasks import agent, guard, isolation, ports, seal
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
 from git_agents.tasks.prompt import (
@@ -53,6 +53,7 @@ def prompt_path(repo: Repo, task_id: str) -> str:
 CREATE = "create"  # record it and give it its worktree and prompt (git agent-run makes it ready later)
 READY = "ready"  # and make its worktree ready (pool claim --task, the Claude Code hook)
 START = "start"  # and start its agent (spawn, the remote worker)
+CONCURRENT_STARTS = 4  # new worktrees checked out side by side by one start_tasks call (spawn of many ids)
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,18 @@ def start_tasks(repo: Repo, request: StartRequest) -> Iterator[Started]:
     template = load_template(repo)
     # a numbered task is not planned twice: another spawn may take its branch meanwhile, which
     # its creation meets as a taken number (TaskExists) and plans again
+    branches = None
+    if len(ids) > 1:  # the branches in the way of any of the tasks, in one git call
+        branches = set(repo.git("for-each-ref", "--format=%(refname)",
+                                *(branch_ref(repo.branch_prefix + i) for i in ids)).split("\n"))
     planned = [first] if first is not None else [
-        plan_task(repo, task_id, base, base_commit, pooled=pooled,
+        plan_task(repo, task_id, base, base_commit, pooled=pooled, branches=branches,
                   check_branch=not pooled or len(ids) > 1)  # a lone claim checks it itself
         for task_id in ids]
     sparse = sparse_setting(repo, request.sparse)
+    if len(planned) > 1 and not pooled and not request.isolation:
+        yield from _start_many(repo, planned, texts, template, request, sparse)
+        return
     for task in planned:
         text = texts[task.id]
         while True:
@@ -138,6 +146,88 @@ def start_tasks(repo: Repo, request: StartRequest) -> Iterator[Started]:
                 break
             yield _advance(repo, task, request)
             break
+
+
+def _start_many(repo: Repo, planned: list[Task], texts: dict[str, str], template: str, request: StartRequest,
+                sparse: Sequence[str]) -> Iterator[Started]:
+    """start_tasks for many new worktrees: each step done for all tasks at once where git allows it.
+
+    The records are written one by one (each takes its id atomically: TaskExists for one another
+    process took), then the branches are made in one `update-ref --stdin` transaction and the port
+    blocks leased in another; the worktrees are then added (one at a time, as git needs: see
+    add_worktree), checked out and made ready by CONCURRENT_STARTS threads side by side, and each
+    agent is started from this thread as soon as its task is ready, in the order of the ids. A task
+    that fails leaves nothing of itself and the others go on; a kill at any moment leaves
+    recorded tasks that `git agent-clean` removes (a branch made for one is still at its base).
+    """
+    recorded: list[Task] = []
+    refused: dict[str, AgentError] = {}
+    for task in planned:
+        task.title = request.title or default_title(task.id, texts[task.id])
+        if request.until == START:
+            task.agent = request.command
+        task.created = now_iso()
+        try:
+            create_task(repo, task)
+        except AgentError as error:
+            refused[task.id] = error
+            continue
+        recorded.append(task)
+    made = _make_branches(repo, recorded)
+    if request.until != CREATE and len(recorded) > 1:
+        ports.lease_all(repo, recorded)
+    launch = request.until == START and bool(request.command)
+    from concurrent.futures import ThreadPoolExecutor
+
+    identity: dict[str, str] | None = None
+    workers = ThreadPoolExecutor(max(1, min(len(recorded), CONCURRENT_STARTS)))
+    try:
+        futures = {task.id: workers.submit(_prepare, repo, task, texts[task.id], template, request, sparse, made)
+                   for task in recorded}
+        for task in planned:
+            if task.id in refused:
+                yield Started(task, error=refused[task.id])
+                continue
+            outcome = futures[task.id].result()
+            if launch and outcome.error is None and outcome.why is None:
+                if identity is None:  # asked once for all, when every worktree sees the same config
+                    identity = identity_env(repo, task.worktree) if config_shared(repo) else {}
+                outcome.pid = start(repo, task, request.command, in_tmux=request.in_tmux, identity=identity or None)
+            yield outcome
+    finally:  # on a Ctrl-C, the tasks not begun are left as recorded (git agent-clean removes them)
+        workers.shutdown(cancel_futures=True)
+
+
+def _make_branches(repo: Repo, tasks: list[Task]) -> bool:
+    """Make every task's branch at its base commit in one transaction (each only if it does not
+    exist: all or none); False when one is in the way (add_worktree then makes each on its own)."""
+    if len(tasks) < 2:
+        return False
+    lines = "".join(f"create {branch_ref(task.branch)} {task.base_commit}\n" for task in tasks)
+    return repo.git.run("update-ref", "--stdin", input=lines, ok=range(0, 256)).code == 0
+
+
+def _prepare(repo: Repo, task: Task, text: str, template: str, request: StartRequest, sparse: Sequence[str],
+             branch_made: bool) -> Started:
+    """Give a recorded task its worktree and prompt and make it ready, as far as `request.until`
+    says (not its agent): one thread of _start_many. A failed creation leaves nothing of the task."""
+    try:
+        try:
+            add_worktree(repo, task.worktree, task.branch, task.base_commit, sparse=sparse, post_checkout=True,
+                         branch_made=branch_made)
+        except BaseException:
+            if branch_made:  # add_worktree takes it back too, unless it failed before trying (make_parent)
+                repo.git.run("update-ref", "-d", branch_ref(task.branch), task.base_commit, ok=range(0, 256))
+            if task.port:
+                ports.release(repo, task)
+            delete_task(repo, task.id)
+            raise
+        write_prompt(repo, task, text, template)
+    except AgentError as error:
+        return Started(task, error=error)
+    if request.until == CREATE:
+        return Started(task)
+    return Started(task, why=ready_to_start(repo, task, request.command, leased=True))
 
 
 def _plan_numbered(repo: Repo, base: str, base_commit: str, pooled: bool) -> Task:
@@ -269,9 +359,10 @@ def write_prompt(repo: Repo, task: Task, text: str, template: str) -> str:
 
 
 def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt_file: str = "",
-          record: dict[str, str | None] | None = None) -> int:
+          record: dict[str, str | None] | None = None, identity: dict[str, str] | None = None) -> int:
     """Start the task's agent (in a tmux window with `in_tmux`, see tasks/tmux.py) on `prompt_file`
     (default: the task's prompt); record its pid, and `record`'s keys with it; return the pid.
+    `identity`: identity_env's answer for this worktree, when the caller has it already.
 
     Refuses while a process of the task's previous launch still runs in the worktree. The
     launch id is recorded before the fork, so a starter killed before it records the pid
@@ -288,7 +379,7 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     preset = preset_for(repo, command)
     if preset is not None:
         exclude_tool_files(repo, preset.exclude)
-    env = {**identity_env(repo, task.worktree), **preset_env(preset)}
+    env = {**(identity if identity is not None else identity_env(repo, task.worktree)), **preset_env(preset)}
     launched = command  # what the supervisor runs (the task records `command`)
     if isolation.is_clone(task):  # its own repository: nothing shared to guard, its own exclude
         if preset is not None:
@@ -392,12 +483,12 @@ class NotStarted:
     setup: SetupFailed | None = None  # the failed setup, for setup_failure_text
 
 
-def ready_to_start(repo: Repo, task: Task, command: str) -> NotStarted | None:
+def ready_to_start(repo: Repo, task: Task, command: str, *, leased: bool = False) -> NotStarted | None:
     """The one check before any agent starts (spawn, pool claim, run, worker, hooks): make the
     worktree ready, then see that the agent's program exists. None when it can start; else the
-    task is marked failed and the outcome says why."""
+    task is marked failed and the outcome says why. `leased`: see make_ready."""
     try:
-        make_ready(repo, task, prompt_path(repo, task.id))
+        make_ready(repo, task, prompt_path(repo, task.id), leased=leased)
     except SetupFailed as exc:
         fail(repo, task, exc.message)
         return NotStarted(exc.message, exc)
@@ -440,12 +531,13 @@ def load_template(repo: Repo) -> str:
 
 
 def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: bool = False,
-              check_branch: bool = True) -> Task:
+              check_branch: bool = True, branches: set[str] | None = None) -> Task:
     """The task `spawn` would create, after checking that nothing is in its way.
 
     A pooled task gets its worktree (a pool slot) only when it is created; its claim checks
     again that the branch does not exist, in the git call that lists the slots, so a caller
-    that creates the task at once may leave that check to it (`check_branch=False`).
+    that creates the task at once may leave that check to it (`check_branch=False`). `branches`:
+    the full names of the branches that exist, when the caller read them for many tasks at once.
     """
     check_id(task_id)
     check_patterns(repo)
@@ -454,7 +546,8 @@ def plan_task(repo: Repo, task_id: str, base: str, base_commit: str, *, pooled: 
     if task_id in load_tasks(repo):
         raise AgentError(f"task '{task_id}' already exists",
                          hint=f"pick another id, or remove it first with: git agent-clean {task_id}")
-    if (check_branch or not pooled) and repo.git.has_branch(branch):
+    if (check_branch or not pooled) and \
+            (branch_ref(branch) in branches if branches is not None else repo.git.has_branch(branch)):
         raise branch_exists_error(branch)
     if worktree and os.path.lexists(worktree):
         raise AgentError(f"'{worktree}' already exists", hint="move it away, or pick another id")

@@ -229,12 +229,14 @@ def run_setup(repo: Repo, task: Task, prompt_file: str) -> None:
         raise SetupFailed(f"setup failed (exit {proc.returncode}): {command}", output)
 
 
-def make_ready(repo: Repo, task: Task, prompt_file: str) -> None:
-    """Everything a new task's worktree needs before its agent starts (raises SetupFailed)."""
+def make_ready(repo: Repo, task: Task, prompt_file: str, *, leased: bool = False) -> None:
+    """Everything a new task's worktree needs before its agent starts (raises SetupFailed).
+    `leased`: its port block was leased with others' (ports.lease_all), when `task.port` is set."""
     populate(repo, task.worktree)
     _submodules(repo, task)
     try:
-        ports.lease(repo, task)
+        if not (leased and task.port):
+            ports.lease(repo, task)
     except AgentError as exc:
         raise SetupFailed(exc.message, exc.hint or "") from exc
     run_setup(repo, task, prompt_file)
