@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import bench_env, generate  # noqa: E402
+from benchmarks.genrepo import bench_dir, bench_env, generate, print_runs  # noqa: E402
 from benchmarks.sparse_spawn import timed  # noqa: E402
 from git_agents.core.worktrees import worktree_size  # noqa: E402
 
@@ -48,9 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     import subprocess
 
     for files in args.files:
-        tmp = tempfile.mkdtemp(prefix="isolation-bench-")
-        env = bench_env(tmp)
-        try:
+        with bench_dir(None, "isolation-bench-") as tmp:
+            env = bench_env(tmp)
             repo = os.path.join(tmp, "repo")
             generate(repo, files)
             times: dict[str, list[float]] = {"worktree": [], "clone": []}
@@ -68,12 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             size = {k: statistics.median(v) for k, v in sizes.items()}
             print(f"{files} files:")
             for kind in ("worktree", "clone"):
-                print(f"  spawn --isolation={kind:<9} median {med[kind]:7.3f} s  {size[kind] / 1e6:8.1f} MB on disk"
-                      f"  (runs: {' '.join(f'{t:.3f}' for t in times[kind])})")
+                print_runs(f"  spawn --isolation={kind}", times[kind], sizes[kind], 29)
             print(f"  clone vs worktree: {med['clone'] / med['worktree']:.2f}x the time,"
                   f" {size['clone'] / max(size['worktree'], 1):.2f}x the disk")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
