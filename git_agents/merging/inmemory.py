@@ -9,6 +9,7 @@ it is only ever at its old commit or at one where every merged task is completel
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -211,8 +212,7 @@ def path_in_the_way(worktree: str, untracked: list[str], added: list[str]) -> st
 
 def added_paths(git: Git, old: str, new: str) -> list[str]:
     """Paths that exist in commit `new` but not in `old`."""
-    out = git.run("diff-tree", "-r", "-z", "--no-renames", "--diff-filter=A", "--name-only", old, new).out
-    return [p for p in out.split("\0") if p]
+    return [path for path, (existed, _) in _changed(git, old, new).items() if not existed]
 
 
 def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | None, reason: str,
@@ -342,8 +342,9 @@ def _update_failed(worktree: str, exc: GitError, kept: list[str]) -> AgentError:
                            "then: git agent-merge --continue\nor undo the run with: git agent-merge --abort")
 
 
+@functools.lru_cache(maxsize=8)  # a landing asks again for the diff its plan looked at (commits do not change)
 def _changed(git: Git, old: str, new: str) -> dict[str, tuple[bool, str]]:
-    """Paths that differ between two commits: {path: (exists in old, blob id in new)}."""
+    """Paths that differ between two commits: {path: (exists in old, blob id in new)}; do not modify it."""
     fields = git.run("diff-tree", "-r", "-z", "--no-renames", "--raw", old, new).out.split("\0")
     changes: dict[str, tuple[bool, str]] = {}
     i = 0
