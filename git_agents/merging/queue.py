@@ -469,7 +469,7 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: Checker | No
     `worktree`: where the target is checked out (None: nowhere); `hooks`: git merge's hooks to run
     before each merge commit (None: none, as for a --dry-run); `style`: how each task lands."""
     from git_agents.merging.chain import Candidate, build_chain
-    from git_agents.merging.inmemory import added_paths
+    from git_agents.merging.inmemory import added_paths, commit_maker
 
     git = repo.git
     # One call for the target and every tip.
@@ -482,18 +482,21 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: Checker | No
     if style != "merge":  # git merge --squash and git rebase make no merge commit: no merge-commit hooks
         hooks = None
     by_task = {t.id: tip for t, tip in zip(tasks, tips)}
-    if checker is None and not (hooks and hooks.any_commit_hook):  # hooks must run once per merge: no retry
-        # Nearly always nothing is in the landing's way: build the chain without looking, then
-        # look only at the paths the landing adds (one diff-tree, an lstat each). Only when one
-        # of them exists in the target's worktree is the chain built again, merge by merge
-        # against the worktree's untracked files (whose listing walks the whole worktree).
-        attempts, new = build_chain(git, orig, candidates, None, batch=batch, stop_at_conflict=stop_at_conflict,
-                                    sign=sign, start_tree=orig_tree, style=style)
-        if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
-            return attempts, orig, new, by_task
-    attempts, new = build_chain(git, orig, candidates, checker, batch=batch,
-                                stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, worktree),
-                                sign=sign, hooks=hooks, start_tree=orig_tree, style=style)
+    # Signed commits and replayed ones (--style=rebase) are made by commit-tree, one by one.
+    with commit_maker(git, repo.config, repo.state_dir,
+                      0 if sign or style == "rebase" else len(candidates)) as make:
+        if checker is None and not (hooks and hooks.any_commit_hook):  # hooks must run once per merge: no retry
+            # Nearly always nothing is in the landing's way: build the chain without looking, then
+            # look only at the paths the landing adds (one diff-tree, an lstat each). Only when one
+            # of them exists in the target's worktree is the chain built again, merge by merge
+            # against the worktree's untracked files (whose listing walks the whole worktree).
+            attempts, new = build_chain(git, orig, candidates, None, batch=batch, stop_at_conflict=stop_at_conflict,
+                                        sign=sign, start_tree=orig_tree, style=style, make=make)
+            if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
+                return attempts, orig, new, by_task
+        attempts, new = build_chain(git, orig, candidates, checker, batch=batch,
+                                    stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, worktree),
+                                    sign=sign, hooks=hooks, start_tree=orig_tree, style=style, make=make)
     return attempts, orig, new, by_task
 
 
