@@ -9,16 +9,21 @@ spread over directories of at most `per_dir` files (as real trees are: git's cos
 the shape), commits them on `main` and checks them out. `add_branches(path, branches)` then
 adds branches, each one commit on top of main changing given files, in a second fast-import
 stream. Both are reusable by any benchmark; nothing here runs git-agents (`bench_env` is the
-environment benchmarks run it in).
+environment benchmarks run it in). `bench_dir` and `print_runs` are the benchmarks' shared set-up and
+summary lines.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
+import statistics
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 IDENT = "Bench Mark <bench@example.com> 1700000000 +0000"
 
@@ -96,14 +101,46 @@ def add_branches(path: str, branches: Mapping[str, Mapping[str, str]], *, base: 
     subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=bytes(stream), check=True)
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def bench_env(home: str) -> dict[str, str]:
     """The environment to run git and git-agents in: bin/ first on PATH, HOME at `home`, no system
-    configuration, a fixed identity."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return {**os.environ, "PATH": f"{os.path.join(root, 'bin')}{os.pathsep}{os.environ['PATH']}",
+    configuration, a fixed identity, and Python's bytecode cache used (PYTHONDONTWRITEBYTECODE
+    would compile every module of git-agents at every start, 100+ ms a command on a loaded machine:
+    an installed package has its bytecode; see `warm_bytecode`)."""
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+            "PATH": f"{os.path.join(ROOT, 'bin')}{os.pathsep}{os.environ['PATH']}",
             "GIT_CONFIG_NOSYSTEM": "1", "HOME": home, "GIT_AUTHOR_NAME": "Bench",
             "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_NAME": "Bench",
             "GIT_COMMITTER_EMAIL": "bench@example.com"}
+
+
+def warm_bytecode() -> None:
+    """Compile git-agents' modules (into the checkout's ignored __pycache__ directories), as
+    installing the package does, so that no timed run pays for compiling them."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "git_agents")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def bench_dir(keep: str | bool | None, prefix: str) -> Iterator[str]:
+    """The directory a benchmark works in: `keep` when it names one (left in place), else a temporary
+    one, removed at the end unless `keep` is True (then its path is printed)."""
+    path = keep if isinstance(keep, str) else tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield path
+    finally:
+        if keep is True:
+            print(f"kept {path}")
+        elif not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def print_runs(label: str, times: Sequence[float], sizes: Sequence[int], width: int = 40) -> None:
+    """One line of a benchmark's summary: the median time and disk of a way of doing something, and each run."""
+    print(f"{label:<{width}} median {statistics.median(times):7.3f} s  {statistics.median(sizes) / 1e6:9.1f} MB"
+          f" on disk  (runs: {' '.join(f'{t:.3f}' for t in times)})")
 
 
 def main(argv: list[str]) -> int:

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import bench_env, generate  # noqa: E402
+from benchmarks.genrepo import bench_dir, bench_env, generate, print_runs  # noqa: E402
 from benchmarks.sparse_spawn import timed  # noqa: E402
 from git_agents.core.worktrees import worktree_size  # noqa: E402
 
@@ -51,9 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     import subprocess
 
     for files in args.files:
-        tmp = tempfile.mkdtemp(prefix="isolation-bench-")
-        env = bench_env(tmp)
-        try:
+        with bench_dir(None, "isolation-bench-") as tmp:
+            env = bench_env(tmp)
             repo = os.path.join(tmp, "repo")
             generate(repo, files)
             kinds = ("worktree", "clone", "pool worktree", "pool clone")
@@ -78,14 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             size = {k: statistics.median(v) for k, v in sizes.items()}
             print(f"{files} files:")
             for kind in kinds:
-                print(f"  spawn {kind:<14} median {med[kind]:7.3f} s  {size[kind] / 1e6:8.1f} MB on disk"
-                      f"  (runs: {' '.join(f'{t:.3f}' for t in times[kind])})")
+                print_runs(f"  spawn {kind}", times[kind], sizes[kind], 22)
             print(f"  clone vs worktree: {med['clone'] / med['worktree']:.2f}x the time,"
                   f" {size['clone'] / max(size['worktree'], 1):.2f}x the disk")
             print(f"  pool clone vs clone: {med['pool clone'] / med['clone']:.2f}x the time;"
                   f" vs pool worktree: {med['pool clone'] / med['pool worktree']:.2f}x")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

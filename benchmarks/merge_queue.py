@@ -2,6 +2,8 @@
 
     python -m benchmarks.merge_queue [--files 20000,100000] [--worktrees full,sparse,unsealed,none]
                                      [--tasks 20] [--repeat 3] [--keep DIR] [--hooks]
+    python -m benchmarks.merge_queue --files 200,2000 --tasks 16 --worktrees full --repeat 7
+                                     # everyday sizes: the fixed cost of a run shows
 
 For each size, a generated repository (benchmarks/genrepo.py) gets 20 tasks (--tasks) made as
 spawn makes them: `git agent-spawn --agent <command>`, a worktree and a branch each, whose agent
@@ -12,8 +14,10 @@ one full uncommitted-work check true until the worktree changes), and the script
 the seals before timing, as a user merging after the agents have finished would find them;
 `unsealed` turns seals off (agent.sealWorktrees=false), so merge runs `git status` in every
 task worktree; `none` records the tasks without worktrees, as this benchmark did at first.
-Both ways of merging run on the same repository from the same starting state, alternately,
-and the script prints the median time of each and their ratio. It also asserts that both end
+Both ways of merging run on the same repository from the same starting state, alternately
+(loop first, then git agent-merge first, and so on, so that neither side always follows the
+other), and the script prints the median time of each and their ratio. git-agents runs with its
+modules' bytecode compiled, as an installed package has it (genrepo.bench_env). It also asserts that both end
 with the same history: the same trees, second parents and messages along main's first-parent
 chain.
 
@@ -30,14 +34,21 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import add_branches, file_content, file_path, generate  # noqa: E402
+from benchmarks.genrepo import (  # noqa: E402
+    add_branches,
+    bench_dir,
+    bench_env,
+    file_content,
+    file_path,
+    generate,
+    warm_bytecode,
+)
 
 TASKS = 20
 FILES_PER_TASK = 5
@@ -135,7 +146,7 @@ def merge_loop(path: str) -> float:
 
 def agent_merge(path: str) -> float:
     """`git agent-merge --all`, run through git as a user would; returns seconds."""
-    env = {**os.environ, "PATH": f"{ROOT / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = bench_env(os.environ["HOME"])
     start = time.perf_counter()
     proc = subprocess.run(["git", "agent-merge", "--all"], cwd=path, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -181,18 +192,21 @@ def bench(size: int, worktrees: str, repeat: int, workdir: str,
     print(f"{size} files, {worktrees} worktrees: prepared in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     loops: dict[bool, list[float]] = {h: [] for h in hooks}
     agents: dict[bool, list[float]] = {h: [] for h in hooks}
-    for _ in range(repeat):
+    expected: dict[bool, list[str]] = {}
+    for n in range(repeat):
         for with_hooks in hooks:  # alternately, so that both see the same machine
             set_hooks(path, with_hooks)
-            reset(path, base)
-            loops[with_hooks].append(merge_loop(path))
-            expected = history(path, base)
-            reset(path, base)
-            agents[with_hooks].append(agent_merge(path))
-            got = history(path, base)
-            assert got == expected, f"histories differ at {size} files:\n{expected}\n{got}"
-            assert len(got) == TASKS - len(CONFLICTS)
-            assert git(path, "status", "--porcelain").stdout == ""
+            for loop in (True, False) if n % 2 == 0 else (False, True):
+                reset(path, base)
+                if loop:
+                    loops[with_hooks].append(merge_loop(path))
+                    expected.setdefault(with_hooks, history(path, base))
+                    continue
+                agents[with_hooks].append(agent_merge(path))
+                assert git(path, "status", "--porcelain").stdout == ""
+                got = history(path, base)
+                assert len(got) == TASKS - len(CONFLICTS)
+                assert got == expected[with_hooks], f"histories differ at {size} files:\n{expected}\n{got}"
     shutil.rmtree(path)
     shutil.rmtree(f"{path}-worktrees", ignore_errors=True)
     return {h: (statistics.median(loops[h]), statistics.median(agents[h])) for h in hooks}
@@ -212,20 +226,20 @@ def main() -> int:
     parser.add_argument("--hooks", action="store_true", help="also measure with git merge's hooks present")
     args = parser.parse_args()
     set_tasks(args.tasks)
-    workdir = args.keep or tempfile.mkdtemp(prefix="bench-merge-queue-")
-    # A neutral git configuration, as in the tests.
-    os.environ.update(GIT_CONFIG_NOSYSTEM="1", HOME=workdir, GIT_AUTHOR_NAME="Bench", GIT_COMMITTER_NAME="Bench",
-                      GIT_AUTHOR_EMAIL="bench@example.com", GIT_COMMITTER_EMAIL="bench@example.com")
+    warm_bytecode()
     print(f"{TASKS} tasks")
     print(f"{'files':>8}  {'worktrees':>9}  {'git merge --no-ff loop':>22}  {'git agent-merge --all':>21}  ratio")
-    try:
+    with bench_dir(args.keep, "bench-merge-queue-") as workdir:
+        # A neutral git configuration, as in the tests.
+        os.environ.update(GIT_CONFIG_NOSYSTEM="1", HOME=workdir, GIT_AUTHOR_NAME="Bench", GIT_COMMITTER_NAME="Bench",
+                          GIT_AUTHOR_EMAIL="bench@example.com", GIT_COMMITTER_EMAIL="bench@example.com")
         for size in (int(s) for s in args.sizes.split(",")):
             for kind in args.worktrees.split(","):
                 results = bench(size, kind, args.repeat, workdir, (False, True) if args.hooks else (False,))
                 for with_hooks, (loop, agent) in results.items():
                     label = kind + ("+hooks" if with_hooks else "")
                     print(f"{size:>8}  {label:>9}  {loop * 1000:>19.0f} ms  {agent * 1000:>18.0f} ms  "
-                          f"{loop / agent:5.1f}x", flush=True)
+                          f"{loop / agent:5.2f}x", flush=True)
                 if args.hooks:
                     (loop0, agent0), (loop1, agent1) = results[False], results[True]
                     merges = TASKS - len(CONFLICTS)
@@ -233,9 +247,6 @@ def main() -> int:
                           f"{(agent1 - agent0) * 1000:>+18.0f} ms  (per merge: loop "
                           f"{(loop1 - loop0) / merges * 1000:+.0f} ms, agent-merge "
                           f"{(agent1 - agent0) / merges * 1000:+.0f} ms)", flush=True)
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

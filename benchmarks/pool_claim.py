@@ -42,18 +42,16 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import generate  # noqa: E402
+from benchmarks.genrepo import bench_dir, generate  # noqa: E402
 
 Timing = tuple[float, float]  # (wall-clock, CPU) seconds
 
@@ -151,7 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     megabytes = _numbers(args.megabytes, float)
     megabytes += [0.0] * (len(sizes) - len(megabytes))
 
-    tmp = tempfile.mkdtemp(prefix="pool-bench-")
+    with bench_dir(args.keep, "pool-bench-") as tmp:
+        _run(tmp, sizes, megabytes, args.runs)
+    return 0
+
+
+def _run(tmp: str, sizes: list[int], megabytes: list[float], runs: int) -> None:
+    """Measure each size in `tmp` and print the summary table."""
     # bin/ first (the git-agents under test), then this interpreter's directory: the launchers'
     # `python3` is then the interpreter whose start the limit measures.
     # Python with its bytecode cache, as an installed package has it (PYTHONDONTWRITEBYTECODE would
@@ -164,19 +168,12 @@ def main(argv: list[str] | None = None) -> int:
            "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
            "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
     summary = []
-    try:
-        for files, mb in zip(sizes, megabytes):
-            summary.append((files, report(files, measure(tmp, env, files, mb, args.runs))))
-        print("\nwall-clock medians     worktree add      limit      claim   claim/limit   add/claim")
-        for files, med in summary:
-            print(f"{files:>7,} files      {med['add']:10.3f} s {med['limit']:8.3f} s {med['claim']:8.3f} s"
-                  f"   {med['claim'] / med['limit']:8.2f}x   {med['add'] / med['claim']:8.1f}x")
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    for files, mb in zip(sizes, megabytes):
+        summary.append((files, report(files, measure(tmp, env, files, mb, runs))))
+    print("\nwall-clock medians     worktree add      limit      claim   claim/limit   add/claim")
+    for files, med in summary:
+        print(f"{files:>7,} files      {med['add']:10.3f} s {med['limit']:8.3f} s {med['claim']:8.3f} s"
+              f"   {med['claim'] / med['limit']:8.2f}x   {med['add'] / med['claim']:8.1f}x")
 
 
 if __name__ == "__main__":

@@ -20,14 +20,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import add_branches, bench_env, file_content, file_path, generate  # noqa: E402
+from benchmarks.genrepo import add_branches, bench_dir, bench_env, file_content, file_path, generate  # noqa: E402
 
 COMMANDS = ("spawn", "status", "merge", "clean")
 
@@ -98,12 +97,11 @@ def main() -> int:
     parser.add_argument("--keep", metavar="DIR", help="work in DIR (default: a temporary directory)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.tasks.split(",")]
-    workdir = args.keep or tempfile.mkdtemp(prefix="bench-scaling-")
     reference = next((n for n in sizes if n > 1), sizes[0])
     print(f"{args.files} files; ms per task (and against {reference} tasks)")
     print(f"{'tasks':>6}  " + "  ".join(f"{c:>16}" for c in COMMANDS))
     per_task: dict[int, dict[str, float]] = {}
-    try:
+    with bench_dir(args.keep, "bench-scaling-") as workdir:
         for n in sizes:
             times = one_size(workdir, n, args.files)
             per_task[n] = {c: times[c] / n for c in COMMANDS}
@@ -111,9 +109,6 @@ def main() -> int:
             cells = [f"{per_task[n][c] * 1000:8.1f}" + (f" ({per_task[n][c] / base[c]:4.2f}x)" if base else " " * 8)
                      for c in COMMANDS]
             print(f"{n:>6}  " + "  ".join(cells), flush=True)
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import bench_env, generate  # noqa: E402
+from benchmarks.genrepo import bench_dir, bench_env, generate, print_runs  # noqa: E402
 from git_agents.core.worktrees import worktree_size  # noqa: E402
 
 
@@ -45,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cone", default="src/d000/m00",
                    help="the directory the sparse task checks out (default src/d000/m00: 250 files)")
     args = p.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="sparse-bench-")
-    env = bench_env(tmp)
-    try:
+    with bench_dir(None, "sparse-bench-") as tmp:
+        env = bench_env(tmp)
         repo = os.path.join(tmp, "repo")
         start = time.perf_counter()
         generate(repo, args.files)
@@ -74,12 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         size = {k: statistics.median(v) for k, v in sizes.items()}
         for kind, label in (("raw", "git worktree add"), ("full", "git agent-spawn"),
                             ("sparse", f"git agent-spawn --sparse {args.cone}")):
-            print(f"{label:<40} median {med[kind]:7.3f} s   {size[kind] / 1e6:9.1f} MB on disk   "
-                  f"(runs: {' '.join(f'{t:.3f}' for t in times[kind])})")
+            print_runs(label, times[kind], sizes[kind])
         print(f"sparse vs full spawn: {med['full'] / med['sparse']:.1f}x faster, "
               f"{size['full'] / max(size['sparse'], 1):.0f}x less disk")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import bench_env, generate  # noqa: E402
+from benchmarks.genrepo import bench_dir, bench_env, generate  # noqa: E402
 
 
 def timed(argv: list[str], cwd: str, env: dict[str, str], input: str | None = None) -> float:
@@ -45,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agents", action="store_true", help="tasks made by agents that exit (sealed worktrees)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="status-bench-")
-    env = bench_env(tmp)
-    try:
+    with bench_dir(args.keep, "status-bench-") as tmp:
+        env = bench_env(tmp)
         repo = os.path.join(tmp, "repo")
         start = time.perf_counter()
         generate(repo, args.files)
@@ -94,11 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plain git (xargs -P {jobs:<2} status) median {mp * 1000:7.0f} ms  min {min(plain) * 1000:7.0f} ms")
         print(f"ratio: status takes {mo / mp:.2f}x the plain-git time "
               f"(medians; fastest runs {min(ours) / min(plain):.2f}x)")
-    finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

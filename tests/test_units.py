@@ -137,3 +137,30 @@ def test_the_configuration_is_read_once_and_stays_exact_after_writes(project: Pr
         assert repo.config == fresh() and len(reads) == 1  # fresh()'s alone
     finally:
         gateway.CALL_HOOKS.remove(count)
+
+
+def test_commit_maker_writes_the_bytes_commit_tree_writes(project: Project) -> None:
+    """A merge run makes its commits through one `git hash-object`: the very commits `git commit-tree`
+    makes (same dates), also where commit-tree changes what it is given (a duplicate parent, a
+    message that is not UTF-8 or holds a non-character, which it re-encodes); its scratch file goes."""
+    from git_agents.core.git import Git
+    from git_agents.merging.inmemory import commit_maker, commit_tree
+
+    git = Git(project.path, {"GIT_AUTHOR_DATE": "@1700000000 +0100", "GIT_COMMITTER_DATE": "@1700000100 -0200"})
+    head, tree = project.git("rev-parse", "HEAD"), project.git("rev-parse", "HEAD^{tree}")
+    other = project.git("commit-tree", tree, "-p", head, "-m", "other")
+    cases = [([head, other], "feat: Task 1 - plain\n"), ([head], "squash: ünïcode ✓\n\nbody\n"),
+             ([head, head], "duplicate parent\n"), ([head, other], "a non-character \ufdd0\n"),
+             ([head, other], "a byte that is not UTF-8: \udcff\n")]
+    scratch = project.path / ".git" / "scratch"
+    scratch.mkdir()
+    with commit_maker(git, {}, str(scratch), len(cases)) as make:
+        assert make is not None
+        made = [make(tree, parents, text) for parents, text in cases]
+    assert made == [commit_tree(git, tree, parents, text) for parents, text in cases]
+    assert project.git("cat-file", "-p", made[2]).count("parent ") == 1
+    assert list(scratch.iterdir()) == []
+    with commit_maker(git, {}, str(scratch), 3) as make:  # too few to pay for the `git var` calls
+        assert make is None
+    with commit_maker(git, {"i18n.commitencoding": ["ISO-8859-1"]}, str(scratch), 9) as make:
+        assert make is None  # commit-tree writes an encoding header

@@ -30,7 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,12 +173,8 @@ def _defer_import(name: str) -> None:
         setattr(importlib.import_module(parent), child, stand_in)
 
 
-def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
-             input: bytes | None, timeout: float | None = None) -> tuple[int, bytes, bytes]:
-    """Run git once through plumbum; return (exit status, stdout, stderr) as bytes.
-
-    With `timeout` git runs in a session of its own, so that on expiry it is killed with what it
-    started (ssh, a remote helper): subprocess.TimeoutExpired."""
+def _git_command() -> Any:
+    """plumbum's `git` command, imported on first use."""
     global _GIT
     if _GIT is None:
         _defer_import("urllib.request")
@@ -189,6 +186,15 @@ def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
                                   "or put the Python it was installed with first on PATH") from exc
 
         _GIT = local["git"]
+    return _GIT
+
+
+def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
+             input: bytes | None, timeout: float | None = None) -> tuple[int, bytes, bytes]:
+    """Run git once through plumbum; return (exit status, stdout, stderr) as bytes.
+
+    With `timeout` git runs in a session of its own, so that on expiry it is killed with what it
+    started (ssh, a remote helper): subprocess.TimeoutExpired."""
     stdin: Any = subprocess.DEVNULL
     if input is not None:
         stdin = tempfile.TemporaryFile("w+b")
@@ -197,7 +203,7 @@ def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
         stdin.seek(0)
     try:
         # popen + communicate, not .run(): .run() decodes with errors ignored and loses path bytes.
-        proc = _GIT[argv].popen(cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        proc = _git_command()[argv].popen(cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env={**os.environ, **env} if env else dict(os.environ),
                                 start_new_session=timeout is not None)
         try:
@@ -329,6 +335,54 @@ class Git:
             raise GitError(["git", *argv], code, decode(raw), err)
         return Result(code, raw, err)
 
+    def _begin(self, args: Iterable[str]) -> list[str]:
+        """The argv of a call about to start, after the once-per-process version check and the call hooks."""
+        argv = [str(a) for a in args]
+        if not _VERSION_CHECKED:
+            _check_version(self.cwd, self.env)
+        for hook in CALL_HOOKS:
+            hook(argv)
+        return argv
+
+    @contextmanager
+    def session(self, *args: str) -> Iterator[Callable[[bytes], bytes]]:
+        """Run `git <args>` as one process for many requests, for a command that answers each line
+        of its standard input with one line of output (`hash-object --stdin-paths`): yields
+        `ask(line) -> answer`, both without the newline. GitError when git fails or answers
+        nothing; traced as one call, from start to end."""
+        argv = self._begin(args)
+        start = time.perf_counter()
+        proc: subprocess.Popen[bytes] = _git_command()[argv].popen(
+            cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, **(self.env or {})})
+        stdin, stdout = proc.stdin, proc.stdout
+        assert stdin is not None and stdout is not None
+
+        def end() -> GitError | None:
+            _, err = proc.communicate()
+            _trace(argv, self.cwd, time.perf_counter() - start, proc.returncode)
+            return GitError(["git", *argv], proc.returncode, "", err.decode("utf-8", "replace")) \
+                if proc.returncode else None
+
+        def ask(line: bytes) -> bytes:
+            try:
+                stdin.write(line + b"\n")
+                stdin.flush()
+            except BrokenPipeError:
+                pass  # git has ended: its answer is missing, below
+            answer = stdout.readline()
+            if not answer.endswith(b"\n"):
+                proc.kill()
+                raise end() or GitError(["git", *argv], -1, "", "no answer")
+            return answer[:-1]
+        try:
+            yield ask
+        finally:
+            if proc.returncode is None:
+                error = end()
+                if error is not None and sys.exc_info()[0] is None:
+                    raise error
+
     def __call__(self, *args: str, input: str | None = None) -> str:
         """Run git and return its stdout with the trailing newline removed."""
         return self.run(*args, input=input).out.rstrip("\n")
@@ -395,11 +449,7 @@ class Git:
         colour rules apply) and return its exit status: for commands that show git's output as is.
 
         `stdout_to_stderr`: its standard output goes to our stderr (as git sends its hooks' output)."""
-        argv = [str(a) for a in args]
-        if not _VERSION_CHECKED:
-            _check_version(self.cwd, self.env)
-        for hook in CALL_HOOKS:
-            hook(argv)
+        argv = self._begin(args)
         start = time.perf_counter()
         full_env = {**os.environ, **(self.env or {}), **(env or {})}
         try:

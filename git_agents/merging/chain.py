@@ -21,7 +21,14 @@ from git_agents.core.repo import Repo
 from git_agents.merging import journal as journal_file
 from git_agents.merging.checks import Checker, CheckResult, first_failing
 from git_agents.merging.hooks import MergeHooks
-from git_agents.merging.inmemory import Attempt, Writes, advance_branch, merge_in_memory, put_worktree_back
+from git_agents.merging.inmemory import (
+    Attempt,
+    CommitMaker,
+    Writes,
+    advance_branch,
+    merge_in_memory,
+    put_worktree_back,
+)
 from git_agents.merging.journal import Journal
 from git_agents.tasks.notes import NOTES_REF, add_notes
 from git_agents.tasks.store import TaskState, write_tasks
@@ -43,7 +50,8 @@ Blocker = Callable[[str, str], "str | None"]  # (current, merged commit) -> why 
 def _chain(git: Git, start: str, candidates: Sequence[Candidate],
            gate: Callable[[Attempt], CheckResult | None], stop: bool = False,
            blocker: Blocker | None = None, sign: bool = False,
-           hooks: MergeHooks | None = None, start_tree: str = "", style: str = "merge") -> tuple[list[Attempt], str]:
+           hooks: MergeHooks | None = None, start_tree: str = "", style: str = "merge",
+           make: CommitMaker | None = None) -> tuple[list[Attempt], str]:
     """Merge candidates one on top of the other from `start`; `blocker`, then `gate`, may veto a merged result.
 
     With `stop`, the chain ends at the first conflict (whose attempt is the last one returned).
@@ -53,7 +61,7 @@ def _chain(git: Git, start: str, candidates: Sequence[Candidate],
     current, tree = start, start_tree or git("rev-parse", f"{start}^{{tree}}")
     for cand in candidates:
         attempt = merge_in_memory(git, current, cand.tip, cand.message, cand.task_id, current_tree=tree, sign=sign,
-                                  hooks=hooks, branch=cand.branch, style=style)
+                                  hooks=hooks, branch=cand.branch, style=style, make=make)
         why = blocker(current, attempt.commit) if blocker and attempt.status == TaskState.MERGED else None
         if why:  # e.g. an untracked file of the target's worktree in the way: leave this task out
             attempt.status, attempt.check_output, attempt.commit = TaskState.BLOCKED, why, ""
@@ -79,7 +87,7 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
                 *, batch: bool = False, stop_at_conflict: bool = False,
                 blocker: Blocker | None = None, sign: bool = False,
                 hooks: MergeHooks | None = None, start_tree: str = "",
-                style: str = "merge") -> tuple[list[Attempt], str]:
+                style: str = "merge", make: CommitMaker | None = None) -> tuple[list[Attempt], str]:
     """Every candidate's attempt, in order, and the commit the target would end at.
 
     With a checker, each merged result is checked before the chain goes on (a failing task is
@@ -91,19 +99,20 @@ def build_chain(git: Git, start: str, candidates: Sequence[Candidate], checker: 
     with `hooks`, git merge's commit hooks run before each merge commit (a refusal leaves that task out).
     `start_tree`: the tree of `start`, when the caller has it.
     `style` (inmemory.STYLES) is how each task lands: a merge commit, a squashed commit, its commits replayed.
+    `make` makes the merge and squash commits (inmemory.commit_maker; default: a commit-tree each).
     """
     stop = stop_at_conflict
     if checker is None:
-        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign, hooks, start_tree, style)
+        return _chain(git, start, candidates, lambda a: None, stop, blocker, sign, hooks, start_tree, style, make)
     if not batch:
         return _chain(git, start, candidates, lambda a: checker.check(a.commit), stop, blocker, sign, hooks,
-                      start_tree, style)
+                      start_tree, style, make)
     done: list[Attempt] = []
     rest = list(candidates)
     base = start
     while True:
         attempts, end = _chain(git, base, rest, lambda a: None, stop, blocker, sign, hooks,
-                               start_tree if base == start else "", style)
+                               start_tree if base == start else "", style, make)
         merged = [a for a in attempts if a.status == TaskState.MERGED]
         if not merged:
             return done + attempts, end

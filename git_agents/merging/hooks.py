@@ -44,16 +44,19 @@ def cleanup_message(text: str) -> str:
 
 
 class MergeHooks:
-    """Which of git merge's hooks exist for one target, and running them as git merge would."""
+    """Which of git merge's hooks exist for one target, and running them as git merge would.
+
+    `hooks_dir`: the hooks directory, when the caller knows it (else git is asked).
+    """
 
     def __init__(self, git: Git, worktree: str, scratch_dir: str, *, verify: bool = True,
-                 squash: bool = False) -> None:
+                 squash: bool = False, hooks_dir: str = "") -> None:
         self.wt = git.at(worktree)
         self.worktree = worktree
         self.scratch_dir = scratch_dir
         self.verify = verify
         self.squash = squash
-        hooks = self.wt("rev-parse", "--git-path", "hooks")  # honours core.hooksPath
+        hooks = hooks_dir or self.wt("rev-parse", "--git-path", "hooks")  # honours core.hooksPath
         hooks = os.path.join(worktree, hooks)  # a relative one is relative to the worktree, as for git
         skip = () if verify else SKIPPED_BY_NO_VERIFY
         self.present = {name for name in (*COMMIT_HOOKS, "post-merge") if name not in skip

@@ -9,12 +9,15 @@ it is only ever at its old commit or at one where every merged task is completel
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError, GitError
-from git_agents.core.git import Git
+from git_agents.core.git import Git, decode, encode
 from git_agents.core.refs import branch_ref
 from git_agents.merging.hooks import MergeHooks
 from git_agents.tasks.store import TaskState
@@ -94,9 +97,65 @@ STYLES = ("merge", "squash", "rebase")
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's empty tree (SHA-1 repositories)
 
 
+CommitMaker = Callable[[str, Sequence[str], str], str]  # (tree, parents, message) -> the new commit
+
+
+def commit_tree(git: Git, tree: str, parents: Sequence[str], text: str, *, sign: bool = False) -> str:
+    """A new commit of `tree` on `parents` with the message `text`, made by `git commit-tree`."""
+    # commit-tree ignores commit.gpgSign: -S (which takes user.signingKey) signs as `git merge` would.
+    return git("commit-tree", *(["-S"] if sign else []), tree, *(a for p in parents for a in ("-p", p)), "-F", "-",
+               input=text)
+
+
+@contextmanager
+def commit_maker(git: Git, config: Mapping[str, list[str]], scratch_dir: str,
+                 count: int) -> Iterator[CommitMaker | None]:
+    """Makes up to `count` unsigned commits as `git commit-tree` does, byte for byte (tree, parents,
+    author, committer, message: commit_tree_extended in git's commit.c), through one `git
+    hash-object` for them all instead of a commit-tree process each (each commit passes through a
+    file of its own in `scratch_dir`, removed at the end). None (use commit_tree) for fewer than
+    4, which cannot pay for the two `git var` calls, or when the repository writes commit messages
+    in another encoding than UTF-8 (commit-tree adds a header then). A message commit-tree would
+    change or refuse goes to commit_tree."""
+    import tempfile
+
+    encoding = (config.get("i18n.commitencoding") or ["utf-8"])[-1].lower()
+    if count < 4 or encoding not in ("utf-8", "utf8") or "\n" in scratch_dir or not os.path.isdir(scratch_dir):
+        yield None  # (a path with a newline cannot go through --stdin-paths)
+        return
+    idents = f"author {git('var', 'GIT_AUTHOR_IDENT')}\ncommitter {git('var', 'GIT_COMMITTER_IDENT')}\n"
+    fd, scratch = tempfile.mkstemp(prefix="commit-", dir=scratch_dir)
+    os.close(fd)
+
+    def make(tree: str, parents: Sequence[str], text: str) -> str:
+        data = encode(f"tree {tree}\n" + "".join(f"parent {p}\n" for p in parents) + idents + "\n" + text)
+        if len(set(parents)) < len(parents) or not _plain_utf8(data):
+            return commit_tree(git, tree, parents, text)  # commit-tree drops the parent, or rewrites the text
+        with open(scratch, "wb") as fh:
+            fh.write(data)
+        return decode(ask(encode(scratch)))
+    try:
+        with git.session("hash-object", "-w", "-t", "commit", "--stdin-paths", "--no-filters") as ask:
+            yield make
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch)
+
+
+def _plain_utf8(data: bytes) -> bool:
+    """Whether commit-tree writes `data` as it is: no NUL (refused) and UTF-8 that git's verify_utf8
+    accepts (else it re-encodes the bytes it rejects as Latin-1, and warns)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return "\0" not in text and not any((ord(c) & 0x1FFFFE) == 0xFFFE or 0xFDD0 <= ord(c) <= 0xFDEF
+                                        for c in text if ord(c) >= 0xFDD0)
+
+
 def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str,
                     current_tree: str | None = None, *, sign: bool = False, hooks: MergeHooks | None = None,
-                    branch: str = "", style: str = "merge") -> Attempt:
+                    branch: str = "", style: str = "merge", make: CommitMaker | None = None) -> Attempt:
     """Merge `tip` into the commit `current` like `git merge --no-ff`; no ref or worktree changes.
 
     Given `current_tree` (the tree of `current`), the "already up to date" test, a second git
@@ -105,7 +164,11 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
     refuses makes the attempt "hook-refused" (why in check_output); `branch` names the tip for them.
     `style` "squash" makes one commit with `current` as its only parent (`git merge --squash` and
     a commit with `message`); "rebase" replays the task's commits (see `rebase_in_memory`).
+    `make` makes the commit (see commit_maker; default commit_tree).
     """
+    if make is None:
+        def make(tree: str, parents: Sequence[str], text: str) -> str:
+            return commit_tree(git, tree, parents, text, sign=sign)
     if style == "rebase":
         return rebase_in_memory(git, current, tip, task_id, sign=sign)
     if current_tree is None and git.ok("merge-base", "--is-ancestor", tip, current):
@@ -120,16 +183,12 @@ def merge_in_memory(git: Git, current: str, tip: str, message: str, task_id: str
     if style == "squash":
         if tree == (current_tree or git("rev-parse", f"{current}^{{tree}}")):  # its changes are all in already
             return Attempt(task_id, "up-to-date", tree=tree)
-        commit = git("commit-tree", *(["-S"] if sign else []), tree, "-p", current, "-F", "-", input=text)
-        return Attempt(task_id, TaskState.MERGED, commit=commit, tree=tree)
+        return Attempt(task_id, TaskState.MERGED, commit=make(tree, [current], text), tree=tree)
     if hooks is not None and hooks.any_commit_hook:
         tree, text, refused = hooks.before_commit(tree, message, branch or tip)
         if refused:
             return Attempt(task_id, "hook-refused", check_output=refused)
-    # commit-tree ignores commit.gpgSign: -S (which takes user.signingKey) signs as `git merge` would.
-    commit = git("commit-tree", *(["-S"] if sign else []), tree, "-p", current, "-p", tip, "-F", "-",
-                 input=text)
-    return Attempt(task_id, TaskState.MERGED, commit=commit, tree=tree)
+    return Attempt(task_id, TaskState.MERGED, commit=make(tree, [current, tip], text), tree=tree)
 
 
 def rebase_in_memory(git: Git, current: str, tip: str, task_id: str, *, sign: bool = False) -> Attempt:
@@ -211,8 +270,7 @@ def path_in_the_way(worktree: str, untracked: list[str], added: list[str]) -> st
 
 def added_paths(git: Git, old: str, new: str) -> list[str]:
     """Paths that exist in commit `new` but not in `old`."""
-    out = git.run("diff-tree", "-r", "-z", "--no-renames", "--diff-filter=A", "--name-only", old, new).out
-    return [p for p in out.split("\0") if p]
+    return [path for path, (existed, _) in _changed(git, old, new).items() if not existed]
 
 
 def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | None, reason: str,
@@ -342,8 +400,9 @@ def _update_failed(worktree: str, exc: GitError, kept: list[str]) -> AgentError:
                            "then: git agent-merge --continue\nor undo the run with: git agent-merge --abort")
 
 
+@functools.lru_cache(maxsize=8)  # a landing asks again for the diff its plan looked at (commits do not change)
 def _changed(git: Git, old: str, new: str) -> dict[str, tuple[bool, str]]:
-    """Paths that differ between two commits: {path: (exists in old, blob id in new)}."""
+    """Paths that differ between two commits: {path: (exists in old, blob id in new)}; do not modify it."""
     fields = git.run("diff-tree", "-r", "-z", "--no-renames", "--raw", old, new).out.split("\0")
     changes: dict[str, tuple[bool, str]] = {}
     i = 0

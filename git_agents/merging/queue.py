@@ -14,7 +14,6 @@ from enum import Enum, auto
 from typing import TYPE_CHECKING
 
 from git_agents.core.errors import AgentError
-from git_agents.core.git import Git
 from git_agents.core.lock import RepoLock
 from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
@@ -59,9 +58,11 @@ def merge_template(repo: Repo) -> str:
     return default
 
 
-def refuse_mid_merge(git: Git, worktree: str) -> None:
+def refuse_mid_merge(repo: Repo, worktree: str) -> None:
     """Refuse (AgentError) to move the branch of a worktree that is in the middle of a merge."""
-    if git.merge_in_progress():
+    # The target is nearly always checked out where the command runs, whose git dir is known: no git call.
+    if os.path.exists(os.path.join(repo.git_dir, "MERGE_HEAD")) if worktree == repo.toplevel \
+            else repo.git.at(worktree).merge_in_progress():
         raise AgentError(f"the worktree at {worktree} is in the middle of a merge",
                          hint="finish it (git commit) or abort it (git merge --abort) first")
 
@@ -79,16 +80,15 @@ def merge_style(repo: Repo, given: str | None = None) -> str:
 
 def check_target_worktree(repo: Repo, worktree: str) -> None:
     """Refuse (AgentError) to move a branch checked out in `worktree` that is mid-merge or has local changes."""
-    git = repo.git.at(worktree)
-    refuse_mid_merge(git, worktree)
+    refuse_mid_merge(repo, worktree)
     # --no-optional-locks: this runs outside the merge lock, while another merge may be landing
     # in this very worktree; a `status` holding index.lock would make that run's read-tree fail.
     # A submodule checked out at another commit than the index records (after a pull that bumped
     # it, before `git submodule update`) is not a local change to `git merge`, which proceeds:
     # porcelain v2 marks submodules ("S..." in the third field), so only a worktree-side
     # submodule difference (X is ".") is let through; a staged one still refuses.
-    out = git.run("--no-optional-locks", "status", "--porcelain=v2", "-z", "--no-renames",
-                  "--untracked-files=no").out
+    out = repo.git.at(worktree).run("--no-optional-locks", "status", "--porcelain=v2", "-z", "--no-renames",
+                                    "--untracked-files=no").out
     dirty = [entry for entry in out.split("\0")
              if entry and not (entry.startswith("1 .") and entry.split(" ", 3)[2].startswith("S"))]
     if dirty:
@@ -469,7 +469,7 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: Checker | No
     `worktree`: where the target is checked out (None: nowhere); `hooks`: git merge's hooks to run
     before each merge commit (None: none, as for a --dry-run); `style`: how each task lands."""
     from git_agents.merging.chain import Candidate, build_chain
-    from git_agents.merging.inmemory import added_paths
+    from git_agents.merging.inmemory import added_paths, commit_maker
 
     git = repo.git
     # One call for the target and every tip.
@@ -482,18 +482,21 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: Checker | No
     if style != "merge":  # git merge --squash and git rebase make no merge commit: no merge-commit hooks
         hooks = None
     by_task = {t.id: tip for t, tip in zip(tasks, tips)}
-    if checker is None and not (hooks and hooks.any_commit_hook):  # hooks must run once per merge: no retry
-        # Nearly always nothing is in the landing's way: build the chain without looking, then
-        # look only at the paths the landing adds (one diff-tree, an lstat each). Only when one
-        # of them exists in the target's worktree is the chain built again, merge by merge
-        # against the worktree's untracked files (whose listing walks the whole worktree).
-        attempts, new = build_chain(git, orig, candidates, None, batch=batch, stop_at_conflict=stop_at_conflict,
-                                    sign=sign, start_tree=orig_tree, style=style)
-        if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
-            return attempts, orig, new, by_task
-    attempts, new = build_chain(git, orig, candidates, checker, batch=batch,
-                                stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, worktree),
-                                sign=sign, hooks=hooks, start_tree=orig_tree, style=style)
+    # Signed commits and replayed ones (--style=rebase) are made by commit-tree, one by one.
+    with commit_maker(git, repo.config, repo.state_dir,
+                      0 if sign or style == "rebase" else len(candidates)) as make:
+        if checker is None and not (hooks and hooks.any_commit_hook):  # hooks must run once per merge: no retry
+            # Nearly always nothing is in the landing's way: build the chain without looking, then
+            # look only at the paths the landing adds (one diff-tree, an lstat each). Only when one
+            # of them exists in the target's worktree is the chain built again, merge by merge
+            # against the worktree's untracked files (whose listing walks the whole worktree).
+            attempts, new = build_chain(git, orig, candidates, None, batch=batch, stop_at_conflict=stop_at_conflict,
+                                        sign=sign, start_tree=orig_tree, style=style, make=make)
+            if worktree is None or new == orig or not anything_at(worktree, added_paths(git, orig, new)):
+                return attempts, orig, new, by_task
+        attempts, new = build_chain(git, orig, candidates, checker, batch=batch,
+                                    stop_at_conflict=stop_at_conflict, blocker=untracked_blocker(repo, worktree),
+                                    sign=sign, hooks=hooks, start_tree=orig_tree, style=style, make=make)
     return attempts, orig, new, by_task
 
 
@@ -570,8 +573,11 @@ def merge_hooks(repo: Repo, worktree: str | None, opts: Options) -> MergeHooks:
     """git merge's hooks for a target checked out in `worktree` (None: run them in the main worktree)."""
     from git_agents.merging.hooks import MergeHooks
 
-    return MergeHooks(repo.git, worktree or repo.toplevel, os.path.join(repo.state_dir, "hooks-scratch"),
-                      verify=opts.verify, squash=opts.style == "squash")
+    where = worktree or repo.toplevel
+    # Without core.hooksPath, where the command runs, the hooks are the common dir's: no git call.
+    known = where == repo.toplevel and "core.hookspath" not in repo.config
+    return MergeHooks(repo.git, where, os.path.join(repo.state_dir, "hooks-scratch"), verify=opts.verify,
+                      squash=opts.style == "squash", hooks_dir=os.path.join(repo.common_dir, "hooks") if known else "")
 
 
 def _refuse_changes_since_the_check(repo: Repo, worktree: str, old: str, new: str) -> None:
@@ -580,8 +586,7 @@ def _refuse_changes_since_the_check(repo: Repo, worktree: str, old: str, new: st
     `git merge` refuses to overwrite local changes."""
     from git_agents.merging.inmemory import in_the_way
 
-    git = repo.git.at(worktree)
-    refuse_mid_merge(git, worktree)
+    refuse_mid_merge(repo, worktree)
     changed = in_the_way(repo.git, worktree, old, new)
     if changed:
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")

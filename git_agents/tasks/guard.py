@@ -197,19 +197,25 @@ def _shared_files(repo: Repo) -> dict[str, bytes]:
     """The shared config file (git-agents' task records left out) and info/exclude (the block
     git-agents adds for the agents' tools left out), as they are now: read, no git call."""
     from git_agents.core.configfile import without_sections
+
+    try:
+        with open(os.path.join(repo.common_dir, "config"), "rb") as fh:
+            config = fh.read()
+    except OSError:
+        config = b""
+    # extensions.worktreeConfig: set by a sparse spawn (core.worktrees).
+    return {"config": without_sections(config, [SECTION], ["extensions.worktreeConfig"]), "exclude": _exclude(repo)}
+
+
+def _exclude(repo: Repo) -> bytes:
+    """The shared info/exclude as it is now, the block git-agents adds for the agents' tools left out."""
     from git_agents.tasks.presets import EXCLUDE_MARK
 
-    found = {}
-    for name, path in (("config", "config"), ("exclude", os.path.join("info", "exclude"))):
-        try:
-            with open(os.path.join(repo.common_dir, path), "rb") as fh:
-                found[name] = fh.read()
-        except OSError:
-            found[name] = b""
-    # extensions.worktreeConfig: set by a sparse spawn (core.worktrees).
-    found["config"] = without_sections(found["config"], [SECTION], ["extensions.worktreeConfig"])
-    found["exclude"] = found["exclude"].split(EXCLUDE_MARK.encode() + b"\n", 1)[0]
-    return found
+    try:
+        with open(os.path.join(repo.common_dir, "info", "exclude"), "rb") as fh:
+            return fh.read().split(EXCLUDE_MARK.encode() + b"\n", 1)[0]
+    except OSError:
+        return b""
 
 
 def hooks_fingerprint(directory: str) -> dict[str, bytes]:
@@ -365,7 +371,7 @@ def hidden_by_exclude(repo: Repo, task: Task) -> list[str]:
             then = set(fh.read().decode("utf-8", "surrogateescape").splitlines())
     except OSError:
         return []
-    now = _shared_files(repo)["exclude"].decode("utf-8", "surrogateescape").splitlines()
+    now = _exclude(repo).decode("utf-8", "surrogateescape").splitlines()  # not the config: it grows with the tasks
     added = [line for line in now if line not in then and line.strip() and not line.startswith(("#", "!"))]
     if not added or not task.worktree or not os.path.isdir(task.worktree):
         return []
