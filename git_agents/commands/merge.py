@@ -116,6 +116,10 @@ Crash safety: before the target moves, the plan (target, old and new commits, no
 states) is written to <git-common-dir>/agents/merge-journal; it is removed once everything is
 written. If a run is interrupted, `git agent-merge --continue` finishes it and
 `git agent-merge --abort` puts the target back where it was; no new merge starts until then.
+A landing that fails half-way through updating the target's worktree (a full disk), or is
+killed there, records the files it wrote (next to the journal); putting the worktree back
+restores only those, or a file that holds exactly the task's version: a file you saved
+meanwhile is never touched, whatever it holds (it is named, and --continue waits for you).
 The journal also covers --resolve while a resolver works on a task's conflict: if the merge is
 killed then (SIGKILL, a reboot; the resolver may be gone too, the task's worktree left in the
 middle of its merge), `--continue` checks what the resolver left as if it had exited 0 (the
