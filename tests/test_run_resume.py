@@ -131,3 +131,58 @@ def test_resume_finishes_the_merge_journal_a_killed_run_left(tmp_path: Path, by_
             "feat: Task 3 - three", "feat: Task 2 - two", "feat: Task 1 - one", "initial"]
     finally:
         _stop_leftovers(project)
+
+
+def test_resume_checks_and_merges_what_the_resolver_of_a_killed_run_left(tmp_path: Path) -> None:
+    """A run (resolve = true) killed while its resolver works: --resume waits for it, checks it, merges."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    project = _new_project(tmp_path / "p")
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK" >> {project.path.parent / "runs.log"}
+        sed -i "s/^line 2$/line 2 (task $GIT_AGENT_TASK)/" shared.txt
+        git add -A && git commit -q -m "task $GIT_AGENT_TASK"
+    """)
+    resolver = write_script(tmp_path / "resolver.sh", f"""
+        touch '{tmp_path}/started'
+        while [ ! -e '{tmp_path}/go' ]; do sleep 0.05; done
+        sed -i '/^<<<<<<< /d;/^=======$/d;/^>>>>>>> /d' shared.txt
+        git add shared.txt && git commit -q --no-edit
+    """)
+    taskfile = tmp_path / "tasks.toml"
+    taskfile.write_text(f'agent = "{agent}"\nresolve = "{resolver}"\n\n[[task]]\nid = "1"\nprompt = "one"\n\n'
+                        '[[task]]\nid = "2"\nprompt = "two"\n')
+    (project.path.parent / "runs.log").write_text("")
+    run = subprocess.Popen(["git-agent-run", str(taskfile)], cwd=project.path, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline and run.poll() is None, "the resolver never started"
+        time.sleep(0.05)
+    os.kill(run.pid, signal.SIGKILL)  # the run only: its resolver goes on
+    run.wait()
+    try:
+        resumed = subprocess.Popen(["git-agent-run", "--resume", str(taskfile)], cwd=project.path, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        assert resumed.stdout is not None
+        first = resumed.stdout.readline()
+        (tmp_path / "go").touch()
+        rest, err = resumed.communicate(timeout=120)
+        merges = project.git("log", "--first-parent", "--format=%h %s", "--abbrev=12", "main").splitlines()
+        assert resumed.returncode == 0, first + rest + err
+        assert first.startswith("Waiting for the resolver of task 2 (process ")
+        assert first.endswith("), which the interrupted merge left running\n")
+        assert (rest + err).splitlines() == [
+            "The resolution of task 2 that an interrupted merge left is verified",
+            "task 1: merged", "task 2: finished", "", "Report:",
+            f"  1  merged ({merges[1].split()[0]}, earlier run)",
+            f"  2  merged ({merges[0].split()[0]})",  # its branch holds the verified resolution: a plain merge
+            "2 merged, 0 not merged"], first + rest + err
+        assert [m.split(" ", 1)[1] for m in merges] == ["feat: Task 2 - two", "feat: Task 1 - one", "initial"]
+        assert project.git("show", "main:shared.txt") == "line 1\nline 2 (task 2)\nline 2 (task 1)"
+        assert (project.path.parent / "runs.log").read_text().split() == ["1", "2"]
+    finally:
+        _stop_leftovers(project)

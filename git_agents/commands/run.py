@@ -55,8 +55,8 @@ Ctrl-C stops the agents the run started (their whole process groups) and keeps e
 and branch; `git agent-run --resume <taskfile>` picks up where it stopped: tasks whose agents
 finished are not run again, interrupted ones are run again in their worktrees. A merge the
 stopped run left half-done (its journal, see git agent-merge) is finished first, as git
-agent-merge --continue would; a task that merged is never run again, and the tasks waiting
-for it start.
+agent-merge --continue would (a resolver it left running is waited for, then its result is
+checked); a task that merged is never run again, and the tasks waiting for it start.
 
 The task file:
 

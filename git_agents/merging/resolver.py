@@ -405,6 +405,18 @@ def _stop_resolver(plan: Journal, *, still_running_is_an_error: bool) -> None:
     agent.stop(pid, start)
 
 
+def left_running(plan: Journal) -> str:
+    """The pid of the resolver an interrupted merge left running ("" when it has ended)."""
+    pid, start = plan.options.get("pid", ""), plan.options.get("pid_start", "")
+    return pid if pid and agent.is_alive(pid, start) else ""
+
+
+def wait_for_resolver(plan: Journal) -> None:
+    """Wait until the resolver an interrupted merge left running has ended (its work is then checked)."""
+    while left_running(plan):
+        time.sleep(0.1)
+
+
 def abandon(repo: Repo, plan: Journal) -> None:
     """--abort of an interrupted resolution: stop its resolver, put the task branch back, forget the journal."""
     _stop_resolver(plan, still_running_is_an_error=False)

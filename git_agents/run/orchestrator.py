@@ -96,7 +96,7 @@ def _journal(repo: Repo, taskfile: str, task_id: str, commit: str) -> None:
         fh.write(f"merged {task_id} {commit}\n")
 
 
-def finish_interrupted_merge(repo: Repo) -> str:
+def finish_interrupted_merge(repo: Repo, stream: TextIO = sys.stdout) -> str:
     """Finish the merge a killed run (or merge) left in its journal, as `git agent-merge --continue` does.
 
     A run killed after writing its merge journal leaves tasks whose merge is decided but not
@@ -104,8 +104,9 @@ def finish_interrupted_merge(repo: Repo) -> str:
     journal waits), and once someone finished it by hand, would clean them up unrecorded and
     later make them again. So a resumed run first lands the journal (or, for a merge --resolve
     killed while its resolver worked, verifies the resolver's result: kept, or the branch put
-    back), then plans on what is recorded. Returns what it did ("" when no merge was waiting);
-    raises AgentError for a conflict waiting to be resolved by hand (merge --interactive).
+    back, once a resolver the killed run left running has ended: said on `stream`), then plans
+    on what is recorded. Returns what it did ("" when no merge was waiting); raises AgentError
+    for a conflict waiting to be resolved by hand (merge --interactive).
     """
     from git_agents.core.lock import RepoLock
     from git_agents.merging import journal as journal_file
@@ -125,6 +126,12 @@ def finish_interrupted_merge(repo: Repo) -> str:
 
             assert plan.conflict is not None
             task_id, branch = plan.conflict.task_id, plan.options.get("branch", "")
+            pid = resolver.left_running(plan)
+            if pid:  # its work is what the run resumes: let it finish, then check it
+                stream.write(f"Waiting for the resolver of task {task_id} (process {pid}), "
+                             "which the interrupted merge left running\n")
+                stream.flush()
+                resolver.wait_for_resolver(plan)
             refused = resolver.finish(repo, plan)
             if refused is not None:
                 return (f"The resolution of task {task_id} that an interrupted merge left was refused: {refused}; "
