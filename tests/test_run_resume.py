@@ -111,6 +111,13 @@ def test_resume_finishes_the_merge_journal_a_killed_run_left(tmp_path: Path, by_
         if by_hand:
             assert project.ok("merge", "--continue").stdout.endswith(
                 "Merge into 'main' completed: 3 merged, 0 not merged\n")
+        dry = project.ok("run", "--resume", "--dry-run", str(taskfile)).stdout.splitlines()
+        if by_hand:
+            assert dry[0].startswith("Run 3 task(s) from ")
+        else:
+            assert dry[:2] == ["First finish the interrupted merge into 'main', as git agent-merge --continue would.",
+                               f"Run 3 task(s) from {taskfile} on main, 2 at a time; then merge the successful "
+                               "ones in task order."]
         resumed = project.agent("run", "--resume", str(taskfile))
         merges = project.git("log", "--first-parent", "--format=%h %s", "--abbrev=12", "main").splitlines()
         short = {line.split()[-1]: line.split()[0] for line in merges[:-1]}  # "feat: Task 1 - one": by title

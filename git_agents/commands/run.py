@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from git_agents.core.repo import Repo
-from git_agents.run.orchestrator import Run, describe, finish_interrupted_merge, plan
+from git_agents.run.orchestrator import Run, describe, finish_interrupted_merge, interrupted_merge_note, plan
 from git_agents.run.taskfile import load
 
 USAGE = "git agent-run [--resume] [--dry-run] <taskfile>"
@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(finish_interrupted_merge(repo))
     jobs = plan(repo, tf, base, base_commit, resume=args.resume)
     if args.dry_run:
+        print(interrupted_merge_note(repo) if args.resume else "", end="")
         print(describe(tf, jobs, base))
         return 0
     return Run(repo, tf, jobs, base, base_commit, request=request).execute()

@@ -96,6 +96,16 @@ def _journal(repo: Repo, taskfile: str, task_id: str, commit: str) -> None:
         fh.write(f"merged {task_id} {commit}\n")
 
 
+def interrupted_merge_note(repo: Repo) -> str:
+    """What --resume --dry-run says of a merge journal left behind ("" when none): resume finishes it first."""
+    from git_agents.merging import journal as journal_file
+
+    plan = journal_file.read(repo.state_dir)
+    if plan is None:
+        return ""
+    return f"First finish the interrupted merge into '{plan.target}', as git agent-merge --continue would.\n"
+
+
 def finish_interrupted_merge(repo: Repo, stream: TextIO = sys.stdout) -> str:
     """Finish the merge a killed run (or merge) left in its journal, as `git agent-merge --continue` does.
 
@@ -139,7 +149,7 @@ def finish_interrupted_merge(repo: Repo, stream: TextIO = sys.stdout) -> str:
             return f"The resolution of task {task_id} that an interrupted merge left is verified\n"
         land(repo, plan)
     done = [f"merged task {e.task_id} ({e.commit[:12]})" if e.status == TaskState.MERGED
-            else f"task {e.task_id} {e.status}" for e in plan.entries]
+            else f"task {e.task_id} not merged ({e.status})" for e in plan.entries]
     return f"Finished the interrupted merge into '{plan.target}'" + (f": {', '.join(done)}" if done else "") + "\n"
 
 
