@@ -325,12 +325,13 @@ class Writes:
     """What the landings of one merge wrote into the target's worktree: path -> the file each left there.
 
     Each `read-tree -m -u` is bracketed: the paths it may write (the files that differ between
-    `old` and `new`) are looked at just before and just after it; a path that changed in between
-    was written (or removed) by it, and its file then is recorded. The record (JSON, next to the
-    merge journal) is written before the next step, so a put-back after a failure, or after a
-    later --continue or --abort, restores exactly these files, untouched since, and never a
-    file the user saved meanwhile, whatever it holds. (A write cut off by a kill inside git
-    itself is not recorded: that one file is left, and named, for the user to decide.)
+    `old` and `new`) are looked at just before it and, when it fails, just after; a path that
+    changed in between was written (or removed) by it, and its file then is recorded. The record
+    (JSON, next to the merge journal) is written before the next step, so a put-back after a
+    failure, or after a later --continue or --abort, restores exactly these files, untouched
+    since, and never a file the user saved meanwhile, whatever it holds. (When git itself is
+    killed half-way, as at a reboot, nothing is recorded: the files it completed hold the task's
+    version and are put back; the one it was writing is left, and named, for the user to decide.)
     """
 
     path: str | None
@@ -354,17 +355,21 @@ class Writes:
         return cls(path, old, new)
 
     def update(self, git: Git, worktree: str, old: str, new: str, step: Callable[[], object]) -> None:
-        """Run `step` (a read-tree), recording the files it changed, whether it succeeds or fails."""
+        """Run `step` (a read-tree); when it fails, record the files it changed before it stopped.
+
+        (Once it succeeds the index is at `new`, and nothing is put back file by file.)
+        """
         paths = list(_changed(git, old, new))
         before = {p: identity(os.path.join(worktree, p)) for p in paths}
         try:
             step()
-        finally:
+        except BaseException:
             after = {p: identity(os.path.join(worktree, p)) for p in paths}
             changed = {p: after[p] for p in paths if after[p] != before[p]}
             if changed:
                 self.written.update(changed)
                 self._save()
+            raise
 
     def _save(self) -> None:
         if self.path is None:
