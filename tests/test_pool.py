@@ -6,12 +6,13 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import Project
+from .conftest import ROOT, Project
 
 
 def pool_json(project: Project) -> dict[str, dict[str, object]]:
@@ -447,6 +448,22 @@ def test_claim_task_and_spawn_run_exactly_these_git_calls(project: Project, tmp_
         "hash-object -w", "update-ref refs/agents/port-holds/2", "for-each-ref --format=%(objectname)",
         "update-ref --stdin", "var GIT_AUTHOR_IDENT", "var GIT_COMMITTER_IDENT",
     ]
+
+
+def test_claim_task_imports_nothing_that_starts_or_watches_agents(project: Project) -> None:
+    """`pool claim --task` starts no agent: the modules that launch, guard and seal one are not
+    imported (its time is nearly all Python's start and imports; issue 22, goal 6)."""
+    project.ok("pool", "create", "1")
+    code = ("import sys; from git_agents.cli.dispatch import main; "
+            "code = main('pool', ['claim', '--task', '1', '--prompt', 'do it']); "
+            "print(sorted(m for m in sys.modules if m.startswith('git_agents.tasks.')), code)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project.path, capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    path, modules = proc.stdout.split("\n", 1)
+    assert path == str(project.worktrees / "pool-1")
+    assert modules == ("['git_agents.tasks.ids', 'git_agents.tasks.isolation', 'git_agents.tasks.ports', "
+                       "'git_agents.tasks.prepare', 'git_agents.tasks.prompt', 'git_agents.tasks.selection', "
+                       "'git_agents.tasks.store'] 0\n")
 
 
 def test_a_slot_reset_between_listing_and_claiming_is_claimed_at_its_real_head(project: Project) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError, ExitCode, GitError
 from git_agents.core.lock import RepoLock
+from git_agents.core.procs import process_start
 from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import (
@@ -33,7 +34,7 @@ from git_agents.core.worktrees import (
     set_sparse,
     unsaved_work,
 )
-from git_agents.tasks import agent, isolation
+from git_agents.tasks import isolation
 from git_agents.tasks.selection import branch_exists_error, resolve_base
 from git_agents.tasks.store import load_tasks, now_iso, write_config
 
@@ -96,6 +97,8 @@ class Claim:
         or when no process holds the claim (a task's, until its agent starts: see TASK_OWNER)."""
         if (self.host and self.host != _hostname()) or not self.pid:
             return None
+        from git_agents.tasks import agent  # not at import: a claim never asks (start-up, issue 22)
+
         return agent.is_alive(self.pid, self.pid_start)
 
 
@@ -190,10 +193,12 @@ def _read_slots(repo: Repo, *, details: bool = False, also: Sequence[str] = ()) 
 
 def default_owner() -> tuple[int, str]:
     """The process a claim belongs to: whoever ran `git agent-pool` (the git wrapper skipped)."""
+    from git_agents.tasks import agent  # only a claim without --task or --pid needs it
+
     pid = os.getppid()
     if agent.program_name(pid) == "git":
         pid = agent.parent_pid(pid) or pid
-    return pid, agent.process_start(pid) or ""
+    return pid, process_start(pid) or ""
 
 
 def _write_claim(repo: Repo, claim: Claim) -> Claim:
@@ -462,7 +467,7 @@ def create(repo: Repo, count: int, base: str | None = None) -> list[str]:
     _, commit = pool_base(repo)
     prune_worktrees(repo)
     slots = read_slots(repo)
-    owner = (os.getpid(), agent.process_start(os.getpid()) or "")
+    owner = (os.getpid(), process_start(os.getpid()) or "")
     added = []
     for number in range(1, count + 1):
         name = f"pool-{number}"
@@ -490,7 +495,7 @@ def shrink(repo: Repo, count: int) -> tuple[list[str], int]:
     before it is removed, so a racing claim wins or we do, never both. Returns (slots removed,
     slots the pool still has).
     """
-    owner = (os.getpid(), agent.process_start(os.getpid()) or "")
+    owner = (os.getpid(), process_start(os.getpid()) or "")
     slots = read_slots(repo)
     left = len(slots)
     removed = []
@@ -514,7 +519,7 @@ def shrink(repo: Repo, count: int) -> tuple[list[str], int]:
 def destroy(repo: Repo, *, force: bool = False) -> tuple[list[str], list[str]]:
     """Remove free slots (and, with `force`, claimed ones); return (removed, kept because claimed)."""
     removed, kept = [], []
-    owner = (os.getpid(), agent.process_start(os.getpid()) or "")
+    owner = (os.getpid(), process_start(os.getpid()) or "")
     for slot in read_slots(repo).values():
         held = slot.claim
         if held is None:
