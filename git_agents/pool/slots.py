@@ -28,6 +28,7 @@ from git_agents.core.worktrees import (
     describe_unsaved,
     detached_head,
     is_sparse,
+    linked_worktrees,
     list_worktrees,
     prune_worktrees,
     remove_worktree,
@@ -157,7 +158,9 @@ def pool_base(repo: Repo, base: str | None = None) -> tuple[str, str]:
 def read_slots(repo: Repo, *, details: bool = False) -> dict[str, Slot]:
     """Every slot, by number: worktrees named pool-N under the worktree root, and claim refs.
 
-    Without `details` a claim carries only its ref's value (enough to tell free from taken).
+    Without `details` a claim carries only its ref's value (enough to tell free from taken), and
+    the worktrees are read from their files (core.worktrees.linked_worktrees, no git call), which
+    give a slot's `head` only when it is detached, as a free slot is; with `details`, from git.
     """
     return _read_slots(repo, details=details)[0]
 
@@ -166,7 +169,7 @@ def _read_slots(repo: Repo, *, details: bool = False, also: Sequence[str] = ()) 
     """read_slots, and which of the full ref names `also` exist (asked in the same git call)."""
     root = os.path.realpath(repo.worktree_root)
     slots: dict[str, Slot] = {}
-    for wt in list_worktrees(repo):
+    for wt in list_worktrees(repo) if details else linked_worktrees(repo):
         name = os.path.basename(wt.path)
         if _SLOT.fullmatch(name) and os.path.dirname(os.path.realpath(wt.path)) == root:
             slots[name] = Slot(name, wt.path, wt.head, exists=not wt.prunable and os.path.isdir(wt.path))
