@@ -6,12 +6,13 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import Project
+from .conftest import ROOT, Project
 
 
 def pool_json(project: Project) -> dict[str, dict[str, object]]:
@@ -429,17 +430,18 @@ def _words(calls: list[str], count: int = 2) -> list[str]:
 def test_claim_task_and_spawn_run_exactly_these_git_calls(project: Project, tmp_path: Path) -> None:
     """One more git process on these paths fails here (benchmarks/git_calls.py counts the same):
     the version check, the repository, the configuration (read once: agent.isolation first), the
-    base (one rev-parse), the slots and the new branch (one for-each-ref), the claim, the branch, the port lease."""
+    base (one rev-parse), the slots and the new branch (one for-each-ref; the slots' worktrees are
+    read from their files), the claim, the branch, the port lease."""
     project.ok("pool", "create", "1")
     claim = _git_calls(project, tmp_path, "pool", "claim", "--task", "1", "--prompt", "do it")
     assert _words(claim) == [
         "version", "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
-        "worktree list", "for-each-ref --format=%(objectname)", "hash-object -w", "update-ref -m",  # the claim
+        "for-each-ref --format=%(objectname)", "hash-object -w", "update-ref -m",  # the claim
         "update-ref -m", "symbolic-ref -m",  # the task's branch, HEAD on it
         "hash-object -w", "update-ref refs/agents/port-holds/1", "for-each-ref --format=%(objectname)",
         "update-ref --stdin",  # the port lease
     ]
-    assert claim[5].endswith("refs/agents/pool/ refs/heads/task-1")
+    assert claim[4].endswith("refs/agents/pool/ refs/heads/task-1")
     spawn = _git_calls(project, tmp_path, "spawn", "2", "--prompt", "do it", "--agent", "true")
     assert _words(spawn) == [
         "version", "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
@@ -447,6 +449,46 @@ def test_claim_task_and_spawn_run_exactly_these_git_calls(project: Project, tmp_
         "hash-object -w", "update-ref refs/agents/port-holds/2", "for-each-ref --format=%(objectname)",
         "update-ref --stdin", "var GIT_AUTHOR_IDENT", "var GIT_COMMITTER_IDENT",
     ]
+
+
+def test_claim_task_imports_nothing_that_starts_or_watches_agents(project: Project) -> None:
+    """`pool claim --task` starts no agent: the modules that launch, guard and seal one are not
+    imported (its time is nearly all Python's start and imports; issue 22, goal 6)."""
+    project.ok("pool", "create", "1")
+    code = ("import sys; from git_agents.cli.dispatch import main; "
+            "code = main('pool', ['claim', '--task', '1', '--prompt', 'do it']); "
+            "print(sorted(m for m in sys.modules if m.startswith('git_agents.tasks.')), code)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project.path, capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    path, modules = proc.stdout.split("\n", 1)
+    assert path == str(project.worktrees / "pool-1")
+    assert modules == ("['git_agents.tasks.ids', 'git_agents.tasks.isolation', 'git_agents.tasks.ports', "
+                       "'git_agents.tasks.prepare', 'git_agents.tasks.prompt', 'git_agents.tasks.selection', "
+                       "'git_agents.tasks.store'] 0\n")
+
+
+def test_slots_read_from_files_are_the_slots_git_lists(project: Project) -> None:
+    """A claim reads the slots' worktrees from their files (no `git worktree list`): the same
+    slots, paths, detached heads and states as git's listing, for free, claimed (on a branch),
+    missing (directory gone), locked and unlocked slots."""
+    from git_agents.core.repo import Repo
+    from git_agents.core.worktrees import linked_worktrees, list_worktrees
+
+    project.ok("pool", "create", "4")
+    project.ok("pool", "claim", "--task", "1", "--prompt", "do it")
+    project.git("worktree", "unlock", str(project.worktrees / "pool-3"))  # git-agents locks its own
+    project.git("worktree", "unlock", str(project.worktrees / "pool-4"))
+    subprocess.run(["rm", "-rf", str(project.worktrees / "pool-4")], check=True)
+    repo = Repo.discover(str(project.path))
+    from_git = [w for w in list_worktrees(repo) if w.path != str(project.path)]
+    from_files = linked_worktrees(repo)
+    assert [(w.path, w.branch, w.locked, w.prunable) for w in from_files] == \
+        [(w.path, w.branch, w.locked, w.prunable) for w in from_git]
+    assert [w.head for w in from_files] == [w.head if not w.branch else "" for w in from_git]
+    assert [(w.branch, w.locked, w.prunable) for w in from_files] == \
+        [("task-1", True, False), ("", True, False), ("", False, False), ("", False, True)]
+    assert [s["state"] for s in pool_json(project).values()] == ["claimed", "free", "free", "missing"]
+    assert project.ok("pool", "claim").stdout == f"{project.worktrees / 'pool-2'}\n"
 
 
 def test_a_slot_reset_between_listing_and_claiming_is_claimed_at_its_real_head(project: Project) -> None:

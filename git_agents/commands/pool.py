@@ -10,10 +10,10 @@ import sys
 from git_agents.commands.options import add_isolation_option, add_sparse_option, add_task_text_options, add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.output import table, use_colour
+from git_agents.core.procs import process_start
 from git_agents.core.repo import Repo
 from git_agents.lifecycle import start as starting
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent
 from git_agents.tasks.isolation import mode as isolation_mode
 from git_agents.tasks.store import load_tasks
 
@@ -155,7 +155,7 @@ def _claim(args: argparse.Namespace, repo: Repo) -> int:
         raise UsageError("--wait takes a number of seconds, 0 or more")
     owner = None
     if args.pid is not None:
-        start = agent.process_start(args.pid)
+        start = process_start(args.pid)
         if start is None:
             raise AgentError(f"no process with pid {args.pid}")
         owner = (args.pid, start)

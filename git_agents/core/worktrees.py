@@ -70,6 +70,43 @@ def list_worktrees(repo: Repo) -> list[Worktree]:
     return result
 
 
+def linked_worktrees(repo: Repo) -> list[Worktree]:
+    """The linked worktrees as `git worktree list` finds them, read from the same files with no git
+    call (a claim pays ~5-10 ms less): each entry of `<common-dir>/worktrees` whose `gitdir` file
+    names the worktree's `.git`. `head` is filled only when HEAD is detached (the commit is then in
+    the file; a HEAD on a branch, or a reftable repository's stub, leaves it empty: ask git) and
+    `branch` when HEAD names a branch. Entries half-made by a killed add (no gitdir) are left out.
+    """
+    admin_root = os.path.join(repo.common_dir, "worktrees")
+    try:
+        names = sorted(os.listdir(admin_root))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        entry = os.path.join(admin_root, name)
+        texts = {}
+        for key in ("gitdir", "HEAD"):
+            try:
+                with open(os.path.join(entry, key), encoding="utf-8", errors="surrogateescape") as fh:
+                    texts[key] = fh.read().strip()
+            except OSError:
+                texts[key] = ""
+        dot_git = texts["gitdir"]
+        if not dot_git:
+            continue
+        if not os.path.isabs(dot_git):  # worktree.useRelativePaths (git 2.48): relative to the entry
+            dot_git = os.path.normpath(os.path.join(entry, dot_git))
+        path = dot_git.removesuffix("/.git") if dot_git.endswith("/.git") else dot_git.removesuffix("/.")
+        head, ref = texts["HEAD"], texts["HEAD"].removeprefix("ref: ")
+        detached = len(head) in (40, 64) and all(c in "0123456789abcdef" for c in head)
+        locked = os.path.exists(os.path.join(entry, "locked"))
+        found.append(Worktree(path, head=head if detached else "",
+                              branch=branch_name(ref) if head.startswith("ref: refs/heads/") else "",
+                              locked=locked, prunable=not locked and not os.path.exists(dot_git)))
+    return found
+
+
 # Every worktree git-agents makes is locked with this reason: `git worktree remove` (even with
 # --force) and `git worktree prune` run by an agent, or by anyone, leave it alone. git-agents
 # unlocks it itself before removing it (remove_worktree, prune_worktrees).

@@ -17,7 +17,7 @@ from git_agents.core.repo import Repo
 from git_agents.core.settings import parse_bool
 from git_agents.core.worktrees import add_worktree, config_shared, prune_worktrees, sparse_dirs
 from git_agents.pool import slots as pool
-from git_agents.tasks import agent, guard, isolation, ports, seal
+from git_agents.tasks import isolation, ports  # agent, guard, seal: where agents start (not claim --task)
 from git_agents.tasks.ids import check_id
 from git_agents.tasks.prepare import SetupFailed, check_patterns, make_ready
 from git_agents.tasks.prompt import (
@@ -368,6 +368,8 @@ def start(repo: Repo, task: Task, command: str, *, in_tmux: bool = False, prompt
     launch id is recorded before the fork, so a starter killed before it records the pid
     leaves a launch that is found again by its id (agent.find_launch), not a second copy.
     """
+    from git_agents.tasks import agent, guard, seal
+
     previous = agent.running(task)
     if previous is not None:
         raise AgentError(f"task {task.id}: its previous agent still runs (pid {previous[0]})",
@@ -432,6 +434,7 @@ def launch_resolver(repo: Repo, task: Task, command: str, run_dir: str, prompt_f
     in `run_dir` (the task's own stay as they are) and `config` passed as GIT_CONFIG_* entries
     (rerere, so the resolver's commit records its resolution). The task record is not changed.
     """
+    from git_agents.tasks import agent, guard
     from git_agents.tasks.presets import exclude_tool_files, preset_env, preset_for
 
     preset = preset_for(repo, command)
@@ -451,6 +454,7 @@ def resolve_options(repo: Repo, value: str | None, invoked_from: str) -> tuple[s
     """
     if value is None:
         return None, 1
+    from git_agents.tasks import agent
     from git_agents.tasks.presets import expand
 
     written = value or repo.setting("agent.resolveAgent")
@@ -469,6 +473,8 @@ def resolve_options(repo: Repo, value: str | None, invoked_from: str) -> tuple[s
 def adopt(repo: Repo, task: Task) -> None:
     """Record the pid of a launch that was started but whose pid was not recorded (found by its id)."""
     if task.launch and not task.pid:
+        from git_agents.tasks import agent
+
         found = agent.find_launch(task.launch)
         if found is not None:
             task.pid, task.pid_start = found
@@ -492,7 +498,11 @@ def ready_to_start(repo: Repo, task: Task, command: str, *, leased: bool = False
     except SetupFailed as exc:
         fail(repo, task, exc.message)
         return NotStarted(exc.message, exc)
-    missing = agent.missing_program(command, task.worktree) if command else None
+    if not command:
+        return None
+    from git_agents.tasks import agent
+
+    missing = agent.missing_program(command, task.worktree)
     if missing:
         fail(repo, task, f"agent command not found: {missing}")
         return NotStarted(f"agent command not found: {missing}")

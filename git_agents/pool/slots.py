@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError, ExitCode, GitError
 from git_agents.core.lock import RepoLock
+from git_agents.core.procs import process_start
 from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import (
@@ -27,13 +28,14 @@ from git_agents.core.worktrees import (
     describe_unsaved,
     detached_head,
     is_sparse,
+    linked_worktrees,
     list_worktrees,
     prune_worktrees,
     remove_worktree,
     set_sparse,
     unsaved_work,
 )
-from git_agents.tasks import agent, isolation
+from git_agents.tasks import isolation
 from git_agents.tasks.selection import branch_exists_error, resolve_base
 from git_agents.tasks.store import load_tasks, now_iso, write_config
 
@@ -96,6 +98,8 @@ class Claim:
         or when no process holds the claim (a task's, until its agent starts: see TASK_OWNER)."""
         if (self.host and self.host != _hostname()) or not self.pid:
             return None
+        from git_agents.tasks import agent  # not at import: a claim never asks (start-up, issue 22)
+
         return agent.is_alive(self.pid, self.pid_start)
 
 
@@ -154,7 +158,9 @@ def pool_base(repo: Repo, base: str | None = None) -> tuple[str, str]:
 def read_slots(repo: Repo, *, details: bool = False) -> dict[str, Slot]:
     """Every slot, by number: worktrees named pool-N under the worktree root, and claim refs.
 
-    Without `details` a claim carries only its ref's value (enough to tell free from taken).
+    Without `details` a claim carries only its ref's value (enough to tell free from taken), and
+    the worktrees are read from their files (core.worktrees.linked_worktrees, no git call), which
+    give a slot's `head` only when it is detached, as a free slot is; with `details`, from git.
     """
     return _read_slots(repo, details=details)[0]
 
@@ -163,7 +169,7 @@ def _read_slots(repo: Repo, *, details: bool = False, also: Sequence[str] = ()) 
     """read_slots, and which of the full ref names `also` exist (asked in the same git call)."""
     root = os.path.realpath(repo.worktree_root)
     slots: dict[str, Slot] = {}
-    for wt in list_worktrees(repo):
+    for wt in list_worktrees(repo) if details else linked_worktrees(repo):
         name = os.path.basename(wt.path)
         if _SLOT.fullmatch(name) and os.path.dirname(os.path.realpath(wt.path)) == root:
             slots[name] = Slot(name, wt.path, wt.head, exists=not wt.prunable and os.path.isdir(wt.path))
@@ -190,10 +196,12 @@ def _read_slots(repo: Repo, *, details: bool = False, also: Sequence[str] = ()) 
 
 def default_owner() -> tuple[int, str]:
     """The process a claim belongs to: whoever ran `git agent-pool` (the git wrapper skipped)."""
+    from git_agents.tasks import agent  # only a claim without --task or --pid needs it
+
     pid = os.getppid()
     if agent.program_name(pid) == "git":
         pid = agent.parent_pid(pid) or pid
-    return pid, agent.process_start(pid) or ""
+    return pid, process_start(pid) or ""
 
 
 def _write_claim(repo: Repo, claim: Claim) -> Claim:
@@ -462,7 +470,7 @@ def create(repo: Repo, count: int, base: str | None = None) -> list[str]:
     _, commit = pool_base(repo)
     prune_worktrees(repo)
     slots = read_slots(repo)
-    owner = (os.getpid(), agent.process_start(os.getpid()) or "")
+    owner = (os.getpid(), process_start(os.getpid()) or "")
     added = []
     for number in range(1, count + 1):
         name = f"pool-{number}"
@@ -490,7 +498,7 @@ def shrink(repo: Repo, count: int) -> tuple[list[str], int]:
     before it is removed, so a racing claim wins or we do, never both. Returns (slots removed,
     slots the pool still has).
     """
-    owner = (os.getpid(), agent.process_start(os.getpid()) or "")
+    owner = (os.getpid(), process_start(os.getpid()) or "")
     slots = read_slots(repo)
     left = len(slots)
     removed = []
@@ -514,7 +522,7 @@ def shrink(repo: Repo, count: int) -> tuple[list[str], int]:
 def destroy(repo: Repo, *, force: bool = False) -> tuple[list[str], list[str]]:
     """Remove free slots (and, with `force`, claimed ones); return (removed, kept because claimed)."""
     removed, kept = [], []
-    owner = (os.getpid(), agent.process_start(os.getpid()) or "")
+    owner = (os.getpid(), process_start(os.getpid()) or "")
     for slot in read_slots(repo).values():
         held = slot.claim
         if held is None:

@@ -26,7 +26,7 @@ from git_agents.core.errors import AgentError
 from git_agents.core.git import Git
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
-from git_agents.tasks import agent, ports
+from git_agents.tasks import ports
 from git_agents.tasks.store import Task
 
 INCLUDE_FILE = ".worktreeinclude"
@@ -196,6 +196,8 @@ def _submodules(repo: Repo, task: Task) -> None:
     message = f"submodule initialisation failed: {', '.join(failed)}"
     if mode == "required":
         raise SetupFailed(message, output)
+    from git_agents.tasks import agent  # only a failure or a setup writes the log (start-up: issue 22)
+
     os.makedirs(repo.task_dir(task.id), exist_ok=True)
     with open(agent.log_path(repo.task_dir(task.id)), "a", encoding="utf-8") as log:
         log.write(f"git-agents: warning: {message} (left uninitialised; agent.submodules = required "
@@ -211,6 +213,8 @@ def run_setup(repo: Repo, task: Task, prompt_file: str) -> None:
     command = repo.setting("agent.setup")
     if not command.strip():
         return
+    from git_agents.tasks import agent
+
     task_dir = repo.task_dir(task.id)
     os.makedirs(task_dir, exist_ok=True)
     # git agent-run blocks SIGINT while it works (it acts on a Ctrl-C between steps) and a child
