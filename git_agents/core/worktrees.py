@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from git_agents.core.errors import GitError
 from git_agents.core.halfmade import half_made_entries, repair_half_made
 from git_agents.core.lock import RepoLock
-from git_agents.core.refs import branch_name, branch_ref
+from git_agents.core.refs import branch_name, branch_ref, is_branch_ref
 from git_agents.core.repo import Repo
 
 
@@ -102,7 +102,7 @@ def linked_worktrees(repo: Repo) -> list[Worktree]:
         detached = len(head) in (40, 64) and all(c in "0123456789abcdef" for c in head)
         locked = os.path.exists(os.path.join(entry, "locked"))
         found.append(Worktree(path, head=head if detached else "",
-                              branch=branch_name(ref) if head.startswith("ref: refs/heads/") else "",
+                              branch=branch_name(ref) if head.startswith("ref: ") and is_branch_ref(ref) else "",
                               locked=locked, prunable=not locked and not os.path.exists(dot_git)))
     return found
 
