@@ -373,7 +373,7 @@ def test_usage_and_configuration_errors(tmp_path: Path, daemon_url: str, committ
     zero = publisher.agent("worker", "--jobs", "0")
     assert (zero.returncode, zero.stderr) == (129, "error: --jobs must be a positive number\nusage: git agent-worker"
                                                    " [--remote <remote>] [--jobs <n>] [--agent <command>]"
-                                                   " [--lease <seconds>] [--once]\n")
+                                                   " [--isolation <mode>] [--lease <seconds>] [--once]\n")
     rebase = publisher.agent("merge", "--all", "--remote", "origin", "--rebase")
     assert (rebase.returncode, rebase.stderr.splitlines()[0]) == (
         129, "error: --remote cannot be combined with --interactive, --rebase or --resolve")
