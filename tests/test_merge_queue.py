@@ -244,7 +244,8 @@ def _complete(project: Project, old: str, tips: dict[str, str], notes_before: st
 
 
 # A run of this scenario makes about 30 git calls; the journal exists from about the 17th on.
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(moment=st.integers(min_value=1, max_value=34), sig=st.sampled_from(["KILL", "INT"]), abort=st.booleans())
 def test_killed_at_any_moment_then_continue_or_abort(tmp_path: Path, moment: int, sig: str, abort: bool) -> None:
     root = tmp_path / f"k{moment}-{sig}-{abort}"

@@ -26,7 +26,7 @@ def seal_file(project: Project, task: str) -> Path:
     return project.path / ".git" / "agents" / "tasks" / task / "seal"
 
 
-def wait_for_seal(project: Project, task: str, timeout: float = 20) -> dict[str, object]:
+def wait_for_seal(project: Project, task: str, timeout: float = 60) -> dict[str, object]:
     path = seal_file(project, task)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -242,7 +242,7 @@ def test_many_agents_exiting_at_once_each_get_their_own_seal(project: Project, t
     run(["true"], tmp_path)
 
 
-def wait_for_seal_or_refusal(project: Project, task: str, timeout: float = 20) -> None:
+def wait_for_seal_or_refusal(project: Project, task: str, timeout: float = 60) -> None:
     """Wait until the watcher has sealed the task's worktree or recorded why not."""
     task_dir = project.path / ".git" / "agents" / "tasks" / task
     deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ id_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | 
 
 
 @given(id_text)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_every_accepted_id_is_a_valid_branch_and_path_component(task_id: str) -> None:
     if id_problem(task_id) is not None:
         return
@@ -57,7 +57,8 @@ def test_foreign_note_is_ignored() -> None:
     assert parse_note("just a note\n") is None
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.dictionaries(st.from_regex(r"[A-Za-z0-9._-]{1,12}", fullmatch=True),
                        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
                                max_size=30), min_size=1, max_size=5))
