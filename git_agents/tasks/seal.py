@@ -553,6 +553,8 @@ class _Server:
                 if not self._hand_over():
                     return 0
                 continue
+            if self.todo:  # requests that came while sealing (seal's pump): handle them now, not in 60 s
+                continue
             # A process of the launch usually ends within moments of the agent (its supervisor):
             # look again soon, then less often.
             self.pump(min(0.05 * 2 ** self.retries, 1.0) if self.pending else 60.0)
