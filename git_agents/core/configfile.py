@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -213,6 +214,17 @@ def edit_config_file(path: str, values: Mapping[str, str | None],
     return the file's contents before and after (for `config_after_edit`)."""
     for hook in WRITE_HOOKS:
         hook(list(values))
+    with WRITING:
+        return _edit_config_file(path, values, remove_sections)
+
+
+#: Held while a thread of this process writes a config file (spawn's threads do); the test suite's
+#: crash hook takes it, so that a kill at one thread's git call falls between two writes.
+WRITING = threading.Lock()
+
+
+def _edit_config_file(path: str, values: Mapping[str, str | None],
+                      remove_sections: Iterable[tuple[str, str | None]]) -> tuple[bytes, bytes]:
     lock = path + ".lock"
     deadline = time.monotonic() + LOCK_WAIT
     while True:

@@ -38,7 +38,10 @@ def _install(spec: str) -> None:
         if calls == int(limit):
             sys.stdout.flush()
             sys.stderr.flush()
-            os.kill(os.getpid(), getattr(signal, f"SIG{name or 'KILL'}"))
+            from git_agents.core.configfile import WRITING
+
+            with WRITING:  # between two config writes, as a one-thread process always is at a git call
+                os.kill(os.getpid(), getattr(signal, f"SIG{name or 'KILL'}"))
 
     add_call_hook(kill)
 
