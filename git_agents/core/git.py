@@ -204,8 +204,8 @@ def _run_git(argv: list[str], cwd: str | None, env: dict[str, str] | None,
     try:
         # popen + communicate, not .run(): .run() decodes with errors ignored and loses path bytes.
         proc = _git_command()[argv].popen(cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, **env} if env else dict(os.environ),
-                                start_new_session=timeout is not None)
+                                          env={**os.environ, **env} if env else dict(os.environ),
+                                          start_new_session=timeout is not None)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
