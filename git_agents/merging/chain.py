@@ -30,6 +30,7 @@ from git_agents.merging.inmemory import (
     put_worktree_back,
 )
 from git_agents.merging.journal import Journal
+from git_agents.tasks.integrity import MERGE_ABORT
 from git_agents.tasks.notes import NOTES_REF, add_notes
 from git_agents.tasks.store import TaskState, write_tasks
 
@@ -206,9 +207,9 @@ def _undo(repo: Repo, plan: Journal) -> None:
     if at == plan.new and plan.new != back:
         if wt is not None and wt.head_branch() == plan.target:
             # --keep refuses rather than overwrite local changes to files the reset would touch.
-            wt.run("reset", "--keep", "--quiet", back, env={"GIT_REFLOG_ACTION": "agent-merge --abort"})
+            wt.run("reset", "--keep", "--quiet", back, env={"GIT_REFLOG_ACTION": MERGE_ABORT})
         else:
-            git.update_ref(ref, back, plan.new, reason="agent-merge --abort")
+            git.update_ref(ref, back, plan.new, reason=MERGE_ABORT)
     elif at == back and plan.new != back and wt is not None and \
             wt.head_branch() == plan.target and \
             wt.ok("diff-index", "--cached", "--quiet", plan.new, "--"):

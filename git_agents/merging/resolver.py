@@ -38,6 +38,7 @@ from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import merge_trees
 from git_agents.merging.journal import Entry, Journal
 from git_agents.tasks import agent, isolation
+from git_agents.tasks.integrity import RESOLVE_UNDO
 from git_agents.tasks.notes import NOTES_REF, parse_note
 from git_agents.tasks.store import Task, TaskState
 
@@ -150,7 +151,7 @@ def restore(git: Git, branch: str, old: str) -> None:
         git.run("merge", "--abort", ok=range(0, 256))
     if git.head_branch() != branch:
         git.run("checkout", "--quiet", "--force", branch, ok=range(0, 256))
-    git.run("reset", "--hard", "--quiet", old, env={"GIT_REFLOG_ACTION": "agent-merge --resolve (undo)"})
+    git.run("reset", "--hard", "--quiet", old, env={"GIT_REFLOG_ACTION": RESOLVE_UNDO})
     git.run("clean", "-fdq")  # only the attempt's files: the worktree was clean when it started
 
 

@@ -180,9 +180,12 @@ def _graph(repo: Repo, starts: Sequence[str], bases: Sequence[str]) -> _Graph:
     return graph
 
 
-# Reflog messages of git-agents' own put-backs (merging/resolver.restore, merging/chain's --abort):
-# the commits such a move left behind were git-agents' attempt, not the agent's work.
-OWN_PUT_BACKS = ("agent-merge --resolve (undo):", "agent-merge --abort:", "agent-merge --abort")
+# The reflog actions of git-agents' own put-backs (merging/resolver.restore, merging/chain's --abort),
+# written by those and read here: the commits such a move left behind were git-agents' attempt,
+# not the agent's work.
+RESOLVE_UNDO = "agent-merge --resolve (undo)"  # git writes "<action>: moving to ..."
+MERGE_ABORT = "agent-merge --abort"
+OWN_PUT_BACKS = (f"{RESOLVE_UNDO}:", MERGE_ABORT)
 
 
 def _not_undone(log: Sequence[_Entry]) -> list[_Entry]:
