@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from git_agents.core.errors import AgentError
@@ -119,25 +119,31 @@ def _held_blob(repo: Repo, hold: str, text: str) -> str:
                      hint="run the spawn again once the gc is over")
 
 
-def _live_tasks(repo: Repo, holders: dict[str, tuple[str, str]], task: Task) -> set[str]:
-    """The recorded tasks, as they are after the leases were read when a lease's task is not known.
+def _live_tasks(repo: Repo, holders: dict[str, tuple[str, str]], leasing: Collection[str]) -> set[str]:
+    """The recorded tasks, as they are after the leases were read when a lease's task is not known
+    (`leasing`: the ids of the tasks being leased for, known to exist).
 
     A task always exists before its lease is taken, so a lease is taken back only when its task
     is missing from a reading of the tasks made after the leases were read. The tasks this
     process read earlier serve when they name every lease's task (a task removed since then only
     keeps its lease until the next spawn); otherwise they are read again."""
     live = set(load_tasks(repo))
-    if any(owner not in live and owner != task.id for _, owner in holders.values()):
+    if any(owner not in live and owner not in leasing for _, owner in holders.values()):
         repo.reload_config()
         live = set(load_tasks(repo))
     return live
 
 
+def _blocks(low: int, high: int, size: int) -> Iterator[tuple[int, int]]:
+    """The port blocks of the range, in order: (its number, from 1; its first port)."""
+    return enumerate(range(low, high - size + 2, size), start=1)
+
+
 def _lease(repo: Repo, task: Task, blob: str, hold: str, low: int, high: int, size: int,
            taken: list[Lease]) -> Lease:
     holders = _holders(repo)
-    live = _live_tasks(repo, holders, task)
-    for number, first in enumerate(range(low, high - size + 2, size), start=1):
+    live = _live_tasks(repo, holders, {task.id})
+    for number, first in _blocks(low, high, size):
         ref = f"{REF_PREFIX}{first}"
         held = holders.get(ref)
         if held and held[1] == task.id:
@@ -176,14 +182,11 @@ def lease_all(repo: Repo, tasks: Sequence[Task]) -> None:
     if blobs is None:
         return
     holders = _holders(repo)
-    live = set(load_tasks(repo))
-    if any(owner not in live for _, owner in holders.values()):
-        repo.reload_config()
-        live = set(load_tasks(repo))
+    live = _live_tasks(repo, holders, holds)
     wanted = list(tasks)
     chosen: dict[str, Lease] = {}
     lines = []
-    for number, first in enumerate(range(low, high - size + 2, size), start=1):
+    for number, first in _blocks(low, high, size):
         if not wanted:
             break
         ref = f"{REF_PREFIX}{first}"
