@@ -185,6 +185,11 @@ def test_an_agents_change_to_the_shared_config_hooks_and_exclude_is_reported_and
     project.ok("spawn", "1", "--prompt", "p", "--agent", str(rogue))
     wait = project.ok("wait", "--all", "--timeout", "60")
     assert "warning: task 2: the shared config, hooks/ or info/exclude changed since it was spawned" in wait.stderr
+    # status gives the same warning, worded and laid out as wait's (no blank line after each diff)
+    status = project.ok("status", "2")
+    warning = wait.stderr[wait.stderr.index("warning: task 2: "):].split("\nwarning: ")[0].rstrip("\n") + "\n"
+    assert "--- config (at spawn)\n" in warning
+    assert warning in status.stderr and "\n\n" not in status.stderr
     (tmp_path / "agent-hook-ran").unlink(missing_ok=True)  # the other agents' commits ran it: their own git
     merge = project.agent("merge", "--all")
     assert merge.returncode == 1

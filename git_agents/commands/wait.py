@@ -93,10 +93,8 @@ def _warn_changes(repo: Repo, task: Task) -> None:
     import sys
 
     from git_agents.core.output import printable
-    from git_agents.tasks.guard import changes
+    from git_agents.tasks.guard import changes_warning
 
-    diffs = changes(repo, task)
-    if diffs:
-        sys.stderr.write(printable(f"warning: task {task.id}: the shared config, hooks/ or info/exclude changed"
-                                   " since it was spawned (by its agent, another agent, or you):\n"
-                                   + "".join(diffs)))
+    changed = changes_warning(repo, task)
+    if changed:
+        sys.stderr.write(printable(f"warning: task {task.id}: {changed}") + "\n")

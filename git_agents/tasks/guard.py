@@ -265,6 +265,16 @@ def changes(repo: Repo, task: Task) -> list[str]:
     return diffs
 
 
+def changes_warning(repo: Repo, task: Task) -> str:
+    """`changes` as the one warning that wait and status give of it (after "warning: task <id>: ";
+    no final newline), or "" when nothing changed."""
+    diffs = changes(repo, task)
+    if not diffs:
+        return ""
+    return ("the shared config, hooks/ or info/exclude changed since it was spawned (by its agent, another agent,"
+            " or you):\n" + "".join(diffs)).rstrip("\n")
+
+
 def _diff(label: str, before: bytes, after: bytes) -> list[str]:
     if before == after:
         return []

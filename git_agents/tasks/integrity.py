@@ -254,11 +254,12 @@ def _check_task(task: Task, tips: Mapping[str, str], logs: Mapping[str, list[_En
 def warnings(repo: Repo, tasks: Sequence[Task]) -> dict[str, list[str]]:
     """What `git agent-status` warns of, by task: the problems above, and what changed in the
     shared config, hooks/ and info/exclude since the task was spawned (guard.changes)."""
-    from git_agents.tasks.guard import changes
+    from git_agents.tasks.guard import changes_warning
     from git_agents.tasks.status import branch_tips
 
     found: dict[str, list[str]] = {tid: [why] for tid, why in problems(repo, tasks, branch_tips(repo)).items()}
     for task in tasks:
-        if task.state != TaskState.MERGED:
-            found.setdefault(task.id, []).extend(changes(repo, task))
+        changed = changes_warning(repo, task) if task.state != TaskState.MERGED else ""
+        if changed:
+            found.setdefault(task.id, []).append(changed)
     return {tid: lines for tid, lines in found.items() if lines}
