@@ -10,7 +10,7 @@ the shape), commits them on `main` and checks them out. `add_branches(path, bran
 adds branches, each one commit on top of main changing given files, in a second fast-import
 stream. Both are reusable by any benchmark; nothing here runs git-agents (`bench_env` is the
 environment benchmarks run it in). `bench_dir` and `print_runs` are the benchmarks' shared set-up and
-summary lines.
+summary lines; `settle` waits for the disk before a timed run.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -121,6 +122,47 @@ def warm_bytecode() -> None:
     installing the package does, so that no timed run pays for compiling them."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "git_agents")], check=True,
                    stdout=subprocess.DEVNULL)
+
+
+def _disk_counters(path: str) -> tuple[int, int] | None:
+    """(discards completed, I/Os in flight) of the block device holding `path`, from
+    /proc/diskstats (Linux 4.18+), or None where there is no such line."""
+    dev = os.stat(path).st_dev
+    try:
+        with open("/proc/diskstats", encoding="ascii") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) >= 18 and (int(fields[0]), int(fields[1])) == (os.major(dev), os.minor(dev)):
+                    return int(fields[14]), int(fields[11])
+    except OSError:
+        pass
+    return None
+
+
+def settle(path: str, quiet: float = 1.0, limit: float = 60.0) -> float:
+    """Write out dirty pages, then wait until the disk holding `path` has had no discard to do
+    and nothing in flight for `quiet` seconds (at most `limit`); returns the seconds waited.
+
+    On a file system mounted with `discard` (this machine's ext4), removing a tree makes the
+    kernel send a discard per freed extent for seconds afterwards (measured: ~13,000 in 4 s after
+    24 worktrees of 2,000 files), and a run timed then pays for the previous run's removal: the
+    same `git worktree add` loop measured 2.1 s and 22.6 s in one benchmark. Each side of a
+    benchmark waits the same way before it is timed.
+    """
+    os.sync()
+    start = time.monotonic()
+    last = _disk_counters(path)
+    if last is None:
+        return 0.0
+    still = time.monotonic()
+    while time.monotonic() - start < limit:
+        time.sleep(0.2)
+        now = _disk_counters(path)
+        if now != last or (now is not None and now[1]):
+            last, still = now, time.monotonic()
+        elif time.monotonic() - still >= quiet:
+            break
+    return time.monotonic() - start
 
 
 @contextmanager

@@ -30,7 +30,8 @@ def sh(args: list[str], cwd: Path, env: dict[str, str]) -> None:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def setup(tmp: Path, tasks: int, sleep: float, env: dict[str, str]) -> tuple[Path, subprocess.Popen[bytes], str]:

@@ -23,13 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import bench_dir, bench_env, generate, print_runs  # noqa: E402
+from benchmarks.genrepo import bench_dir, bench_env, generate, print_runs, settle  # noqa: E402
 from git_agents.core.worktrees import worktree_size  # noqa: E402
 
 
 def timed(argv: list[str], cwd: str, env: dict[str, str]) -> float:
-    """Wall-clock seconds of one command, which must succeed (earlier runs' dirty pages written out first)."""
-    os.sync()
+    """Wall-clock seconds of one command, which must succeed (earlier runs' writes and discards done first)."""
+    settle(cwd)
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     return time.perf_counter() - start

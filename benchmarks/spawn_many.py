@@ -12,7 +12,8 @@ with every tree written, so neither side gets the fresh disk):
   `--agent`, each started as its worktree is ready);
 - before (with --before <commit>): the same spawn run by the git-agents of another commit
   (exported with `git archive`, the checkout untouched), for the figures before this change.
-Everything a run made is removed before the next (not timed). Prints each run's seconds, the
+Everything a run made is removed before the next (not timed), and each run waits for the disk
+to finish the previous one's writes and discards first (genrepo.settle; not timed). Prints each run's seconds, the
 medians, ours / plain (the goal: at most 0.5) and where spawn's git time goes, step by step
 (GIT_AGENTS_TRACE of its runs: the git calls of each step, summed over the threads; their sum
 over the wall-clock time says how much ran side by side).
@@ -34,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import bench_env, generate  # noqa: E402
+from benchmarks.genrepo import bench_env, generate, settle  # noqa: E402
 
 AGENT = "#!/bin/sh\ngit status --porcelain >/dev/null\n"  # an agent that looks at its worktree and ends
 
@@ -50,8 +51,8 @@ STEPS: list[tuple[str, Callable[[str], bool]]] = [
 ]
 
 
-def _sync_and_time(run: Callable[[], None]) -> float:
-    os.sync()  # the previous run's dirty pages are written out first, not charged to this one
+def _sync_and_time(run: Callable[[], object], where: str) -> float:
+    settle(where)  # the previous run's dirty pages and discards are done first, not charged to this one
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
@@ -71,7 +72,7 @@ def plain(repo: str, root: str, tasks: int, env: dict[str, str], agent: str | No
                 procs.append(subprocess.Popen([agent], cwd=path, env=env, stdin=subprocess.DEVNULL,
                                               stdout=subprocess.DEVNULL, start_new_session=True))
 
-    seconds = _sync_and_time(loop)
+    seconds = _sync_and_time(loop, repo)
     for proc in procs:
         proc.wait()
     shutil.rmtree(root)
@@ -89,7 +90,7 @@ def ours(repo: str, tasks: int, env: dict[str, str], agent: str | None, trace: s
         os.unlink(trace)
     seconds = _sync_and_time(lambda: subprocess.run(argv, cwd=repo, env={**env, "GIT_AGENTS_TRACE": trace},
                                                     check=True, stdout=subprocess.DEVNULL,
-                                                    stdin=subprocess.DEVNULL) and None)
+                                                    stdin=subprocess.DEVNULL), repo)
     if agent:
         subprocess.run(["git", "agent-wait", "-q", "--all"], cwd=repo, env=env, stdout=subprocess.DEVNULL)
     subprocess.run(["git", "agent-clean", "-q", "--force", *ids], cwd=repo, env=env, check=True,
