@@ -193,3 +193,61 @@ def test_resume_checks_and_merges_what_the_resolver_of_a_killed_run_left(tmp_pat
         assert (project.path.parent / "runs.log").read_text().split() == ["1", "2"]
     finally:
         _stop_leftovers(project)
+
+
+@pytest.mark.parametrize("when", ["while-the-run-waits", "before-resume"])
+def test_a_prerequisite_merged_by_hand_counts_as_merged(tmp_path: Path, when: str) -> None:
+    """The user merges task 1 with plain git (`git merge --no-ff task-1`) while the run waits for
+    its agent, or between a killed run and --resume: task 3 (after 1) starts, from main with 1 in it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    project = _new_project(tmp_path / "p")
+    agent = write_script(tmp_path / "agent.sh", f"""
+        echo "$GIT_AGENT_TASK" >> {project.path.parent / "runs.log"}
+        [ "$GIT_AGENT_TASK" = 3 ] && {{ [ -f file-1.txt ] || {{ echo "file-1.txt missing"; exit 9; }}; }}
+        echo "work $GIT_AGENT_TASK" > "file-$GIT_AGENT_TASK.txt"
+        git add -A && git commit -q -m "task $GIT_AGENT_TASK"
+        if [ "$GIT_AGENT_TASK" = 1 ]; then
+          touch '{tmp_path}/committed'
+          while [ ! -e '{tmp_path}/go' ]; do sleep 0.05; done
+        fi
+    """)
+    taskfile = tmp_path / "tasks.toml"
+    taskfile.write_text(f'agent = "{agent}"\n\n[[task]]\nid = "1"\nprompt = "one"\n\n'
+                        '[[task]]\nid = "3"\nprompt = "three"\nafter = ["1"]\n')
+    run = subprocess.Popen(["git-agent-run", str(taskfile)], cwd=project.path, text=True, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "committed").exists():
+            assert time.monotonic() < deadline and run.poll() is None, "task 1's agent never committed"
+            time.sleep(0.05)
+        if when == "before-resume":
+            os.kill(run.pid, signal.SIGKILL)  # the run only: task 1's agent ends on its own
+            run.communicate()
+        project.git("merge", "--no-ff", "--quiet", "-m", "the user's merge of task 1", "task-1")
+        by_hand = project.git("rev-parse", "--short=12", "main")
+        (tmp_path / "go").touch()
+        if when == "before-resume":
+            while project.agent("status", "1").stdout.count("running"):
+                time.sleep(0.05)
+            run = subprocess.Popen(["git-agent-run", "--resume", str(taskfile)], cwd=project.path, text=True,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = run.communicate(timeout=120)
+        merges = project.git("log", "--first-parent", "--format=%h %s", "--abbrev=12", "main").splitlines()
+        assert run.returncode == 0, out + err
+        assert out.splitlines()[-4:] == ["Report:", f"  1  merged outside the run ({by_hand})",
+                                         f"  3  merged ({merges[0].split()[0]})", "2 merged, 0 not merged"], out + err
+        assert [m.split(" ", 1)[1] for m in merges] == ["feat: Task 3 - three", "the user's merge of task 1", "initial"]
+        assert project.git("show", "main:file-3.txt") == "work 3"
+        assert (project.path.parent / "runs.log").read_text().split() == ["1", "3"]
+        assert project.git("branch", "--format=%(refname:short)") == "main"  # both cleaned up: merged
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+        (tmp_path / "go").touch()
+        _stop_leftovers(project)

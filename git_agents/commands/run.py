@@ -42,9 +42,12 @@ A task with after = ["48", "50"] waits: it is recorded (git agent-status shows "
 moved to the target's tip before its worktree is made ready). Tasks that others wait for are
 merged as soon as their agents finish; the rest at the end, as without after. A task whose
 prerequisite failed, conflicted (unresolved) or failed its check is blocked and not run, and so
-are the tasks that wait for it; the report names the prerequisite. Unknown ids and cycles are
-refused when the file is read. jobs still caps how many agents run at once. --dry-run prints the
-schedule: which tasks start at once and which wait for what.
+are the tasks that wait for it; the report names the prerequisite. A prerequisite you merged
+yourself with plain git (git merge task-48, while the run waits or before --resume) counts as
+merged when its agent has finished, as git agent-clean --merged decides it (its branch's tip is
+in the target): the tasks after it start, and the report says "merged outside the run (<commit>)".
+Unknown ids and cycles are refused when the file is read. jobs still caps how many agents run at
+once. --dry-run prints the schedule: which tasks start at once and which wait for what.
 With tmux = true (or agent.tmux) each agent runs interactively in its own tmux window, as git
 agent-spawn --tmux does: git agent-attach and git agent-send reach it while the run waits.
 

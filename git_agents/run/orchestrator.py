@@ -62,6 +62,7 @@ class Job:
     deferred: bool = False  # waits for its `after` tasks to merge before it is made ready and started
     tmux: bool = False  # its agent runs interactively in a tmux window
     spent: list[usage.Usage] | None = None  # its runs' figures, kept when its task dir is removed
+    outside: str = ""  # the commit that merged it, when the user merged its branch with plain git
 
     @property
     def id(self) -> str:
@@ -151,6 +152,25 @@ def finish_interrupted_merge(repo: Repo, stream: TextIO = sys.stdout) -> str:
     done = [f"merged task {e.task_id} ({e.commit[:12]})" if e.status == TaskState.MERGED
             else f"task {e.task_id} not merged ({e.status})" for e in plan.entries]
     return f"Finished the interrupted merge into '{plan.target}'" + (f": {', '.join(done)}" if done else "") + "\n"
+
+
+def merged_outside(repo: Repo, task: Task) -> str:
+    """The commit that merged a finished task's branch into its target without git-agents (the
+    user's `git merge task-<id>`), "" when it is not merged or git-agents recorded the merge.
+
+    "Merged" is what `git agent-clean --merged` decides (is_merged: the branch has commits and its
+    tip is reachable from the target). The commit named is the first of the target's first-parent
+    line that contains the tip: the user's merge commit, or the tip itself after a fast-forward.
+    """
+    from git_agents.lifecycle.remove import is_merged
+
+    if task.state == TaskState.MERGED or not task.base or not is_merged(repo, task):
+        return ""
+    tip = repo.git("rev-parse", f"{branch_ref(task.branch)}^{{commit}}")
+    line = repo.git("rev-list", "--first-parent", "--ancestry-path", f"{tip}..{branch_ref(task.base)}", "--").split()
+    if not line or repo.git("rev-parse", f"{line[-1]}^") == tip:  # fast-forwarded: the tip is on the line
+        return tip
+    return line[-1]
 
 
 # -- planning -----------------------------------------------------------------------------------
@@ -567,10 +587,23 @@ class Run:
                 continue
             self._settle_job(job, auto_commit)
 
+    def _merged_outside(self, job: Job) -> bool:
+        """Whether the user merged this finished task with plain git (while the run waited, or
+        before --resume): then it counts as merged, and the tasks after it start."""
+        assert job.task is not None
+        job.outside = merged_outside(self.repo, job.task)
+        if job.outside:
+            job.merged, job.state = True, "merged"
+            job.outcome = f"merged outside the run ({job.outside[:12]})"
+            _journal(self.repo, self.tf.path, job.id, job.outside)
+        return bool(job.outside)
+
     def _settle_job(self, job: Job, auto_commit: bool) -> None:
         """Decide whether one finished task is ready to merge (job.outcome stays empty) or why not."""
         task = job.task
         assert task is not None
+        if self._merged_outside(job):
+            return
         if task.state == TaskState.FAILED:
             job.outcome = f"failed: {task.reason}"
             return
@@ -607,7 +640,7 @@ class Run:
             task = tasks.get(job.id)
             if job.merged and task is not None and not what_would_be_lost(self.repo, task):
                 # recorded before it goes: a task neither recorded nor left would be created and run again
-                _journal(self.repo, self.tf.path, job.id, task.merge_commit)
+                _journal(self.repo, self.tf.path, job.id, task.merge_commit or job.outside)
                 job.spent = usage.runs(self.repo.task_dir(task.id))  # the report's totals, read before they go
                 remove_task(self.repo, task, force=False)
 
