@@ -89,6 +89,8 @@ def what_would_be_lost(repo: Repo, task: Task, facts: RefFacts | None = None) ->
     found = agent.running(task)
     if found is not None:
         reasons.append(f"its agent is still running (pid {found[0]})")
+    if is_clone(task) and found is None:
+        pool.repair_clone(repo, task)  # a clone a killed command left half-made: judged once whole
     if is_clone(task) and task.worktree and os.path.isdir(task.worktree) and found is None:
         sync(repo, task)
         facts = None  # the sync may have moved its branch since the facts were read
@@ -142,6 +144,7 @@ def remove_worktree_of(repo: Repo, task: Task, *, force: bool) -> None:
         if found is not None:
             raise AgentError(f"not removing task {task.id}: its agent is still running (pid {found[0]})",
                              hint=f"stop it first with: git agent-stop {task.id}", code=ExitCode.FAILED)
+    pool.repair_clone(repo, task)  # removed whole, with nothing left aside and its slot's claim dropped
     slot = task.slot
     if not slot and not task.complete and task.worktree:
         # A record left half-written (no `created`) may lack its `slot`: never take the worktree

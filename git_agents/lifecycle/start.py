@@ -312,7 +312,9 @@ def finish_create(repo: Repo, task: Task, text: str, template: str, *, sparse: S
     """Complete the creation of a recorded task whose agent never started, cut short by a kill
     between recording it and writing its prompt (`run --resume`): make its worktree again when it
     is missing (the branch, made by the killed `worktree add`, taken back only while it is still at
-    the task's base commit), and write its prompt when that is missing."""
+    the task's base commit), and write its prompt when that is missing. A clone a kill left
+    half-made while it was made from a pool slot is finished first (pool.repair_clone)."""
+    pool.repair_clone(repo, task)
     if not task.slot and task.worktree and not os.path.lexists(task.worktree):
         if not isolation.is_clone(task):
             prune_worktrees(repo)  # the killed add's entry, whose directory never came to be

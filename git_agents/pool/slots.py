@@ -37,7 +37,7 @@ from git_agents.core.worktrees import (
 )
 from git_agents.tasks import isolation
 from git_agents.tasks.selection import branch_exists_error, resolve_base
-from git_agents.tasks.store import load_tasks, now_iso, write_config
+from git_agents.tasks.store import Task, load_tasks, now_iso, write_config
 
 REF_PREFIX = "refs/agents/pool/"
 CLAIM_VERSION = 1
@@ -367,16 +367,61 @@ def clone_from_slot(repo: Repo, path: str, branch: str, commit: str, *, task: st
     brought to `commit` and leaves the pool as the clone: its claim is dropped, and `create` or a
     growing claim makes a new slot. A clone is never given back to the pool (whatever the agent
     did to its git directory would reach the next task); cleaning the task removes it."""
-    held = claim(repo, task=task, owner=owner, request=dataclasses.replace(request, sparse=()), base_commit=commit,
-                 branch=branch)  # a full slot: the clone is narrowed itself
+    with _making_clone(repo, task):  # until the claim is dropped: repair_clone leaves it alone
+        held = claim(repo, task=task, owner=owner, request=dataclasses.replace(request, sparse=()),
+                     base_commit=commit, branch=branch)  # a full slot: the clone is narrowed itself
+        try:
+            if held.commit != commit:  # a free slot is clean and detached: only the files that differ are written
+                repo.git.at(held.path).run("checkout", "--quiet", "--no-recurse-submodules", "--detach", commit)
+            isolation.make_clone(repo, path, branch, commit, sparse=sparse, checkout=held.path)
+        except BaseException:
+            release(repo, held.slot, force=True, task=task)  # back to the pool, or forgotten once it was moved
+            raise
+        drop_claim(repo, held)
+
+
+def _making_clone(repo: Repo, task: str, timeout: float = 120.0) -> RepoLock:
+    """The lock a process holds while it makes task `task`'s clone from a slot (in the task's
+    directory of records: it goes with the task). A kill releases it: what is left half-made then
+    has no maker, and repair_clone may finish it."""
+    return RepoLock(repo.common_dir, f"tasks/{task}/clone", timeout=timeout)
+
+
+def repair_clone(repo: Repo, task: Task) -> None:
+    """Finish a clone task's clone that a command killed inside clone_from_slot left half-made
+    (the slot's directory moved to the task's, the clone's `.git` still aside), or give back the
+    slot it had claimed and not yet moved; a warning on stderr says what was done.
+
+    Only when no process is making it (a clone being made right now is left alone). Costs a
+    directory listing when there is nothing to repair: the claims are read only when something
+    was made aside or the task's directory is missing.
+    """
+    if not isolation.is_clone(task) or not task.worktree or \
+            (os.path.isdir(os.path.join(task.worktree, ".git")) and not isolation.made_aside(task.worktree)):
+        return
+    making = _making_clone(repo, task.id, timeout=0)
     try:
-        if held.commit != commit:  # a free slot is clean and detached: only the files that differ are written
-            repo.git.at(held.path).run("checkout", "--quiet", "--no-recurse-submodules", "--detach", commit)
-        isolation.make_clone(repo, path, branch, commit, sparse=sparse, checkout=held.path)
-    except BaseException:
-        release(repo, held.slot, force=True, task=task)  # back to the pool, or forgotten once it was moved
-        raise
-    drop_claim(repo, held)
+        making.__enter__()
+    except AgentError:  # its clone is being made right now: not half-made
+        return
+    try:
+        _repair_clone(repo, task)
+    finally:
+        making.__exit__(None, None, None)
+
+
+def _repair_clone(repo: Repo, task: Task) -> None:
+    import sys
+
+    held = [s.claim for s in read_slots(repo, details=True).values() if s.claim and s.claim.task == task.id]
+    slots = ", ".join(c.slot for c in held)
+    if isolation.finish_adoption(repo, task.worktree, task.branch):
+        sys.stderr.write(f"warning: finished the clone of task {task.id} in {task.worktree}, which an interrupted"
+                         f" command left half-made (its pool slot {slots or '?'} had been moved there)\n")
+    for c in held:  # moved into the clone (forgotten), or not yet touched (reset and freed)
+        if release(repo, c.slot, force=True, task=task.id) and os.path.isdir(c.path):
+            sys.stderr.write(f"warning: gave pool slot {c.slot} back to the pool: an interrupted command had"
+                             f" claimed it for the clone of task {task.id}\n")
 
 
 def what_would_be_lost(repo: Repo, slot: Slot) -> list[str]:

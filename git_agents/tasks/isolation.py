@@ -15,6 +15,7 @@ agent CLI's own state directories.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -126,6 +127,63 @@ def adopt_worktree(repo: Repo, worktree: str, path: str, git_dir: str) -> None:
     os.rename(git_dir, os.path.join(path, ".git"))
     os.rmdir(os.path.dirname(git_dir))
     prune_worktrees(repo)  # its directory is gone from where the repository knew it: forgotten
+
+
+def made_aside(path: str) -> list[str]:
+    """The directories make_clone made aside for the clone at `path` (`.<name>-*` beside it), which
+    a killed clone from a pool slot leaves behind: its git directory, or nothing once it moved in."""
+    parent, name = os.path.split(path)
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    # mkdtemp's 8 random characters have no "-": the same for task-1-2 is not task-1's
+    return sorted(os.path.join(parent, n) for n in names
+                  if n.startswith(f".{name}-") and re.fullmatch(r"[a-z0-9_]{8}", n[len(name) + 2:]))
+
+
+def finish_adoption(repo: Repo, path: str, branch: str) -> bool:
+    """Finish, from the files alone, what adopt_worktree began for the clone at `path` when a kill
+    cut it short between moving the slot's directory to `path` and moving the clone's `.git` in:
+    the worktree pointer (ours: into this repository's worktrees/) goes, the `.git` made aside (on
+    `branch`, its index already copied) comes in; what else was made aside goes (a clone begun and
+    abandoned holds nothing of the user's). True if the clone was finished. Nothing is done when
+    `path` holds a `.git` that is not ours, or no `.git` made aside fits: the caller says so."""
+    pointer = os.path.join(path, ".git")
+    aside = made_aside(path)
+    finished = False
+    if os.path.isdir(path) and not os.path.isdir(pointer):
+        fits = [m for m in aside if _on_branch(os.path.join(m, ".git"), branch)]
+        if not fits or (os.path.lexists(pointer) and not _points_into(repo, path)):
+            return False
+        if os.path.lexists(pointer):
+            os.unlink(pointer)
+        os.rename(os.path.join(max(fits, key=os.path.getmtime), ".git"), pointer)
+        finished = True
+    if os.path.isdir(pointer):  # the clone is whole: what is left aside is the killed command's
+        for made in aside:
+            shutil.rmtree(made, ignore_errors=True)
+    return finished
+
+
+def _on_branch(git_dir: str, branch: str) -> bool:
+    """Whether the git directory's HEAD names `branch` (read from its file: no git call)."""
+    from pathlib import Path
+
+    try:
+        head = Path(git_dir, "HEAD").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return head.strip() == f"ref: {branch_ref(branch)}"
+
+
+def _points_into(repo: Repo, worktree: str) -> bool:
+    """Whether the worktree's `.git` file names a linked worktree's entry of this repository."""
+    from git_agents.core.worktrees import git_dir_of
+
+    admin = git_dir_of(worktree)
+    return admin is not None and \
+        os.path.dirname(os.path.realpath(admin)) == os.path.realpath(os.path.join(repo.common_dir, "worktrees"))
 
 
 def _copy_shared(repo: Repo, path: str) -> None:

@@ -9,6 +9,11 @@ point, between two git calls, and prove it recovers.
 
 GIT_AGENTS_TEST_KILL_BEFORE_WRITE=<key> kills it (SIGKILL) just before it writes a config
 record that sets or unsets <key> (task records are written without a git call).
+
+GIT_AGENTS_TEST_KILL_AFTER_OS=<function>:<suffix> kills it (SIGKILL) right after a call of
+os.<function> (rename, unlink, rmdir) whose last path argument ends with <suffix>: a point
+between two file operations with no git call between them (e.g. `rename:/task-1`, a pooled
+clone's slot directory just renamed into place, its `.git` not yet swapped).
 """
 
 from __future__ import annotations
@@ -63,7 +68,27 @@ def _install_write_kill(key: str) -> None:
     WRITE_HOOKS.append(kill)
 
 
+def _install_os_kill(spec: str) -> None:
+    import signal
+
+    name, _, suffix = spec.partition(":")
+    original = getattr(os, name)
+
+    def call(*args: object, **kw: object) -> object:
+        result = original(*args, **kw)
+        last = os.fsdecode(args[-1]) if args and isinstance(args[-1], (str, bytes)) else ""
+        if suffix and last.endswith(suffix):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(os, name, call)
+
+
 if _SPEC:
     _install(_SPEC)
+if os.environ.get("GIT_AGENTS_TEST_KILL_AFTER_OS"):
+    _install_os_kill(os.environ["GIT_AGENTS_TEST_KILL_AFTER_OS"])
 if os.environ.get("GIT_AGENTS_TEST_KILL_BEFORE_WRITE"):
     _install_write_kill(os.environ["GIT_AGENTS_TEST_KILL_BEFORE_WRITE"].lower())
