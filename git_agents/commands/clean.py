@@ -19,6 +19,7 @@ from git_agents.lifecycle.remove import (
     remove_worktree_of,
     what_would_be_lost,
 )
+from git_agents.tasks import ports
 from git_agents.tasks.selection import select_tasks
 from git_agents.tasks.store import Task
 
@@ -30,9 +31,12 @@ merge commits stay). Without --force, a task is kept, with what would be lost na
 worktree holds uncommitted or untracked work, when its branch has commits not merged into
 its target branch, or when its agent is still running. --force stops a running agent (its
 whole process group) and discards all of that. Worktrees whose directories were deleted by
-hand are pruned. The task's port block (GIT_AGENT_PORT) is returned. A task that runs in a
-pool slot (spawn --pool, git agent-pool claim --task) gives the slot back to the pool, reset
-to the pool's base, instead of removing it.
+hand are pruned. The task's port block (GIT_AGENT_PORT) is returned; every clean also takes
+back the port blocks and lease holds (refs/agents/port-holds/) of tasks that no longer exist,
+as a lease killed midway leaves them. A task that runs in a pool slot (spawn --pool, git
+agent-pool claim --task) gives the slot back to the pool, reset to the pool's base, instead of
+removing it. A clone task (--isolation) that a command killed while making it from a pool
+slot left half-made is finished first, with a warning.
 
 --stale[=<days>] picks every task that is merged, or whose worktree has not changed for
 <days> days (default 7; its newest file, directory or index modification) and whose commits
@@ -104,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
             removed.append(task)
     finally:  # even when one removal fails: the tasks removed so far are finished
         finish_removals(repo, removed)
+    if not args.dry_run:  # port blocks and holds left to tasks that no longer exist (a lease killed midway)
+        ports.sweep(repo)
     for task in removed:
         if args.verbosity >= 0:
             print(f"Removed task {task.id}" + (f" (worktree {task.worktree}, branch {task.branch})"

@@ -238,13 +238,41 @@ def release(repo: Repo, task: Task) -> None:
 
 
 def release_all(repo: Repo, tasks: list[Task]) -> None:
-    """Give the tasks' port blocks back (each only if its task still holds it), reading the
-    leases once: one call per task would read every lease each time."""
-    if not any(t.port for t in tasks):
+    """Give the tasks' port blocks back (each only if its task still holds it) and drop their
+    holds, reading the leases once: one call per task would read every lease each time.
+
+    A block is found by the task its lease names, not by the port the task recorded: a lease
+    killed between its transaction and the record, or before its transaction (its hold left),
+    is taken back too."""
+    if not tasks:
         return
-    holders = _holders(repo)
-    for task in tasks:
-        ref = f"{REF_PREFIX}{task.port}"
-        held = holders.get(ref) if task.port else None
-        if held and held[1] == task.id:
-            repo.git.run("update-ref", "-d", ref, held[0], ok=range(0, 256))
+    ids = {t.id for t in tasks}
+    leases = [f"delete {ref} {sha}\n" for ref, (sha, owner) in _holders(repo).items() if owner in ids]
+    _take_back(repo, leases + [f"delete {HOLD_PREFIX}{task_id}\n" for task_id in sorted(ids)])
+
+
+def sweep(repo: Repo) -> None:
+    """Take back every lease and hold whose task is not recorded (its record removed without
+    git agent-clean, or a lease killed midway for a task removed since): what `lease` would take
+    back only when it reached that block, and a hold no lease of another id ever drops.
+
+    The refs are read before the tasks: a task is recorded before its hold and lease are made,
+    so one missing from the later reading is gone (compare-and-swap on each ref as read)."""
+    leases = _holders(repo)
+    holds = repo.git("for-each-ref", "--format=%(objectname) %(refname)", HOLD_PREFIX).splitlines()
+    if not leases and not holds:
+        return
+    repo.reload_config()
+    live = set(load_tasks(repo))
+    lines = [f"delete {ref} {sha}\n" for ref, (sha, owner) in leases.items() if owner not in live]
+    lines += [f"delete {ref} {sha}\n" for sha, ref in (line.split(" ", 1) for line in holds)
+              if ref.removeprefix(HOLD_PREFIX) not in live]
+    _take_back(repo, lines)
+
+
+def _take_back(repo: Repo, deletes: list[str]) -> None:
+    """Delete these refs (`delete <ref> [<old>]` lines) in one transaction; if one moved meanwhile
+    (the transaction is all or nothing), each on its own, leaving the one that moved."""
+    if deletes and repo.git.run("update-ref", "--stdin", input="".join(deletes), ok=range(0, 256)).code != 0:
+        for line in deletes:
+            repo.git.run("update-ref", "--stdin", input=line, ok=range(0, 256))
