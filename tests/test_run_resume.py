@@ -195,8 +195,9 @@ def test_resume_checks_and_merges_what_the_resolver_of_a_killed_run_left(tmp_pat
         _stop_leftovers(project)
 
 
+@pytest.mark.parametrize("how", ["--no-ff", "--ff-only"])
 @pytest.mark.parametrize("when", ["while-the-run-waits", "before-resume"])
-def test_a_prerequisite_merged_by_hand_counts_as_merged(tmp_path: Path, when: str) -> None:
+def test_a_prerequisite_merged_by_hand_counts_as_merged(tmp_path: Path, when: str, how: str) -> None:
     """The user merges task 1 with plain git (`git merge --no-ff task-1`) while the run waits for
     its agent, or between a killed run and --resume: task 3 (after 1) starts, from main with 1 in it."""
     import os
@@ -228,7 +229,7 @@ def test_a_prerequisite_merged_by_hand_counts_as_merged(tmp_path: Path, when: st
         if when == "before-resume":
             os.kill(run.pid, signal.SIGKILL)  # the run only: task 1's agent ends on its own
             run.communicate()
-        project.git("merge", "--no-ff", "--quiet", "-m", "the user's merge of task 1", "task-1")
+        project.git("merge", how, "--quiet", "-m", "the user's merge of task 1", "task-1")
         by_hand = project.git("rev-parse", "--short=12", "main")
         (tmp_path / "go").touch()
         if when == "before-resume":
@@ -239,9 +240,11 @@ def test_a_prerequisite_merged_by_hand_counts_as_merged(tmp_path: Path, when: st
         out, err = run.communicate(timeout=120)
         merges = project.git("log", "--first-parent", "--format=%h %s", "--abbrev=12", "main").splitlines()
         assert run.returncode == 0, out + err
+        assert err == ""
         assert out.splitlines()[-4:] == ["Report:", f"  1  merged outside the run ({by_hand})",
                                          f"  3  merged ({merges[0].split()[0]})", "2 merged, 0 not merged"], out + err
-        assert [m.split(" ", 1)[1] for m in merges] == ["feat: Task 3 - three", "the user's merge of task 1", "initial"]
+        by_user = "the user's merge of task 1" if how == "--no-ff" else "task 1"  # a fast-forward: task 1's commit
+        assert [m.split(" ", 1)[1] for m in merges] == ["feat: Task 3 - three", by_user, "initial"]
         assert project.git("show", "main:file-3.txt") == "work 3"
         assert (project.path.parent / "runs.log").read_text().split() == ["1", "3"]
         assert project.git("branch", "--format=%(refname:short)") == "main"  # both cleaned up: merged
