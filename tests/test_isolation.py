@@ -330,12 +330,14 @@ def test_a_clone_from_a_pool_slot_that_fails_leaves_nothing_and_loses_nothing(pr
 
 
 @pytest.mark.parametrize("then", ["run-resume", "clean"])
-@pytest.mark.parametrize("point", ["rename:/task-1", "unlink:/task-1/.git"], ids=["renamed", "pointer-removed"])
+@pytest.mark.parametrize("point", ["--git-path index", "rename:/task-1", "unlink:/task-1/.git"],
+                         ids=["not-yet-moved", "renamed", "pointer-removed"])
 def test_a_pooled_clone_killed_between_the_rename_and_the_git_swap_is_finished(project: Project, tmp_path: Path,
                                                                               point: str, then: str) -> None:
     """A clone made from a pool slot, killed (SIGKILL) after the slot's directory was renamed to
     task-1 and before the clone's .git took the place of its worktree pointer: `run --resume`
-    finishes the clone and runs the task in it; `clean 1` finishes it and removes it. The user's
+    finishes the clone and runs the task in it; `clean 1` finishes it and removes it. Killed just
+    before the rename, the slot goes back to the pool and what was made aside goes. The user's
     repository keeps its branches and files; no claim, worktree entry or half-made directory is left."""
     project.ok("pool", "create", "1")
     agent = write_script(tmp_path / "agent.sh", 'echo "$GIT_AGENT_TASK" > "$GIT_AGENT_TASK.txt" && git add -A'
@@ -348,16 +350,22 @@ def test_a_pooled_clone_killed_between_the_rename_and_the_git_swap_is_finished(p
     (project.path / "notes.txt").write_text("the user's untracked notes\n")
     branches = project.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/")
     clone_dir = project.worktrees / "task-1"
-    kill = {"GIT_AGENTS_TEST_KILL_AFTER_OS": point}
+    moved = not point.startswith("--")
+    kill = {"GIT_AGENTS_TEST_KILL_AFTER_OS": point} if moved else {"GIT_AGENTS_TEST_KILL_AT_GIT": point}
     if then == "run-resume":
         killed = project.agent("run", str(tmp_path / "tasks.toml"), env=kill)
     else:
         killed = project.agent("spawn", "1", "--pool", "--isolation=clone", "--prompt", "p", "--agent", str(agent),
                                env=kill)
     assert killed.returncode in (137, -9), killed.stdout + killed.stderr
-    assert clone_dir.is_dir() and not (clone_dir / ".git").is_dir()  # killed at that point
-    finished = (f"warning: finished the clone of task 1 in {clone_dir}, which an interrupted command left"
-                " half-made (its pool slot pool-1 had been moved there)\n")
+    if moved:
+        assert clone_dir.is_dir() and not (clone_dir / ".git").is_dir()  # killed at that point
+        finished = (f"warning: finished the clone of task 1 in {clone_dir}, which an interrupted command left"
+                    " half-made (its pool slot pool-1 had been moved there)\n")
+    else:
+        assert not clone_dir.exists() and len(list(project.worktrees.glob(".task-1-*"))) == 1
+        finished = "warning: gave pool slot pool-1 back to the pool: an interrupted command had claimed it for" \
+                   " the clone of task 1\n"
 
     if then == "run-resume":
         resumed = project.agent("run", "--resume", str(tmp_path / "tasks.toml"))
@@ -373,8 +381,9 @@ def test_a_pooled_clone_killed_between_the_rename_and_the_git_swap_is_finished(p
         assert project.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads/") == \
             "\n".join(line for line in branches.splitlines() if "task-1" not in line)
     assert not clone_dir.exists()
-    assert sorted(p.name for p in project.worktrees.iterdir()) == []  # no half-made clone left aside
-    assert project.git("worktree", "list", "--porcelain").count("worktree ") == 1
+    # no half-made clone left aside; a slot not yet moved is back in the pool, free
+    assert sorted(p.name for p in project.worktrees.iterdir()) == ([] if moved else ["pool-1"])
+    assert project.git("worktree", "list", "--porcelain").count("worktree ") == (1 if moved else 2)
     assert project.git("for-each-ref", "refs/agents/pool/") == ""  # no claim left
     assert (project.path / "notes.txt").read_text() == "the user's untracked notes\n"
     again = project.agent("spawn", "2", "--pool", "--isolation=clone", "--prompt", "p", "--agent", str(agent))

@@ -146,8 +146,9 @@ def finish_adoption(repo: Repo, path: str, branch: str) -> bool:
     """Finish, from the files alone, what adopt_worktree began for the clone at `path` when a kill
     cut it short between moving the slot's directory to `path` and moving the clone's `.git` in:
     the worktree pointer (ours: into this repository's worktrees/) goes, the `.git` made aside (on
-    `branch`, its index already copied) comes in; what else was made aside goes (a clone begun and
-    abandoned holds nothing of the user's). True if the clone was finished. Nothing is done when
+    `branch`, its index already copied) comes in; what else was made aside goes, as does all of it
+    when nothing was moved to `path` (a clone begun and abandoned holds nothing of the user's:
+    copies of the repository's refs, its objects linked). True if the clone was finished. Nothing is done when
     `path` holds a `.git` that is not ours, or no `.git` made aside fits: the caller says so."""
     pointer = os.path.join(path, ".git")
     aside = made_aside(path)
@@ -160,7 +161,7 @@ def finish_adoption(repo: Repo, path: str, branch: str) -> bool:
             os.unlink(pointer)
         os.rename(os.path.join(max(fits, key=os.path.getmtime), ".git"), pointer)
         finished = True
-    if os.path.isdir(pointer):  # the clone is whole: what is left aside is the killed command's
+    if os.path.isdir(pointer) or not os.path.lexists(path):  # whole, or never moved: what is aside is abandoned
         for made in aside:
             shutil.rmtree(made, ignore_errors=True)
     return finished

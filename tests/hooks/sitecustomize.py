@@ -10,6 +10,9 @@ point, between two git calls, and prove it recovers.
 GIT_AGENTS_TEST_KILL_BEFORE_WRITE=<key> kills it (SIGKILL) just before it writes a config
 record that sets or unsets <key> (task records are written without a git call).
 
+GIT_AGENTS_TEST_KILL_AT_GIT=<words> kills it (SIGKILL) before its first git call whose
+command line (joined by spaces) contains <words>.
+
 GIT_AGENTS_TEST_KILL_AFTER_OS=<function>:<suffix> kills it (SIGKILL) right after a call of
 os.<function> (rename, unlink, rmdir) whose last path argument ends with <suffix>: a point
 between two file operations with no git call between them (e.g. `rename:/task-1`, a pooled
@@ -68,6 +71,23 @@ def _install_write_kill(key: str) -> None:
     WRITE_HOOKS.append(kill)
 
 
+def _install_git_kill(words: str) -> None:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    import signal
+
+    from git_agents.core.git import add_call_hook
+
+    def kill(argv: list[str]) -> None:
+        if words in " ".join(argv):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    add_call_hook(kill)
+
+
 def _install_os_kill(spec: str) -> None:
     import signal
 
@@ -88,6 +108,8 @@ def _install_os_kill(spec: str) -> None:
 
 if _SPEC:
     _install(_SPEC)
+if os.environ.get("GIT_AGENTS_TEST_KILL_AT_GIT"):
+    _install_git_kill(os.environ["GIT_AGENTS_TEST_KILL_AT_GIT"])
 if os.environ.get("GIT_AGENTS_TEST_KILL_AFTER_OS"):
     _install_os_kill(os.environ["GIT_AGENTS_TEST_KILL_AFTER_OS"])
 if os.environ.get("GIT_AGENTS_TEST_KILL_BEFORE_WRITE"):
