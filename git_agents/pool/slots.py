@@ -418,6 +418,12 @@ def _repair_clone(repo: Repo, task: Task) -> None:
     if isolation.finish_adoption(repo, task.worktree, task.branch):
         sys.stderr.write(f"warning: finished the clone of task {task.id} in {task.worktree}, which an interrupted"
                          f" command left half-made (its pool slot {slots or '?'} had been moved there)\n")
+    elif held and os.path.isdir(task.worktree) and not os.path.isdir(os.path.join(task.worktree, ".git")):
+        sys.stderr.write(f"warning: the clone of task {task.id} in {task.worktree} is half-made and its git"
+                         " directory is not where it was being made; nothing was changed\n"
+                         f"hint: look at {task.worktree}, then remove the task with: git agent-clean --force"
+                         f" {task.id}\n")
+        return  # its slot's claim is kept: the directory may still be that slot
     for c in held:  # moved into the clone (forgotten), or not yet touched (reset and freed)
         if release(repo, c.slot, force=True, task=task.id) and os.path.isdir(c.path):
             sys.stderr.write(f"warning: gave pool slot {c.slot} back to the pool: an interrupted command had"

@@ -148,8 +148,8 @@ def finish_adoption(repo: Repo, path: str, branch: str) -> bool:
     the worktree pointer (ours: into this repository's worktrees/) goes, the `.git` made aside (on
     `branch`, its index already copied) comes in; what else was made aside goes, as does all of it
     when nothing was moved to `path` (a clone begun and abandoned holds nothing of the user's:
-    copies of the repository's refs, its objects linked). True if the clone was finished. Nothing is done when
-    `path` holds a `.git` that is not ours, or no `.git` made aside fits: the caller says so."""
+    copies of the repository's refs, its objects linked). True if the clone was finished.
+    Nothing is done when `path` holds a `.git` that is not ours, or no `.git` made aside fits."""
     pointer = os.path.join(path, ".git")
     aside = made_aside(path)
     finished = False
