@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,7 @@ from git_agents.tasks.ids import id_problem, sort_key
 from git_agents.tasks.notes import format_note, parse_note
 from git_agents.tasks.prompt import render
 
-from .conftest import Project
+from .conftest import Project, run
 
 id_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from("\t\n\u00e9/"),
                   max_size=110)
@@ -138,6 +139,42 @@ def test_the_configuration_is_read_once_and_stays_exact_after_writes(project: Pr
         assert repo.config == fresh() and len(reads) == 1  # fresh()'s alone
     finally:
         gateway.CALL_HOOKS.remove(count)
+
+
+def test_idents_are_git_vars_in_one_call_and_refused_where_git_var_refuses(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The author and committer a merge run records come from one `git var -l` when both are given
+    (they differ here, and a config value spanning lines mimics the list), exactly as the strict
+    `git var GIT_*_IDENT` prints them; where git would have to guess one that it refuses to guess
+    (an empty name), the strict calls run and refuse as commit-tree would. A merge run reads
+    them once, for its commits and its notes commit (Repo.idents, dated now when read again)."""
+    import git_agents.core.git as gateway
+    from git_agents.core.errors import GitError
+    from git_agents.core.git import Git, idents
+    from git_agents.core.repo import Repo
+
+    project.git("config", "x.fake", "v\nGIT_COMMITTER_IDENT=Evil <e@x> 1 +0000\nGIT_AUTHOR_IDENT=Evil <e@x> 1 +0000")
+    dates = {"GIT_AUTHOR_DATE": "@1700000000 +0100", "GIT_COMMITTER_DATE": "@1700000100 -0200"}
+    git = Git(project.path, dates)
+    calls: list[list[str]] = []
+    git("version")  # the once-per-process version check, out of the way
+    gateway.add_call_hook(calls.append)
+    try:
+        assert idents(git, {}) == (git("var", "GIT_AUTHOR_IDENT"), git("var", "GIT_COMMITTER_IDENT")) == \
+            ("A U Thor <author@example.com> 1700000000 +0100", "C O Mitter <committer@example.com> 1700000100 -0200")
+        assert calls[0] == ["var", "-l"] and len(calls) == 3
+        repo = Repo.discover(str(project.path))
+        calls.clear()
+        first = repo.idents()
+        monkeypatch.setenv("GIT_COMMITTER_DATE", "@1700000200 +0000")  # fixed: kept; not fixed: now
+        assert repo.idents()[1] == first[1] and repo.idents()[0].startswith("A U Thor <author@example.com> ")
+        assert [c[:2] for c in calls] == [["config", "-z"], ["var", "-l"]]
+    finally:
+        gateway.CALL_HOOKS.remove(calls.append)
+    assert run(["git", "var", "-l"], project.path, env={"GIT_AUTHOR_NAME": ""}).returncode == 0  # it would not refuse
+    with pytest.raises(GitError) as refused:
+        idents(Git(project.path, {"GIT_AUTHOR_NAME": ""}), {})
+    assert "empty ident name (for <author@example.com>) not allowed" in refused.value.stderr
 
 
 def test_commit_maker_writes_the_bytes_commit_tree_writes(project: Project) -> None:

@@ -11,7 +11,7 @@ from git_agents.commands.options import add_verbosity
 from git_agents.core.errors import AgentError, ExitCode, UsageError
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
-from git_agents.core.worktrees import list_worktrees
+from git_agents.core.worktrees import Worktree, list_worktrees
 from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.journal import Journal
@@ -258,7 +258,9 @@ def run(args: argparse.Namespace) -> int:
     if args.all:
         tasks.sort(key=lambda t: sort_key(t.id))
     unsealed: list[str] = []
-    to_merge, problems = select_mergeable(repo, tasks, explicit=not args.all, unsealed=unsealed)
+    worktrees = list_worktrees(repo)  # one listing for the run: the selection and the targets' worktrees
+    to_merge, problems = select_mergeable(repo, tasks, explicit=not args.all, unsealed=unsealed,
+                                          worktrees=worktrees)
     if unsealed:  # one line, so that a slow run explains itself
         common = max(set(unsealed), key=unsealed.count)
         others = f" (and {len(set(unsealed)) - 1} other reasons)" if len(set(unsealed)) > 1 else ""
@@ -268,20 +270,21 @@ def run(args: argparse.Namespace) -> int:
         attempts: list[Attempt] = []
         if to_merge:
             refuse_if_interrupted(repo)
-        checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
+        checked_out = {w.branch: w.path for w in worktrees if w.branch}
         for target, group in by_target(to_merge).items():
             if target in checked_out:  # the refusal the merge would give, before any prediction
                 check_target_worktree(repo, checked_out[target])
             attempts += plan_chain(repo, target, group, None, batch=False, worktree=checked_out.get(target),
                                    style=style)[0]
         return report(repo, attempts, problems, opts, dry_run=True)
-    return _execute(repo, to_merge, problems, opts, None)
+    return _execute(repo, to_merge, problems, opts, None, worktrees=worktrees)
 
 
 def _execute(repo: Repo, to_merge: list[Task], problems: dict[str, str], opts: Options, carry: Carry | None,
-             resolved: Sequence[Attempt] = ()) -> int:
-    """Merge the selected tasks and report (after `resolved`: merges --continue made before the run went on)."""
-    attempts, meanwhile = merge_tasks(repo, to_merge, opts, carry=carry)
+             resolved: Sequence[Attempt] = (), worktrees: Sequence[Worktree] | None = None) -> int:
+    """Merge the selected tasks and report (after `resolved`: merges --continue made before the run went on;
+    `worktrees`: the run's listing, if made already)."""
+    attempts, meanwhile = merge_tasks(repo, to_merge, opts, carry=carry, worktrees=worktrees)
     if opts.show_empty:  # named explicitly: say so, as for a task merged before this run
         problems.update((task_id, "already merged") for task_id in meanwhile)
     code = report(repo, [*resolved, *attempts], problems, opts, dry_run=False)

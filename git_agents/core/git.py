@@ -461,3 +461,47 @@ class Git:
             raise GitError(["git", *argv], -1, "", str(exc)) from exc
         _trace(argv, self.cwd, time.perf_counter() - start, code)
         return code
+
+
+def _given(env: Mapping[str, str], config: Mapping[str, list[str]], role: str, what: str) -> bool:
+    """Whether git takes the `what` (NAME, EMAIL) of `role` (AUTHOR, COMMITTER) from the environment or
+    the configuration, as given, non-empty: then `git var` cannot refuse it (see idents)."""
+    if f"GIT_{role}_{what}" in env:
+        return bool(env[f"GIT_{role}_{what}"])
+    for key in (f"{role.lower()}.{what.lower()}", f"user.{what.lower()}"):
+        if config.get(key):
+            return bool(config[key][-1])
+    return False
+
+
+def idents(git: Git, config: Mapping[str, list[str]]) -> tuple[str, str]:
+    """(author, committer) as `git commit-tree` would record them now: `Name <email> <time> <zone>`.
+
+    One `git var -l` when every name and email is given (environment or configuration; `config`
+    is the repository's, as read by Repo.config): it prints both idents after the configuration,
+    formatted by the same code as `git var GIT_AUTHOR_IDENT`, which differs only in refusing an
+    identity it would have to guess (no user.email, user.useConfigOnly, an empty name). Otherwise
+    one strict `git var` each, which refuses as commit-tree does (GitError with git's message).
+    """
+    env = {**os.environ, **(git.env or {})}
+    if all(_given(env, config, role, what) for role in ("AUTHOR", "COMMITTER") for what in ("NAME", "EMAIL")):
+        lines = git("var", "-l").split("\n")
+        # The variables come last (GIT_EDITOR, GIT_PAGER, ... after the two idents): the last pair wins
+        # over a configuration value that spans lines and happens to look like one.
+        for n in range(len(lines) - 2, -1, -1):
+            committer, author = lines[n], lines[n + 1]
+            if committer.startswith("GIT_COMMITTER_IDENT=") and author.startswith("GIT_AUTHOR_IDENT="):
+                return author.partition("=")[2], committer.partition("=")[2]
+    return git("var", "GIT_AUTHOR_IDENT"), git("var", "GIT_COMMITTER_IDENT")
+
+
+def redated(ident: str, variable: str) -> str:
+    """`ident` (`Name <email> <time> <zone>`, read earlier by idents) as `git var` would give it now:
+    the time and zone replaced with the present, unless the environment fixes them (`variable`,
+    GIT_COMMITTER_DATE or GIT_AUTHOR_DATE, which git read into it; an empty one means now)."""
+    if os.environ.get(variable):
+        return ident
+    now = time.time()
+    offset = time.localtime(now).tm_gmtoff // 60  # what git's local_tzoffset gives, in minutes
+    sign = "-" if offset < 0 else "+"
+    return f"{ident.rsplit(' ', 2)[0]} {int(now)} {sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}"

@@ -44,6 +44,7 @@ class Repo:
         self.git = Git(toplevel)
         self._config_file: bytes | None = None  # the repository's config file as `config` was read from it
         self._config_edits = threading.Lock()  # config_written's check and update are one step
+        self._idents: tuple[str, str] | None = None
 
     @classmethod
     def discover(cls, cwd: str | None = None) -> Repo:
@@ -97,6 +98,19 @@ class Repo:
     def reload_config(self) -> None:
         """Forget the cached configuration: the next look-up reads it again (to see other processes' writes)."""
         self.__dict__.pop("config", None)
+        self._idents = None
+
+    def idents(self) -> tuple[str, str]:
+        """(author, committer) as `git commit-tree` records them (core.git.idents), read once for the
+        configuration read (reload_config forgets them): a merge run's commits and its notes commit
+        share one `git var`. Read again, they carry the time of now, as `git var` would (core.git.redated)."""
+        from git_agents.core.git import idents, redated
+
+        if self._idents is None:
+            self._idents = idents(self.git, self.config)
+            return self._idents
+        author, committer = self._idents
+        return redated(author, "GIT_AUTHOR_DATE"), redated(committer, "GIT_COMMITTER_DATE")
 
     def config_written(self, before: bytes, after: bytes, values: Mapping[str, str | None],
                        remove_sections: Iterable[tuple[str, str | None]] = ()) -> None:
@@ -115,6 +129,8 @@ class Repo:
                 return
             self.__dict__["config"] = edited
             self._config_file = after
+            if any(key.lower().startswith(("user.", "author.", "committer.")) for key in values):
+                self._idents = None  # an identity set here: the next commit uses it
 
     def setting(self, key: str) -> str:
         """The value of an `agent.*` setting, or its default."""

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from git_agents.core.errors import AgentError, GitError
-from git_agents.core.git import Git, decode, encode
+from git_agents.core.git import Git, decode, encode, idents
 from git_agents.core.refs import branch_ref
 from git_agents.merging.hooks import MergeHooks
 from git_agents.tasks.store import TaskState
@@ -108,27 +108,29 @@ def commit_tree(git: Git, tree: str, parents: Sequence[str], text: str, *, sign:
 
 
 @contextmanager
-def commit_maker(git: Git, config: Mapping[str, list[str]], scratch_dir: str,
-                 count: int) -> Iterator[CommitMaker | None]:
+def commit_maker(git: Git, config: Mapping[str, list[str]], scratch_dir: str, count: int,
+                 read_idents: Callable[[], tuple[str, str]] | None = None) -> Iterator[CommitMaker | None]:
     """Makes up to `count` unsigned commits as `git commit-tree` does, byte for byte (tree, parents,
     author, committer, message: commit_tree_extended in git's commit.c), through one `git
     hash-object` for them all instead of a commit-tree process each (each commit passes through a
     file of its own in `scratch_dir`, removed at the end). None (use commit_tree) for fewer than
-    4, which cannot pay for the two `git var` calls, or when the repository writes commit messages
+    4, which cannot pay for reading the idents, or when the repository writes commit messages
     in another encoding than UTF-8 (commit-tree adds a header then). A message commit-tree would
-    change or refuse goes to commit_tree."""
+    change or refuse goes to commit_tree. `read_idents`: (author, committer), e.g. Repo.idents
+    (default: core.git.idents)."""
     import tempfile
 
     encoding = (config.get("i18n.commitencoding") or ["utf-8"])[-1].lower()
     if count < 4 or encoding not in ("utf-8", "utf8") or "\n" in scratch_dir or not os.path.isdir(scratch_dir):
         yield None  # (a path with a newline cannot go through --stdin-paths)
         return
-    idents = f"author {git('var', 'GIT_AUTHOR_IDENT')}\ncommitter {git('var', 'GIT_COMMITTER_IDENT')}\n"
+    author, committer = read_idents() if read_idents is not None else idents(git, config)
+    ident_lines = f"author {author}\ncommitter {committer}\n"
     fd, scratch = tempfile.mkstemp(prefix="commit-", dir=scratch_dir)
     os.close(fd)
 
     def make(tree: str, parents: Sequence[str], text: str) -> str:
-        data = encode(f"tree {tree}\n" + "".join(f"parent {p}\n" for p in parents) + idents + "\n" + text)
+        data = encode(f"tree {tree}\n" + "".join(f"parent {p}\n" for p in parents) + ident_lines + "\n" + text)
         if len(set(parents)) < len(parents) or not _plain_utf8(data):
             return commit_tree(git, tree, parents, text)  # commit-tree drops the parent, or rewrites the text
         with open(scratch, "wb") as fh:

@@ -17,7 +17,7 @@ from git_agents.core.errors import AgentError
 from git_agents.core.lock import RepoLock
 from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
-from git_agents.core.worktrees import list_worktrees
+from git_agents.core.worktrees import Worktree, list_worktrees
 from git_agents.merging import journal as journal_file
 from git_agents.merging.inmemory import Attempt
 from git_agents.merging.journal import Entry, Journal
@@ -147,9 +147,10 @@ class Carry:
     landed: list[Entry] = field(default_factory=list)
 
 
-def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool,
-                     unsealed: list[str] | None = None) -> tuple[list[Task], dict[str, str]]:
-    """The tasks to merge now, and why each other one is skipped."""
+def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool, unsealed: list[str] | None = None,
+                     worktrees: Sequence[Worktree] | None = None) -> tuple[list[Task], dict[str, str]]:
+    """The tasks to merge now, and why each other one is skipped (`worktrees`: list_worktrees, if the
+    caller listed them already: one listing serves a whole run)."""
     problems: dict[str, str] = {}
     to_merge: list[Task] = []
     unchanged: list[Task] = []
@@ -172,7 +173,8 @@ def select_mergeable(repo: Repo, tasks: list[Task], *, explicit: bool,
             unchanged.append(task)  # perhaps because its branch was moved back: say that instead
     from git_agents.tasks.integrity import problems as tampered
 
-    held = tampered(repo, to_merge + unchanged, tips)  # what an agent's git did to the shared refs: those wait
+    # What an agent's git did to the shared refs: those tasks wait.
+    held = tampered(repo, to_merge + unchanged, tips, worktrees)
     problems.update(held)
     return [t for t in to_merge if t.id not in held], problems
 
@@ -200,8 +202,8 @@ def by_target(tasks: list[Task]) -> dict[str, list[Task]]:
     return targets
 
 
-def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
-                carry: Carry | None = None) -> tuple[list[Attempt], list[str]]:
+def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *, carry: Carry | None = None,
+                worktrees: Sequence[Worktree] | None = None) -> tuple[list[Attempt], list[str]]:
     """Merge tasks into their targets, target by target, each moving once (per conflict with --interactive).
 
     The tasks must be eligible (see select_mergeable); with opts.check each merged result is checked
@@ -209,7 +211,8 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
     and the ids of the tasks that another merge merged meanwhile (not attempted). Raises
     AgentError when a target's worktree is dirty or mid-merge, or an interrupted merge waits
     (checked before any target moves). Prints only guard.protect_merge's warning (the shared
-    config, hooks/ or info/exclude changed since spawn).
+    config, hooks/ or info/exclude changed since spawn). `worktrees`: list_worktrees, if the caller
+    listed them already (for select_mergeable): which worktree has each target checked out.
     """
     from git_agents.merging.checks import Checker
     from git_agents.tasks.guard import protect_merge
@@ -219,7 +222,10 @@ def merge_tasks(repo: Repo, to_merge: list[Task], opts: Options, *,
     if waiting is not None and waiting.phase == "resolving":  # says more than "in the middle of a merge"
         refuse_if_interrupted(repo)
     targets = by_target(to_merge)
-    checked_out = {w.branch: w.path for w in list_worktrees(repo) if w.branch}
+    # Before the lock, as ever (the caller's listing, made for select_mergeable, is a few ms older):
+    # advance_branch still checks under the lock that the worktree's HEAD is where the plan started.
+    listed = list_worktrees(repo) if worktrees is None else worktrees
+    checked_out = {w.branch: w.path for w in listed if w.branch}
     for target in targets:
         if target not in checked_out and opts.interactive:
             raise AgentError(f"--interactive needs '{target}' checked out in a worktree, to resolve conflicts there",
@@ -483,8 +489,8 @@ def plan_chain(repo: Repo, target: str, tasks: list[Task], checker: Checker | No
         hooks = None
     by_task = {t.id: tip for t, tip in zip(tasks, tips)}
     # Signed commits and replayed ones (--style=rebase) are made by commit-tree, one by one.
-    with commit_maker(git, repo.config, repo.state_dir,
-                      0 if sign or style == "rebase" else len(candidates)) as make:
+    with commit_maker(git, repo.config, repo.state_dir, 0 if sign or style == "rebase" else len(candidates),
+                      repo.idents) as make:
         if checker is None and not (hooks and hooks.any_commit_hook):  # hooks must run once per merge: no retry
             # Nearly always nothing is in the landing's way: build the chain without looking, then
             # look only at the paths the landing adds (one diff-tree, an lstat each). Only when one

@@ -24,10 +24,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from git_agents.core.refs import branch_ref
 from git_agents.core.repo import Repo
 from git_agents.tasks.store import Task, TaskState
+
+if TYPE_CHECKING:
+    from git_agents.core.worktrees import Worktree
 
 
 @dataclass
@@ -81,14 +85,16 @@ def _short(commit: str) -> str:
     return commit[:12]
 
 
-def problems(repo: Repo, tasks: Sequence[Task], tips: Mapping[str, str]) -> dict[str, str]:
+def problems(repo: Repo, tasks: Sequence[Task], tips: Mapping[str, str],
+             worktrees: Sequence[Worktree] | None = None) -> dict[str, str]:
     """For each task (not merged, its branch and target there) whose shared refs were tampered
-    with: one line saying what happened and how to recover. `tips`: branch -> commit (status.branch_tips)."""
+    with: one line saying what happened and how to recover. `tips`: branch -> commit (status.branch_tips);
+    `worktrees`: core.worktrees.list_worktrees, if the caller listed them already (else listed here)."""
     live = [t for t in tasks if t.state != TaskState.MERGED and t.branch in tips and t.base in tips and t.base_commit]
     if not live:
         return {}
     found: dict[str, list[str]] = {}
-    _check_heads(repo, live, found)
+    _check_heads(repo, live, found, worktrees)
     targets = sorted({t.base for t in live})
     refs = [branch_ref(b) for b in [*(t.branch for t in live), *targets]]
     logs = _reflogs(repo, refs)
@@ -122,7 +128,8 @@ def _check_exclude(repo: Repo, task: Task, found: dict[str, list[str]]) -> None:
             " or remove those lines")
 
 
-def _check_heads(repo: Repo, tasks: Sequence[Task], found: dict[str, list[str]]) -> None:
+def _check_heads(repo: Repo, tasks: Sequence[Task], found: dict[str, list[str]],
+                 worktrees: Sequence[Worktree] | None) -> None:
     """A task whose worktree's HEAD is not on its branch."""
     from git_agents.core.worktrees import list_worktrees
     from git_agents.tasks.isolation import clone_head, is_clone
@@ -132,7 +139,8 @@ def _check_heads(repo: Repo, tasks: Sequence[Task], found: dict[str, list[str]])
         return
     heads = {}
     if any(not is_clone(t) for t in with_worktree):
-        heads = {os.path.realpath(w.path): (w.branch, w.head) for w in list_worktrees(repo)}
+        listed = list_worktrees(repo) if worktrees is None else worktrees
+        heads = {os.path.realpath(w.path): (w.branch, w.head) for w in listed}
     for task in with_worktree:
         head = clone_head(repo, task) if is_clone(task) else heads.get(os.path.realpath(task.worktree))
         if head is None or head[0] == task.branch:

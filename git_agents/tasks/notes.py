@@ -96,7 +96,7 @@ def add_notes(repo: Repo, notes: dict[str, dict[str, str]], message: str = NOTES
     git = repo.git
     with RepoLock(repo.common_dir):
         old = git.rev_parse(f"{NOTES_REF}^{{commit}}") or ""
-        ident = git("var", "GIT_COMMITTER_IDENT")
+        ident = repo.idents()[1]  # as `git var GIT_COMMITTER_IDENT` says it now
         chunks = [f"commit {NOTES_REF}\ncommitter {ident}\n", _data(message + "\n")]
         if old:
             chunks.append(f"from {old}\n")
