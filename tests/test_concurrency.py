@@ -70,18 +70,24 @@ def test_config_metadata_writes_race_without_loss(project: Project) -> None:
 
 
 def test_notes_race_without_loss(project: Project) -> None:
-    """30 processes add notes to 30 commits at once (plain `git notes add` keeps only a few)."""
+    """30 processes add notes to 30 commits at once (plain `git notes add` keeps only a few), while 10
+    more write a merge run's notes (three commits in one notes commit each): every note survives."""
     base = project.git("rev-parse", "HEAD")
-    commits = [project.git("commit-tree", "HEAD^{tree}", "-p", base, "-m", f"c{i}") for i in range(30)]
+    commits = [project.git("commit-tree", "HEAD^{tree}", "-p", base, "-m", f"c{i}") for i in range(60)]
     script = (
         "import sys\n"
         "from git_agents.core.repo import Repo\n"
-        "from git_agents.tasks.notes import add_note, read_note\n"
-        "add_note(Repo.discover(), sys.argv[2], {'task': sys.argv[1]})\n"
+        "from git_agents.tasks.notes import add_note, add_notes\n"
+        "if len(sys.argv) == 3:\n"
+        "    add_note(Repo.discover(), sys.argv[2], {'task': sys.argv[1]})\n"
+        "else:\n"
+        "    add_notes(Repo.discover(), {c: {'task': c[:7]} for c in sys.argv[1:]})\n"
     )
-    _race_python(project, script, [[str(i), c] for i, c in enumerate(commits)])
+    runs = [commits[i:i + 3] for i in range(30, 60, 3)]
+    _race_python(project, script, [[str(i), c] for i, c in enumerate(commits[:30])] + runs)
     for i, commit in enumerate(commits):
-        assert project.git("notes", "--ref=refs/notes/agents", "show", commit) == f"git-agents-note: 1\ntask: {i}"
+        task = str(i) if i < 30 else commit[:7]
+        assert project.git("notes", "--ref=refs/notes/agents", "show", commit) == f"git-agents-note: 1\ntask: {task}"
 
 
 def test_whole_records_race_with_each_other_and_with_git_config(project: Project) -> None:

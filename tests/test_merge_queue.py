@@ -427,6 +427,37 @@ def test_add_notes_writes_many_notes_in_one_commit(project: Project) -> None:
     assert {len(name) for name in project.git("ls-tree", "--name-only", NOTES).split()} == {2}
 
 
+def test_add_notes_reads_the_notes_ref_from_its_files_and_a_wrong_guess_loses_no_note(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notes ref is read from the ref files (loose, or packed by gc) with no git call; fast-import
+    refuses to move the ref unless the new notes commit contains it, so where the files said something
+    else (absent, an older commit) the notes are written again on the real tip: nothing is lost."""
+    import git_agents.core.git as gateway
+    from git_agents.core.repo import Repo
+    from git_agents.tasks import notes
+
+    parent = project.git("rev-parse", "HEAD")
+    commits = [project.git("commit-tree", "HEAD^{tree}", "-p", parent, "-m", f"c{i}") for i in range(5)]
+    repo = Repo.discover(str(project.path))
+    calls: list[list[str]] = []
+    gateway.add_call_hook(calls.append)
+    try:
+        notes.add_notes(repo, {commits[0]: {"task": "0"}})  # no notes yet
+        first = project.git("rev-parse", NOTES)
+        project.git("pack-refs", "--all")
+        notes.add_notes(repo, {commits[1]: {"task": "1"}})  # packed
+        assert [c[0] for c in calls if c[0] != "config"] == ["var", "fast-import", "fast-import"]
+        for i, wrong in ((2, ""), (3, first)):  # the files wrong (as if another ref storage, or moved back)
+            monkeypatch.setattr(notes, "_notes_tip", lambda repo, wrong=wrong: wrong)
+            calls.clear()
+            notes.add_notes(repo, {commits[i]: {"task": str(i)}})
+            assert [c[0] for c in calls] == ["fast-import", "rev-parse", "fast-import"]
+    finally:
+        gateway.CALL_HOOKS.remove(calls.append)
+    assert [notes.read_note(repo.git, c) for c in commits[:4]] == [{"task": str(i)} for i in range(4)]
+    assert project.git("rev-list", "--count", NOTES) == "4"
+
+
 @pytest.mark.parametrize("recovery", ["--continue", "--abort"])
 def test_killed_between_worktree_and_ref_update(project: Project, recovery: str) -> None:
     make_tasks(project, {"1": {"a.txt": "a\n"}, "2": {"b.txt": "b\n"}})

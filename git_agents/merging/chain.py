@@ -171,12 +171,12 @@ def land(repo: Repo, plan: Journal) -> None:
 
 def _land(repo: Repo, plan: Journal) -> None:
     git = repo.git
-    at = git.rev_parse(branch_ref(plan.target)) or ""
+    at, head = _target_and_head(git, branch_ref(plan.target), plan.worktree if plan.new != plan.old else "")
     if plan.new == plan.old:
         pass  # only task states to write (tasks left out): wherever the target is now (it may have moved on)
     elif at == plan.old:
         advance_branch(git, plan.target, plan.old, plan.new, plan.worktree or None, plan.reason,
-                       journal_file.writes_path(repo.state_dir))
+                       journal_file.writes_path(repo.state_dir), head=head)
     elif at != plan.new:
         raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
                          f"started ({plan.old[:12]}) nor where it was going ({plan.new[:12]})",
@@ -188,6 +188,17 @@ def _land(repo: Repo, plan: Journal) -> None:
         states.setdefault(entry.task_id, {}).update(entry.state)
     write_tasks(repo, states)
     journal_file.remove(repo.state_dir)
+
+
+def _target_and_head(git: Git, ref: str, worktree: str) -> tuple[str, str | None]:
+    """Where `ref` is now ("" when it is gone) and, given the `worktree` that has it checked out, the
+    commit of that worktree's HEAD (None: not read), in one `rev-parse` when both are there."""
+    if worktree:
+        res = git.at(worktree).run("rev-parse", "HEAD", ref, "--", ok=range(0, 256))
+        lines = res.out.split()
+        if res.code == 0 and len(lines) == 3:
+            return lines[1], lines[0]
+    return git.rev_parse(ref) or "", None  # a branch or HEAD that names nothing: as before, one by one
 
 
 def undo(repo: Repo, plan: Journal) -> None:

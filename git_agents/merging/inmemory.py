@@ -276,14 +276,17 @@ def added_paths(git: Git, old: str, new: str) -> list[str]:
 
 
 def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | None, reason: str,
-                   record: str | None = None) -> None:
+                   record: str | None = None, *, head: str | None = None) -> None:
     """Move `branch` from `old` to its descendant `new`, updating the worktree that has it checked out.
 
     `record`: the file in which what the update writes into the worktree is kept (see `Writes`),
     so that a later put-back (merge --continue, --abort) restores only that; None: kept in memory.
+    `head`: the commit of the worktree's HEAD, if the caller has just read it (else read here).
     """
     if worktree:
-        head = git.at(worktree)("rev-parse", "HEAD")
+        # No update of a worktree whose HEAD is not where the plan started (a commit made there
+        # meanwhile): update-ref's compare-and-swap would refuse the branch, but only after it.
+        head = git.at(worktree)("rev-parse", "HEAD") if head is None else head
         if head != old:
             raise AgentError(f"'{branch}' moved while merging (now {head[:12]}, expected {old[:12]})",
                              hint="run the merge again")

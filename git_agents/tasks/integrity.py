@@ -16,7 +16,7 @@ before it, is caught here, task by task, so that the other tasks still merge:
 
 Each is one line: what happened, and how to recover (the reflog entry or the commit id). A few
 git calls for all the tasks together: one worktree listing, one walk of every reflog, one
-`rev-list` of the commits above the tasks' bases, one `for-each-ref --contains` per base.
+`rev-list` of the commits above the tasks' bases (which also says which refs contain each base).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class _Graph:
 
     floor: str
     parents: dict[str, list[str]] = field(default_factory=dict)
+    complete: bool = False  # every commit above the floor is in it (rev-list succeeded, there is a floor)
     _reach: dict[str, set[str]] = field(default_factory=dict)
 
     def reach(self, start: str) -> set[str]:
@@ -99,10 +100,14 @@ def problems(repo: Repo, tasks: Sequence[Task], tips: Mapping[str, str],
     refs = [branch_ref(b) for b in [*(t.branch for t in live), *targets]]
     logs = _reflogs(repo, refs)
     bases = sorted({t.base_commit for t in live})
-    contained = _containing(repo, bases, refs)
     starts = {tips[t.branch] for t in live} | {tips[b] for b in targets}
     starts |= {e.commit for r in refs for e in logs.get(r, [])}
     graph = _graph(repo, sorted(starts), bases)
+    # Which refs contain each base: the graph holds every commit between the refs and the bases'
+    # common ancestor, so it answers (no `for-each-ref --contains` per base) unless it is incomplete.
+    by_ref = {branch_ref(b): tips[b] for b in [*(t.branch for t in live), *targets]}
+    contained = {base: {ref for ref, tip in by_ref.items() if graph.contains(tip, base)} for base in bases} \
+        if graph.complete else _containing(repo, bases, refs)
     held_targets: dict[str, str] = {}
     for task in live:
         _check_task(task, tips, logs, contained, graph, found, held_targets)
@@ -181,7 +186,7 @@ def _graph(repo: Repo, starts: Sequence[str], bases: Sequence[str]) -> _Graph:
         floor = res.out.strip() if res.code == 0 and res.out.strip() else ""
     below = [floor] if floor else list(bases)
     res = repo.git.run("rev-list", "--parents", "--ignore-missing", *starts, "--not", *below, ok=range(0, 256))
-    graph = _Graph(floor)
+    graph = _Graph(floor, complete=res.code == 0 and bool(floor))
     for line in res.out.splitlines():
         commit, *parents = line.split()
         graph.parents[commit] = parents

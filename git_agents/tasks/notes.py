@@ -6,6 +6,8 @@ A note is a block of `key: value` lines headed by a format version, readable in
 
 from __future__ import annotations
 
+import os
+
 from git_agents.core.git import Git
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
@@ -89,22 +91,55 @@ def add_notes(repo: Repo, notes: dict[str, dict[str, str]], message: str = NOTES
 
     One `git fast-import` stream instead of a `git notes add` per commit (which would also leave
     a half-written set behind if interrupted). fast-import keeps git's notes fan-out, and refuses
-    to move the notes ref unless it is still where we read it: serialised by the meta lock.
+    to move the notes ref unless the new notes commit contains where the ref is (exit 1): every
+    note written before survives. Serialised by the meta lock.
     """
     if not notes:
         return
     git = repo.git
     with RepoLock(repo.common_dir):
-        old = git.rev_parse(f"{NOTES_REF}^{{commit}}") or ""
         ident = repo.idents()[1]  # as `git var GIT_COMMITTER_IDENT` says it now
-        chunks = [f"commit {NOTES_REF}\ncommitter {ident}\n", _data(message + "\n")]
-        if old:
-            chunks.append(f"from {old}\n")
+        body = [_data(message + "\n")]
         for commit, fields in notes.items():
-            chunks.append(f"N inline {commit}\n")
-            chunks.append(_data(format_note(fields)))
-        chunks.append("\n")
-        git.run("fast-import", "--quiet", "--done", input="".join(chunks) + "done\n")
+            body.append(f"N inline {commit}\n")
+            body.append(_data(format_note(fields)))
+        body.append("\n")
+        old = _notes_tip(repo)
+        for again in (False, True):
+            if old is None or again:  # not known from the files, or fast-import refused what they said
+                old = git.rev_parse(f"{NOTES_REF}^{{commit}}") or ""
+            stream = f"commit {NOTES_REF}\ncommitter {ident}\n" + body[0] + (f"from {old}\n" if old else "") \
+                + "".join(body[1:]) + "done\n"
+            res = git.run("fast-import", "--quiet", "--done", input=stream, ok=(0, 1) if not again else (0,))
+            if res.code == 0:
+                return
+
+
+def _notes_tip(repo: Repo) -> str | None:
+    """Where the notes ref is, from the ref files as git keeps them (no git call): its commit, "" when
+    it does not exist, None when the files do not say (another ref storage, a symbolic ref). Only a
+    guess for add_notes, which fast-import checks: a wrong one costs a second try, never a note."""
+    if repo.config.get("extensions.refstorage", ["files"])[-1] != "files":
+        return None
+    try:
+        with open(os.path.join(repo.common_dir, NOTES_REF), "rb") as fh:
+            loose = fh.read().decode("ascii", "replace").strip()
+        return loose if loose and all(c in "0123456789abcdef" for c in loose) else None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        with open(os.path.join(repo.common_dir, "packed-refs"), "rb") as fh:
+            for line in fh:
+                oid, _, ref = line.decode("ascii", "replace").rstrip("\n").partition(" ")
+                if ref == NOTES_REF:
+                    return oid
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    return ""
 
 
 def _data(text: str) -> str:
