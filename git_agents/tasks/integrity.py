@@ -105,7 +105,7 @@ def problems(repo: Repo, tasks: Sequence[Task], tips: Mapping[str, str],
     graph = _graph(repo, sorted(starts), bases)
     # Which refs contain each base: the graph holds every commit between the refs and the bases'
     # common ancestor, so it answers (no `for-each-ref --contains` per base) unless it is incomplete.
-    by_ref = {branch_ref(b): tips[b] for b in [*(t.branch for t in live), *targets]}
+    by_ref: dict[str, str] = {branch_ref(b): tips[b] for b in [*(t.branch for t in live), *targets]}
     contained = {base: {ref for ref, tip in by_ref.items() if graph.contains(tip, base)} for base in bases} \
         if graph.complete else _containing(repo, bases, refs)
     held_targets: dict[str, str] = {}
