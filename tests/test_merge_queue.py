@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from git_agents.merging.inmemory import parse_merge_tree
 
-from .conftest import Project, run
+from .conftest import ROOT, Project, run
 
 NOTES = "refs/notes/agents"
 
@@ -487,3 +488,32 @@ def test_killed_between_worktree_and_ref_update(project: Project, recovery: str)
     else:
         assert project.git("rev-parse", "main^{tree}") == new_tree
         assert len(project.git("notes", f"--ref={NOTES}", "list").splitlines()) == 2
+
+
+def test_merge_all_runs_exactly_these_git_calls_and_imports_no_fix(project: Project, tmp_path: Path) -> None:
+    """One more git process on `merge --all`'s path fails here (issue 22, goal 5): one worktree listing
+    for the run, the integrity check's reflog walk and rev-list, one `git var -l` for the merge commits'
+    and notes' idents, the target and its worktree's HEAD in one rev-parse, the notes ref read from its
+    files. And it imports nothing that only a fix (--rebase, --resolve, --interactive), a spawn (presets)
+    or a changed config's warning (difflib) needs."""
+    make_tasks(project, {"1": {"a.txt": "a\n"}, "2": {"b.txt": "b\n"}, "3": {"c.txt": "c\n"}, "4": {"d.txt": "d\n"}})
+    trace = tmp_path / "trace"
+    code = ("import sys; from git_agents.cli.dispatch import main; code = main('merge', ['--all']); "
+            "print(sorted(m for m in sys.modules if m.startswith(('git_agents.', 'difflib'))), code)")
+    proc = run([sys.executable, "-c", code], project.path, env={"GIT_AGENTS_TRACE": str(trace),
+                                                                "PYTHONPATH": str(ROOT)})
+    modules = proc.stdout.splitlines()[-1]
+    assert modules.endswith(" 0") and "'difflib'" not in modules
+    for name in ("lifecycle", "tasks.presets", "merging.resolver", "merging.interactive", "merging.rebase"):
+        assert f"'git_agents.{name}" not in modules
+    calls = [line.split(": git ", 1)[1].split(" (in ")[0] for line in trace.read_text().splitlines()]
+    words = [" ".join(c.split(" ")[:2]) for c in calls]
+    # `git status` in each task's worktree (no agent ran: no seals) and in the target's (in a thread,
+    # beside the chain's first calls)
+    assert words.count("--no-optional-locks status") == 5
+    assert [w for w in words if w != "--no-optional-locks status"] == [
+        "version", "rev-parse --path-format=absolute", "config -z", "worktree list",
+        "for-each-ref --format=%(objectname)", "log -g", "rev-list --parents", "rev-parse refs/heads/main^{tree}",
+        "var -l", *["merge-tree --write-tree"] * 4, "diff-tree -r", "hash-object -w",
+        "--literal-pathspecs --no-optional-locks", "rev-parse HEAD", "read-tree -m", "update-ref -m",
+        "fast-import --quiet"]

@@ -24,7 +24,6 @@ and `sandbox` are for.
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import stat
@@ -207,10 +206,13 @@ def _shared_files(repo: Repo) -> dict[str, bytes]:
     return {"config": without_sections(config, [SECTION], ["extensions.worktreeConfig"]), "exclude": _exclude(repo)}
 
 
+# The line that starts the block git-agents adds to the shared info/exclude for the files the agents'
+# tools leave (tasks.presets writes it): here, so that a merge's check of that file imports no presets.
+EXCLUDE_MARK = "# git-agents: files coding agents leave in their worktrees"
+
+
 def _exclude(repo: Repo) -> bytes:
     """The shared info/exclude as it is now, the block git-agents adds for the agents' tools left out."""
-    from git_agents.tasks.presets import EXCLUDE_MARK
-
     try:
         with open(os.path.join(repo.common_dir, "info", "exclude"), "rb") as fh:
             return fh.read().split(EXCLUDE_MARK.encode() + b"\n", 1)[0]
@@ -280,6 +282,8 @@ def _diff(label: str, before: bytes, after: bytes) -> list[str]:
         return []
     a = before.decode("utf-8", "replace").splitlines(keepends=True)
     b = after.decode("utf-8", "replace").splitlines(keepends=True)
+    import difflib  # only when something changed: not on every merge's path
+
     text = "".join(difflib.unified_diff(a, b, f"{label} (at spawn)", f"{label} (now)"))
     return [text if text.endswith("\n") else text + "\n"]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from git_agents.core.lock import RepoLock
 from git_agents.core.repo import Repo
+from git_agents.tasks.guard import EXCLUDE_MARK
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,6 @@ def preset_env(preset: Preset | None) -> dict[str, str]:
     if preset is None:
         return {}
     return {**preset.env, **(preset.root_env if os.geteuid() == 0 else {})}
-
-
-EXCLUDE_MARK = "# git-agents: files coding agents leave in their worktrees"
 
 
 def exclude_tool_files(repo: Repo, patterns: tuple[str, ...], git_dir: str = "") -> None:
