@@ -394,18 +394,22 @@ def test_the_users_edit_made_while_a_landing_is_interrupted_survives(project: Pr
     assert project.git("rev-parse", "main") == old and not journal_path(project).exists()
 
 
-def test_a_target_worktree_whose_head_moved_during_the_run_is_not_updated(project: Project) -> None:
-    """The target's worktree switched to another branch at another commit while the run worked (here
-    during its check): the landing reads the worktree's HEAD with the target's tip (one rev-parse)
-    and refuses before read-tree touches that worktree; main stays where it was."""
+@pytest.mark.parametrize("meanwhile", ["another branch", "the same commit on another branch"])
+def test_a_target_worktree_whose_head_moved_during_the_run_is_not_updated(project: Project, meanwhile: str) -> None:
+    """The target's worktree switched to another branch (at another commit or at the same one)
+    while the run worked (here during its check): the landing reads the worktree's
+    HEAD with the target's tip (one rev-parse) and refuses before read-tree touches that worktree;
+    main stays where it was. (Switched at the same commit, the old check let read-tree write the
+    merge into the other branch's worktree.)"""
     make_tasks(project, {"1": {"a.txt": "a\n"}})
     old = project.git("rev-parse", "main")
-    meanwhile = f"git -C '{project.path}' switch -q -c other && git -C '{project.path}' commit -q --allow-empty -m x"
-    proc = project.agent("merge", "--all", "--check", meanwhile)
-    moved = project.git("rev-parse", "other")
+    where = f"git -C '{project.path}'"
+    command = {"another branch": f"{where} switch -q -c other && {where} commit -q --allow-empty -m x",
+               "the same commit on another branch": f"{where} switch -q -c other"}[meanwhile]
+    proc = project.agent("merge", "--all", "--check", command)
     assert (proc.returncode, proc.stdout) == (128, "")
-    assert proc.stderr == (f"fatal: 'main' moved while merging (now {moved[:12]}, expected {old[:12]})\n"
-                           "hint: run the merge again\n")
+    assert proc.stderr == (f"fatal: {project.path} no longer has 'main' checked out (now other)\n"
+                           "hint: switch it back to 'main' (git switch main) and run the merge again\n")
     assert project.git("rev-parse", "main") == old
     assert project.git("symbolic-ref", "HEAD") == "refs/heads/other"
     assert project.git("status", "--porcelain") == ""

@@ -24,6 +24,7 @@ from git_agents.merging.hooks import MergeHooks
 from git_agents.merging.inmemory import (
     Attempt,
     CommitMaker,
+    Head,
     Writes,
     advance_branch,
     merge_in_memory,
@@ -190,14 +191,14 @@ def _land(repo: Repo, plan: Journal) -> None:
     journal_file.remove(repo.state_dir)
 
 
-def _target_and_head(git: Git, ref: str, worktree: str) -> tuple[str, str | None]:
+def _target_and_head(git: Git, ref: str, worktree: str) -> tuple[str, Head | None]:
     """Where `ref` is now ("" when it is gone) and, given the `worktree` that has it checked out, the
-    commit of that worktree's HEAD (None: not read), in one `rev-parse` when both are there."""
+    commit and the branch of that worktree's HEAD (None: not read), in one `rev-parse` when all are there."""
     if worktree:
-        res = git.at(worktree).run("rev-parse", "HEAD", ref, "--", ok=range(0, 256))
-        lines = res.out.split()
-        if res.code == 0 and len(lines) == 3:
-            return lines[1], lines[0]
+        res = git.at(worktree).run("rev-parse", "HEAD", ref, "--symbolic-full-name", "HEAD", "--", ok=range(0, 256))
+        lines = res.out.split("\n")
+        if res.code == 0 and len(lines) >= 4:
+            return lines[1], Head(lines[0], lines[2])
     return git.rev_parse(ref) or "", None  # a branch or HEAD that names nothing: as before, one by one
 
 

@@ -15,10 +15,11 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from git_agents.core.errors import AgentError, GitError
-from git_agents.core.git import Git, decode, encode, idents
-from git_agents.core.refs import branch_ref
+from git_agents.core.git import Git, decode, encode, idents, quote_path
+from git_agents.core.refs import branch_name, branch_ref, is_branch_ref
 from git_agents.merging.hooks import MergeHooks
 from git_agents.tasks.store import TaskState
 
@@ -275,20 +276,33 @@ def added_paths(git: Git, old: str, new: str) -> list[str]:
     return [path for path, (existed, _) in _changed(git, old, new).items() if not existed]
 
 
+class Head(NamedTuple):
+    """A worktree's HEAD as `rev-parse HEAD --symbolic-full-name HEAD` gives it."""
+
+    commit: str
+    ref: str  # the full name of the branch checked out there; "HEAD" when detached
+
+
 def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | None, reason: str,
-                   record: str | None = None, *, head: str | None = None) -> None:
+                   record: str | None = None, *, head: Head | None = None) -> None:
     """Move `branch` from `old` to its descendant `new`, updating the worktree that has it checked out.
 
     `record`: the file in which what the update writes into the worktree is kept (see `Writes`),
     so that a later put-back (merge --continue, --abort) restores only that; None: kept in memory.
-    `head`: the commit of the worktree's HEAD, if the caller has just read it (else read here).
+    `head`: the worktree's HEAD, if the caller has just read it (else read here).
     """
     if worktree:
         # No update of a worktree whose HEAD is not where the plan started (a commit made there
-        # meanwhile): update-ref's compare-and-swap would refuse the branch, but only after it.
-        head = git.at(worktree)("rev-parse", "HEAD") if head is None else head
-        if head != old:
-            raise AgentError(f"'{branch}' moved while merging (now {head[:12]}, expected {old[:12]})",
+        # meanwhile), nor of one switched to another branch (even at the same commit): read-tree
+        # would write into that branch's worktree; update-ref's compare-and-swap refuses only after it.
+        if head is None:
+            head = Head(*git.at(worktree)("rev-parse", "HEAD", "--symbolic-full-name", "HEAD").split("\n")[:2])
+        if head.ref != branch_ref(branch):
+            now = branch_name(head.ref) if is_branch_ref(head.ref) else "a detached HEAD"
+            raise AgentError(f"{quote_path(worktree)} no longer has '{branch}' checked out (now {now})",
+                             hint=f"switch it back to '{branch}' (git switch {branch}) and run the merge again")
+        if head.commit != old:
+            raise AgentError(f"'{branch}' moved while merging (now {head.commit[:12]}, expected {old[:12]})",
                              hint="run the merge again")
         # A two-tree read-tree is the fast-forward `git merge --ff-only` does (local changes are
         # carried over, or it refuses, as checkout does) without merge's extra index refreshes:
