@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,26 @@ def test_commit_maker_writes_the_bytes_commit_tree_writes(project: Project) -> N
         assert make is None
     with commit_maker(git, {"i18n.commitencoding": ["ISO-8859-1"]}, str(scratch), 9) as make:
         assert make is None  # commit-tree writes an encoding header
+
+
+def test_git_gets_the_environment_of_the_call_not_the_one_plumbum_copied_at_import(tmp_path: Path) -> None:
+    """A variable unset after the first git call (plumbum's import) no longer reaches git: plumbum
+    put its import-time copy of the environment under the one the gateway passes."""
+    script = (
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        "os.environ['GIT_AUTHOR_NAME'] = 'Ghost'\n"
+        "from git_agents.core.git import Git\n"
+        "git = Git()\n"
+        "print(git('var', 'GIT_AUTHOR_IDENT').split(' <')[0])\n"
+        "os.environ['GIT_AUTHOR_NAME'] = 'Later'\n"
+        "print(git('var', 'GIT_AUTHOR_IDENT').split(' <')[0])\n"
+        "del os.environ['GIT_AUTHOR_NAME']\n"
+        "print(git('var', 'GIT_AUTHOR_IDENT').split(' <')[0])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GIT_AUTHOR_NAME"}
+    run(["git", "init", "-q", str(tmp_path / "r")], tmp_path)
+    run(["git", "config", "user.name", "Configured"], tmp_path / "r")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path / "r", env=env, capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.splitlines() == ["Ghost", "Later", "Configured"]

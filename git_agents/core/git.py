@@ -7,8 +7,9 @@ or appended to the file when the value is an absolute path, as `GIT_TRACE` does)
 git runs through plumbum, as the project specifies, imported on the first git call and not
 at start-up: `-h` and the commands that run no git never pay for it. The import costs
 50-130 ms on a loaded two-core machine (benchmarks/startup.py prints it); swapping the
-runner is a change to `_run_git` alone. plumbum copies `os.environ` once at import, so each
-call passes the current environment explicitly.
+runner is a change to `_run_git` alone. plumbum copies `os.environ` once at import and puts
+that copy under the environment a command is given, so the copy is emptied and each call passes
+the current environment explicitly.
 
 Output is read as bytes. `Result.raw` holds stdout exactly as git wrote it; `Result.out` is
 the same bytes decoded as UTF-8 with `surrogateescape`, so a path byte that is not UTF-8
@@ -186,6 +187,11 @@ def _git_command() -> Any:
                                   "or put the Python it was installed with first on PATH") from exc
 
         _GIT = local["git"]
+        # plumbum runs every command with its import-time copy of the environment *under* the one
+        # passed (LocalMachine._popen merges both), so a variable unset since then would still reach
+        # git. Emptied (after git is looked up on its PATH), it adds nothing: git gets exactly the
+        # environment `_run_git` passes, os.environ as it is at the call.
+        local.env.clear()
     return _GIT
 
 
