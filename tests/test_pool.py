@@ -431,23 +431,27 @@ def test_claim_task_and_spawn_run_exactly_these_git_calls(project: Project, tmp_
     """One more git process on these paths fails here (benchmarks/git_calls.py counts the same):
     the repository, the configuration (read once: agent.isolation first), the base (one
     rev-parse), the slots and the new branch (one for-each-ref; the slots' worktrees are read from
-    their files), the claim, the branch, the port lease. No `git version`: the first command of
+    their files), the blobs, the claim with the branch and the lease's hold, HEAD, the port
+    lease. No `git version`: the first command of
     the test cached it (core/git.py)."""
     project.ok("pool", "create", "1")
     claim = _git_calls(project, tmp_path, "pool", "claim", "--task", "1", "--prompt", "do it")
     assert _words(claim) == [
         "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
-        "for-each-ref --format=%(objectname)", "hash-object -w", "update-ref -m",  # the claim
-        "update-ref -m", "symbolic-ref -m",  # the task's branch, HEAD on it
-        "hash-object -w", "update-ref refs/agents/port-holds/1", "for-each-ref --format=%(objectname)",
-        "update-ref --stdin",  # the port lease
+        "for-each-ref --format=%(objectname)",
+        "hash-object -w",  # the claim's blob and the port lease's
+        "update-ref -m",  # the claim, the task's branch and the lease's hold: one transaction
+        "symbolic-ref -m",  # HEAD on the branch
+        "for-each-ref --format=%(objectname)", "update-ref --stdin",  # the port lease
     ]
     assert claim[3].endswith("refs/agents/pool/ refs/heads/task-1")
+    assert claim[4] == "hash-object -w --no-filters --stdin-paths"
+    assert claim[5].endswith(" --stdin") and claim[7].endswith("refs/agents/ports/ refs/agents/port-holds/1")
     spawn = _git_calls(project, tmp_path, "spawn", "2", "--prompt", "do it", "--agent", "true")
     assert _words(spawn) == [
         "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
         "show-ref --verify", "show-ref --verify", "worktree add", "reset --hard",
-        "hash-object -w", "update-ref refs/agents/port-holds/2", "for-each-ref --format=%(objectname)",
+        "for-each-ref --format=%(objectname)", "hash-object -w", "update-ref refs/agents/port-holds/2",
         "update-ref --stdin", "var GIT_AUTHOR_IDENT", "var GIT_COMMITTER_IDENT",
     ]
 

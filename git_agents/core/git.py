@@ -505,6 +505,24 @@ class Git:
         """Whether a merge is in progress in this worktree (it has a MERGE_HEAD)."""
         return os.path.exists(os.path.join(self.cwd or "", self("rev-parse", "--git-path", "MERGE_HEAD")))
 
+    def write_blobs(self, contents: Iterable[str | bytes]) -> list[Oid]:
+        """Write each of `contents` as a blob (exactly: no filters), in order, with one git process
+        (`hash-object -w --stdin-paths` over temporary files) however many there are."""
+        data = [encode(c) if isinstance(c, str) else c for c in contents]
+        if not data:
+            return []
+        with tempfile.TemporaryDirectory(prefix="git-agents-blobs-") as tmp:
+            paths = [os.path.join(tmp, str(n)) for n in range(len(data))]
+            for path, body in zip(paths, data):
+                with open(path, "wb") as fh:
+                    fh.write(body)
+            oids = self.run("hash-object", "-w", "--no-filters", "--stdin-paths",
+                            input="".join(f"{p}\n" for p in paths)).out.split()
+        if len(oids) != len(data):
+            raise GitError(["git", "hash-object", "-w", "--no-filters", "--stdin-paths"], 0, " ".join(oids),
+                           f"{len(oids)} object ids for {len(data)} blobs")
+        return [Oid(o) for o in oids]
+
     def read_objects(self, oids: Iterable[str]) -> list[bytes | None]:
         """The exact content of each object, in order, from one `cat-file --batch` (None: missing)."""
         wanted = list(oids)
