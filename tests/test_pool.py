@@ -523,3 +523,57 @@ def test_a_slot_reset_between_listing_and_claiming_is_claimed_at_its_real_head(p
     assert moved and held.commit == newer
     assert json.loads(project.git("cat-file", "-p", "refs/agents/pool/pool-1"))["commit"] == newer
     project.ok("pool", "release", "pool-1")
+
+
+def test_eight_racing_task_claims_on_four_slots_leave_nothing_of_the_losers(project: Project) -> None:
+    """Each claim of a task makes its claim, branch and port lease's hold in one transaction: the
+    four winners hold distinct slots on their own branches with distinct port blocks; the four
+    losers leave no branch, no hold, no lease and no task."""
+    project.ok("pool", "create", "4")
+    results = outcomes(start_together(project, 8, "claim", "--task", "t{n}", "--prompt", "p"))
+    won = {out.strip(): n for n, (code, out, _) in enumerate(results) if code == 0}
+    assert sorted(won) == slot_paths(project, 4)
+    for code, out, err in results:
+        if code != 0:
+            assert (code, out, err.splitlines()[0]) == (1, "", "error: pool exhausted: all 4 slot(s) are claimed")
+    refs = project.git("for-each-ref", "--format=%(refname)").split()
+    assert sorted(r for r in refs if r.startswith("refs/heads/task-")) == sorted(f"refs/heads/task-t{n}"
+                                                                                 for n in won.values())
+    assert not [r for r in refs if r.startswith("refs/agents/port-holds/")]
+    assert len([r for r in refs if r.startswith("refs/agents/ports/")]) == 4
+    tasks = json.loads(project.ok("status", "--json").stdout)["tasks"]
+    assert sorted(t["id"] for t in tasks) == sorted(f"t{n}" for n in won.values())
+    assert len({project.git("config", f"agent-task.{t['id']}.port") for t in tasks}) == 4
+    rows = pool_json(project)
+    for path, n in won.items():
+        assert rows[Path(path).name]["task"] == f"t{n}"
+        assert project.git("symbolic-ref", "--short", "HEAD", cwd=Path(path)) == f"task-t{n}"
+
+
+def test_a_branch_made_between_listing_and_claiming_is_refused_and_nothing_is_claimed(project: Project) -> None:
+    """The branch is created with the claim only if it does not exist: one made by someone else
+    after the slots were listed fails the whole transaction (no claim, no hold) with the same
+    refusal as a branch seen by the listing."""
+    from git_agents.core import git as gateway
+    from git_agents.core.errors import AgentError
+    from git_agents.core.repo import Repo
+    from git_agents.pool import slots as pool
+
+    project.ok("pool", "create", "1")
+    main = project.git("rev-parse", "main")
+
+    def branch_first(argv: list[str]) -> None:
+        if argv[:1] == ["update-ref"] and argv[-1] == "--stdin":
+            project.git("branch", "task-9", main)
+
+    repo = Repo.discover(str(project.path))
+    gateway.add_call_hook(branch_first)
+    try:
+        with pytest.raises(AgentError) as refused:
+            pool.claim(repo, task="9", owner=pool.TASK_OWNER, base_commit=main, branch="task-9", make_branch=True,
+                       hold=("refs/agents/port-holds/9", "task 9\n"))
+    finally:
+        gateway.CALL_HOOKS.remove(branch_first)
+    assert refused.value.message == "a branch named 'task-9' already exists"
+    assert project.git("for-each-ref", "--format=%(refname)", "refs/agents/").split() == []
+    assert pool_json(project)["pool-1"]["state"] == "free"
