@@ -218,14 +218,17 @@ def _write_claim(repo: Repo, claim: Claim, *also: str) -> tuple[Claim, list[Oid]
     return claim, others
 
 
-@dataclass
 class _With:
-    """What a claim for a new task creates in the claim's own transaction (see the module's docstring)."""
+    """What a claim for a new task creates in the claim's own transaction (see the module's
+    docstring). A plain class: a dataclass costs about half a millisecond at import."""
 
-    branch: str = ""  # the task's new branch, made at `commit`
-    commit: str = ""
-    hold: tuple[str, str] | None = None  # (ref, text): a port lease's hold (tasks.ports.hold_for)
-    hold_blob: str = ""  # its blob, once written (with the first claim's blob)
+    __slots__ = ("branch", "commit", "hold", "hold_blob")
+
+    def __init__(self, branch: str, commit: str, hold: tuple[str, str] | None) -> None:
+        self.branch = branch  # the task's new branch, made at `commit` ("": none)
+        self.commit = commit
+        self.hold = hold  # (ref, text): a port lease's hold (tasks.ports.hold_for)
+        self.hold_blob = ""  # its blob, once written (with the first claim's blob)
 
 
 def _try_create(repo: Repo, claim: Claim, extra: _With | None = None) -> bool:
