@@ -256,10 +256,11 @@ def _try_create(repo: Repo, claim: Claim, extra: _With | None = None) -> bool:
         if res.code == 0:
             claim.made = tuple(made[1:])
             return True
-        asked = [ref for ref, _ in made[:2]]  # the claim ref, and the branch
+        branch = extra.branch if extra is not None else ""
+        asked = [ref_of(claim.slot), *([branch_ref(branch)] if branch else [])]
         existing = repo.git.run("for-each-ref", "--format=%(refname)", *asked).out.split()
-        if len(asked) > 1 and asked[1] in existing:
-            raise branch_exists_error(extra.branch if extra else "")
+        if branch and branch_ref(branch) in existing:
+            raise branch_exists_error(branch)
         if asked[0] in existing:
             return False  # a lost race
         time.sleep(0.02)
