@@ -577,3 +577,30 @@ def test_a_branch_made_between_listing_and_claiming_is_refused_and_nothing_is_cl
     assert refused.value.message == "a branch named 'task-9' already exists"
     assert project.git("for-each-ref", "--format=%(refname)", "refs/agents/").split() == []
     assert pool_json(project)["pool-1"]["state"] == "free"
+
+
+def test_a_hold_swept_before_the_claims_lease_is_made_again(project: Project,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim makes its port lease's hold before the task is recorded; a clean's sweep that read
+    the tasks in between takes it back. The lease then makes it again instead of failing."""
+    from git_agents.cli.dispatch import main
+    from git_agents.core import git as gateway
+
+    project.ok("pool", "create", "1")
+    swept: list[str] = []
+
+    def sweep_first(argv: list[str]) -> None:
+        if argv == ["update-ref", "--stdin"] and not swept:  # the lease's transaction
+            swept.append(project.git("rev-parse", "refs/agents/port-holds/1"))
+            project.git("update-ref", "-d", "refs/agents/port-holds/1")
+
+    monkeypatch.chdir(project.path)
+    gateway.add_call_hook(sweep_first)
+    try:
+        assert main("pool", ["claim", "--task", "1", "--prompt", "p"]) == 0
+    finally:
+        gateway.CALL_HOOKS.remove(sweep_first)
+    assert swept
+    assert project.git("config", "agent-task.1.port") == "20000"
+    assert project.git("for-each-ref", "--format=%(refname)", "refs/agents/ports/", "refs/agents/port-holds/") == \
+        "refs/agents/ports/20000"

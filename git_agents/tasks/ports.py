@@ -186,10 +186,16 @@ def _lease(repo: Repo, task: Task, blob: str, hold: str, holders: dict[str, tupl
             continue
         # Create the lease only if it does not exist (compare-and-swap) and drop the hold, in one
         # transaction: both or neither.
-        if repo.git.run("update-ref", "--stdin", input=f"create {ref} {blob}\ndelete {hold} {blob}\n",
-                        ok=range(0, 256)).code == 0:
-            taken.append(Lease(first, number))
-            return _record(repo, task, taken[0])
+        for _ in range(2):
+            if repo.git.run("update-ref", "--stdin", input=f"create {ref} {blob}\ndelete {hold} {blob}\n",
+                            ok=range(0, 256)).code == 0:
+                taken.append(Lease(first, number))
+                return _record(repo, task, taken[0])
+            # A pool claim makes the hold before the task is recorded (hold_for): a clean's `sweep`
+            # that read the tasks in between took it back. Make it again and try the block again.
+            if repo.git.has_ref(hold):
+                break
+            blob = _held_blob(repo, hold, hold_text(task.id))
     raise AgentError(f"no free block of {size} ports left in {low}-{high}",
                      hint="clean finished tasks (git agent-clean --merged) or widen agent.portRange")
 
@@ -276,8 +282,10 @@ def sweep(repo: Repo) -> None:
     git agent-clean, or a lease killed midway for a task removed since): what `lease` would take
     back only when it reached that block, and a hold no lease of another id ever drops.
 
-    The refs are read before the tasks: a task is recorded before its hold and lease are made,
-    so one missing from the later reading is gone (compare-and-swap on each ref as read)."""
+    The refs are read before the tasks: a task is recorded before its lease is made, so one
+    missing from the later reading is gone (compare-and-swap on each ref as read). A hold may
+    precede its task's record (a pool claim makes it with the claim: hold_for); `lease` makes
+    one taken back so again."""
     leases = _holders(repo)
     holds = repo.git("for-each-ref", "--format=%(objectname) %(refname)", HOLD_PREFIX).splitlines()
     if not leases and not holds:
