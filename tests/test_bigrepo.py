@@ -160,6 +160,16 @@ def test_a_submodule_that_fails_is_a_warning_unless_required(project: Project, t
     assert failed.returncode == 1
     assert failed.stderr.startswith("error: task 2: submodule initialisation failed: lib; the agent was not started\n")
 
+    # a pool claim makes its port lease's hold with the claim; a setup that fails before the
+    # lease drops it again (the slot and the branch are kept for the task, as the hint says)
+    project.ok("pool", "create", "1")
+    claimed = project.agent("pool", "claim", "--task", "3", "--prompt", "x")
+    assert claimed.returncode == 1
+    assert claimed.stderr.startswith("error: task 3: submodule initialisation failed: lib")
+    refs = project.git("for-each-ref", "--format=%(refname)", "refs/agents/", "refs/heads/task-3").split()
+    assert "refs/heads/task-3" in refs and "refs/agents/pool/pool-1" in refs
+    assert "refs/agents/port-holds/3" not in refs
+
 
 def age(root: Path, days: float) -> None:
     """Make everything in a worktree (and its index) look untouched for `days` days."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from .conftest import Project, run, write_script
+from .conftest import BIN, Project, run, write_script
 
 
 @pytest.mark.parametrize("bad_id, problem", [
@@ -85,6 +87,65 @@ def test_outside_a_repository(tmp_path: Path) -> None:
         assert proc.returncode == 128, verb
         assert proc.stderr.startswith("fatal: not a git repository"), proc.stderr
     assert list(empty.iterdir()) == []
+
+
+def _traced_calls(project: Project, tmp_path: Path, env: dict[str, str] | None = None) -> list[str]:
+    """The git commands one `git agent-status` ran (the first word of each), from its trace."""
+    trace = tmp_path / "trace"
+    trace.unlink(missing_ok=True)
+    proc = project.agent("status", env={"GIT_AGENTS_TRACE": str(trace), **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    return [line.split(": git ", 1)[1].split(" ")[0] for line in trace.read_text().splitlines()]
+
+
+def test_git_version_is_cached_per_executable_and_an_old_git_is_still_refused(project: Project,
+                                                                               tmp_path: Path) -> None:
+    """The first command asks `git version` and caches it (keyed on the executable's path, size,
+    mtime and inode); the next asks nothing. Another git first on PATH, older than the floor, is a
+    new key: asked, and refused with the same fatal, after the real git's version was cached."""
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "git-agents" / "git-version"
+    assert _traced_calls(project, tmp_path)[0] == "version"
+    assert len(cache.read_text().splitlines()) == 1
+    assert "version" not in _traced_calls(project, tmp_path)
+
+    real = shutil.which("git")
+    (tmp_path / "old-git").mkdir()
+    fake = write_script(tmp_path / "old-git" / "git",
+                        f'[ "$1" = version ] && {{ echo "git version 2.30.1"; exit 0; }}; exec {real} "$@"')
+    for _ in range(2):  # an old git is never cached
+        # run directly: through git, git's own exec-path (with its git) would come first on PATH
+        proc = run([str(BIN / "git-agent-status")], project.path, env={"PATH": f"{fake.parent}:{os.environ['PATH']}"})
+        assert proc.returncode == 128
+        assert proc.stderr == ("fatal: git-agents needs git 2.39 or later; this is git 2.30.1\n"
+                               "hint: install git 2.39 or newer (https://git-scm.com/downloads), or put one first "
+                               "on PATH\n")
+    assert len(cache.read_text().splitlines()) == 1
+
+    fake.write_text(fake.read_text().replace("2.30.1", "2.38.9") + "\n")  # the same path, changed: asked again
+    proc = run([str(BIN / "git-agent-status")], project.path, env={"PATH": f"{fake.parent}:{os.environ['PATH']}"})
+    assert proc.returncode == 128 and "this is git 2.38.9" in proc.stderr
+
+
+@pytest.mark.parametrize("damage", ["garbage", "directory", "not a directory"])
+def test_a_damaged_or_unwritable_version_cache_means_asking_git(project: Project, tmp_path: Path,
+                                                                 damage: str) -> None:
+    cache_home = tmp_path / "cache-home"
+    cache = cache_home / "git-agents" / "git-version"
+    env = {"XDG_CACHE_HOME": str(cache_home)}
+    if damage == "not a directory":
+        cache_home.write_text("a file where the cache directory would be\n")
+    else:
+        cache.parent.mkdir(parents=True)
+        if damage == "garbage":
+            cache.write_bytes(b"\xff\xfe garbage \0\n1 2 3 4 5 6 7\n\n")
+        else:
+            cache.mkdir()
+    for _ in range(2):
+        assert _traced_calls(project, tmp_path, env)[0] == "version"
+        if damage == "garbage":
+            break
+    if damage == "garbage":  # replaced by a good entry, which the next command uses
+        assert "version" not in _traced_calls(project, tmp_path, env)
 
 
 def test_bare_repository(tmp_path: Path) -> None:

@@ -279,3 +279,28 @@ def test_stop_killed_at_any_git_call(tmp_path: Path) -> None:
 @pytest.mark.parametrize("n,expected", [(3, [1, 2, 3]), (10, [1, 4, 7, 10])])
 def test_kill_points_are_spread_deterministically(n: int, expected: list[int]) -> None:
     assert _kill_points(n) == expected
+
+
+def test_pool_claim_task_makes_claim_branch_and_port_hold_all_or_none(tmp_path: Path) -> None:
+    """Killed before any git call of `pool claim --task`, the slot's claim, the task's branch and
+    its port lease (or, before the lease, its hold) exist all together or not at all: they are
+    made in one transaction, where the claim, the branch and the hold were three calls."""
+    probe = _new_project(tmp_path / "probe")
+    probe.ok("pool", "create", "1")
+    count = _count_calls(probe, "pool", "claim", "--task", "1", "--prompt", "p", trace=tmp_path / "trace")
+    seen = set()
+    for moment in range(1, count + 1):
+        project = _new_project(tmp_path / f"k{moment}")
+        project.ok("pool", "create", "1")
+        killed = project.agent("pool", "claim", "--task", "1", "--prompt", "p",
+                               env={"GIT_AGENTS_TEST_KILL_AFTER": str(moment)})
+        assert killed.returncode in (137, -9), (moment, killed.stderr)
+        refs = set(project.git("for-each-ref", "--format=%(refname)").split())
+        claimed = "refs/agents/pool/pool-1" in refs
+        branched = "refs/heads/task-1" in refs
+        held = "refs/agents/port-holds/1" in refs
+        leased = any(ref.startswith("refs/agents/ports/") for ref in refs)
+        assert claimed == branched == (held or leased), (moment, sorted(refs))
+        assert not (held and leased), (moment, sorted(refs))
+        seen.add(claimed)
+    assert seen == {False, True}  # the kills fell before and after the claim

@@ -429,24 +429,29 @@ def _words(calls: list[str], count: int = 2) -> list[str]:
 
 def test_claim_task_and_spawn_run_exactly_these_git_calls(project: Project, tmp_path: Path) -> None:
     """One more git process on these paths fails here (benchmarks/git_calls.py counts the same):
-    the version check, the repository, the configuration (read once: agent.isolation first), the
-    base (one rev-parse), the slots and the new branch (one for-each-ref; the slots' worktrees are
-    read from their files), the claim, the branch, the port lease."""
+    the repository, the configuration (read once: agent.isolation first), the base (one
+    rev-parse), the slots and the new branch (one for-each-ref; the slots' worktrees are read from
+    their files), the blobs, the claim with the branch and the lease's hold, HEAD, the port
+    lease. No `git version`: the first command of
+    the test cached it (core/git.py)."""
     project.ok("pool", "create", "1")
     claim = _git_calls(project, tmp_path, "pool", "claim", "--task", "1", "--prompt", "do it")
     assert _words(claim) == [
-        "version", "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
-        "for-each-ref --format=%(objectname)", "hash-object -w", "update-ref -m",  # the claim
-        "update-ref -m", "symbolic-ref -m",  # the task's branch, HEAD on it
-        "hash-object -w", "update-ref refs/agents/port-holds/1", "for-each-ref --format=%(objectname)",
-        "update-ref --stdin",  # the port lease
+        "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
+        "for-each-ref --format=%(objectname)",
+        "hash-object -w",  # the claim's blob and the port lease's
+        "update-ref -m",  # the claim, the task's branch and the lease's hold: one transaction
+        "symbolic-ref -m",  # HEAD on the branch
+        "for-each-ref --format=%(objectname)", "update-ref --stdin",  # the port lease
     ]
-    assert claim[4].endswith("refs/agents/pool/ refs/heads/task-1")
+    assert claim[3].endswith("refs/agents/pool/ refs/heads/task-1")
+    assert claim[4] == "hash-object -w --no-filters --stdin-paths"
+    assert claim[5].endswith(" --stdin") and claim[7].endswith("refs/agents/ports/ refs/agents/port-holds/1")
     spawn = _git_calls(project, tmp_path, "spawn", "2", "--prompt", "do it", "--agent", "true")
     assert _words(spawn) == [
-        "version", "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
+        "rev-parse --path-format=absolute", "config -z", "rev-parse HEAD^{commit}",
         "show-ref --verify", "show-ref --verify", "worktree add", "reset --hard",
-        "hash-object -w", "update-ref refs/agents/port-holds/2", "for-each-ref --format=%(objectname)",
+        "for-each-ref --format=%(objectname)", "hash-object -w", "update-ref refs/agents/port-holds/2",
         "update-ref --stdin", "var GIT_AUTHOR_IDENT", "var GIT_COMMITTER_IDENT",
     ]
 
@@ -518,3 +523,84 @@ def test_a_slot_reset_between_listing_and_claiming_is_claimed_at_its_real_head(p
     assert moved and held.commit == newer
     assert json.loads(project.git("cat-file", "-p", "refs/agents/pool/pool-1"))["commit"] == newer
     project.ok("pool", "release", "pool-1")
+
+
+def test_eight_racing_task_claims_on_four_slots_leave_nothing_of_the_losers(project: Project) -> None:
+    """Each claim of a task makes its claim, branch and port lease's hold in one transaction: the
+    four winners hold distinct slots on their own branches with distinct port blocks; the four
+    losers leave no branch, no hold, no lease and no task."""
+    project.ok("pool", "create", "4")
+    results = outcomes(start_together(project, 8, "claim", "--task", "t{n}", "--prompt", "p"))
+    won = {out.strip(): n for n, (code, out, _) in enumerate(results) if code == 0}
+    assert sorted(won) == slot_paths(project, 4)
+    for code, out, err in results:
+        if code != 0:
+            assert (code, out, err.splitlines()[0]) == (1, "", "error: pool exhausted: all 4 slot(s) are claimed")
+    refs = project.git("for-each-ref", "--format=%(refname)").split()
+    assert sorted(r for r in refs if r.startswith("refs/heads/task-")) == sorted(f"refs/heads/task-t{n}"
+                                                                                 for n in won.values())
+    assert not [r for r in refs if r.startswith("refs/agents/port-holds/")]
+    assert len([r for r in refs if r.startswith("refs/agents/ports/")]) == 4
+    tasks = json.loads(project.ok("status", "--json").stdout)["tasks"]
+    assert sorted(t["id"] for t in tasks) == sorted(f"t{n}" for n in won.values())
+    assert len({project.git("config", f"agent-task.{t['id']}.port") for t in tasks}) == 4
+    rows = pool_json(project)
+    for path, n in won.items():
+        assert rows[Path(path).name]["task"] == f"t{n}"
+        assert project.git("symbolic-ref", "--short", "HEAD", cwd=Path(path)) == f"task-t{n}"
+
+
+def test_a_branch_made_between_listing_and_claiming_is_refused_and_nothing_is_claimed(project: Project) -> None:
+    """The branch is created with the claim only if it does not exist: one made by someone else
+    after the slots were listed fails the whole transaction (no claim, no hold) with the same
+    refusal as a branch seen by the listing."""
+    from git_agents.core import git as gateway
+    from git_agents.core.errors import AgentError
+    from git_agents.core.repo import Repo
+    from git_agents.pool import slots as pool
+
+    project.ok("pool", "create", "1")
+    main = project.git("rev-parse", "main")
+
+    def branch_first(argv: list[str]) -> None:
+        if argv[:1] == ["update-ref"] and argv[-1] == "--stdin":
+            project.git("branch", "task-9", main)
+
+    repo = Repo.discover(str(project.path))
+    gateway.add_call_hook(branch_first)
+    try:
+        with pytest.raises(AgentError) as refused:
+            pool.claim(repo, task="9", owner=pool.TASK_OWNER, base_commit=main, branch="task-9", make_branch=True,
+                       hold=("refs/agents/port-holds/9", "task 9\n"))
+    finally:
+        gateway.CALL_HOOKS.remove(branch_first)
+    assert refused.value.message == "a branch named 'task-9' already exists"
+    assert project.git("for-each-ref", "--format=%(refname)", "refs/agents/").split() == []
+    assert pool_json(project)["pool-1"]["state"] == "free"
+
+
+def test_a_hold_swept_before_the_claims_lease_is_made_again(project: Project,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim makes its port lease's hold before the task is recorded; a clean's sweep that read
+    the tasks in between takes it back. The lease then makes it again instead of failing."""
+    from git_agents.cli.dispatch import main
+    from git_agents.core import git as gateway
+
+    project.ok("pool", "create", "1")
+    swept: list[str] = []
+
+    def sweep_first(argv: list[str]) -> None:
+        if argv == ["update-ref", "--stdin"] and not swept:  # the lease's transaction
+            swept.append(project.git("rev-parse", "refs/agents/port-holds/1"))
+            project.git("update-ref", "-d", "refs/agents/port-holds/1")
+
+    monkeypatch.chdir(project.path)
+    gateway.add_call_hook(sweep_first)
+    try:
+        assert main("pool", ["claim", "--task", "1", "--prompt", "p"]) == 0
+    finally:
+        gateway.CALL_HOOKS.remove(sweep_first)
+    assert swept
+    assert project.git("config", "agent-task.1.port") == "20000"
+    assert project.git("for-each-ref", "--format=%(refname)", "refs/agents/ports/", "refs/agents/port-holds/") == \
+        "refs/agents/ports/20000"

@@ -18,9 +18,10 @@ paths survive a trip through `str`, through argv and through `input` (encoded th
 Callers that print a path use `quote_path`, as git quotes paths; `--json` output keeps the
 surrogates as `\\udcXX` escapes (documented in git-agents(7)).
 
-git 2.39 is the floor: the first git call of a process also asks `git version` (one short
-call, never made by `-h` or by commands that run no git) and stops with a clear `fatal:`
-on an older git.
+git 2.39 is the floor: the first git call of a process checks git's version (never done by
+`-h` or by commands that run no git) and stops with a clear `fatal:` on an older git. The
+version is asked with `git version` (one short call) unless the version cache already holds it
+for this very executable (see `_cached_version`).
 """
 
 from __future__ import annotations
@@ -254,10 +255,88 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(digits)
 
 
+#: The version cache: a file of lines `<executable path, hex> <size> <mtime_ns> <inode> <device> <version>`.
+VERSION_CACHE = os.path.join("git-agents", "git-version")
+_VERSION_CACHE_ENTRIES = 8  # a few gits (a user's, a test's fake) in turn do not push each other out
+
+
+def _version_cache_path() -> str | None:
+    """`${XDG_CACHE_HOME:-~/.cache}/git-agents/git-version` (None when there is no home)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative path is ignored
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, VERSION_CACHE)
+
+
+def _executable_key() -> str | None:
+    """What identifies the git executable that runs (plumbum's, resolved from PATH): its path and
+    the size, mtime, inode and device of the file it names, so a git installed over it, or another
+    one first on PATH, is a new key. None when it cannot be told (then git is asked)."""
+    try:
+        path = str(_git_command().executable)
+        st = os.stat(path)
+    except Exception:  # noqa: BLE001 - any doubt: ask git, as without a cache
+        return None
+    return f"{os.fsencode(path).hex()} {st.st_size} {st.st_mtime_ns} {st.st_ino} {st.st_dev}"
+
+
+def _cached_version(key: str, cache: str) -> tuple[int, ...] | None:
+    """The version the cache holds for `key`, when at the floor or newer (else None: ask git).
+    Anything unreadable or malformed counts as no entry."""
+    try:
+        with open(cache, encoding="ascii") as fh:
+            lines = fh.read(64 * 1024).splitlines()
+    except (OSError, ValueError):
+        return None
+    for line in lines:
+        entry, _, text = line.rpartition(" ")
+        if entry == key:
+            version = parse_version(f"git version {text}")
+            return version if len(version) >= 2 and version[:2] >= MIN_VERSION else None
+    return None
+
+
+def _store_version(key: str, version: tuple[int, ...], cache: str) -> None:
+    """Record `version` for `key`, written atomically (a temporary file renamed over the cache);
+    any error leaves the cache as it was (the next process asks git again)."""
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        try:
+            with open(cache, encoding="ascii") as fh:
+                others = [line for line in fh.read(64 * 1024).splitlines()
+                          if line.count(" ") == 5 and not line.startswith(key + " ")]
+        except (OSError, ValueError):
+            others = []
+        lines = [f"{key} {'.'.join(map(str, version))}", *others[:_VERSION_CACHE_ENTRIES - 1]]
+        fd, tmp = tempfile.mkstemp(prefix=".git-version-", dir=os.path.dirname(cache))
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write("".join(f"{line}\n" for line in lines))
+            os.replace(tmp, cache)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except (OSError, ValueError):
+        pass
+
+
 def _check_version(cwd: str | None, env: dict[str, str] | None) -> None:
-    """Once per process: stop with a clear fatal when git is older than the floor."""
+    """Once per process: stop with a clear fatal when git is older than the floor.
+
+    The answer of `git version` is cached per executable (`_executable_key`: os.stat costs
+    microseconds, the call milliseconds) under `${XDG_CACHE_HOME:-~/.cache}/git-agents/`; only a
+    version at the floor or newer is cached, so an older git is asked, and refused, every time.
+    A wrapper script in place of git is cached as the script it is: replacing the git it runs
+    by an older one is not noticed until the script itself changes."""
     global _VERSION_CHECKED
     _VERSION_CHECKED = True
+    key = _executable_key()
+    cache = _version_cache_path() if key is not None else None
+    if key is not None and cache is not None and _cached_version(key, cache) is not None:
+        return  # no git call: no trace line and no call hook either
     for hook in CALL_HOOKS:  # the version call counts as a git call like any other (trace, hooks)
         hook(["version"])
     start = time.perf_counter()
@@ -267,6 +346,8 @@ def _check_version(cwd: str | None, env: dict[str, str] | None) -> None:
         return  # git missing: the real call reports it
     _trace(["version"], cwd, time.perf_counter() - start, code)
     version = parse_version(decode(out))
+    if code == 0 and len(version) >= 2 and version[:2] >= MIN_VERSION and key is not None and cache is not None:
+        _store_version(key, version, cache)
     if code == 0 and version and version[:2] < MIN_VERSION:
         have = ".".join(map(str, version))
         need = ".".join(map(str, MIN_VERSION))
@@ -429,6 +510,24 @@ class Git:
     def merge_in_progress(self) -> bool:
         """Whether a merge is in progress in this worktree (it has a MERGE_HEAD)."""
         return os.path.exists(os.path.join(self.cwd or "", self("rev-parse", "--git-path", "MERGE_HEAD")))
+
+    def write_blobs(self, contents: Iterable[str | bytes]) -> list[Oid]:
+        """Write each of `contents` as a blob (exactly: no filters), in order, with one git process
+        (`hash-object -w --stdin-paths` over temporary files) however many there are."""
+        data = [encode(c) if isinstance(c, str) else c for c in contents]
+        if not data:
+            return []
+        with tempfile.TemporaryDirectory(prefix="git-agents-blobs-") as tmp:
+            paths = [os.path.join(tmp, str(n)) for n in range(len(data))]
+            for path, body in zip(paths, data):
+                with open(path, "wb") as fh:
+                    fh.write(body)
+            oids = self.run("hash-object", "-w", "--no-filters", "--stdin-paths",
+                            input="".join(f"{p}\n" for p in paths)).out.split()
+        if len(oids) != len(data):
+            raise GitError(["git", "hash-object", "-w", "--no-filters", "--stdin-paths"], 0, " ".join(oids),
+                           f"{len(oids)} object ids for {len(data)} blobs")
+        return [Oid(o) for o in oids]
 
     def read_objects(self, oids: Iterable[str]) -> list[bytes | None]:
         """The exact content of each object, in order, from one `cat-file --batch` (None: missing)."""

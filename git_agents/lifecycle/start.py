@@ -277,19 +277,23 @@ def _create(repo: Repo, task: Task, text: str, template: str, request: StartRequ
             raise
     else:
         wanted = dataclasses.replace(request.pool, sparse=tuple(sparse)) if sparse else request.pool
+        # the branch, and the hold of the port lease make_ready takes, are made with the claim (one
+        # transaction: a kill leaves all three or none)
         held = pool.claim(repo, task=task.id, owner=request.owner, request=wanted, base_commit=task.base_commit,
-                          branch=task.branch)
+                          branch=task.branch, make_branch=True,
+                          hold=ports.hold_for(repo, task) if request.until != CREATE else None)
         task.worktree, task.slot = held.path, held.slot
         try:
             create_task(repo, task)
         except BaseException:
-            pool.drop_claim(repo, held)  # the slot was not touched yet
+            pool.undo_claim(repo, held)  # the slot was not touched yet
             raise
         try:
             pool.switch_to_branch(repo, held, task.branch, task.base_commit, sparse=wanted.sparse)
         except BaseException:
             delete_task(repo, task.id)
-            pool.release(repo, held.slot, force=True, task=task.id)
+            pool.release(repo, held.slot, force=True, task=task.id)  # detaches the slot: the branch may go
+            pool.forget_made(repo, held)
             raise
     write_prompt(repo, task, text, template)
 

@@ -7,6 +7,12 @@ details (a JSON object with a "version"), so a claim and who made it appear in o
 step; the ref is the only source of truth. Release resets the slot while the ref is still
 held, then deletes the ref only if it still points at the same claim, so a slot is never
 seen free while it is dirty and a claim is never dropped by someone who did not hold it.
+
+A claim for a new task also creates the task's branch (and the hold of its port lease's blob)
+in the same `git update-ref --stdin` transaction as the claim ref: a kill leaves all of them or
+none. git 2.39 gives one reflog message to a whole transaction: it is the branch's (`branch:
+Created from <commit>`, as `git branch` writes), and the claim ref, which git logs only with
+core.logAllRefUpdates=always, gets the same.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 from git_agents.core.errors import AgentError, ExitCode, GitError
 from git_agents.core.lock import RepoLock
 from git_agents.core.procs import process_start
-from git_agents.core.refs import branch_ref
+from git_agents.core.refs import Oid, branch_ref
 from git_agents.core.repo import Repo
 from git_agents.core.worktrees import (
     add_worktree,
@@ -70,6 +76,8 @@ class Claim:
     commit: str = ""  # the slot's HEAD when claimed; its history is never "lost" by a release
     nonce: str = field(default_factory=lambda: os.urandom(8).hex())  # two claims never share a blob
     path: str = ""  # the slot's worktree (not stored in the blob)
+    # (ref, value) created with the claim ref in its transaction (not stored in the blob)
+    made: tuple[tuple[str, str], ...] = field(default=(), init=False)
 
     def payload(self) -> str:
         """The blob's text."""
@@ -204,26 +212,73 @@ def default_owner() -> tuple[int, str]:
     return pid, process_start(pid) or ""
 
 
-def _write_claim(repo: Repo, claim: Claim) -> Claim:
-    claim.oid = repo.git("hash-object", "-w", "--stdin", input=claim.payload())
-    return claim
+def _write_claim(repo: Repo, claim: Claim, *also: str) -> tuple[Claim, list[Oid]]:
+    """Write the claim's blob (and the blobs of `also`'s texts, in the same git process)."""
+    claim.oid, *others = repo.git.write_blobs([claim.payload(), *also])
+    return claim, others
 
 
-def _try_create(repo: Repo, claim: Claim) -> bool:
+class _With:
+    """What a claim for a new task creates in the claim's own transaction (see the module's
+    docstring). A plain class: a dataclass costs about half a millisecond at import."""
+
+    __slots__ = ("branch", "commit", "hold", "hold_blob")
+
+    def __init__(self, branch: str, commit: str, hold: tuple[str, str] | None) -> None:
+        self.branch = branch  # the task's new branch, made at `commit` ("": none)
+        self.commit = commit
+        self.hold = hold  # (ref, text): a port lease's hold (tasks.ports.hold_for)
+        self.hold_blob = ""  # its blob, once written (with the first claim's blob)
+
+
+def _try_create(repo: Repo, claim: Claim, extra: _With | None = None) -> bool:
     """Create the claim ref only if it does not exist (git's compare-and-swap): True if we won.
+    With `extra` its branch (only if absent too) and its hold are created in the same transaction
+    (`claim.made` says what was); a branch in the way raises branch_exists_error.
 
     Decided by exit codes, not by git's (translated) messages: when the create fails and the ref
     now exists, another process won; when it does not exist, its creator may still hold the ref's
     lock, so try again briefly before calling it a real failure."""
-    args = ["update-ref", "-m", f"git-agents: claim {claim.slot}", ref_of(claim.slot), claim.oid, ""]
+    made = [(ref_of(claim.slot), claim.oid)]
+    if extra is not None and extra.branch:
+        made.append((branch_ref(extra.branch), extra.commit))
+    lines = [f"create {ref} {value}\n" for ref, value in made]
+    if extra is not None and extra.hold is not None:
+        made.append((extra.hold[0], extra.hold_blob))
+        lines.append(f"update {extra.hold[0]} {extra.hold_blob}\n")  # a leftover hold of the same id: replaced
+    if len(made) == 1:
+        args, data = ["update-ref", "-m", f"git-agents: claim {claim.slot}", ref_of(claim.slot), claim.oid, ""], None
+    else:
+        reason = f"branch: Created from {extra.commit}" if extra and extra.branch else f"git-agents: claim {claim.slot}"
+        args, data = ["update-ref", "-m", reason, "--stdin"], "".join(lines)
     for _ in range(50):
-        res = repo.git.run(*args, ok=range(0, 256))
+        res = repo.git.run(*args, input=data, ok=range(0, 256))
         if res.code == 0:
+            claim.made = tuple(made[1:])
             return True
-        if repo.git.has_ref(ref_of(claim.slot)):
+        branch = extra.branch if extra is not None else ""
+        asked = [ref_of(claim.slot), *([branch_ref(branch)] if branch else [])]
+        existing = repo.git.run("for-each-ref", "--format=%(refname)", *asked).out.split()
+        if branch and branch_ref(branch) in existing:
+            raise branch_exists_error(branch)
+        if asked[0] in existing:
             return False  # a lost race
         time.sleep(0.02)
     raise GitError(["git", *args], res.code, res.out, res.err)
+
+
+def undo_claim(repo: Repo, claim: Claim) -> None:
+    """Drop a claim that has not been used (its slot untouched), with what was created with it
+    (the branch, only if still where it was made; the hold)."""
+    drop_claim(repo, claim)
+    forget_made(repo, claim)
+
+
+def forget_made(repo: Repo, claim: Claim) -> None:
+    """Delete what was created with the claim (`claim.made`), each only if it did not move."""
+    if claim.made:
+        repo.git.run("update-ref", "--stdin", input="".join(f"delete {ref} {value}\n" for ref, value in claim.made),
+                     ok=range(0, 256))
 
 
 # The owner of a claim that a task holds with no process yet (`git agent-pool claim --task`
@@ -231,9 +286,15 @@ def _try_create(repo: Repo, claim: Claim) -> bool:
 TASK_OWNER = (0, "")
 
 
-def _new_claim(repo: Repo, slot: str, commit: str, task: str, owner: tuple[int, str]) -> Claim:
-    return _write_claim(repo, Claim(slot, task=task, pid=str(owner[0]) if owner[0] else "", pid_start=owner[1],
-                                    claimed_at=now_iso(), host=_hostname(), commit=commit))
+def _new_claim(repo: Repo, slot: str, commit: str, task: str, owner: tuple[int, str],
+               extra: _With | None = None) -> Claim:
+    """A claim's blob written (with the blob of `extra`'s hold, when it has none yet)."""
+    held, blobs = _write_claim(repo, Claim(slot, task=task, pid=str(owner[0]) if owner[0] else "",
+                                           pid_start=owner[1], claimed_at=now_iso(), host=_hostname(), commit=commit),
+                               *([extra.hold[1]] if extra and extra.hold and not extra.hold_blob else []))
+    if blobs and extra is not None:
+        extra.hold_blob = blobs[0]
+    return held
 
 
 def drop_claim(repo: Repo, claim: Claim) -> bool:
@@ -252,13 +313,17 @@ def drop_claim(repo: Repo, claim: Claim) -> bool:
 
 
 def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, request: PoolRequest | None = None,
-          base_commit: str = "", branch: str = "") -> Claim:
+          base_commit: str = "", branch: str = "", make_branch: bool = False,
+          hold: tuple[str, str] | None = None) -> Claim:
     """Claim a free slot (waiting or growing the pool as `request` allows); PoolExhausted if none.
 
     With `branch` (the new branch the slot is claimed for) an AgentError instead when that branch
-    exists, checked with the git call that lists the slots.
+    exists, checked with the git call that lists the slots. With `make_branch` the branch is
+    created at `base_commit`, and with `hold` (ref, text: tasks.ports.hold_for) a port lease's
+    hold is made, in the claim's own transaction (`Claim.made`; `undo_claim` takes them all back).
     """
     request = request or PoolRequest()
+    extra = _With(branch if make_branch else "", base_commit, hold) if make_branch or hold else None
     owner = owner or default_owner()
     deadline = None if request.wait is None else time.monotonic() + request.wait
     delay = 0.02
@@ -269,11 +334,11 @@ def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, r
             raise branch_exists_error(branch)
         free = [s for s in slots.values() if s.exists and s.claim is None]
         for slot in free:  # lowest number first; a lost race moves on to the next slot
-            won = _new_claim(repo, slot.name, slot.head, task, owner)
-            if not _try_create(repo, won):
+            won = _new_claim(repo, slot.name, slot.head, task, owner, extra)
+            if not _try_create(repo, won, extra):
                 continue
             if not os.path.isdir(slot.path):
-                drop_claim(repo, won)  # destroyed between listing and claiming
+                undo_claim(repo, won)  # destroyed between listing and claiming
                 continue
             won.path = slot.path
             # Released (and reset to a newer base) between listing and claiming? Record the real
@@ -282,7 +347,7 @@ def claim(repo: Repo, *, task: str = "", owner: tuple[int, str] | None = None, r
             head = detached_head(slot.path) or repo.git.at(slot.path).rev_parse("HEAD") or ""
             return won if head == won.commit else _replace(repo, won, commit=head)
         if request.grow is not None:
-            grown = _grow(repo, request.grow, task, owner, base_commit or pool_base(repo)[1], request.sparse)
+            grown = _grow(repo, request.grow, task, owner, base_commit or pool_base(repo)[1], request.sparse, extra)
             if grown is not None:
                 return grown
         if deadline is None or time.monotonic() >= deadline:
@@ -306,7 +371,7 @@ def _exhausted_hint(request: PoolRequest) -> str:
 
 
 def _grow(repo: Repo, limit: int, task: str, owner: tuple[int, str], base_commit: str,
-          sparse: tuple[str, ...] = ()) -> Claim | None:
+          sparse: tuple[str, ...] = (), extra: _With | None = None) -> Claim | None:
     """Add one slot and claim it, unless the pool already has `limit` slots (0: no limit)."""
     with RepoLock(repo.common_dir, "pool"):  # the count and the new name must not race
         slots = read_slots(repo)
@@ -315,21 +380,25 @@ def _grow(repo: Repo, limit: int, task: str, owner: tuple[int, str], base_commit
         number = 1
         while f"pool-{number}" in slots or os.path.lexists(slot_path(repo, f"pool-{number}")):
             number += 1
-        new = _new_claim(repo, f"pool-{number}", base_commit, task, owner)
-        if not _try_create(repo, new):
+        new = _new_claim(repo, f"pool-{number}", base_commit, task, owner, extra)
+        if not _try_create(repo, new, extra):
             return None
     new.path = slot_path(repo, new.slot)
     try:
         add_worktree(repo, new.path, None, base_commit, sparse=sparse)
     except BaseException:
-        drop_claim(repo, new)
+        undo_claim(repo, new)
         raise
     return new
 
 
 def _replace(repo: Repo, old: Claim, **changes: str) -> Claim:
     """Change the details of a claim we hold (compare-and-swap on its ref); the old claim if it moved on."""
-    new = _write_claim(repo, dataclasses.replace(old, **changes, oid="", host=_hostname()))
+    changed = dataclasses.replace(old, oid="", host=_hostname())
+    for name, value in changes.items():
+        setattr(changed, name, value)
+    changed.made = old.made  # not an argument of Claim: dataclasses.replace leaves it out
+    new = _write_claim(repo, changed)[0]
     res = repo.git.update_ref(ref_of(old.slot), new.oid, old.oid, reason=f"git-agents: update claim {old.slot}",
                               ok=range(0, 256))
     return new if res.code == 0 else old
@@ -346,10 +415,18 @@ def set_owner(repo: Repo, slot: str, task: str, pid: int, pid_start: str) -> boo
 def switch_to_branch(repo: Repo, held: Claim, branch: str, commit: str, *, sparse: tuple[str, ...] = ()) -> None:
     """Put a claimed (clean, detached) slot on a new branch at `commit` (with `sparse`: narrowed to
     those directories, cone mode; a slot grown for this claim is sparse already, and setting the
-    same patterns again costs one call that changes nothing)."""
+    same patterns again costs one call that changes nothing). A branch the claim made (its
+    `make_branch`) is only checked out: HEAD attached to it, files written only when the slot was
+    at another commit."""
     git = repo.git.at(held.path)
     if sparse:
         set_sparse(repo, held.path, sparse)
+    if branch_ref(branch) in dict(held.made):  # made with the claim (claim's make_branch), at `commit`
+        if held.commit != commit:
+            git.run("checkout", "--quiet", "--no-recurse-submodules", branch, "--")
+        else:
+            git.run("symbolic-ref", "-m", f"checkout: moving from {commit} to {branch}", "HEAD", branch_ref(branch))
+        return
     if held.commit != commit:
         git.run("checkout", "--quiet", "--no-recurse-submodules", "--no-track", "-b", branch, commit)
         return

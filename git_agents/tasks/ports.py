@@ -5,7 +5,9 @@ It is created only if absent (`create <ref> <blob>` in a `git update-ref --stdin
 git's atomic compare-and-swap, so of several processes leasing at the same moment exactly one
 gets each block. Until then the ref `refs/agents/port-holds/<id>` keeps the blob from
 `git gc --prune=now`; the transaction that makes the lease drops it. A lease costs four git
-calls: the blob, its hold, reading the leases (with their blobs), the transaction. Before
+calls: reading the leases (with their blobs, and the task's hold), the blob, its hold, the
+transaction; two when the hold exists already (`hold_for`: a pool claim for a task makes it in
+the claim's own transaction). Before
 taking a block every port in it is checked free by binding it. The block's number (1, 2, ...)
 is the task's GIT_AGENT_INDEX. A lease whose task no longer exists (its metadata was removed
 by hand) is taken back.
@@ -13,7 +15,6 @@ by hand) is taken back.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -60,16 +61,43 @@ def ports_free(first: int, count: int) -> bool:
     return True
 
 
-def _holders(repo: Repo) -> dict[str, tuple[str, str]]:
-    """ref -> (blob, task id) of every lease, read with one git call (`%(raw)`: each blob's text).
+def hold_ref(task_id: str) -> str:
+    """The ref that keeps a task's lease blob from gc until its lease exists."""
+    return f"{HOLD_PREFIX}{task_id}"
+
+
+def hold_text(task_id: str) -> str:
+    """The text of a task's lease blob (what `_holders` reads back as its task)."""
+    return f"task {task_id}\n"
+
+
+def hold_for(repo: Repo, task: Task) -> tuple[str, str] | None:
+    """(hold ref, blob text) of the hold `lease` will take the task's lease with, for a caller
+    that makes the hold in a transaction of its own (a pool claim: one git process less for the
+    blob, one for the ref); None when the port range is bad (`lease` then says so)."""
+    try:
+        port_range(repo)
+    except AgentError:
+        return None
+    return hold_ref(task.id), hold_text(task.id)
+
+
+def drop_hold(repo: Repo, task: Task) -> None:
+    """Delete the task's hold (made by `hold_for`'s caller) when no lease will be taken with it."""
+    repo.git.run("update-ref", "-d", hold_ref(task.id), ok=range(0, 256))
+
+
+def _holders(repo: Repo, *also: str) -> dict[str, tuple[str, str]]:
+    """ref -> (blob, task id) of every lease, and of the refs `also` (holds) that exist, read
+    with one git call (`%(raw)`: each blob's text).
 
     A lease whose object is missing (a damaged repository) makes that call fail; the leases are
     then read as before %(raw), with `cat-file --batch`, which reports a missing object as such
     (its lease has no task, so it is taken back)."""
     res = repo.git.run("for-each-ref", "--format=%(objectname) %(refname) %(raw:size)%00%(raw)", REF_PREFIX,
-                       ok=range(0, 256))
+                       *also, ok=range(0, 256))
     if res.code != 0:
-        return _holders_by_batch(repo)
+        return _holders_by_batch(repo, *also)
     raw, pos, held = res.raw, 0, {}
     while pos < len(raw):
         end = raw.index(b"\0", pos)
@@ -80,9 +108,9 @@ def _holders(repo: Repo) -> dict[str, tuple[str, str]]:
     return held
 
 
-def _holders_by_batch(repo: Repo) -> dict[str, tuple[str, str]]:
+def _holders_by_batch(repo: Repo, *also: str) -> dict[str, tuple[str, str]]:
     """`_holders` with two git calls, for leases whose objects may be missing."""
-    out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)", REF_PREFIX).out
+    out = repo.git.run("for-each-ref", "--format=%(objectname) %(refname)", REF_PREFIX, *also).out
     refs = [tuple(line.split(" ", 1)) for line in out.splitlines()]
     if not refs:
         return {}
@@ -94,11 +122,13 @@ def _holders_by_batch(repo: Repo) -> dict[str, tuple[str, str]]:
 def lease(repo: Repo, task: Task) -> Lease:
     """Lease a free port block for `task`, record it in the task's metadata, and return it."""
     low, high, size = port_range(repo)
-    hold = f"{HOLD_PREFIX}{task.id}"
-    blob = _held_blob(repo, hold, f"task {task.id}\n")
+    hold = hold_ref(task.id)
+    holders = _holders(repo, hold)
+    held = holders.pop(hold, None)  # made beforehand (hold_for), its blob kept from gc since
+    blob = held[0] if held and held[1] == task.id else _held_blob(repo, hold, hold_text(task.id))
     taken: list[Lease] = []
     try:
-        return _lease(repo, task, blob, hold, low, high, size, taken)
+        return _lease(repo, task, blob, hold, holders, low, high, size, taken)
     finally:
         if not taken:  # a new lease drops the hold in the same step that makes the lease
             repo.git.run("update-ref", "-d", hold, ok=range(0, 256))
@@ -139,9 +169,8 @@ def _blocks(low: int, high: int, size: int) -> Iterator[tuple[int, int]]:
     return enumerate(range(low, high - size + 2, size), start=1)
 
 
-def _lease(repo: Repo, task: Task, blob: str, hold: str, low: int, high: int, size: int,
-           taken: list[Lease]) -> Lease:
-    holders = _holders(repo)
+def _lease(repo: Repo, task: Task, blob: str, hold: str, holders: dict[str, tuple[str, str]], low: int, high: int,
+           size: int, taken: list[Lease]) -> Lease:
     live = _live_tasks(repo, holders, {task.id})
     for number, first in _blocks(low, high, size):
         ref = f"{REF_PREFIX}{first}"
@@ -157,10 +186,16 @@ def _lease(repo: Repo, task: Task, blob: str, hold: str, low: int, high: int, si
             continue
         # Create the lease only if it does not exist (compare-and-swap) and drop the hold, in one
         # transaction: both or neither.
-        if repo.git.run("update-ref", "--stdin", input=f"create {ref} {blob}\ndelete {hold} {blob}\n",
-                        ok=range(0, 256)).code == 0:
-            taken.append(Lease(first, number))
-            return _record(repo, task, taken[0])
+        for _ in range(2):
+            if repo.git.run("update-ref", "--stdin", input=f"create {ref} {blob}\ndelete {hold} {blob}\n",
+                            ok=range(0, 256)).code == 0:
+                taken.append(Lease(first, number))
+                return _record(repo, task, taken[0])
+            # A pool claim makes the hold before the task is recorded (hold_for): a clean's `sweep`
+            # that read the tasks in between took it back. Make it again and try the block again.
+            if repo.git.has_ref(hold):
+                break
+            blob = _held_blob(repo, hold, hold_text(task.id))
     raise AgentError(f"no free block of {size} ports left in {low}-{high}",
                      hint="clean finished tasks (git agent-clean --merged) or widen agent.portRange")
 
@@ -177,7 +212,7 @@ def lease_all(repo: Repo, tasks: Sequence[Task]) -> None:
         low, high, size = port_range(repo)
     except AgentError:
         return
-    holds = {task.id: f"{HOLD_PREFIX}{task.id}" for task in tasks}
+    holds = {task.id: hold_ref(task.id) for task in tasks}
     blobs = _held_blobs(repo, holds)
     if blobs is None:
         return
@@ -211,19 +246,10 @@ def lease_all(repo: Repo, tasks: Sequence[Task]) -> None:
 def _held_blobs(repo: Repo, holds: dict[str, str]) -> dict[str, str] | None:
     """`_held_blob` for many tasks at once ({task id: hold ref}): {task id: blob}, or None when the
     holds could not be made (the objects pruned meanwhile: `lease` then tries each again)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="git-agents-leases-") as tmp:
-        paths = []
-        for n, task_id in enumerate(holds):
-            paths.append(os.path.join(tmp, str(n)))
-            with open(paths[-1], "w", encoding="utf-8") as fh:
-                fh.write(f"task {task_id}\n")
-        shas = repo.git("hash-object", "-w", "--stdin-paths", input="".join(f"{p}\n" for p in paths)).split()
-    blobs = dict(zip(holds, shas))
+    blobs = {task_id: str(oid) for task_id, oid in zip(holds, repo.git.write_blobs(map(hold_text, holds)))}
     made = repo.git.run("update-ref", "--stdin", ok=range(0, 256),
                         input="".join(f"update {hold} {blobs[task_id]}\n" for task_id, hold in holds.items()))
-    return blobs if made.code == 0 and len(shas) == len(holds) else None
+    return blobs if made.code == 0 else None
 
 
 def _record(repo: Repo, task: Task, held: Lease) -> Lease:
@@ -256,8 +282,10 @@ def sweep(repo: Repo) -> None:
     git agent-clean, or a lease killed midway for a task removed since): what `lease` would take
     back only when it reached that block, and a hold no lease of another id ever drops.
 
-    The refs are read before the tasks: a task is recorded before its hold and lease are made,
-    so one missing from the later reading is gone (compare-and-swap on each ref as read)."""
+    The refs are read before the tasks: a task is recorded before its lease is made, so one
+    missing from the later reading is gone (compare-and-swap on each ref as read). A hold may
+    precede its task's record (a pool claim makes it with the claim: hold_for); `lease` makes
+    one taken back so again."""
     leases = _holders(repo)
     holds = repo.git("for-each-ref", "--format=%(objectname) %(refname)", HOLD_PREFIX).splitlines()
     if not leases and not holds:

@@ -235,9 +235,16 @@ def run_setup(repo: Repo, task: Task, prompt_file: str) -> None:
 
 def make_ready(repo: Repo, task: Task, prompt_file: str, *, leased: bool = False) -> None:
     """Everything a new task's worktree needs before its agent starts (raises SetupFailed).
-    `leased`: its port block was leased with others' (ports.lease_all), when `task.port` is set."""
-    populate(repo, task.worktree)
-    _submodules(repo, task)
+    `leased`: its port block was leased with others' (ports.lease_all), when `task.port` is set.
+    A hold of the lease's blob made beforehand (ports.hold_for: a pool claim) is dropped when the
+    lease is not reached."""
+    try:
+        populate(repo, task.worktree)
+        _submodules(repo, task)
+    except BaseException:
+        if not (leased and task.port):
+            ports.drop_hold(repo, task)
+        raise
     try:
         if not (leased and task.port):
             ports.lease(repo, task)
