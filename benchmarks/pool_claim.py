@@ -51,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.genrepo import bench_dir, generate  # noqa: E402
+from benchmarks.genrepo import bench_dir, generate, settle  # noqa: E402
 
 Timing = tuple[float, float]  # (wall-clock, CPU) seconds
 
@@ -59,11 +59,11 @@ Timing = tuple[float, float]  # (wall-clock, CPU) seconds
 def timed(argv: list[str], cwd: str, env: dict[str, str]) -> Timing:
     """(wall-clock, CPU) seconds of one command, which must succeed.
 
-    Dirty pages of earlier runs are written out first (not timed), so that one run's
-    write-back does not land in the next one's time. CPU time (user + system, the command
+    Earlier runs' dirty pages and discards are done first (genrepo.settle, not timed), so that
+    one run's write-back does not land in the next one's time. CPU time (user + system, the command
     and its children) is less disturbed than wall time by other work on a busy machine.
     """
-    os.sync()
+    settle(cwd)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
