@@ -414,3 +414,26 @@ def test_a_target_worktree_whose_head_moved_during_the_run_is_not_updated(projec
     assert project.git("symbolic-ref", "HEAD") == "refs/heads/other"
     assert project.git("status", "--porcelain") == ""
     assert not (project.path / "a.txt").exists()
+    assert not journal_path(project).exists()  # nothing was written: nothing to continue or abort
+    project.git("switch", "-q", "main")
+    again = project.agent("merge", "--all")
+    assert (again.returncode, again.stderr) == (0, "")
+    assert (project.path / "a.txt").read_text() == "a\n"
+
+
+def test_a_commit_made_on_the_target_during_the_run_leaves_no_journal(project: Project) -> None:
+    """A commit made on main while the run worked (here during its check): the landing refuses, writes
+    nothing and drops its journal, so the next merge simply runs. (The journal used to stay: the next
+    merge said "interrupted", and --continue and --abort both refused to touch the moved branch.)"""
+    make_tasks(project, {"1": {"a.txt": "a\n"}})
+    old = project.git("rev-parse", "main")
+    proc = project.agent("merge", "--all", "--check", f"git -C '{project.path}' commit -q --allow-empty -m x")
+    moved = project.git("rev-parse", "main")
+    assert (proc.returncode, proc.stdout) == (128, "")
+    assert proc.stderr == (f"fatal: 'main' moved while merging (now {moved[:12]}, expected {old[:12]})\n"
+                           "hint: nothing was merged; run the merge again\n")
+    assert project.git("rev-parse", "main~") == old and not journal_path(project).exists()
+    assert project.git("status", "--porcelain") == "" and not (project.path / "a.txt").exists()
+    again = project.agent("merge", "--all")
+    assert (again.returncode, again.stderr) == (0, "")
+    assert project.git("rev-parse", "main^1") == moved and (project.path / "a.txt").read_text() == "a\n"

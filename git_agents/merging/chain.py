@@ -25,6 +25,7 @@ from git_agents.merging.inmemory import (
     Attempt,
     CommitMaker,
     Head,
+    TargetMoved,
     Writes,
     advance_branch,
     merge_in_memory,
@@ -179,10 +180,13 @@ def _land(repo: Repo, plan: Journal) -> None:
         advance_branch(git, plan.target, plan.old, plan.new, plan.worktree or None, plan.reason,
                        journal_file.writes_path(repo.state_dir), head=head)
     elif at != plan.new:
-        raise AgentError(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
-                         f"started ({plan.old[:12]}) nor where it was going ({plan.new[:12]})",
-                         hint="put the branch back, or remove the journal by hand: "
-                              + journal_file.path(repo.state_dir))
+        raise TargetMoved(f"'{plan.target}' is at {at[:12] or 'nothing'}, neither where the interrupted merge "
+                          f"started ({plan.old[:12]}) nor where it was going ({plan.new[:12]})",
+                          hint="put the branch back, or remove the journal by hand: "
+                               + journal_file.path(repo.state_dir),
+                          live_message=f"'{plan.target}' moved while merging (now {at[:12] or 'nothing'}, "
+                                       f"expected {plan.old[:12]})",
+                          live_hint="nothing was merged; run the merge again")
     add_notes(repo, {e.commit: e.note for e in plan.entries if e.status == TaskState.MERGED})
     states: dict[str, dict[str, str | None]] = {}
     for entry in plan.entries:

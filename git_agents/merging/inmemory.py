@@ -276,6 +276,17 @@ def added_paths(git: Git, old: str, new: str) -> list[str]:
     return [path for path, (existed, _) in _changed(git, old, new).items() if not existed]
 
 
+class TargetMoved(AgentError):
+    """A landing found the target, or its worktree's HEAD, not where it expected them, and wrote
+    nothing. `live_message`/`live_hint` say it for the run that has just journalled the landing
+    (which then drops its journal: there is nothing to continue or undo)."""
+
+    def __init__(self, message: str, *, hint: str, live_message: str = "", live_hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.live_message = live_message or message
+        self.live_hint = live_hint or hint
+
+
 class Head(NamedTuple):
     """A worktree's HEAD as `rev-parse HEAD --symbolic-full-name HEAD` gives it."""
 
@@ -299,11 +310,11 @@ def advance_branch(git: Git, branch: str, old: str, new: str, worktree: str | No
             head = Head(*git.at(worktree)("rev-parse", "HEAD", "--symbolic-full-name", "HEAD").split("\n")[:2])
         if head.ref != branch_ref(branch):
             now = branch_name(head.ref) if is_branch_ref(head.ref) else "a detached HEAD"
-            raise AgentError(f"{quote_path(worktree)} no longer has '{branch}' checked out (now {now})",
-                             hint=f"switch it back to '{branch}' (git switch {branch}) and run the merge again")
+            raise TargetMoved(f"{quote_path(worktree)} no longer has '{branch}' checked out (now {now})",
+                              hint=f"switch it back to '{branch}' (git switch {branch}) and run the merge again")
         if head.commit != old:
-            raise AgentError(f"'{branch}' moved while merging (now {head.commit[:12]}, expected {old[:12]})",
-                             hint="run the merge again")
+            raise TargetMoved(f"'{branch}' moved while merging (now {head.commit[:12]}, expected {old[:12]})",
+                              hint="run the merge again")
         # A two-tree read-tree is the fast-forward `git merge --ff-only` does (local changes are
         # carried over, or it refuses, as checkout does) without merge's extra index refreshes:
         # half the time on a 100,000-file tree. Then the ref, compare-and-swap. Idempotent: if

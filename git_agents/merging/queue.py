@@ -366,6 +366,7 @@ class _Run:
         so that an interruption leaves a run that --continue finishes and --abort undoes; then, when
         its worktree moved, the post-merge hook runs there, as after git merge."""
         from git_agents.merging.chain import land, signals_deferred
+        from git_agents.merging.inmemory import TargetMoved
 
         self.wait_for_targets()  # no target moves while one of them may be refused
         if worktree and new != old:
@@ -374,7 +375,14 @@ class _Run:
                        pending=pending)
         with signals_deferred():  # a Ctrl-C now would only leave a journal to --continue
             journal_file.write(self.repo.state_dir, plan)
-            land(self.repo, plan)
+            try:
+                land(self.repo, plan)
+            except TargetMoved as moved:
+                # The target (a commit made on it meanwhile) or its worktree (switched) moved: refused
+                # before anything was written, so the journal goes too; left, it would make the next
+                # merge say "interrupted" and --continue and --abort refuse to touch the moved branch.
+                journal_file.remove(self.repo.state_dir)
+                raise AgentError(moved.live_message, hint=moved.live_hint) from None
         if hooks is not None and worktree and new != old:
             hooks.post_merge(old)
 
