@@ -116,8 +116,7 @@ def _spec_tree(queue: RemoteQueue, record: dict[str, object], prompt: str) -> st
     """A tree with spec.json and prompt.md."""
     git = queue.git
     spec = json.dumps({"version": 1, **record}, indent=1, sort_keys=True) + "\n"
-    spec_blob = git("hash-object", "-w", "--stdin", input=spec)
-    prompt_blob = git("hash-object", "-w", "--stdin", input=prompt)
+    spec_blob, prompt_blob = git.write_blobs([spec, prompt])
     return git("mktree", input=f"100644 blob {prompt_blob}\tprompt.md\n100644 blob {spec_blob}\tspec.json\n")
 
 

@@ -274,7 +274,7 @@ def release_all(repo: Repo, tasks: list[Task]) -> None:
         return
     ids = {t.id for t in tasks}
     leases = [f"delete {ref} {sha}\n" for ref, (sha, owner) in _holders(repo).items() if owner in ids]
-    _take_back(repo, leases + [f"delete {HOLD_PREFIX}{task_id}\n" for task_id in sorted(ids)])
+    _take_back(repo, leases + [f"delete {hold_ref(task_id)}\n" for task_id in sorted(ids)])
 
 
 def sweep(repo: Repo) -> None:
@@ -286,16 +286,14 @@ def sweep(repo: Repo) -> None:
     missing from the later reading is gone (compare-and-swap on each ref as read). A hold may
     precede its task's record (a pool claim makes it with the claim: hold_for); `lease` makes
     one taken back so again."""
-    leases = _holders(repo)
-    holds = repo.git("for-each-ref", "--format=%(objectname) %(refname)", HOLD_PREFIX).splitlines()
-    if not leases and not holds:
+    refs = _holders(repo, HOLD_PREFIX)  # the leases and the holds, in one reading
+    if not refs:
         return
     repo.reload_config()
     live = set(load_tasks(repo))
-    lines = [f"delete {ref} {sha}\n" for ref, (sha, owner) in leases.items() if owner not in live]
-    lines += [f"delete {ref} {sha}\n" for sha, ref in (line.split(" ", 1) for line in holds)
-              if ref.removeprefix(HOLD_PREFIX) not in live]
-    _take_back(repo, lines)
+    # a lease belongs to the task its blob names, a hold to the task its name says
+    _take_back(repo, [f"delete {ref} {sha}\n" for ref, (sha, owner) in refs.items()
+                      if (ref.removeprefix(HOLD_PREFIX) if ref.startswith(HOLD_PREFIX) else owner) not in live])
 
 
 def _take_back(repo: Repo, deletes: list[str]) -> None:
