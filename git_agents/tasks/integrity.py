@@ -97,7 +97,8 @@ def problems(repo: Repo, tasks: Sequence[Task], tips: Mapping[str, str],
     found: dict[str, list[str]] = {}
     _check_heads(repo, live, found, worktrees)
     targets = sorted({t.base for t in live})
-    refs = [branch_ref(b) for b in [*(t.branch for t in live), *targets]]
+    by_ref: dict[str, str] = {branch_ref(b): tips[b] for b in [*(t.branch for t in live), *targets]}  # ref: tip
+    refs = list(by_ref)
     logs = _reflogs(repo, refs)
     bases = sorted({t.base_commit for t in live})
     starts = {tips[t.branch] for t in live} | {tips[b] for b in targets}
@@ -105,7 +106,6 @@ def problems(repo: Repo, tasks: Sequence[Task], tips: Mapping[str, str],
     graph = _graph(repo, sorted(starts), bases)
     # Which refs contain each base: the graph holds every commit between the refs and the bases'
     # common ancestor, so it answers (no `for-each-ref --contains` per base) unless it is incomplete.
-    by_ref: dict[str, str] = {branch_ref(b): tips[b] for b in [*(t.branch for t in live), *targets]}
     contained = {base: {ref for ref, tip in by_ref.items() if graph.contains(tip, base)} for base in bases} \
         if graph.complete else _containing(repo, bases, refs)
     held_targets: dict[str, str] = {}
